@@ -1,0 +1,5 @@
+import sys
+
+from amazonei_setup.cli import main
+
+sys.exit(main())

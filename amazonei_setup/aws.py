@@ -1,0 +1,216 @@
+"""The one place that builds boto3 clients, logs AWS calls, and turns AWS errors into sentences.
+
+Everything that talks to AWS gets its clients from an `Aws` object: one explicit
+boto3.Session (never os.environ), one botocore Config (adaptive retries, timeouts, a user agent
+naming the tool). Clients are thread-safe once built, so `Aws.preload` builds them up front
+before provisioning fans out to threads (Sessions are not thread-safe).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import botocore.config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+
+from amazonei_setup import __version__, paths
+from amazonei_setup.errors import AwsError, ToolError, UsageError
+
+log = logging.getLogger("amazonei_setup.aws")
+
+CONFIG = botocore.config.Config(
+    retries={"mode": "adaptive", "max_attempts": 8},
+    connect_timeout=5,
+    read_timeout=60,
+    user_agent_extra=f"amazonei-setup/{__version__}",
+)
+
+
+class Aws:
+    """A boto3 session for one region plus a cache of its clients."""
+
+    def __init__(self, region: str | None = None, profile: str | None = None,
+                 endpoint_url: str | None = None, credentials: dict | None = None,
+                 config: botocore.config.Config = CONFIG):
+        try:
+            self.session = boto3.Session(profile_name=profile, region_name=region, **(credentials or {}))
+        except ProfileNotFound:
+            raise UsageError(f"No AWS profile named '{profile}': check --profile against ~/.aws/config.") from None
+        self.region = region or self.session.region_name
+        if not self.region:
+            raise UsageError("No AWS region given: pass --region (e.g. --region us-west-2) or set one in your profile.")
+        self.profile = profile
+        self.endpoint_url = endpoint_url
+        self.config = config
+        self._clients: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self.log_path = start_call_log()
+
+    def client(self, service: str):
+        with self._lock:
+            if service not in self._clients:
+                client = self.session.client(service, region_name=self.region,
+                                             endpoint_url=self.endpoint_url, config=self.config)
+                client.meta.events.register("before-call", _log_before_call)
+                client.meta.events.register("after-call", _log_after_call)
+                self._clients[service] = client
+            return self._clients[service]
+
+    def in_region(self, region: str) -> Aws:
+        """The same identity in another region (clients are built by the caller's thread)."""
+        other = Aws.__new__(Aws)
+        other.__dict__.update(self.__dict__, region=region, _clients={}, _lock=threading.Lock())
+        return other
+
+    def preload(self, *services: str) -> None:
+        for service in services:
+            self.client(service)
+
+    @property
+    def ec2(self):
+        return self.client("ec2")
+
+    @property
+    def iam(self):
+        return self.client("iam")
+
+    @property
+    def sts(self):
+        return self.client("sts")
+
+
+# ---- call log --------------------------------------------------------------------------
+
+def start_call_log() -> Path | None:
+    """One log file per run under ~/.amazonei-setup/logs; None when it cannot be written."""
+    if getattr(start_call_log, "path", None):
+        return start_call_log.path
+    try:
+        directory = paths.logs_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    start_call_log.path = path
+    return path
+
+
+def _log_before_call(model, params, **_):
+    # Parameter names only: values can hold key material or user data.
+    log.info("call %s.%s params=%s", model.service_model.service_name, model.name, sorted(params))
+
+
+def _log_after_call(http_response, parsed, model, **_):
+    err = (parsed or {}).get("Error", {}) if isinstance(parsed, dict) else {}
+    log.info("done %s.%s status=%s error=%s request_id=%s", model.service_model.service_name, model.name,
+             getattr(http_response, "status_code", "?"), err.get("Code", "-"),
+             (parsed or {}).get("ResponseMetadata", {}).get("RequestId", "-") if isinstance(parsed, dict) else "-")
+
+
+# ---- errors ----------------------------------------------------------------------------
+
+def error_code(err: BaseException) -> str:
+    return err.response.get("Error", {}).get("Code", "") if isinstance(err, ClientError) else ""
+
+
+def error_message(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Message", "")
+
+
+_CREDENTIAL_CODES = {"InvalidClientTokenId", "AuthFailure", "SignatureDoesNotMatch",
+                     "UnrecognizedClientException", "InvalidAccessKeyId"}
+_EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
+_THROTTLE_CODES = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
+_DENIED_CODES = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
+
+
+def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> ToolError:
+    """Turn any boto3/botocore failure into a ToolError whose text is one sentence naming a fix."""
+    if isinstance(err, ToolError):
+        return err
+    where = f" while {doing}" if doing else ""
+    if isinstance(err, NoCredentialsError | PartialCredentialsError):
+        return AwsError("No AWS credentials found: run `aws configure` (or `aws sso login`), "
+                        "or pass --profile, or try the tool with --sandbox.", code="credentials")
+    if isinstance(err, ProfileNotFound):
+        return UsageError(f"{err}: check --profile against ~/.aws/config.")
+    if isinstance(err, NoRegionError):
+        return UsageError("No AWS region given: pass --region (e.g. --region us-west-2).")
+    if isinstance(err, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return AwsError(f"Could not reach AWS{where} ({err}): check your network or --endpoint-url.",
+                        code="network")
+    if not isinstance(err, ClientError):
+        if isinstance(err, BotoCoreError):
+            return AwsError(f"AWS SDK error{where}: {err}.")
+        return AwsError(f"Unexpected error{where}: {err!r}.", code="internal")
+    code, message = error_code(err), error_message(err)
+    operation = err.operation_name
+    if code in _CREDENTIAL_CODES:
+        return AwsError("AWS did not accept your credentials: check the access key (`aws configure`) "
+                        "or pass another --profile.", code="credentials")
+    if code in _EXPIRED_CODES:
+        return AwsError("Your AWS credentials have expired: refresh them (`aws sso login` or a new "
+                        "session token) and run again.", code="credentials-expired")
+    if code in _THROTTLE_CODES:
+        return AwsError(f"AWS kept throttling {operation}{where} after retries: wait a minute and run "
+                        "again (nothing half-made is left behind).", code="throttled")
+    if code in _DENIED_CODES:
+        return AwsError(f"Your AWS identity is not allowed to call {operation}{where}: ask an administrator "
+                        f"for the {_denied_action(err)} permission.{_decode_authorization(aws, message)}",
+                        code="access-denied")
+    if code == "OptInRequired":
+        return AwsError(f"Your account has not enabled this region or service{where}: enable the region "
+                        "in the AWS console (Account > AWS Regions) or choose another --region.",
+                        code="opt-in-required")
+    if code in {"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported"} and operation == "RunInstances":
+        return AwsError(f"AWS has no spare capacity for this instance type in the subnet's Availability Zone "
+                        f"({message.rstrip('.')}): pick a subnet in another AZ with --subnet-id, or another "
+                        "--instance-type / --accelerator-type.", code="capacity")
+    return AwsError(f"AWS refused {operation}{where}: {code}: {message.rstrip('.')}.", code=code or "aws")
+
+
+def _denied_action(err: ClientError) -> str:
+    """IAM and STS name the action in the message; EC2 hides it (UnauthorizedOperation)."""
+    found = re.search(r"perform: ([\w-]+:\w+)", error_message(err))
+    if found:
+        return found.group(1)
+    prefix = "ec2" if error_code(err) == "UnauthorizedOperation" else "the service's"
+    return f"{prefix}:{err.operation_name}"
+
+
+def _decode_authorization(aws: Aws | None, message: str) -> str:
+    """EC2 hides which permission failed in an encoded message; decode it when we may."""
+    marker = "Encoded authorization failure message:"
+    if aws is None or marker not in message:
+        return ""
+    encoded = message.split(marker, 1)[1].strip().split()[0]
+    try:
+        decoded = aws.sts.decode_authorization_message(EncodedMessage=encoded)["DecodedMessage"]
+    except (ClientError, BotoCoreError):
+        return " (run `aws sts decode-authorization-message` on the encoded message in the log for details)"
+    try:
+        context = json.loads(decoded).get("context", {})
+        return f" AWS says: action {context.get('action')} on {context.get('resource')} was denied."
+    except ValueError:
+        return ""

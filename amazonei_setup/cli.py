@@ -1,0 +1,370 @@
+"""Command line: parse, pick the asker, call the layers, print, map failures to exit codes.
+
+Knows no boto3. Heavy imports (boto3, rich, questionary, moto) happen after parsing, so
+`--help` and usage errors stay instant. Exit codes: 0 ok, 1 AWS/runtime failure, 2 usage
+error, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+from amazonei_setup import __version__
+
+COMMANDS = ("setup", "teardown", "list")
+SANDBOX_SSH_CIDR = "127.0.0.1/32"
+
+EPILOG = """\
+examples:
+  amazonei_setup.py --sandbox --region us-west-2 --instance-type m5.xlarge --yes
+  amazonei_setup.py --region us-west-2 --instance-type m5.xlarge
+  amazonei_setup.py --region us-west-2 --instance-type c5.large --accelerator-type eia2.large \\
+      --key-name mykey --ssh-cidr 203.0.113.7/32 --yes --output json
+  amazonei_setup.py list --region us-west-2
+  amazonei_setup.py teardown --region us-west-2 --name amazonei-3fa9c1 --yes
+"""
+
+
+@dataclass
+class Environment:
+    """What the CLI touches of the outside world; tests replace pieces of it."""
+
+    stdin_isatty: bool = field(default_factory=lambda: sys.stdin.isatty())
+    stdout: IO = field(default_factory=lambda: sys.stdout)
+    stderr: IO = field(default_factory=lambda: sys.stderr)
+    public_ip_lookup: Callable[[], str | None] | None = None  # None: the real checkip lookup
+    asker: object | None = None  # a wizard Asker to use instead of questionary (tests)
+    sleep: Callable[[float], None] | None = None  # None: real sleeping
+    aws: object | None = None  # an Aws to use instead of building one (tests instrument its clients)
+    width: int | None = None
+
+
+# ---- argument parsing ------------------------------------------------------------------------
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not an IP range like 203.0.113.7/32") from None
+    if "/" not in value:
+        raise argparse.ArgumentTypeError(f"'{value}' needs a prefix length, e.g. {value}/32")
+    return value
+
+
+def _volume(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number of GiB") from None
+    if not 8 <= size <= 16384:
+        raise argparse.ArgumentTypeError(f"{size} GiB is outside 8-16384")
+    return size
+
+
+def _name(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", value):
+        raise argparse.ArgumentTypeError(
+            f"'{value}' is not a valid name: 1-32 lowercase letters, digits and '-', starting with a letter or digit")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one sentence naming the fix, exit 2 (argparse's own usage dump is noise)
+        raise _UsageExit(f"{message}. See `{self.prog} --help`.")
+
+
+class _UsageExit(Exception):
+    pass
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    aws = parser.add_argument_group("AWS connection")
+    aws.add_argument("--region", help="AWS region (default: your profile's); EI ran in us-east-1, us-east-2, "
+                                      "us-west-2, eu-west-1, ap-northeast-1, ap-northeast-2")
+    aws.add_argument("--profile", help="named profile from ~/.aws/config")
+    aws.add_argument("--endpoint-url", help="send AWS calls to this URL (e.g. a local emulator)")
+    aws.add_argument("--sandbox", action="store_true",
+                     help="run against a local emulated AWS account (moto); nothing real is created")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", choices=("text", "json"), default="text",
+                     help="json: one JSON document on stdout, progress on stderr")
+    out.add_argument("--debug", action="store_true", help="show tracebacks")
+    out.add_argument("--yes", "-y", action="store_true", help="never prompt: take defaults and confirm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="amazonei_setup.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Create an EC2 instance with an Elastic Inference accelerator (IAM role, security "
+                                 "group, PrivateLink endpoint, key pair, Deep Learning AMI) and remove it again. "
+                                 "Without a command, runs `setup`.",
+                     epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"amazonei-setup {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{setup,teardown,list}", parser_class=_Parser)
+
+    setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    setup.add_argument("--instance-type", required=True, help="EC2 instance type, e.g. m5.xlarge")
+    choice = setup.add_argument_group("choices (asked interactively when omitted)")
+    choice.add_argument("--accelerator-type", help="eia2.medium (default), eia2.large, eia2.xlarge, eia1.medium, "
+                                                   "eia1.large, eia1.xlarge")
+    choice.add_argument("--os", choices=("amazon-linux", "ubuntu-16.04"), help="Deep Learning AMI line "
+                        "(default amazon-linux)")
+    choice.add_argument("--ami-id", help="use this image instead of the newest Deep Learning AMI")
+    choice.add_argument("--vpc-id", help="VPC (default: the default VPC)")
+    choice.add_argument("--subnet-id", help="subnet in an AZ that offers EI (default: first with public IPs)")
+    choice.add_argument("--key-name", help="existing EC2 key pair to use")
+    choice.add_argument("--new-key", action="store_true", help="create a new key pair even if you have some")
+    choice.add_argument("--key-dir", help="where a new key's .pem is saved (default ~/.ssh)")
+    choice.add_argument("--name", type=_name, help="deployment name for tags and teardown (default amazonei-<random>)")
+    choice.add_argument("--ssh-cidr", type=_cidr, help="who may SSH in (default: your public address/32)")
+    choice.add_argument("--volume-size", type=_volume, help="root volume GiB (default 100)")
+    setup.add_argument("--dry-run", action="store_true", help="resolve and print the plan, check permissions, "
+                                                              "create nothing")
+    _common(setup)
+
+    teardown = sub.add_parser("teardown", help="delete everything a deployment created")
+    teardown.add_argument("--name", required=True, type=_name, help="the deployment to remove")
+    teardown.add_argument("--keep-shared", action="store_true",
+                          help="keep the EI endpoint even when no other deployment uses it")
+    _common(teardown)
+
+    listing = sub.add_parser("list", help="show deployments")
+    listing.add_argument("--all-regions", action="store_true", help="query every EI region at once")
+    _common(listing)
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = build_parser()
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        argv = ["setup", *argv]  # setup is the default command
+    return parser.parse_args(argv)
+
+
+# ---- entry point -------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
+    env = env or Environment()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse(argv)
+    except _UsageExit as err:
+        env.stderr.write(f"error: {err}\n")
+        _json_error_if_asked(argv, env, "usage", str(err))
+        return 2
+    except SystemExit as exit_:  # --help / --version
+        return int(exit_.code or 0)
+    return _run(args, env)
+
+
+def _json_error_if_asked(argv, env, code, message) -> None:
+    if "json" in argv and "--output" in argv:
+        import json
+
+        env.stdout.write(json.dumps({"version": 1, "command": argv[0] if argv and argv[0] in COMMANDS else "setup",
+                                     "status": "error", "error": {"code": code, "message": message}}) + "\n")
+
+
+def _run(args: argparse.Namespace, env: Environment) -> int:
+    from amazonei_setup.errors import Interrupted, ToolError, UsageError
+    from amazonei_setup.ui import Ui
+
+    ui = Ui(output=args.output, stdout=env.stdout, stderr=env.stderr, width=env.width)
+    command = args.command
+    log_path = None
+    try:
+        if command in ("setup", "teardown") and not args.yes and not env.stdin_isatty and env.asker is None:
+            raise UsageError("Standard input is not a terminal, so nothing can be asked: pass --yes to take the "
+                             "defaults (and name any choice that has none with its flag).")
+        with _aws_for(args, ui, env) as aws:
+            log_path = getattr(aws, "log_path", None)
+            handler = {"setup": _setup, "teardown": _teardown, "list": _list}[command]
+            return handler(args, env, ui, aws)
+    except KeyboardInterrupt:
+        ui.stop_status()
+        return _fail(ui, args, Interrupted("Interrupted: nothing more was done."), log_path)
+    except ToolError as err:
+        ui.stop_status()
+        if args.debug:
+            import traceback
+
+            traceback.print_exception(err, file=env.stderr)
+        return _fail(ui, args, err, log_path)
+    except Exception as err:  # noqa: BLE001 - last resort: one sentence, traceback only with --debug
+        ui.stop_status()
+        if args.debug:
+            raise
+        from amazonei_setup.aws import explain
+
+        return _fail(ui, args, explain(err), log_path)
+
+
+def _fail(ui, args, err, log_path) -> int:
+    message = str(err)
+    if log_path and err.exit_code == 1:
+        message += f" (AWS call log: {log_path})"
+    ui.console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    if args.output == "json":
+        ui.emit_json(args.command, "error", error={"code": err.code, "message": message})
+    return err.exit_code
+
+
+class _aws_for:
+    """Context manager yielding an Aws for the run: the real account, or a sandbox."""
+
+    def __init__(self, args, ui, env):
+        self.args, self.ui, self.env, self.sandbox = args, ui, env, None
+
+    def __enter__(self):
+        from amazonei_setup.aws import Aws
+
+        args = self.args
+        if args.sandbox:
+            from amazonei_setup.sandbox import Sandbox
+
+            region = args.region or "us-west-2"
+            regions = _all_regions() if getattr(args, "all_regions", False) else [region]
+            self.ui.banner("SANDBOX: an emulated AWS account on this machine (moto). Nothing real is created and "
+                           "nothing is billed.")
+            self.sandbox = Sandbox(regions=regions)
+            sb = self.sandbox.__enter__()
+            return Aws(region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
+        given = self.env.aws
+        if given is not None:
+            return given if not args.region or args.region == given.region else given.in_region(args.region)
+        return Aws(args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+
+    def __exit__(self, *exc):
+        if self.sandbox is not None:
+            self.sandbox.__exit__(*exc)
+        return False
+
+
+def _all_regions() -> list[str]:
+    from amazonei_setup.catalog import EI_REGIONS
+
+    return list(EI_REGIONS)
+
+
+def _asker(args, env):
+    from amazonei_setup.wizard import DefaultsAsker, QuestionaryAsker
+
+    if env.asker is not None:
+        return env.asker
+    if args.yes:
+        return DefaultsAsker()
+    from prompt_toolkit.output import create_output
+
+    # Prompts render on stderr so stdout stays clean for --output json.
+    return QuestionaryAsker(output=create_output(stdout=sys.stderr))
+
+
+# ---- setup -------------------------------------------------------------------------------------
+
+def _setup(args, env: Environment, ui, aws) -> int:
+    from amazonei_setup import discover, provision, wizard
+
+    asker = _asker(args, env)
+    lookup = None
+    default_cidr = SANDBOX_SSH_CIDR if args.sandbox else None
+    if not args.ssh_cidr and not args.sandbox:
+        lookup = env.public_ip_lookup or discover.lookup_public_ip
+    request = wizard.SetupRequest(
+        instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type, os=args.os,
+        ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
+        new_key=args.new_key, key_dir=args.key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
+        default_ssh_cidr=default_cidr)
+    with ui.status(f"Looking up your account, {aws.region} and its Elastic Inference offer"):
+        facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup)
+    plan = wizard.build_plan(request, facts, asker)
+    ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
+    if args.dry_run:
+        problems = provision.check_permissions(aws, plan)
+        for problem in problems:
+            ui.warn(problem)
+        if args.output == "json":
+            ui.emit_json("setup", "success", result={"dry_run": True, "plan": plan.to_dict(),
+                                                     "permission_problems": problems})
+        ui.info("Dry run: nothing was created.")
+        return 1 if problems else 0
+    if not asker.confirm("Create these resources?", default=True):
+        ui.info("Nothing was created.")
+        if args.output == "json":
+            ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
+        return 0
+    result = provision.provision(aws, plan, ui.progress, sleep=env.sleep)
+    ui.show(ui.result_panel(result))
+    if args.output == "json":
+        ui.emit_json("setup", "success", result=result.to_dict())
+    return 0
+
+
+# ---- teardown ----------------------------------------------------------------------------------
+
+def _teardown(args, env: Environment, ui, aws) -> int:
+    from amazonei_setup import deployments, teardown
+
+    with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):
+        inventory = deployments.find_deployment(aws, args.name)
+    if inventory.empty:
+        ui.info(f"No deployment named {args.name} in {aws.region}; nothing to delete.")
+        if inventory.foreign:
+            ui.warn(f"Left alone (not created by amazonei-setup): {', '.join(inventory.foreign)}.")
+        if args.output == "json":
+            ui.emit_json("teardown", "success", result={"name": args.name, "region": aws.region, "found": False,
+                                                        "deleted": [], "kept": []})
+        return 0
+    items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
+    ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
+    asker = _asker(args, env)
+    if not asker.confirm(f"Delete deployment {args.name}?", default=False):
+        ui.info("Nothing was deleted.")
+        if args.output == "json":
+            ui.emit_json("teardown", "cancelled", result={"name": args.name})
+        return 0
+    done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}))
+    ui.stop_status()
+    pem_note = ""
+    if inventory.key_pair:
+        pem_note = f" The private key file ({inventory.key_pair['KeyName']}.pem) was left where setup saved it."
+    ui.info(f"Deployment {args.name} removed.{pem_note}", style="bold green")
+    if args.output == "json":
+        ui.emit_json("teardown", "success", result={
+            "name": args.name, "region": aws.region, "found": True,
+            "deleted": [vars_of(i) for i in done if i.action == "delete"],
+            "kept": [vars_of(i) for i in done if i.action != "delete"]})
+    return 0
+
+
+def vars_of(item) -> dict:
+    return {"kind": item.kind, "id": item.id, "action": item.action, "reason": item.reason}
+
+
+# ---- list --------------------------------------------------------------------------------------
+
+def _list(args, env: Environment, ui, aws) -> int:
+    from amazonei_setup import deployments
+    from amazonei_setup.discover import check_region
+
+    regions = _all_regions() if args.all_regions else [aws.region]
+    if not args.all_regions:
+        check_region(aws.region)
+    rows = deployments.list_all(aws, regions)
+    data = [r.to_dict() for r in rows]
+    if data:
+        ui.show(ui.deployments_table(data))
+    else:
+        ui.info(f"No deployments in {', '.join(regions)}.")
+    if args.output == "json":
+        ui.emit_json("list", "success", result={"regions": regions, "deployments": data})
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

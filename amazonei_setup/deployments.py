@@ -1,0 +1,147 @@
+"""Find deployments by their tags: everything one deployment holds, or a summary of all of them.
+
+Read-only. Teardown and `list` both start here, so they can never disagree about what a
+deployment is. Works from any machine: no local state is consulted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from amazonei_setup import catalog, tags
+from amazonei_setup.aws import Aws, explain
+from amazonei_setup.discover import run_concurrently
+from amazonei_setup.resources import iam, keypair, network
+from amazonei_setup.resources import instance as instances
+
+
+@dataclass
+class Inventory:
+    """What deployment `name` has in a region, plus what its siblings use (for shared pieces)."""
+
+    name: str
+    region: str
+    instances: list[instances.InstanceInfo]
+    security_groups: list[dict]
+    endpoints: list[network.Endpoint]
+    sibling_group_ids: set[str]
+    key_pair: dict | None
+    role: dict | None
+    profile: dict | None
+    foreign: list[str] = field(default_factory=list)  # same names, not ours: never touched
+
+    @property
+    def group_ids(self) -> set[str]:
+        return {g["GroupId"] for g in self.security_groups}
+
+    @property
+    def empty(self) -> bool:
+        return not (self.instances or self.security_groups or self.key_pair or self.role or self.profile
+                    or self.owned_endpoints)
+
+    @property
+    def owned_endpoints(self) -> list[network.Endpoint]:
+        return [e for e in self.endpoints if e.tags.get(tags.DEPLOYMENT) == self.name and e.created_by_tool]
+
+
+def find_deployment(aws: Aws, name: str) -> Inventory:
+    ec2, client_iam = aws.ec2, aws.iam
+    aws.preload("ec2", "iam")
+    results = run_concurrently({
+        "instances": lambda: instances.find_instances(ec2, name),
+        "all_groups": lambda: network.find_security_groups(ec2, None),
+        "endpoints": lambda: network.find_ei_endpoints(ec2, aws.region),
+        "key_pair": lambda: keypair.find_our_key_pair(ec2, name),
+        "role": lambda: iam.get_role(client_iam, iam.role_name(name)),
+        "profile": lambda: iam.get_instance_profile(client_iam, iam.profile_name(name)),
+    })
+    for key, value in results.items():
+        if isinstance(value, BaseException):
+            raise explain(value, aws, doing=f"looking up {key.replace('_', ' ')}")
+    ours = [g for g in results["all_groups"] if tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) == name]
+    siblings = {g["GroupId"] for g in results["all_groups"] if g not in ours}
+    our_ids = {g["GroupId"] for g in ours}
+    endpoints = [e for e in results["endpoints"]
+                 if our_ids & set(e.group_ids) or e.tags.get(tags.DEPLOYMENT) == name]
+    inventory = Inventory(name, aws.region, results["instances"], ours, endpoints, siblings,
+                          results["key_pair"], None, None)
+    # IAM names are derived from the deployment name; the tags prove we made them.
+    for attr, kind in (("role", "IAM role"), ("profile", "instance profile")):
+        found = results[attr]
+        if found is None:
+            continue
+        if tags.is_ours(found.get("Tags"), name):
+            setattr(inventory, attr, found)
+        else:
+            inventory.foreign.append(f"{kind} {found.get('RoleName') or found.get('InstanceProfileName')}")
+    return inventory
+
+
+@dataclass(frozen=True)
+class DeploymentSummary:
+    name: str
+    region: str
+    instance_id: str
+    state: str
+    instance_type: str
+    accelerator_type: str
+    public_dns: str
+    launched: str
+    hourly_usd: float | None
+
+    @property
+    def age_hours(self) -> float | None:
+        if not self.launched:
+            return None
+        return (datetime.now(UTC) - datetime.fromisoformat(self.launched)).total_seconds() / 3600
+
+    def to_dict(self) -> dict:
+        age = self.age_hours
+        return {
+            "name": self.name, "region": self.region, "instance_id": self.instance_id, "state": self.state,
+            "instance_type": self.instance_type, "accelerator_type": self.accelerator_type,
+            "public_dns": self.public_dns, "launched": self.launched,
+            "age_hours": round(age, 2) if age is not None else None, "hourly_usd": self.hourly_usd,
+            "cost_so_far_usd": round(age * self.hourly_usd, 2) if age is not None and self.hourly_usd else None,
+        }
+
+
+def list_deployments(aws: Aws) -> list[DeploymentSummary]:
+    """One row per deployment: its instances, or its group when a partial setup left no instance."""
+    aws.preload("ec2")
+    results = run_concurrently({
+        "instances": lambda: instances.find_instances(aws.ec2, None),
+        "groups": lambda: network.find_security_groups(aws.ec2, None),
+    })
+    for value in results.values():
+        if isinstance(value, BaseException):
+            raise explain(value, aws, doing="listing deployments")
+    rows = []
+    seen = set()
+    for i in results["instances"]:
+        name = i.tags.get(tags.DEPLOYMENT, "?")
+        accelerator = i.tags.get(tags.ACCELERATOR, "")
+        seen.add(name)
+        rows.append(DeploymentSummary(name, aws.region, i.id, i.state, i.instance_type, accelerator, i.public_dns,
+                                      i.launch_time, catalog.hourly_usd(i.instance_type, accelerator or None)))
+    for g in results["groups"]:
+        name = tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT, "?")
+        if name not in seen:
+            seen.add(name)
+            rows.append(DeploymentSummary(name, aws.region, "", "no instance (partial)", "", "", "", "", None))
+    return sorted(rows, key=lambda r: (r.name, r.instance_id))
+
+
+def list_all(aws: Aws, regions: list[str]) -> list[DeploymentSummary]:
+    """list_deployments over several regions at once (clients built first: Sessions are not thread-safe)."""
+    per_region = {region: aws if region == aws.region else aws.in_region(region) for region in regions}
+    for regional in per_region.values():
+        regional.preload("ec2")
+    results = run_concurrently({region: (lambda a=a: list_deployments(a)) for region, a in per_region.items()})
+    rows: list[DeploymentSummary] = []
+    for region in regions:
+        value = results[region]
+        if isinstance(value, BaseException):
+            raise explain(value, per_region[region], doing=f"listing deployments in {region}")
+        rows += value
+    return rows

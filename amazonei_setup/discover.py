@@ -1,0 +1,248 @@
+"""Read-only AWS look-ups that feed the wizard, all fetched concurrently in one round.
+
+Nothing here creates anything or prints. `gather` returns `Facts`: what the account and region
+hold that a setup's decisions depend on. The wizard then decides without calling AWS.
+"""
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from botocore.exceptions import ClientError
+
+from amazonei_setup import catalog, tags
+from amazonei_setup.aws import Aws, error_code, explain
+from amazonei_setup.errors import UsageError
+from amazonei_setup.resources import instance as instances
+from amazonei_setup.resources import keypair, network
+
+CHECKIP_URL = "https://checkip.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    name: str
+    created: str
+    architecture: str
+    root_device: str
+    snapshot_gib: int | None
+    owner_alias: str
+
+    @property
+    def os_key(self) -> str | None:
+        """The EI-capable DLAMI line this image belongs to, if any."""
+        for os_ in catalog.OPERATING_SYSTEMS.values():
+            if fnmatchcase(self.name, os_.ami_name_pattern):
+                return os_.key
+        return None
+
+    @classmethod
+    def from_api(cls, raw: dict) -> Image:
+        root = raw.get("RootDeviceName", "/dev/xvda")
+        size = next((m["Ebs"].get("VolumeSize") for m in raw.get("BlockDeviceMappings", [])
+                     if m.get("DeviceName") == root and "Ebs" in m), None)
+        return cls(raw["ImageId"], raw.get("Name", ""), raw.get("CreationDate", ""), raw.get("Architecture", ""),
+                   root, size, raw.get("ImageOwnerAlias", ""))
+
+
+@dataclass(frozen=True)
+class Vpc:
+    id: str
+    cidr: str
+    is_default: bool
+    name: str
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    vpc_id: str
+    az: str
+    cidr: str
+    public_ip_on_launch: bool
+    free_ips: int
+    name: str
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    architectures: tuple[str, ...]
+    vcpus: int
+    memory_mib: int
+
+
+@dataclass
+class Facts:
+    region: str
+    account_id: str
+    caller_arn: str
+    ei_azs: tuple[str, ...]
+    images: dict[str, list[Image]]  # os key -> newest first
+    requested_image: Image | None
+    vpcs: list[Vpc]
+    subnets: list[Subnet]
+    key_pairs: list[str]
+    instance_type: InstanceType
+    endpoints: list[network.Endpoint]
+    our_instances: list[instances.InstanceInfo]
+    our_security_groups: list[dict]
+    public_ip: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def owner(self) -> str:
+        return owner_of(self.caller_arn)
+
+
+def owner_of(caller_arn: str) -> str:
+    """A stable name for the caller: an assumed role's session name changes every login."""
+    if ":assumed-role/" in caller_arn:
+        return caller_arn.rsplit("/", 1)[0]
+    return caller_arn
+
+
+def check_region(region: str) -> None:
+    """EI only ever ran in a few regions; say which before making any call."""
+    if region not in catalog.EI_REGIONS:
+        raise UsageError(f"Elastic Inference is not offered in {region}: pass --region with one of "
+                         f"{', '.join(catalog.EI_REGIONS)}.")
+
+
+def lookup_public_ip(timeout: float = 3.0) -> str | None:
+    """The caller's public IPv4 address as AWS sees it, or None when it cannot be learned."""
+    try:
+        with urllib.request.urlopen(CHECKIP_URL, timeout=timeout) as reply:  # noqa: S310 (fixed https URL)
+            return reply.read().decode().strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+def gather(aws: Aws, *, instance_type: str, ami_id: str | None = None,
+           public_ip_lookup: Callable[[], str | None] | None = None) -> Facts:
+    """Fetch everything the wizard needs in one concurrent round."""
+    check_region(aws.region)
+    ec2, region = aws.ec2, aws.region
+    aws.preload("ec2", "iam", "sts")
+    jobs: dict[str, Callable] = {
+        "identity": lambda: aws.sts.get_caller_identity(),
+        "ei_azs": lambda: ei_availability_zones(ec2, region),
+        "images": lambda: deep_learning_images(ec2),
+        "requested_image": lambda: image_by_id(ec2, ami_id) if ami_id else None,
+        "vpcs": lambda: list_vpcs(ec2),
+        "subnets": lambda: list_subnets(ec2),
+        "key_pairs": lambda: [k["KeyName"] for k in keypair.find_key_pairs(ec2)],
+        "instance_type": lambda: describe_instance_type(ec2, instance_type),
+        "endpoints": lambda: network.find_ei_endpoints(ec2, region),
+        "our_instances": lambda: instances.find_instances(ec2, None),
+        "our_security_groups": lambda: network.find_security_groups(ec2, None),
+    }
+    if public_ip_lookup:
+        jobs["public_ip"] = public_ip_lookup
+    results = run_concurrently(jobs)
+    # Report the most fundamental failure first: bad credentials explain every other error.
+    for key in ("identity", *jobs):
+        if isinstance(results.get(key), BaseException):
+            raise explain(results[key], aws, doing=f"looking up {key.replace('_', ' ')}")
+    if not results["ei_azs"]:
+        raise UsageError(f"The region {region} does not offer the Elastic Inference endpoint service: pass --region "
+                         f"with one of {', '.join(catalog.EI_REGIONS)}.")
+    identity = results["identity"]
+    return Facts(
+        region=region, account_id=identity["Account"], caller_arn=identity["Arn"], ei_azs=tuple(results["ei_azs"]),
+        images=results["images"], requested_image=results["requested_image"], vpcs=results["vpcs"],
+        subnets=results["subnets"], key_pairs=results["key_pairs"], instance_type=results["instance_type"],
+        endpoints=results["endpoints"], our_instances=results["our_instances"],
+        our_security_groups=results["our_security_groups"], public_ip=results.get("public_ip"),
+    )
+
+
+def run_concurrently(jobs: dict[str, Callable]) -> dict[str, object]:
+    """Run independent calls at once; each result is a value or the exception it raised."""
+    results: dict[str, object] = {}
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="discover") as pool:
+        futures = {key: pool.submit(job) for key, job in jobs.items()}
+        for key, future in futures.items():
+            try:
+                results[key] = future.result()
+            except Exception as err:  # noqa: BLE001 - handed back to the caller to explain
+                results[key] = err
+    return results
+
+
+def ei_availability_zones(ec2, region: str) -> list[str]:
+    """AZs offering the EI runtime endpoint service; empty when the region has none.
+
+    ServiceNames, not a service-name filter: moto 5.2 crashes on the filter form.
+    """
+    try:
+        details = ec2.describe_vpc_endpoint_services(
+            ServiceNames=[catalog.EI_SERVICE_NAME.format(region=region)])["ServiceDetails"]
+    except ClientError as err:
+        if error_code(err) in {"InvalidServiceName", "InvalidParameterValue"}:
+            return []
+        raise
+    return sorted({az for d in details for az in d.get("AvailabilityZones", [])})
+
+
+def deep_learning_images(ec2) -> dict[str, list[Image]]:
+    """Newest-first DLAMIs of each EI-capable OS line, in one paginated call."""
+    patterns = [o.ami_name_pattern for o in catalog.OPERATING_SYSTEMS.values()]
+    pages = ec2.get_paginator("describe_images").paginate(
+        Owners=[catalog.DLAMI_OWNER],
+        Filters=[{"Name": "name", "Values": patterns}, {"Name": "state", "Values": ["available"]}])
+    found: dict[str, list[Image]] = {key: [] for key in catalog.OPERATING_SYSTEMS}
+    for page in pages:
+        for raw in page["Images"]:
+            image = Image.from_api(raw)
+            if image.os_key:  # re-check: EC2's name filter is a glob, ours is exact
+                found[image.os_key].append(image)
+    for images in found.values():
+        images.sort(key=lambda i: i.created, reverse=True)
+    return found
+
+
+def image_by_id(ec2, ami_id: str) -> Image | None:
+    try:
+        images = ec2.describe_images(ImageIds=[ami_id])["Images"]
+    except ClientError as err:
+        if error_code(err) in {"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"}:
+            return None
+        raise
+    return Image.from_api(images[0]) if images else None
+
+
+def list_vpcs(ec2) -> list[Vpc]:
+    pages = ec2.get_paginator("describe_vpcs").paginate(Filters=[{"Name": "state", "Values": ["available"]}])
+    vpcs = [Vpc(v["VpcId"], v.get("CidrBlock", ""), bool(v.get("IsDefault")),
+                tags.as_dict(v.get("Tags")).get("Name", "")) for page in pages for v in page["Vpcs"]]
+    return sorted(vpcs, key=lambda v: (not v.is_default, v.name or "~", v.id))
+
+
+def list_subnets(ec2) -> list[Subnet]:
+    pages = ec2.get_paginator("describe_subnets").paginate()
+    subnets = [Subnet(s["SubnetId"], s["VpcId"], s["AvailabilityZone"], s.get("CidrBlock", ""),
+                      bool(s.get("MapPublicIpOnLaunch")), int(s.get("AvailableIpAddressCount", 0)),
+                      tags.as_dict(s.get("Tags")).get("Name", ""))
+               for page in pages for s in page["Subnets"]]
+    return sorted(subnets, key=lambda s: (not s.public_ip_on_launch, s.az, s.id))
+
+
+def describe_instance_type(ec2, name: str) -> InstanceType:
+    try:
+        info = ec2.describe_instance_types(InstanceTypes=[name])["InstanceTypes"]
+    except ClientError as err:
+        if error_code(err) in {"InvalidInstanceType", "InvalidParameterValue"}:
+            info = []
+        else:
+            raise
+    if not info:
+        raise UsageError(f"EC2 does not offer the instance type '{name}' in this region: pass a valid "
+                         "--instance-type such as m5.xlarge or c5.large.")
+    raw = info[0]
+    return InstanceType(name, tuple(raw.get("ProcessorInfo", {}).get("SupportedArchitectures", [])),
+                        raw.get("VCpuInfo", {}).get("DefaultVCpus", 0), raw.get("MemoryInfo", {}).get("SizeInMiB", 0))

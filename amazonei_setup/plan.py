@@ -1,0 +1,91 @@
+"""Plan: every decision a setup needs, made before anything is created.
+
+The wizard builds it (from flags, defaults and answers); the CLI shows it and asks to confirm;
+provision executes it. It is plain data: frozen, JSON-able, no AWS clients.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+CREATE, REUSE, UPDATE = "create", "reuse", "update"
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One resource the setup touches and what it will do to it."""
+
+    kind: str
+    name: str
+    action: str  # create / reuse / update
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    region: str
+    account_id: str
+    owner: str
+    instance_type: str
+    accelerator_type: str | None
+    os_key: str | None
+    ami_id: str
+    ami_name: str
+    ssh_user: str
+    root_device: str
+    volume_size: int
+    vpc_id: str
+    subnet_id: str
+    availability_zone: str
+    key_name: str
+    create_key: bool
+    key_path: str | None  # where the private key is (created) or is expected to be (reused)
+    ssh_cidr: str
+    role_name: str
+    profile_name: str
+    security_group_name: str
+    security_group_id: str | None  # set when the deployment's group already exists
+    endpoint_id: str | None  # set when an EI endpoint already exists in the VPC
+    endpoint_add_subnet: bool = False
+    endpoint_enable_private_dns: bool = False
+    instance_id: str | None = None  # set when the deployment already has an instance
+    instance_state: str | None = None
+    hourly_usd: float | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def exists(self) -> bool:
+        return self.security_group_id is not None or self.instance_id is not None
+
+    def items(self) -> list[PlanItem]:
+        """What will be created, reused or changed, in the order setup walks them."""
+        deployment_action = REUSE if self.exists else CREATE
+        items = [
+            PlanItem("iam-role", self.role_name, deployment_action, "EC2 may assume it; EI connect policy"),
+            PlanItem("instance-profile", self.profile_name, deployment_action),
+            PlanItem("security-group", self.security_group_id or self.security_group_name,
+                     REUSE if self.security_group_id else CREATE, f"22 from {self.ssh_cidr}; 443 from itself"),
+        ]
+        if self.accelerator_type:
+            if self.endpoint_id:
+                changes = [c for c, on in (("add subnet", self.endpoint_add_subnet),
+                                           ("enable private DNS", self.endpoint_enable_private_dns)) if on]
+                items.append(PlanItem("vpc-endpoint", self.endpoint_id, UPDATE if changes else REUSE,
+                                      ", ".join(changes) or "shared EI runtime endpoint"))
+            else:
+                items.append(PlanItem("vpc-endpoint", "elastic-inference.runtime", CREATE, "private DNS on"))
+        items.append(PlanItem("key-pair", self.key_name, CREATE if self.create_key else REUSE,
+                              f"private key saved to {self.key_path}" if self.create_key else ""))
+        if self.instance_id:
+            items.append(PlanItem("instance", self.instance_id, REUSE,
+                                  "will be started" if self.instance_state == "stopped" else self.instance_state or ""))
+        else:
+            items.append(PlanItem("instance", self.instance_type, CREATE,
+                                  f"{self.accelerator_type or 'no accelerator'}, {self.ami_name}"))
+        return items
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["warnings"] = list(self.warnings)
+        out["items"] = [asdict(i) for i in self.items()]
+        return out

@@ -1,0 +1,459 @@
+"""Execute a Plan: create or reuse every resource, launch, wait; roll back on any failure.
+
+The steps form a small dependency graph, run on a thread pool so independent branches overlap:
+
+    role ─────────┬─> put policy ──────────────┐
+    profile ──────┴─> add role to profile ─────┤
+    key pair ──────────────────────────────────┼─> run_instances ─> wait running ─┐
+    security group ─┬─> authorize ingress ─────┘                                  ├─> done
+    VPC DNS check ──┴─> EI endpoint (create/join) ─> wait available ──────────────┘
+
+Every AWS call runs in a worker; the main thread only waits. A failure or Ctrl-C sets the
+cancel flag, lets in-flight calls finish (so whatever they created is journaled), then deletes
+what this run created, newest first. Resources are tagged at creation, so even a killed process
+leaves nothing that `teardown` cannot find. Nothing here prints: progress goes to `report`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from amazonei_setup import tags
+from amazonei_setup.aws import Aws, error_code, explain
+from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError
+from amazonei_setup.events import Event, Reporter, ignore
+from amazonei_setup.plan import Plan
+from amazonei_setup.resources import iam, keypair, network
+from amazonei_setup.resources import instance as instances
+from amazonei_setup.teardown import instance_state_or_gone
+from amazonei_setup.waiting import wait_for
+
+INSTANCE_TIMEOUT = 600.0
+ENDPOINT_TIMEOUT = 600.0
+
+
+class Cancelled(Exception):
+    """Raised inside workers once the run is being rolled back."""
+
+
+@dataclass
+class Record:
+    kind: str
+    id: str
+    action: str  # created / reused / updated
+    detail: dict = field(default_factory=dict)
+
+
+class Journal:
+    """What this run created, reused or changed; thread-safe. Rollback reads it backwards."""
+
+    def __init__(self):
+        self.records: list[Record] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, id_: str, action: str, **detail) -> None:
+        with self._lock:
+            self.records.append(Record(kind, id_, action, detail))
+
+    def created(self) -> list[Record]:
+        with self._lock:
+            return [r for r in self.records if r.action == "created" or r.kind == "vpc-endpoint-membership"]
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    plan: Plan
+    instance: instances.InstanceInfo
+    resources: list[dict]
+    key_path: str | None
+
+    @property
+    def ssh_command(self) -> str:
+        return f"ssh -i {self.key_path} {self.plan.ssh_user}@{self.instance.host}"
+
+    @property
+    def port_forward_command(self) -> str:
+        return f"ssh -i {self.key_path} -L 8888:localhost:8888 {self.plan.ssh_user}@{self.instance.host}"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.plan.name, "region": self.plan.region, "instance_id": self.instance.id,
+            "state": self.instance.state, "instance_type": self.plan.instance_type,
+            "accelerator_type": self.plan.accelerator_type, "public_dns": self.instance.public_dns,
+            "public_ip": self.instance.public_ip, "ssh_user": self.plan.ssh_user, "key_path": self.key_path,
+            "ssh_command": self.ssh_command, "port_forward_command": self.port_forward_command,
+            "hourly_usd": self.plan.hourly_usd, "resources": self.resources,
+        }
+
+
+class Run:
+    """One provisioning run: clients, plan, journal, cancel flag."""
+
+    def __init__(self, aws: Aws, plan: Plan, report: Reporter, sleep: Callable[[float], None] | None):
+        self.aws, self.plan, self.report = aws, plan, report
+        self.ec2, self.iam = aws.ec2, aws.iam
+        self.journal = Journal()
+        self.cancel = threading.Event()
+        self._sleep = sleep
+        self.tags = tags.tag_list(plan.name, plan.owner)
+        self.client_token = f"amazonei-setup-{uuid.uuid4()}"
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep that wakes up (and stops the worker) when the run is cancelled."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+            cancelled = self.cancel.is_set()
+        else:
+            cancelled = self.cancel.wait(seconds)
+        if cancelled:
+            raise Cancelled()
+
+    def plain_sleep(self, seconds: float) -> None:
+        """For rollback, which must keep waiting after the cancel flag is set."""
+        (self._sleep or time.sleep)(seconds)
+
+    def checkpoint(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+
+
+def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
+              sleep: Callable[[float], None] | None = None) -> SetupResult:
+    aws.preload("ec2", "iam")
+    run = Run(aws, plan, report, sleep)
+    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="provision")
+    try:
+        result = _execute(run, pool)
+    except BaseException as failure:
+        run.cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise _rolled_back(run, failure) from (failure if not isinstance(failure, KeyboardInterrupt) else None)
+    pool.shutdown(wait=True)
+    return result
+
+
+def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
+    plan = run.plan
+
+    def after(*deps: Future):
+        def wrap(fn, *args):
+            def task():
+                for dep in deps:
+                    dep.result()
+                run.checkpoint()
+                return fn(*args)
+            return pool.submit(task)
+        return wrap
+
+    role = pool.submit(_ensure_role, run)
+    profile = pool.submit(_ensure_profile, run)
+    key = pool.submit(_ensure_key, run)
+    group = pool.submit(_ensure_group, run)
+    policy = after(role)(_put_policy, run)
+    link = after(role, profile)(_link_profile, run)
+    ingress = after(group)(lambda: network.authorize_ingress(run.ec2, group.result(), plan.ssh_cidr))
+    endpoint = None
+    if plan.accelerator_type:
+        dns = pool.submit(_ensure_vpc_dns, run)
+        endpoint = after(group, dns)(lambda: _ensure_endpoint(run, group.result()))
+    launched = after(policy, link, key, group)(lambda: _launch(run, group.result()))
+    waits = [after(launched)(lambda: _wait_running(run, launched.result()))]
+    if endpoint is not None:
+        waits.append(after(endpoint)(lambda: _wait_endpoint(run, endpoint.result())))
+    ingress.result()
+    for future in waits:
+        future.result()
+    final = waits[0].result()
+    resources = [{"kind": r.kind, "id": r.id, "action": r.action} for r in run.journal.records
+                 if r.kind != "vpc-endpoint-membership"]
+    return SetupResult(plan, final, resources, plan.key_path)
+
+
+# ---- steps ---------------------------------------------------------------------------------
+
+def _adopt_or_refuse(run: Run, kind: str, name: str, found: dict | None) -> None:
+    """A resource with our deterministic name exists: reuse it only if it is this deployment's."""
+    if found is None or not tags.is_ours(found.get("Tags"), run.plan.name):
+        raise UsageError(f"An {kind} named {name} already exists and was not created by amazonei-setup for "
+                         f"deployment '{run.plan.name}': choose another --name.")
+    run.journal.add(kind, name, "reused")
+    run.report(Event("reused", kind, f"Reusing {kind} {name}", name))
+
+
+def _ensure_role(run: Run) -> None:
+    name = run.plan.role_name
+    try:
+        iam.create_role(run.iam, name, run.tags)
+    except ClientError as err:
+        if error_code(err) != "EntityAlreadyExists":
+            raise
+        _adopt_or_refuse(run, "iam-role", name, iam.get_role(run.iam, name))
+        return
+    run.journal.add("iam-role", name, "created")
+    run.report(Event("created", "iam-role", f"Created IAM role {name}", name))
+
+
+def _ensure_profile(run: Run) -> None:
+    name = run.plan.profile_name
+    try:
+        iam.create_instance_profile(run.iam, name, run.tags)
+    except ClientError as err:
+        if error_code(err) != "EntityAlreadyExists":
+            raise
+        _adopt_or_refuse(run, "instance-profile", name, iam.get_instance_profile(run.iam, name))
+        return
+    run.journal.add("instance-profile", name, "created")
+    run.report(Event("created", "instance-profile", f"Created instance profile {name}", name))
+
+
+def _put_policy(run: Run) -> None:
+    # Put on every run: idempotent, and it converges a policy someone edited by hand.
+    policy = iam.ei_policy(run.plan.region, run.plan.account_id) if run.plan.accelerator_type else None
+    if policy:
+        iam.put_policy(run.iam, run.plan.role_name, policy)
+
+
+def _link_profile(run: Run) -> None:
+    iam.add_role_to_profile(run.iam, run.plan.profile_name, run.plan.role_name)
+
+
+def _ensure_key(run: Run) -> None:
+    plan = run.plan
+    if not plan.create_key:
+        run.journal.add("key-pair", plan.key_name, "reused")
+        return
+    keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags)
+    run.journal.add("key-pair", plan.key_name, "created", pem=plan.key_path)
+    run.report(Event("created", "key-pair", f"Created key pair {plan.key_name}; private key saved to {plan.key_path}",
+                     plan.key_name))
+
+
+def _ensure_group(run: Run) -> str:
+    plan = run.plan
+    if plan.security_group_id:
+        run.journal.add("security-group", plan.security_group_id, "reused")
+        run.report(Event("reused", "security-group", f"Reusing security group {plan.security_group_id}",
+                         plan.security_group_id))
+        return plan.security_group_id
+    try:
+        group_id = network.create_security_group(run.ec2, plan.vpc_id, plan.name, run.tags)
+    except ClientError as err:
+        if error_code(err) != "InvalidGroup.Duplicate":
+            raise
+        found = run.ec2.describe_security_groups(Filters=[
+            {"Name": "vpc-id", "Values": [plan.vpc_id]},
+            {"Name": "group-name", "Values": [plan.security_group_name]}])["SecurityGroups"]
+        _adopt_or_refuse(run, "security-group", plan.security_group_name, found[0] if found else None)
+        return found[0]["GroupId"]
+    run.journal.add("security-group", group_id, "created")
+    run.report(Event("created", "security-group", f"Created security group {group_id} (SSH from {plan.ssh_cidr})",
+                     group_id))
+    return group_id
+
+
+def _ensure_vpc_dns(run: Run) -> None:
+    off = network.vpc_dns_attributes_off(run.ec2, run.plan.vpc_id)
+    if off:
+        network.enable_vpc_dns(run.ec2, run.plan.vpc_id, off)
+        run.journal.add("vpc", run.plan.vpc_id, "updated", enabled=off)
+        run.report(Event("updated", "vpc", f"Enabled {' and '.join(off)} on {run.plan.vpc_id} (private DNS needs them)",
+                         run.plan.vpc_id))
+
+
+def _ensure_endpoint(run: Run, group_id: str) -> str:
+    plan = run.plan
+    if plan.endpoint_id is None:
+        endpoint_id = network.create_ei_endpoint(run.ec2, plan.region, plan.vpc_id, plan.subnet_id, group_id, run.tags)
+        run.journal.add("vpc-endpoint", endpoint_id, "created")
+        run.report(Event("created", "vpc-endpoint", f"Created EI endpoint {endpoint_id}", endpoint_id))
+        return endpoint_id
+    current = network.Endpoint.from_api(
+        run.ec2.describe_vpc_endpoints(VpcEndpointIds=[plan.endpoint_id])["VpcEndpoints"][0])
+    add_group = group_id not in current.group_ids
+    add_subnet = plan.subnet_id if plan.endpoint_add_subnet else None
+    network.join_ei_endpoint(run.ec2, plan.endpoint_id, add_subnet=add_subnet,
+                             add_group=group_id if add_group else None,
+                             enable_private_dns=plan.endpoint_enable_private_dns)
+    if add_group or add_subnet:
+        run.journal.add("vpc-endpoint-membership", plan.endpoint_id, "updated",
+                        group=group_id if add_group else None, subnet=add_subnet)
+    run.journal.add("vpc-endpoint", plan.endpoint_id, "reused")
+    run.report(Event("reused", "vpc-endpoint", f"Reusing EI endpoint {plan.endpoint_id}", plan.endpoint_id))
+    return plan.endpoint_id
+
+
+def _launch(run: Run, group_id: str) -> instances.InstanceInfo:
+    plan = run.plan
+    if plan.instance_id:
+        run.journal.add("instance", plan.instance_id, "reused")
+        if plan.instance_state == "stopped":
+            instances.start(run.ec2, plan.instance_id)
+            run.report(Event("updated", "instance", f"Starting stopped instance {plan.instance_id}", plan.instance_id))
+        else:
+            run.report(Event("reused", "instance", f"Instance {plan.instance_id} already exists", plan.instance_id))
+        return instances.describe(run.ec2, plan.instance_id)
+    instance_tags = run.tags + [{"Key": "Name", "Value": plan.name}]
+    extra = {tags.ACCELERATOR: plan.accelerator_type, tags.SSH_USER: plan.ssh_user}
+    instance_tags += [{"Key": k, "Value": v} for k, v in extra.items() if v]
+    request = instances.launch_request(
+        ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
+        subnet_id=plan.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
+        root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
+        client_token=run.client_token)
+    accelerator = plan.accelerator_type or "no accelerator"
+    run.report(Event("start", "instance", f"Launching {plan.instance_type} with {accelerator}"))
+
+    def on_retry(delay: float) -> None:
+        run.report(Event("retry", "instance",
+                         f"EC2 does not see the new instance profile yet; retrying in {delay:.0f} s"))
+
+    launched = instances.run_instance(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
+    run.journal.add("instance", launched.id, "created")
+    run.report(Event("created", "instance", f"Launched instance {launched.id}", launched.id))
+    return launched
+
+
+def _wait_running(run: Run, launched: instances.InstanceInfo) -> instances.InstanceInfo:
+    latest = [launched]
+
+    def fetch() -> str:
+        latest[0] = instances.describe(run.ec2, launched.id)
+        return latest[0].state
+
+    if launched.state != "running" or not launched.host:
+        run.report(Event("wait", "instance", f"Waiting for {launched.id} to be running", launched.id))
+        wait_for(fetch, done={"running"}, failed={"shutting-down", "terminated", "stopping", "stopped"},
+                 what=f"Instance {launched.id}", timeout=INSTANCE_TIMEOUT, sleep=run.sleep,
+                 how_to_check=f"check it with `aws ec2 describe-instances --instance-ids {launched.id} --region "
+                              f"{run.plan.region}` or the EC2 console")
+    run.report(Event("done", "instance", f"Instance {launched.id} is running", launched.id))
+    return latest[0]
+
+
+def _wait_endpoint(run: Run, endpoint_id: str) -> None:
+    state = network.endpoint_state(run.ec2, endpoint_id)
+    if state != "available":
+        run.report(Event("wait", "vpc-endpoint", f"Waiting for EI endpoint {endpoint_id} to be available", endpoint_id))
+        wait_for(lambda: network.endpoint_state(run.ec2, endpoint_id), done={"available"},
+                 failed={"failed", "rejected", "deleted", "deleting"}, what=f"EI endpoint {endpoint_id}",
+                 timeout=ENDPOINT_TIMEOUT, sleep=run.sleep,
+                 how_to_check="check it in the VPC console under Endpoints")
+    run.report(Event("done", "vpc-endpoint", f"EI endpoint {endpoint_id} is available", endpoint_id))
+
+
+# ---- rollback ------------------------------------------------------------------------------
+
+def teardown_command(plan: Plan) -> str:
+    return f"python amazonei_setup.py teardown --region {plan.region} --name {plan.name} --yes"
+
+
+def _rolled_back(run: Run, failure: BaseException) -> ToolError:
+    """Delete what this run created, newest first; return the error to show the user."""
+    interrupted = isinstance(failure, KeyboardInterrupt | Cancelled)
+    cause = Interrupted("Interrupted.") if interrupted else explain(failure, run.aws)
+    created = run.journal.created()
+    _find_inflight_launch(run, created)
+    if not created:
+        return cause
+    run.report(Event("rollback", "", f"Rolling back {len(created)} change(s) this run made"))
+    leftovers: list[str] = []
+    try:
+        for record in reversed(created):
+            try:
+                _undo(run, record)
+                run.report(Event("rollback", record.kind, f"Removed {record.kind} {record.id}", record.id))
+            except Exception as err:  # noqa: BLE001 - keep undoing the rest, report all leftovers
+                leftovers.append(f"{record.kind} {record.id} ({explain(err).args[0]})")
+    except KeyboardInterrupt:
+        return Interrupted(f"{cause} Rollback was interrupted; to remove what is left run: "
+                           f"{teardown_command(run.plan)}")
+    if leftovers:
+        message = (f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: "
+                   f"{teardown_command(run.plan)}")
+        return type(cause)(message, code=cause.code) if not isinstance(cause, Interrupted) else Interrupted(message)
+    return type(cause)(f"{cause} Everything this run created was removed.", code=cause.code)
+
+
+def _find_inflight_launch(run: Run, created: list[Record]) -> None:
+    """A Ctrl-C can land while run_instances is in flight: find the instance by its token."""
+    if any(r.kind == "instance" for r in created) or run.plan.instance_id:
+        return
+    try:
+        found = run.ec2.describe_instances(Filters=[{"Name": "client-token", "Values": [run.client_token]}])
+    except ClientError:
+        return
+    for reservation in found.get("Reservations", []):
+        for raw in reservation["Instances"]:
+            if raw["State"]["Name"] not in ("terminated", "shutting-down"):
+                created.append(Record("instance", raw["InstanceId"], "created"))
+
+
+def _undo(run: Run, record: Record) -> None:
+    ec2 = run.ec2
+    if record.kind == "instance":
+        instances.terminate(ec2, [record.id])
+        wait_for(lambda: instance_state_or_gone(ec2, record.id), done={"terminated"}, what=f"Instance {record.id}",
+                 timeout=INSTANCE_TIMEOUT, sleep=run.plain_sleep, how_to_check="check the EC2 console")
+    elif record.kind == "vpc-endpoint":
+        network.delete_ei_endpoint(ec2, record.id)
+    elif record.kind == "vpc-endpoint-membership":
+        if record.detail.get("group"):
+            network.leave_ei_endpoint(ec2, record.id, record.detail["group"])
+        if record.detail.get("subnet"):
+            ec2.modify_vpc_endpoint(VpcEndpointId=record.id, RemoveSubnetIds=[record.detail["subnet"]])
+    elif record.kind == "security-group":
+        network.delete_security_group(ec2, record.id, sleep=run.plain_sleep)
+    elif record.kind == "key-pair":
+        keypair.delete_key_pair(ec2, record.id)
+        pem = record.detail.get("pem")
+        if pem:
+            Path(pem).unlink(missing_ok=True)  # useless without its key pair, and it was ours
+    elif record.kind == "instance-profile":
+        iam.delete_instance_profile(run.iam, record.id)
+    elif record.kind == "iam-role":
+        iam.delete_role(run.iam, record.id)
+    else:
+        raise AwsError(f"no undo for {record.kind}")
+
+
+
+
+# ---- dry run -------------------------------------------------------------------------------
+
+def check_permissions(aws: Aws, plan: Plan) -> list[str]:
+    """Ask EC2 (DryRun) whether the caller may create the group and launch; IAM has no dry run.
+
+    Returns one sentence per refused permission; empty when EC2 would allow everything.
+    """
+    ec2 = aws.ec2
+    checks = {
+        "ec2:CreateSecurityGroup": lambda: ec2.create_security_group(
+            GroupName=plan.security_group_name, Description="dry run", VpcId=plan.vpc_id, DryRun=True),
+        "ec2:RunInstances": lambda: ec2.run_instances(
+            ImageId=plan.ami_id, InstanceType=plan.instance_type, MinCount=1, MaxCount=1, SubnetId=plan.subnet_id,
+            DryRun=True),
+    }
+    if plan.accelerator_type and not plan.endpoint_id:
+        checks["ec2:CreateVpcEndpoint"] = lambda: ec2.create_vpc_endpoint(
+            VpcEndpointType="Interface", VpcId=plan.vpc_id, ServiceName=network.EI_SERVICE_NAME.format(
+                region=plan.region), SubnetIds=[plan.subnet_id], DryRun=True)
+    problems = []
+    for permission, call in checks.items():
+        try:
+            call()
+        except ClientError as err:
+            code = error_code(err)
+            if code == "DryRunOperation":
+                continue
+            if code == "UnauthorizedOperation":
+                problems.append(f"You may not call {permission}: ask an administrator for that permission.")
+            else:
+                problems.append(f"{permission} would fail: {explain(err, aws)}")
+    return problems

@@ -1,0 +1,108 @@
+"""The EC2 instance with its Elastic Inference accelerator: launch, find, wait, start, terminate."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from amazonei_setup import tags
+from amazonei_setup.aws import error_code, error_message
+
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+# How long EC2 may take to see a brand-new instance profile (IAM is eventually consistent; users
+# report up to ~2 minutes, most runs need a few seconds).
+IAM_PROPAGATION_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    id: str
+    state: str
+    instance_type: str
+    public_dns: str
+    public_ip: str
+    launch_time: str
+    subnet_id: str
+    key_name: str
+    image_id: str
+    tags: dict
+
+    @classmethod
+    def from_api(cls, raw: dict) -> InstanceInfo:
+        launched = raw.get("LaunchTime")
+        return cls(raw["InstanceId"], raw["State"]["Name"], raw.get("InstanceType", ""), raw.get("PublicDnsName") or "",
+                   raw.get("PublicIpAddress") or "", launched.isoformat() if launched else "",
+                   raw.get("SubnetId", ""), raw.get("KeyName", ""), raw.get("ImageId", ""),
+                   tags.as_dict(raw.get("Tags")))
+
+    @property
+    def host(self) -> str:
+        return self.public_dns or self.public_ip
+
+
+def launch_request(*, ami_id: str, instance_type: str, accelerator_type: str | None, subnet_id: str,
+                   group_id: str, key_name: str, profile_name: str, root_device: str, volume_size: int,
+                   tag_list: list[dict], client_token: str) -> dict:
+    request = dict(
+        ImageId=ami_id, InstanceType=instance_type, MinCount=1, MaxCount=1, KeyName=key_name,
+        ClientToken=client_token,  # botocore's own retries cannot launch a second instance
+        IamInstanceProfile={"Name": profile_name},
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [group_id],
+                            "AssociatePublicIpAddress": True, "DeleteOnTermination": True}],
+        # IMDSv2 only; hop limit 2 so the EI examples' containers can still reach the metadata service.
+        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+        BlockDeviceMappings=[{"DeviceName": root_device, "Ebs": {
+            "VolumeSize": volume_size, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}],
+        TagSpecifications=tags.tag_specs(["instance", "volume", "network-interface"], tag_list),
+    )
+    if accelerator_type:
+        request["ElasticInferenceAccelerators"] = [{"Type": accelerator_type, "Count": 1}]
+    return request
+
+
+def is_iam_propagation_error(err: ClientError) -> bool:
+    message = error_message(err)
+    return error_code(err) == "InvalidParameterValue" and "iamInstanceProfile" in message
+
+
+def run_instance(ec2, request: dict, *, sleep: Callable = time.sleep,
+                 on_retry: Callable[[float], None] | None = None,
+                 timeout: float = IAM_PROPAGATION_TIMEOUT) -> InstanceInfo:
+    """run_instances, retrying while EC2 cannot yet see the new instance profile."""
+    deadline = time.monotonic() + timeout
+    delay = 1.0
+    while True:
+        try:
+            return InstanceInfo.from_api(ec2.run_instances(**request)["Instances"][0])
+        except ClientError as err:
+            if not is_iam_propagation_error(err) or time.monotonic() + delay > deadline:
+                raise
+        if on_retry:
+            on_retry(delay)
+        sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+def find_instances(ec2, name: str | None, states: list[str] = LIVE_STATES) -> list[InstanceInfo]:
+    filters = tags.filters_for(name) + [{"Name": "instance-state-name", "Values": states}]
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
+    return [InstanceInfo.from_api(i) for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def describe(ec2, instance_id: str) -> InstanceInfo:
+    reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return InstanceInfo.from_api(reservations[0]["Instances"][0])
+
+
+def start(ec2, instance_id: str) -> None:
+    ec2.start_instances(InstanceIds=[instance_id])
+
+
+def terminate(ec2, instance_ids: list[str]) -> None:
+    try:
+        ec2.terminate_instances(InstanceIds=instance_ids)
+    except ClientError as err:
+        if error_code(err) != "InvalidInstanceID.NotFound":
+            raise

@@ -1,0 +1,186 @@
+"""EC2 networking: the deployment's security group, the shared EI runtime endpoint, VPC DNS.
+
+Sharing rule for the endpoint (AWS allows one private-DNS endpoint per service per VPC, so
+deployments in one VPC must share it): a deployment *uses* the endpoint when its own security
+group is attached to it. Teardown detaches its group; the endpoint itself is deleted only when
+amazonei-setup created it and no other deployment's group remains attached. Nothing else needs
+recording, so a teardown can never break a sibling and the last teardown removes the endpoint.
+"""
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from amazonei_setup import tags
+from amazonei_setup.aws import error_code
+from amazonei_setup.catalog import EI_SERVICE_NAME
+
+GONE_ENDPOINT_STATES = {"deleting", "deleted", "failed", "rejected", "expired"}
+
+
+def security_group_name(deployment: str) -> str:
+    return f"amazonei-setup-{deployment}"
+
+
+# ---- security group ------------------------------------------------------------------------
+
+def find_security_groups(ec2, name: str | None) -> list[dict]:
+    """Our groups for one deployment (or all deployments when name is None)."""
+    pages = ec2.get_paginator("describe_security_groups").paginate(Filters=tags.filters_for(name))
+    return [g for page in pages for g in page["SecurityGroups"]]
+
+
+def create_security_group(ec2, vpc_id: str, deployment: str, tag_list: list[dict]) -> str:
+    return ec2.create_security_group(
+        GroupName=security_group_name(deployment), VpcId=vpc_id,
+        Description=f"amazonei-setup {deployment}: SSH from one address, HTTPS to the EI endpoint",
+        TagSpecifications=tags.tag_specs(["security-group"], tag_list),
+    )["GroupId"]
+
+
+def ingress_permissions(group_id: str, ssh_cidr: str) -> list[dict]:
+    """443 only from members of the group itself (instance <-> EI endpoint); 22 from one CIDR."""
+    net = ipaddress.ip_network(ssh_cidr, strict=False)
+    ssh_range = ({"Ipv6Ranges": [{"CidrIpv6": str(net), "Description": "SSH (amazonei-setup)"}]} if net.version == 6
+                 else {"IpRanges": [{"CidrIp": str(net), "Description": "SSH (amazonei-setup)"}]})
+    return [
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+         "UserIdGroupPairs": [{"GroupId": group_id, "Description": "EI endpoint (amazonei-setup)"}]},
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **ssh_range},
+    ]
+
+
+def authorize_ingress(ec2, group_id: str, ssh_cidr: str) -> None:
+    """All rules in one call; a re-run that finds them present is fine."""
+    try:
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=ingress_permissions(group_id, ssh_cidr))
+    except ClientError as err:
+        if error_code(err) != "InvalidPermission.Duplicate":
+            raise
+
+
+def delete_security_group(ec2, group_id: str, *, timeout: float = 300, sleep: Callable = time.sleep) -> bool:
+    """Delete, retrying DependencyViolation while the instance's and endpoint's ENIs drain.
+
+    False when it was already gone. Raises the last DependencyViolation after `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 2.0
+    while True:
+        try:
+            ec2.delete_security_group(GroupId=group_id)
+            return True
+        except ClientError as err:
+            code = error_code(err)
+            if code == "InvalidGroup.NotFound":
+                return False
+            if code != "DependencyViolation" or time.monotonic() + delay > deadline:
+                raise
+        sleep(delay)
+        delay = min(delay * 1.5, 15)
+
+
+# ---- VPC DNS (private DNS for the endpoint needs both) -------------------------------------
+
+DNS_ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")
+
+
+def vpc_dns_attributes_off(ec2, vpc_id: str) -> list[str]:
+    off = []
+    for attribute in DNS_ATTRIBUTES:
+        key = attribute[0].upper() + attribute[1:]
+        if not ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[key]["Value"]:
+            off.append(attribute)
+    return off
+
+
+def enable_vpc_dns(ec2, vpc_id: str, attributes: list[str]) -> None:
+    # Support must be on before hostnames can be; one attribute per call (an EC2 rule).
+    for attribute in sorted(attributes, key=DNS_ATTRIBUTES.index):
+        key = attribute[0].upper() + attribute[1:]
+        ec2.modify_vpc_attribute(VpcId=vpc_id, **{key: {"Value": True}})
+
+
+# ---- EI runtime endpoint -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    vpc_id: str
+    state: str
+    subnet_ids: tuple[str, ...]
+    group_ids: tuple[str, ...]
+    private_dns: bool
+    tags: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def created_by_tool(self) -> bool:
+        return self.tags.get(tags.CREATED_BY) == tags.TOOL
+
+    @classmethod
+    def from_api(cls, raw: dict) -> Endpoint:
+        return cls(raw["VpcEndpointId"], raw["VpcId"], raw.get("State", "").lower(), tuple(raw.get("SubnetIds", [])),
+                   tuple(g["GroupId"] for g in raw.get("Groups", [])), bool(raw.get("PrivateDnsEnabled")),
+                   tags.as_dict(raw.get("Tags")))
+
+
+def find_ei_endpoints(ec2, region: str, vpc_id: str | None = None) -> list[Endpoint]:
+    """Live EI runtime endpoints in the region (or one VPC); deleted ones linger in listings."""
+    filters = [{"Name": "service-name", "Values": [EI_SERVICE_NAME.format(region=region)]}]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    pages = ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=filters)
+    found = [Endpoint.from_api(e) for page in pages for e in page["VpcEndpoints"]]
+    return [e for e in found if e.state not in GONE_ENDPOINT_STATES]
+
+
+def create_ei_endpoint(ec2, region: str, vpc_id: str, subnet_id: str, group_id: str, tag_list: list[dict]) -> str:
+    return ec2.create_vpc_endpoint(
+        VpcEndpointType="Interface", VpcId=vpc_id, ServiceName=EI_SERVICE_NAME.format(region=region),
+        SubnetIds=[subnet_id], SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
+        TagSpecifications=tags.tag_specs(["vpc-endpoint"], tag_list),
+    )["VpcEndpoint"]["VpcEndpointId"]
+
+
+def join_ei_endpoint(ec2, endpoint_id: str, *, add_subnet: str | None, add_group: str | None,
+                     enable_private_dns: bool) -> None:
+    """Make an existing endpoint serve this deployment: its AZ, its group, private DNS."""
+    changes: dict = {}
+    if add_subnet:
+        changes["AddSubnetIds"] = [add_subnet]
+    if add_group:
+        changes["AddSecurityGroupIds"] = [add_group]
+    if enable_private_dns:
+        changes["PrivateDnsEnabled"] = True
+    if changes:
+        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, **changes)
+
+
+def leave_ei_endpoint(ec2, endpoint_id: str, group_id: str) -> None:
+    try:
+        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, RemoveSecurityGroupIds=[group_id])
+    except ClientError as err:
+        if error_code(err) not in {"InvalidVpcEndpointId.NotFound", "InvalidGroup.NotFound",
+                                   "InvalidParameter"}:  # already detached
+            raise
+
+
+def delete_ei_endpoint(ec2, endpoint_id: str) -> bool:
+    response = ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
+    failed = response.get("Unsuccessful", [])
+    if failed:
+        error = failed[0].get("Error", {})
+        if error.get("Code") == "InvalidVpcEndpoint.NotFound":
+            return False
+        raise ClientError({"Error": {"Code": error.get("Code", "Unknown"), "Message": error.get("Message", "")}},
+                          "DeleteVpcEndpoints")
+    return True
+
+
+def endpoint_state(ec2, endpoint_id: str) -> str:
+    found = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    return found[0].get("State", "").lower() if found else "deleted"

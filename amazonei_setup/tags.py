@@ -1,0 +1,41 @@
+"""The tags that mark what amazonei-setup created. Tags, not local files, are the source of
+truth for teardown and list: a deployment can be found from any machine."""
+from __future__ import annotations
+
+DEPLOYMENT = "amazonei-setup:deployment"
+CREATED_BY = "amazonei-setup:created-by"
+TOOL = "amazonei-setup"
+# Who created the deployment, so a second user cannot converge onto (or tear down) it by name.
+OWNER = "amazonei-setup:owner"
+# Stored on the instance because EC2 no longer reports the EI association reliably (moto drops it).
+ACCELERATOR = "amazonei-setup:accelerator"
+SSH_USER = "amazonei-setup:ssh-user"
+# IAM path for every role and instance profile we create: list_roles(PathPrefix=...) finds them.
+IAM_PATH = "/amazonei-setup/"
+
+
+def tag_list(name: str, owner: str | None = None, **extra: str) -> list[dict[str, str]]:
+    tags = {DEPLOYMENT: name, CREATED_BY: TOOL, **({OWNER: owner} if owner else {})}
+    tags.update({k: v for k, v in extra.items() if v})
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def tag_specs(resource_types: list[str], tags: list[dict[str, str]]) -> list[dict]:
+    return [{"ResourceType": rt, "Tags": tags} for rt in resource_types]
+
+
+def as_dict(tags: list[dict] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}
+
+
+def is_ours(tags: list[dict] | None, name: str | None = None) -> bool:
+    """True when the tags say amazonei-setup created it (for deployment `name`, if given)."""
+    d = as_dict(tags)
+    return d.get(CREATED_BY) == TOOL and (name is None or d.get(DEPLOYMENT) == name)
+
+
+def filters_for(name: str | None) -> list[dict]:
+    """EC2 filters matching resources of one deployment (or of any, when name is None)."""
+    if name is None:
+        return [{"Name": f"tag:{CREATED_BY}", "Values": [TOOL]}]
+    return [{"Name": f"tag:{DEPLOYMENT}", "Values": [name]}, {"Name": f"tag:{CREATED_BY}", "Values": [TOOL]}]

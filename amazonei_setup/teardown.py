@@ -1,0 +1,159 @@
+"""Remove one deployment: what setup created, in reverse dependency order, and nothing else.
+
+Two phases, each overlapping what AWS allows:
+  1. terminate the instances (and wait for `terminated`) | leave or delete the EI endpoint |
+     delete the key pair;
+  2. then the security group (retrying DependencyViolation while ENIs drain) | the instance
+     profile and the role (the profile must outlive the instance that uses it).
+Safe to re-run: every delete treats "already gone" as done.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from amazonei_setup.aws import Aws, error_code, explain
+from amazonei_setup.deployments import Inventory
+from amazonei_setup.discover import run_concurrently
+from amazonei_setup.errors import AwsError
+from amazonei_setup.events import Event, Reporter, ignore
+from amazonei_setup.resources import iam, keypair, network
+from amazonei_setup.resources import instance as instances
+from amazonei_setup.waiting import wait_for
+
+TERMINATE_TIMEOUT = 600.0
+GROUP_DELETE_TIMEOUT = 300.0
+DELETE, KEEP, DETACH = "delete", "keep", "detach"
+
+
+@dataclass(frozen=True)
+class TeardownItem:
+    kind: str
+    id: str
+    action: str  # delete / keep / detach (remove our group from a shared endpoint)
+    reason: str = ""
+
+
+def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[TeardownItem]:
+    items = [TeardownItem("instance", i.id, DELETE, i.state) for i in inventory.instances]
+    for endpoint in inventory.endpoints:
+        users = set(endpoint.group_ids) - inventory.group_ids
+        siblings = users & inventory.sibling_group_ids
+        if not endpoint.created_by_tool:
+            reason = "not created by amazonei-setup"
+        elif siblings:
+            reason = f"still used by {len(siblings)} other deployment(s)"
+        elif users:
+            reason = "other security groups still use it"
+        elif keep_shared:
+            reason = "--keep-shared"
+        else:
+            items.append(TeardownItem("vpc-endpoint", endpoint.id, DELETE))
+            continue
+        action = DETACH if set(endpoint.group_ids) & inventory.group_ids else KEEP
+        items.append(TeardownItem("vpc-endpoint", endpoint.id, action, reason))
+    if inventory.key_pair:
+        items.append(TeardownItem("key-pair", inventory.key_pair["KeyName"], DELETE,
+                                  "the local .pem file is left in place"))
+    items += [TeardownItem("security-group", g["GroupId"], DELETE) for g in inventory.security_groups]
+    if inventory.profile:
+        items.append(TeardownItem("instance-profile", inventory.profile["InstanceProfileName"], DELETE))
+    if inventory.role:
+        items.append(TeardownItem("iam-role", inventory.role["RoleName"], DELETE, "with its inline policy"))
+    items += [TeardownItem(kind.split(" ", 1)[0], kind, KEEP, "same name but not created by amazonei-setup")
+              for kind in inventory.foreign]
+    return items
+
+
+def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: Reporter = ignore, *,
+             sleep: Callable[[float], None] = time.sleep) -> list[TeardownItem]:
+    """Carry out `items`; returns what was done. Raises AwsError naming what is left on failure."""
+    ec2, client_iam = aws.ec2, aws.iam
+    aws.preload("ec2", "iam")
+    by_kind: dict[str, list[TeardownItem]] = {}
+    for item in items:
+        by_kind.setdefault(item.kind, []).append(item)
+
+    def deleting(kind: str) -> list[TeardownItem]:
+        return [i for i in by_kind.get(kind, []) if i.action == DELETE]
+
+    def done(item: TeardownItem, verb: str = "Deleted") -> None:
+        report(Event("deleted" if item.action == DELETE else "updated", item.kind, f"{verb} {item.kind} {item.id}",
+                     item.id))
+
+    def terminate_instances() -> None:
+        ids = [i.id for i in deleting("instance")]
+        if not ids:
+            return
+        instances.terminate(ec2, ids)
+        report(Event("wait", "instance", f"Terminating {', '.join(ids)}; waiting for 'terminated'"))
+        for item in deleting("instance"):
+            wait_for(lambda i=item: instance_state_or_gone(ec2, i.id), done={"terminated"}, what=f"Instance {item.id}",
+                     timeout=TERMINATE_TIMEOUT, sleep=sleep, how_to_check="check it in the EC2 console, then run "
+                     "teardown again")
+            done(item, "Terminated")
+
+    def endpoints() -> None:
+        for item in by_kind.get("vpc-endpoint", []):
+            if item.action == DELETE:
+                network.delete_ei_endpoint(ec2, item.id)
+                done(item)
+            elif item.action == DETACH:
+                for group_id in inventory.group_ids:
+                    network.leave_ei_endpoint(ec2, item.id, group_id)
+                done(item, "Detached this deployment's security group from")
+
+    def key_pairs() -> None:
+        for item in deleting("key-pair"):
+            keypair.delete_key_pair(ec2, item.id)
+            done(item)
+
+    def groups() -> None:
+        for item in deleting("security-group"):
+            report(Event("wait", "security-group", f"Deleting security group {item.id}", item.id))
+            network.delete_security_group(ec2, item.id, timeout=GROUP_DELETE_TIMEOUT, sleep=sleep)
+            done(item)
+
+    def iam_pieces() -> None:
+        for item in deleting("instance-profile"):
+            iam.delete_instance_profile(client_iam, item.id)
+            done(item)
+        for item in deleting("iam-role"):
+            iam.delete_role(client_iam, item.id)
+            done(item)
+
+    failures = []
+    for phase in ({"instances": terminate_instances, "endpoint": endpoints, "key pair": key_pairs},
+                  {"security group": groups, "IAM role and profile": iam_pieces}):
+        results = run_concurrently(phase)
+        failures += [(what, err) for what, err in results.items() if isinstance(err, BaseException)]
+        if failures:
+            break  # the next phase depends on this one: stop, and say how to finish
+    if failures:
+        what, err = failures[0]
+        cause = explain(err, aws, doing=f"deleting the {what}")
+        raise AwsError(f"{cause} Nothing else was deleted after that; run the same teardown again to finish.",
+                       code=cause.code)
+    return items
+
+
+def instance_state_or_gone(ec2, instance_id: str) -> str:
+    try:
+        return instances.describe(ec2, instance_id).state
+    except ClientError as err:
+        if error_code(err) == "InvalidInstanceID.NotFound":
+            return "terminated"
+        raise
+    except IndexError:  # terminated instances eventually drop out of describe_instances
+        return "terminated"
+
+
+def summary_counts(items: list[TeardownItem]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.action] = counts.get(item.action, 0) + 1
+    return counts
+

@@ -1,0 +1,36 @@
+"""Polling until AWS reaches a state, shared by setup and teardown."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from amazonei_setup.errors import AwsError
+
+
+class WaitTimeout(AwsError):
+    code = "wait-timeout"
+
+
+def wait_for(fetch: Callable[[], str], *, done: set[str], failed: set[str] = frozenset(), what: str, how_to_check: str,
+             timeout: float, first_delay: float = 1.0, max_delay: float = 5.0, sleep: Callable = time.sleep,
+             on_state: Callable[[str], None] | None = None) -> str:
+    """Call fetch() until it returns a state in `done`; raise in a `failed` state or on timeout.
+
+    The first poll comes quickly (moto and fast paths finish at once), then the interval grows
+    to max_delay so a ten-minute wait costs ~120 calls, not thousands.
+    """
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    state = ""
+    while True:
+        state = fetch()
+        if on_state:
+            on_state(state)
+        if state in done:
+            return state
+        if state in failed:
+            raise AwsError(f"{what} went to state '{state}' instead of {'/'.join(sorted(done))}: {how_to_check}.")
+        if time.monotonic() + delay > deadline:
+            raise WaitTimeout(f"{what} is still '{state}' after {int(timeout)} s: {how_to_check}.")
+        sleep(delay)
+        delay = min(delay * 1.5, max_delay)

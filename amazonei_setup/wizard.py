@@ -1,0 +1,375 @@
+"""Decide every open choice of a setup, asking only for what flags did not settle.
+
+`build_plan(request, facts, asker)` is pure decision logic: no AWS calls, no printing. The same
+code serves interactive and scripted runs; only the Asker differs:
+  * QuestionaryAsker: arrow-key prompts, defaults highlighted;
+  * DefaultsAsker: takes each default, and where there is no safe default raises a UsageError
+    that names the flag to pass (used with --yes and whenever stdin is not a terminal).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from amazonei_setup import catalog, tags
+from amazonei_setup.discover import Facts, Image, Subnet
+from amazonei_setup.errors import UsageError
+from amazonei_setup.plan import Plan
+from amazonei_setup.resources import iam, keypair, network
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+MIN_VOLUME_GIB, MAX_VOLUME_GIB = 8, 16384
+
+
+@dataclass(frozen=True)
+class SetupRequest:
+    """What the command line settled; None means 'not given'."""
+
+    instance_type: str
+    name: str | None = None
+    accelerator_type: str | None = None
+    os: str | None = None
+    ami_id: str | None = None
+    vpc_id: str | None = None
+    subnet_id: str | None = None
+    key_name: str | None = None
+    new_key: bool = False
+    key_dir: str | None = None
+    ssh_cidr: str | None = None
+    volume_size: int | None = None
+    default_ssh_cidr: str | None = None  # e.g. the sandbox's loopback, when no lookup is wanted
+
+
+@dataclass(frozen=True)
+class Option:
+    title: str
+    value: Any
+
+
+class Asker(Protocol):
+    interactive: bool
+
+    def select(self, message: str, options: list[Option], default: Any, *, flag: str) -> Any: ...
+
+    def text(self, message: str, default: str | None, *, flag: str, validate: Callable[[str], str | None]) -> str: ...
+
+    def confirm(self, message: str, default: bool = False) -> bool: ...
+
+
+class DefaultsAsker:
+    """Never prompts: takes defaults, or names the flag that would settle the choice."""
+
+    interactive = False
+
+    def __init__(self, assume_yes: bool = True):
+        self.assume_yes = assume_yes
+
+    def select(self, message, options, default, *, flag):
+        if default is None:
+            raise UsageError(f"{message.rstrip('?:')}: there is no safe default, so pass {flag}.")
+        return default
+
+    def text(self, message, default, *, flag, validate):
+        if default is None:
+            raise UsageError(f"{message.rstrip('?:')}: pass {flag}.")
+        return default
+
+    def confirm(self, message, default=False):
+        return self.assume_yes
+
+
+class QuestionaryAsker:
+    """Arrow-key prompts. input/output go to prompt_toolkit (tests pass a pipe input)."""
+
+    interactive = True
+
+    def __init__(self, **prompt_kwargs):
+        self.prompt_kwargs = prompt_kwargs
+
+    def select(self, message, options, default, *, flag):
+        import questionary
+
+        choices = [questionary.Choice(o.title, value=o.value) for o in options]
+        default_choice = next((c for c in choices if c.value == default), None)
+        return questionary.select(message, choices=choices, default=default_choice,
+                                  **self.prompt_kwargs).unsafe_ask()
+
+    def text(self, message, default, *, flag, validate):
+        import questionary
+
+        return questionary.text(message, default=default or "", validate=lambda v: validate(v) or True,
+                                **self.prompt_kwargs).unsafe_ask().strip()
+
+    def confirm(self, message, default=False):
+        import questionary
+
+        return questionary.confirm(message, default=default, **self.prompt_kwargs).unsafe_ask()
+
+
+# ---- validation shared by flags and prompts -------------------------------------------------
+
+def name_problem(name: str) -> str | None:
+    if not NAME_RE.match(name):
+        return ("a deployment name is 1-32 characters of lowercase letters, digits and '-', starting with a "
+                "letter or digit")
+    return None
+
+
+def cidr_problem(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f"'{value}' is not an IP range like 203.0.113.7/32"
+    if "/" not in value:
+        return f"'{value}' needs a prefix length, e.g. {value}/32"
+    return None
+
+
+def opens_to_world(cidr: str) -> bool:
+    return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+
+
+def generated_name() -> str:
+    return f"amazonei-{secrets.token_hex(3)}"
+
+
+# ---- the decisions ----------------------------------------------------------------------------
+
+def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
+    warnings: list[str] = []
+    existing = _existing_deployment(request, facts)
+    name = existing["name"] if existing else _choose_name(request, facts, asker)
+    if existing and existing["instance"]:
+        accelerator = existing["instance"].tags.get(tags.ACCELERATOR) or None
+    else:
+        accelerator = _choose_accelerator(request, facts, asker)
+    if existing and existing["instance"]:
+        image = None  # the instance keeps its image: nothing is launched
+        os_key = request.os
+    else:
+        os_key, image = _choose_image(request, facts, asker, warnings)
+    arch = image.architecture if image else "x86_64"
+    if facts.instance_type.architectures and arch not in facts.instance_type.architectures:
+        raise UsageError(f"The image {image.id} is built for {arch} but {facts.instance_type.name} runs "
+                         f"{'/'.join(facts.instance_type.architectures)}: pick an x86_64 --instance-type "
+                         "(e.g. m5.xlarge) or another --ami-id.")
+    subnet = existing["subnet"] if existing else _choose_subnet(request, facts, asker)
+    key_name, create_key, key_path = _choose_key(request, facts, asker, name, existing)
+    ssh_cidr = _choose_ssh_cidr(request, facts, asker)
+    if opens_to_world(ssh_cidr):
+        warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
+    volume = request.volume_size or 100
+    if image and image.snapshot_gib and volume < image.snapshot_gib:
+        raise UsageError(f"The image needs a root volume of at least {image.snapshot_gib} GiB: pass "
+                         f"--volume-size {image.snapshot_gib} or more.")
+    endpoint_id, add_subnet, enable_dns = _endpoint_decision(facts, subnet, accelerator)
+    os_info = catalog.OPERATING_SYSTEMS.get(os_key or "")
+    ssh_user = (existing["instance"].tags.get(tags.SSH_USER) if existing and existing["instance"] else None) or (
+        os_info.ssh_user if os_info else _guess_user(image))
+    group = existing["group"] if existing else None
+    instance = existing["instance"] if existing else None
+    return Plan(
+        name=name, region=facts.region, account_id=facts.account_id, owner=facts.owner,
+        instance_type=facts.instance_type.name, accelerator_type=accelerator, os_key=os_key,
+        ami_id=image.id if image else instance.image_id,
+        ami_name=image.name if image else "", ssh_user=ssh_user,
+        root_device=image.root_device if image else "/dev/xvda", volume_size=volume,
+        vpc_id=subnet.vpc_id, subnet_id=subnet.id, availability_zone=subnet.az,
+        key_name=key_name, create_key=create_key, key_path=key_path, ssh_cidr=ssh_cidr,
+        role_name=iam.role_name(name), profile_name=iam.profile_name(name),
+        security_group_name=network.security_group_name(name),
+        security_group_id=group["GroupId"] if group else None,
+        endpoint_id=endpoint_id, endpoint_add_subnet=add_subnet, endpoint_enable_private_dns=enable_dns,
+        instance_id=instance.id if instance else None, instance_state=instance.state if instance else None,
+        hourly_usd=catalog.hourly_usd(facts.instance_type.name, accelerator), warnings=tuple(warnings),
+    )
+
+
+def _existing_deployment(request: SetupRequest, facts: Facts) -> dict | None:
+    """A re-run with the name of a live deployment converges onto it instead of duplicating it."""
+    if not request.name:
+        return None
+    groups = [g for g in facts.our_security_groups if tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) == request.name]
+    found = [i for i in facts.our_instances if i.tags.get(tags.DEPLOYMENT) == request.name]
+    if not groups and not found:
+        return None
+    owner = tags.as_dict(groups[0].get("Tags")).get(tags.OWNER) if groups else found[0].tags.get(tags.OWNER)
+    if owner and owner != facts.owner:
+        raise UsageError(f"A deployment named '{request.name}' already exists in {facts.region} and belongs to "
+                         f"{owner}: choose another --name.")
+    instance = found[0] if found else None
+    group = groups[0] if groups else None
+    subnet_id = instance.subnet_id if instance else None
+    subnet = next((s for s in facts.subnets if s.id == subnet_id), None)
+    if subnet is None:  # only the group survived a half-finished run: decide the subnet afresh
+        vpc = group["VpcId"] if group else None
+        subnet = _choose_subnet(SetupRequest(instance_type=request.instance_type, vpc_id=vpc,
+                                             subnet_id=request.subnet_id), facts, DefaultsAsker())
+    for flag, wanted, actual in (("--subnet-id", request.subnet_id, subnet.id),
+                                 ("--vpc-id", request.vpc_id, subnet.vpc_id)):
+        if wanted and wanted != actual:
+            raise UsageError(f"Deployment '{request.name}' already runs in {actual}, not {wanted}: drop {flag}, or "
+                             "tear it down first, or choose another --name.")
+    return {"name": request.name, "group": group, "instance": instance, "subnet": subnet}
+
+
+def _choose_name(request, facts, asker) -> str:
+    if request.name:
+        problem = name_problem(request.name)
+        if problem:
+            raise UsageError(f"--name '{request.name}' is not valid: {problem}.")
+        return request.name
+    return asker.text("Deployment name (used in tags and for teardown):", generated_name(), flag="--name",
+                      validate=name_problem)
+
+
+def _choose_accelerator(request, facts, asker) -> str:
+    offered = catalog.accelerators_for_region(facts.region)
+    if request.accelerator_type:
+        if request.accelerator_type not in catalog.ACCELERATORS:
+            raise UsageError(f"Unknown --accelerator-type '{request.accelerator_type}': use one of "
+                             f"{', '.join(catalog.ACCELERATORS)}.")
+        if request.accelerator_type not in {a.type for a in offered}:
+            raise UsageError(f"{request.accelerator_type} is not offered in {facts.region}: use one of "
+                             f"{', '.join(a.type for a in offered)}.")
+        return request.accelerator_type
+    offered_types = [a.type for a in offered]
+    default = catalog.DEFAULT_ACCELERATOR if catalog.DEFAULT_ACCELERATOR in offered_types else offered_types[0]
+    instance_price = catalog.INSTANCE_HOURLY_USD.get(facts.instance_type.name)
+    options = [Option(accelerator_title(a, instance_price), a.type) for a in offered]
+    return asker.select("Elastic Inference accelerator:", options, default, flag="--accelerator-type")
+
+
+def accelerator_title(a: catalog.Accelerator, instance_price: float | None) -> str:
+    total = f", ${instance_price + a.hourly_usd:.3f}/h with the instance" if instance_price is not None else ""
+    return (f"{a.type:<12} {a.memory_gib} GiB, {a.fp32_tflops} FP32 / {a.fp16_tflops} FP16 TFLOPS, "
+            f"${a.hourly_usd:.2f}/h{total}")
+
+
+def _choose_image(request, facts, asker, warnings) -> tuple[str | None, Image]:
+    if request.ami_id:
+        image = facts.requested_image
+        if image is None:
+            raise UsageError(f"--ami-id {request.ami_id} does not exist in {facts.region} (or is not shared with "
+                             "you): check the id, or drop --ami-id to use the newest Deep Learning AMI.")
+        if image.os_key is None:
+            warnings.append(f"{image.id} ({image.name or 'unnamed'}) is not an Amazon Linux or Ubuntu 16.04 Deep "
+                            "Learning AMI, the only images that ship the amazonei_* environments.")
+        return image.os_key or request.os, image
+    if request.os and request.os not in catalog.OPERATING_SYSTEMS:
+        raise UsageError(f"Unknown --os '{request.os}': use one of {', '.join(catalog.OPERATING_SYSTEMS)}.")
+    options = []
+    for os_ in catalog.OPERATING_SYSTEMS.values():
+        newest = facts.images.get(os_.key) or []
+        options.append(Option(f"{os_.label:<13} {newest[0].name if newest else '(no image in this region)'}", os_.key))
+    os_key = request.os or asker.select("Operating system (Deep Learning AMI):", options, catalog.DEFAULT_OS,
+                                        flag="--os")
+    images = facts.images.get(os_key) or []
+    if not images:
+        label = catalog.OPERATING_SYSTEMS[os_key].label
+        raise UsageError(f"No Deep Learning AMI ({label}) owned by Amazon is available in {facts.region}: pass "
+                         "--ami-id with an image you can use, or another --os.")
+    return os_key, images[0]
+
+
+def _guess_user(image: Image | None) -> str:
+    return "ubuntu" if image and "ubuntu" in image.name.lower() else "ec2-user"
+
+
+def _choose_subnet(request, facts, asker) -> Subnet:
+    by_id = {s.id: s for s in facts.subnets}
+    vpc_ids = {v.id for v in facts.vpcs}
+    if request.subnet_id:
+        subnet = by_id.get(request.subnet_id)
+        if subnet is None:
+            raise UsageError(f"--subnet-id {request.subnet_id} does not exist in {facts.region}: pick one from "
+                             "`aws ec2 describe-subnets`, or drop the flag to choose interactively.")
+        if request.vpc_id and subnet.vpc_id != request.vpc_id:
+            raise UsageError(f"--subnet-id {subnet.id} is in {subnet.vpc_id}, not in --vpc-id {request.vpc_id}: "
+                             "pass a subnet of that VPC.")
+        if subnet.az not in facts.ei_azs:
+            raise UsageError(f"--subnet-id {subnet.id} is in {subnet.az}, where Elastic Inference is not offered: "
+                             f"pass a subnet in {', '.join(facts.ei_azs)}.")
+        return subnet
+    if request.vpc_id:
+        if request.vpc_id not in vpc_ids:
+            raise UsageError(f"--vpc-id {request.vpc_id} does not exist in {facts.region}: check the id, or drop the "
+                             "flag to use the default VPC.")
+        vpc_id = request.vpc_id
+    else:
+        if not facts.vpcs:
+            raise UsageError(f"There is no VPC in {facts.region}: create one (VPC console, 'Create default VPC') or "
+                             "pass --vpc-id.")
+        only = facts.vpcs[0].id if len(facts.vpcs) == 1 else None
+        default_vpc = next((v.id for v in facts.vpcs if v.is_default), only)
+        options = [Option(f"{v.id}  {v.cidr:<16} {'(default) ' if v.is_default else ''}{v.name}", v.id)
+                   for v in facts.vpcs]
+        vpc_id = asker.select("VPC:", options, default_vpc, flag="--vpc-id")
+    candidates = [s for s in facts.subnets if s.vpc_id == vpc_id and s.az in facts.ei_azs]
+    if not candidates:
+        raise UsageError(f"{vpc_id} has no subnet in an Availability Zone that offers Elastic Inference "
+                         f"({', '.join(facts.ei_azs)}): add one, or pass another --vpc-id.")
+    default = next((s.id for s in candidates if s.public_ip_on_launch), None)
+    if default is None and len(candidates) == 1:
+        default = candidates[0].id
+    options = [Option(f"{s.id}  {s.az:<12} {s.cidr:<18} {'public IPs' if s.public_ip_on_launch else 'private'} "
+                      f"{s.name}".rstrip(), s.id) for s in candidates]
+    chosen = asker.select("Subnet (only AZs that offer Elastic Inference):", options, default, flag="--subnet-id")
+    return by_id[chosen]
+
+
+NEW_KEY = object()
+
+
+def _choose_key(request, facts, asker, name, existing) -> tuple[str, bool, str | None]:
+    key_dir = Path(request.key_dir).expanduser() if request.key_dir else keypair.default_key_dir()
+    if existing and existing["instance"]:
+        key = existing["instance"].key_name  # a running instance keeps the key it was launched with
+        return key, False, str(key_dir / f"{key}.pem")
+    if request.key_name:
+        if request.key_name not in facts.key_pairs:
+            raise UsageError(f"--key-name {request.key_name} is not a key pair in {facts.region}: use one of "
+                             f"{', '.join(facts.key_pairs) or '(none yet)'}, or drop --key-name to create one.")
+        return request.key_name, False, str(key_dir / f"{request.key_name}.pem")
+    new_name = keypair.key_name(name)
+    choice = NEW_KEY
+    if not request.new_key and facts.key_pairs:
+        default = facts.key_pairs[0] if len(facts.key_pairs) == 1 else None
+        options = [Option(k, k) for k in facts.key_pairs] + [Option(f"create a new key pair ({new_name})", NEW_KEY)]
+        choice = asker.select("Key pair for SSH:", options, default, flag="--key-name (or --new-key)")
+    if choice is not NEW_KEY:
+        return choice, False, str(key_dir / f"{choice}.pem")
+    if new_name in facts.key_pairs:
+        raise UsageError(f"A key pair named {new_name} already exists: pass --key-name {new_name} to use it.")
+    pem = key_dir / f"{new_name}.pem"
+    if pem.exists():
+        raise UsageError(f"{pem} already exists and would be overwritten: move it away or pass --key-dir.")
+    return new_name, True, str(pem)
+
+
+def _choose_ssh_cidr(request, facts, asker) -> str:
+    if request.ssh_cidr:
+        problem = cidr_problem(request.ssh_cidr)
+        if problem:
+            raise UsageError(f"--ssh-cidr: {problem}.")
+        return str(ipaddress.ip_network(request.ssh_cidr, strict=False))
+    default = request.default_ssh_cidr or (f"{facts.public_ip}/32" if facts.public_ip else None)
+    return asker.text("Allow SSH from (CIDR):", default, flag="--ssh-cidr (your address, e.g. 203.0.113.7/32)",
+                      validate=cidr_problem)
+
+
+def _endpoint_decision(facts: Facts, subnet: Subnet, accelerator: str | None) -> tuple[str | None, bool, bool]:
+    """Reuse the VPC's EI endpoint when there is one, adding this AZ and private DNS if missing."""
+    if not accelerator:
+        return None, False, False
+    endpoint = next((e for e in facts.endpoints if e.vpc_id == subnet.vpc_id), None)
+    if endpoint is None:
+        return None, False, False
+    az_of = {s.id: s.az for s in facts.subnets}
+    covered = {az_of.get(s) for s in endpoint.subnet_ids}
+    return endpoint.id, subnet.az not in covered, not endpoint.private_dns

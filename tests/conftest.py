@@ -1,0 +1,130 @@
+"""Shared fixtures: an isolated home, a moto account seeded like a fresh real one, a CLI runner,
+a snapshot of what the account holds, and fault injection through botocore's before-call hook.
+
+Tests never reach real AWS or the network: credentials are dummies, AWS_ENDPOINT_URL is cleared
+(inside mock_aws it would bypass the mock), and the public-IP lookup is replaced.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import pytest
+from botocore.exceptions import ClientError
+
+REGION = "us-west-2"
+ACCOUNT = "123456789012"
+SSH_CIDR = "198.51.100.4/32"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test touches the real home, real profiles, or a real endpoint."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AMAZONEI_SETUP_HOME", str(home / ".amazonei-setup"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+                "AWS_REGION", "CI"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def account(isolated_env):
+    """A moto account with the Deep Learning AMIs seeded in us-west-2; yields an Aws for it."""
+    from moto import mock_aws
+
+    from amazonei_setup.aws import Aws
+    from amazonei_setup.sandbox import seed_deep_learning_amis
+
+    with mock_aws():
+        seed_deep_learning_amis(ACCOUNT, REGION)
+        yield Aws(REGION)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli(account):
+    """Run the CLI in-process against the moto account: cli("--instance-type", "m5.xlarge", ...)."""
+    from amazonei_setup.cli import Environment, main
+
+    def run(*argv: str, tty: bool = False, asker=None, public_ip: str | None = "198.51.100.4",
+            own_clients: bool = False) -> CliResult:
+        """own_clients=True lets the CLI build its Aws from the flags (tests of --region/--profile);
+        by default it uses the fixture's `account`, whose clients tests can instrument."""
+        out, err = io.StringIO(), io.StringIO()
+        env = Environment(stdin_isatty=tty, stdout=out, stderr=err, public_ip_lookup=lambda: public_ip,
+                          asker=asker, sleep=lambda seconds: None, width=100,
+                          aws=None if own_clients else account)
+        code = main(list(argv), env)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+def setup_args(name: str = "demo", *extra: str) -> list[str]:
+    """The flags of a complete non-interactive setup in the seeded account."""
+    return ["--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", name, "--ssh-cidr", SSH_CIDR,
+            *extra]
+
+
+def snapshot(aws) -> dict[str, set]:
+    """What the account holds that setup could create: compare before/after to prove no orphans."""
+    ec2, iam = aws.ec2, aws.iam
+    live = ["pending", "running", "stopping", "stopped", "shutting-down"]
+    instances = {i["InstanceId"] for r in ec2.describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": live}])["Reservations"] for i in r["Instances"]}
+    return {
+        "instances": instances,
+        "security_groups": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
+                            if g["GroupName"] != "default"},
+        "endpoints": {e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]
+                      if e.get("State", "").lower() not in ("deleted", "deleting")},
+        "key_pairs": {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]},
+        "roles": {r["RoleName"] for r in iam.list_roles()["Roles"]},
+        "instance_profiles": {p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]},
+    }
+
+
+def inject(client, operation: str, code: str, message: str = "injected", *, times: int | None = None,
+           status: int = 400):
+    """Make `client.<operation>` raise ClientError(code) before it reaches moto (times=None: always).
+
+    Returns a list that records each injected call's params, so tests can assert on them.
+    """
+    calls: list[dict] = []
+
+    def hook(params, **_):
+        if times is not None and len(calls) >= times:
+            return None
+        calls.append(params)
+        raise ClientError({"Error": {"Code": code, "Message": message},
+                           "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_name}.{operation}", hook)
+    return calls
+
+
+def record(client, operation: str) -> list[dict]:
+    """Capture the params of every `operation` request (moto drops some, e.g. EI accelerators)."""
+    seen: list[dict] = []
+    client.meta.events.register(
+        f"before-call.{client.meta.service_model.service_name}.{operation}",
+        lambda params, **_: seen.append(params))
+    return seen
