@@ -273,12 +273,17 @@ def _setup(args, env: Environment, ui, aws) -> int:
     asker = _asker(args, env)
     lookup = None
     default_cidr = SANDBOX_SSH_CIDR if args.sandbox else None
+    key_dir = args.key_dir
+    if args.sandbox and not key_dir:
+        from amazonei_setup import paths
+
+        key_dir = str(paths.sandbox_dir() / "keys")  # sandbox keys are fake: keep them out of ~/.ssh
     if not args.ssh_cidr and not args.sandbox:
         lookup = env.public_ip_lookup or discover.lookup_public_ip
     request = wizard.SetupRequest(
         instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type, os=args.os,
         ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
-        new_key=args.new_key, key_dir=args.key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
+        new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
         default_ssh_cidr=default_cidr)
     with ui.status(f"Looking up your account, {aws.region} and its Elastic Inference offer"):
         facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup)
