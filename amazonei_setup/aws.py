@@ -28,14 +28,25 @@ from botocore.exceptions import (
     ProfileNotFound,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from amazonei_setup import __version__, paths
 from amazonei_setup.errors import AwsError, ToolError, UsageError
 
 log = logging.getLogger("amazonei_setup.aws")
 
+# Adaptive mode backs off and rate-limits itself under throttling. 5 attempts in all (botocore's
+# "max_attempts" would count retries only); AWS_MAX_ATTEMPTS still wins, as users expect, because
+# an explicit Config would otherwise override it.
+def _max_attempts(default: int = 5) -> int:
+    value = os.environ.get("AWS_MAX_ATTEMPTS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
+MAX_ATTEMPTS = _max_attempts()
 CONFIG = botocore.config.Config(
-    retries={"mode": "adaptive", "max_attempts": 8},
+    retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
     connect_timeout=5,
     read_timeout=60,
     user_agent_extra=f"amazonei-setup/{__version__}",
@@ -55,6 +66,11 @@ class Aws:
         self.region = region or self.session.region_name
         if not self.region:
             raise UsageError("No AWS region given: pass --region (e.g. --region us-west-2) or set one in your profile.")
+        if endpoint_url is not None and not (is_valid_endpoint_url(endpoint_url)
+                                             or is_valid_ipv6_endpoint_url(endpoint_url)):
+            # botocore would raise a bare ValueError when the first client is built, mid-run
+            raise UsageError(f"--endpoint-url '{endpoint_url}' is not a URL like http://127.0.0.1:5000: fix it, "
+                             "or drop the flag to talk to AWS itself.")
         self.profile = profile
         self.endpoint_url = endpoint_url
         self.config = config
@@ -98,21 +114,30 @@ class Aws:
 # ---- call log --------------------------------------------------------------------------
 
 def start_call_log() -> Path | None:
-    """One log file per run under ~/.amazonei-setup/logs; None when it cannot be written."""
-    if getattr(start_call_log, "path", None):
-        return start_call_log.path
+    """One log file per run under ~/.amazonei-setup/logs; None when it cannot be written.
+
+    Reused while the logs directory stays the same; a process whose AMAZONEI_SETUP_HOME changed
+    (tests, embedding) gets a new file there instead of messages pointing at the old one.
+    """
+    current = getattr(start_call_log, "path", None)
     try:
         directory = paths.logs_dir()
+        if current and current.parent == directory:
+            return current
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: Path.home() without a home directory
         return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(message)s"))
+    old = getattr(start_call_log, "handler", None)
+    if old is not None:
+        log.removeHandler(old)
+        old.close()
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    start_call_log.path = path
+    start_call_log.path, start_call_log.handler = path, handler
     return path
 
 
@@ -160,6 +185,9 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
     if isinstance(err, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
         return AwsError(f"Could not reach AWS{where} ({err}): check your network or --endpoint-url.",
                         code="network")
+    if isinstance(err, ResponseParserError):  # not BotoCoreError; its text carries the whole raw body
+        return AwsError(f"The reply from AWS{where} could not be read (not AWS's format): check --endpoint-url, or "
+                        "a proxy or captive portal between you and AWS, then run again.", code="bad-response")
     if not isinstance(err, ClientError):
         if isinstance(err, BotoCoreError):
             return AwsError(f"AWS SDK error{where}: {err}.")
@@ -173,8 +201,9 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return AwsError("Your AWS credentials have expired: refresh them (`aws sso login` or a new "
                         "session token) and run again.", code="credentials-expired")
     if code in _THROTTLE_CODES:
+        # No claim about leftovers here: the caller (rollback, teardown) knows and says what is left.
         return AwsError(f"AWS kept throttling {operation}{where} after retries: wait a minute and run "
-                        "again (nothing half-made is left behind).", code="throttled")
+                        "again.", code="throttled")
     if code in _DENIED_CODES:
         return AwsError(f"Your AWS identity is not allowed to call {operation}{where}: ask an administrator "
                         f"for the {_denied_action(err)} permission.{_decode_authorization(aws, message)}",
@@ -187,6 +216,10 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return AwsError(f"AWS has no spare capacity for this instance type in the subnet's Availability Zone "
                         f"({message.rstrip('.')}): pick a subnet in another AZ with --subnet-id, or another "
                         "--instance-type / --accelerator-type.", code="capacity")
+    if code.endswith("LimitExceeded"):  # a service quota (RequestLimitExceeded, the throttle, is matched above)
+        return AwsError(f"AWS refused {operation}{where} because a service quota is used up ({code}: "
+                        f"{message.rstrip('.')}): delete resources you no longer use, or request a higher quota "
+                        "in the Service Quotas console.", code="quota")
     return AwsError(f"AWS refused {operation}{where}: {code}: {message.rstrip('.')}.", code=code or "aws")
 
 
@@ -204,13 +237,21 @@ def _decode_authorization(aws: Aws | None, message: str) -> str:
     marker = "Encoded authorization failure message:"
     if aws is None or marker not in message:
         return ""
-    encoded = message.split(marker, 1)[1].strip().split()[0]
+    words = message.split(marker, 1)[1].split()
+    if not words:
+        return ""
+    encoded = words[0]
     try:
         decoded = aws.sts.decode_authorization_message(EncodedMessage=encoded)["DecodedMessage"]
-    except (ClientError, BotoCoreError):
-        return " (run `aws sts decode-authorization-message` on the encoded message in the log for details)"
-    try:
         context = json.loads(decoded).get("context", {})
-        return f" AWS says: action {context.get('action')} on {context.get('resource')} was denied."
-    except ValueError:
-        return ""
+        action, resource = context.get("action"), context.get("resource")
+    except (ClientError, BotoCoreError, ValueError, AttributeError, KeyError, TypeError):
+        action = resource = None
+    if action:
+        return f" AWS says: action {action} on {resource or 'its resource'} was denied."
+    # Say how to decode it by hand; the blob goes to the call log (it is long), or inline without one.
+    log.info("encoded authorization failure message: %s", encoded)
+    if getattr(aws, "log_path", None):
+        return (" To see exactly what was denied, run `aws sts decode-authorization-message --encoded-message` "
+                "with the encoded message saved in the AWS call log.")
+    return f" To see exactly what was denied, run `aws sts decode-authorization-message --encoded-message {encoded}`."

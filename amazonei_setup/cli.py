@@ -45,6 +45,13 @@ class Environment:
 
 # ---- argument parsing ------------------------------------------------------------------------
 
+def _text(value: str) -> str:
+    """Any string flag: an empty value would silently mean 'not given' and pick a default."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty value is not allowed (leave the flag out to use the default)")
+    return value.strip()
+
+
 def _cidr(value: str) -> str:
     try:
         ipaddress.ip_network(value, strict=False)
@@ -85,10 +92,11 @@ class _UsageExit(Exception):
 
 def _common(parser: argparse.ArgumentParser) -> None:
     aws = parser.add_argument_group("AWS connection")
-    aws.add_argument("--region", help="AWS region (default: your profile's); EI ran in us-east-1, us-east-2, "
-                                      "us-west-2, eu-west-1, ap-northeast-1, ap-northeast-2")
-    aws.add_argument("--profile", help="named profile from ~/.aws/config")
-    aws.add_argument("--endpoint-url", help="send AWS calls to this URL (e.g. a local emulator)")
+    aws.add_argument("--region", type=_text,
+                     help="AWS region (default: your profile's); EI ran in us-east-1, us-east-2, us-west-2, "
+                          "eu-west-1, ap-northeast-1, ap-northeast-2")
+    aws.add_argument("--profile", type=_text, help="named profile from ~/.aws/config")
+    aws.add_argument("--endpoint-url", type=_text, help="send AWS calls to this URL (e.g. a local emulator)")
     aws.add_argument("--sandbox", action="store_true",
                      help="run against a local emulated AWS account (moto); nothing real is created")
     out = parser.add_argument_group("output")
@@ -109,18 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    setup.add_argument("--instance-type", required=True, help="EC2 instance type, e.g. m5.xlarge")
+    setup.add_argument("--instance-type", type=_text, required=True, help="EC2 instance type, e.g. m5.xlarge")
     choice = setup.add_argument_group("choices (asked interactively when omitted)")
-    choice.add_argument("--accelerator-type", help="eia2.medium (default), eia2.large, eia2.xlarge, eia1.medium, "
-                                                   "eia1.large, eia1.xlarge")
+    choice.add_argument("--accelerator-type", type=_text,
+                        help="eia2.medium (default), eia2.large, eia2.xlarge, eia1.medium, eia1.large, eia1.xlarge")
     choice.add_argument("--os", choices=("amazon-linux", "ubuntu-16.04"), help="Deep Learning AMI line "
                         "(default amazon-linux)")
-    choice.add_argument("--ami-id", help="use this image instead of the newest Deep Learning AMI")
-    choice.add_argument("--vpc-id", help="VPC (default: the default VPC)")
-    choice.add_argument("--subnet-id", help="subnet in an AZ that offers EI (default: first with public IPs)")
-    choice.add_argument("--key-name", help="existing EC2 key pair to use")
+    choice.add_argument("--ami-id", type=_text, help="use this image instead of the newest Deep Learning AMI")
+    choice.add_argument("--vpc-id", type=_text, help="VPC (default: the default VPC)")
+    choice.add_argument("--subnet-id", type=_text,
+                        help="subnet in an AZ that offers EI (default: first with public IPs)")
+    choice.add_argument("--key-name", type=_text, help="existing EC2 key pair to use")
     choice.add_argument("--new-key", action="store_true", help="create a new key pair even if you have some")
-    choice.add_argument("--key-dir", help="where a new key's .pem is saved (default ~/.ssh)")
+    choice.add_argument("--key-dir", type=_text, help="where a new key's .pem is saved (default ~/.ssh)")
     choice.add_argument("--name", type=_name, help="deployment name for tags and teardown (default amazonei-<random>)")
     choice.add_argument("--ssh-cidr", type=_cidr, help="who may SSH in (default: your public address/32)")
     choice.add_argument("--volume-size", type=_volume, help="root volume GiB (default 100)")
@@ -164,11 +173,15 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
 
 
 def _json_error_if_asked(argv, env, code, message) -> None:
-    if "json" in argv and "--output" in argv:
+    """argparse failed, so read --output by hand: `--output json` or `--output=json`."""
+    wants_json = "--output=json" in argv or any(
+        a == "--output" and b == "json" for a, b in zip(argv, argv[1:], strict=False))
+    if wants_json:
         import json
 
-        env.stdout.write(json.dumps({"version": 1, "command": argv[0] if argv and argv[0] in COMMANDS else "setup",
-                                     "status": "error", "error": {"code": code, "message": message}}) + "\n")
+        command = argv[0] if argv and argv[0] in COMMANDS else "setup"
+        env.stdout.write(json.dumps({"version": 1, "command": command, "status": "error",
+                                     "error": {"code": code, "message": message}}) + "\n")
 
 
 def _run(args: argparse.Namespace, env: Environment) -> int:
@@ -246,6 +259,13 @@ class _aws_for:
         return False
 
 
+def _account_flags(args) -> str:
+    """The flags that address the same account again, for the commands we print."""
+    if args.sandbox:
+        return " --sandbox"
+    return f" --profile {args.profile}" if args.profile else ""
+
+
 def _all_regions() -> list[str]:
     from amazonei_setup.catalog import EI_REGIONS
 
@@ -303,8 +323,8 @@ def _setup(args, env: Environment, ui, aws) -> int:
         if args.output == "json":
             ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
         return 0
-    result = provision.provision(aws, plan, ui.progress, sleep=env.sleep)
-    ui.show(ui.result_panel(result))
+    result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args))
+    ui.show(ui.result_panel(result, account_flags=_account_flags(args)))
     if args.output == "json":
         ui.emit_json("setup", "success", result=result.to_dict())
     return 0

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from amazonei_setup import catalog, tags
 from amazonei_setup.aws import Aws, explain
-from amazonei_setup.discover import run_concurrently
+from amazonei_setup.discover import check_region, owner_of, run_concurrently
+from amazonei_setup.errors import UsageError
 from amazonei_setup.resources import iam, keypair, network
 from amazonei_setup.resources import instance as instances
 
@@ -29,6 +30,8 @@ class Inventory:
     role: dict | None
     profile: dict | None
     foreign: list[str] = field(default_factory=list)  # same names, not ours: never touched
+    role_inline_policies: list[str] = field(default_factory=list)
+    role_attached_policies: list[str] = field(default_factory=list)
 
     @property
     def group_ids(self) -> set[str]:
@@ -45,15 +48,22 @@ class Inventory:
 
 
 def find_deployment(aws: Aws, name: str) -> Inventory:
+    """Raises UsageError for a region EI never ran in, or a deployment another caller owns."""
+    check_region(aws.region)
     ec2, client_iam = aws.ec2, aws.iam
-    aws.preload("ec2", "iam")
+    aws.preload("ec2", "iam", "sts")
     results = run_concurrently({
-        "instances": lambda: instances.find_instances(ec2, name),
+        "identity": lambda: aws.sts.get_caller_identity(),
+        # shutting-down too: a re-run after an interrupted teardown must wait for it before phase 2
+        "instances": lambda: instances.find_instances(ec2, name, [*instances.LIVE_STATES, "shutting-down"]),
         "all_groups": lambda: network.find_security_groups(ec2, None),
         "endpoints": lambda: network.find_ei_endpoints(ec2, aws.region),
         "key_pair": lambda: keypair.find_our_key_pair(ec2, name),
         "role": lambda: iam.get_role(client_iam, iam.role_name(name)),
         "profile": lambda: iam.get_instance_profile(client_iam, iam.profile_name(name)),
+        # Fetched now, in the same round, so teardown can delete them without another look-up.
+        "inline_policies": lambda: iam.inline_policies(client_iam, iam.role_name(name)),
+        "attached_policies": lambda: iam.attached_policies(client_iam, iam.role_name(name)),
     })
     for key, value in results.items():
         if isinstance(value, BaseException):
@@ -63,6 +73,9 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     our_ids = {g["GroupId"] for g in ours}
     endpoints = [e for e in results["endpoints"]
                  if our_ids & set(e.group_ids) or e.tags.get(tags.DEPLOYMENT) == name]
+    owners = {tags.as_dict(g.get("Tags")).get(tags.OWNER) for g in ours} | {
+        i.tags.get(tags.OWNER) for i in results["instances"]}
+    _refuse_if_not_yours(name, aws.region, owner_of(results["identity"]["Arn"]), owners)
     inventory = Inventory(name, aws.region, results["instances"], ours, endpoints, siblings,
                           results["key_pair"], None, None)
     # IAM names are derived from the deployment name; the tags prove we made them.
@@ -72,9 +85,20 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
             continue
         if tags.is_ours(found.get("Tags"), name):
             setattr(inventory, attr, found)
+            if attr == "role":
+                inventory.role_inline_policies = results["inline_policies"]
+                inventory.role_attached_policies = results["attached_policies"]
         else:
             inventory.foreign.append(f"{kind} {found.get('RoleName') or found.get('InstanceProfileName')}")
     return inventory
+
+
+def _refuse_if_not_yours(name: str, region: str, me: str, owners: set[str | None]) -> None:
+    """The owner tag keeps a second user from tearing down a deployment by name (see tags.OWNER)."""
+    others = sorted(o for o in owners if o and o != me)
+    if others:
+        raise UsageError(f"Deployment '{name}' in {region} belongs to {others[0]}, not to you ({me}): "
+                         "nothing was deleted; check --name against `list`, or ask its owner to tear it down.")
 
 
 @dataclass(frozen=True)

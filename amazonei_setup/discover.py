@@ -5,6 +5,7 @@ hold that a setup's decisions depend on. The wizard then decides without calling
 """
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,8 @@ from amazonei_setup.resources import instance as instances
 from amazonei_setup.resources import keypair, network
 
 CHECKIP_URL = "https://checkip.amazonaws.com"
+AMI_ID_RE = re.compile(r"ami-[0-9a-z]{1,32}")  # real ids are hex; emulators use letters too
+INSTANCE_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Facts:
     our_security_groups: list[dict]
     public_ip: str | None = None
     warnings: list[str] = field(default_factory=list)
+    key_pair_deployments: dict[str, str] = field(default_factory=dict)  # key made by this tool -> its deployment
 
     @property
     def owner(self) -> str:
@@ -135,7 +139,7 @@ def gather(aws: Aws, *, instance_type: str, ami_id: str | None = None,
         "requested_image": lambda: image_by_id(ec2, ami_id) if ami_id else None,
         "vpcs": lambda: list_vpcs(ec2),
         "subnets": lambda: list_subnets(ec2),
-        "key_pairs": lambda: [k["KeyName"] for k in keypair.find_key_pairs(ec2)],
+        "key_pairs": lambda: keypair.find_key_pairs(ec2),
         "instance_type": lambda: describe_instance_type(ec2, instance_type),
         "endpoints": lambda: network.find_ei_endpoints(ec2, region),
         "our_instances": lambda: instances.find_instances(ec2, None),
@@ -155,7 +159,10 @@ def gather(aws: Aws, *, instance_type: str, ami_id: str | None = None,
     return Facts(
         region=region, account_id=identity["Account"], caller_arn=identity["Arn"], ei_azs=tuple(results["ei_azs"]),
         images=results["images"], requested_image=results["requested_image"], vpcs=results["vpcs"],
-        subnets=results["subnets"], key_pairs=results["key_pairs"], instance_type=results["instance_type"],
+        subnets=results["subnets"], key_pairs=[k["KeyName"] for k in results["key_pairs"]],
+        key_pair_deployments={k["KeyName"]: tags.as_dict(k.get("Tags")).get(tags.DEPLOYMENT, "")
+                              for k in results["key_pairs"] if tags.is_ours(k.get("Tags"))},
+        instance_type=results["instance_type"],
         endpoints=results["endpoints"], our_instances=results["our_instances"],
         our_security_groups=results["our_security_groups"], public_ip=results.get("public_ip"),
     )
@@ -164,6 +171,8 @@ def gather(aws: Aws, *, instance_type: str, ami_id: str | None = None,
 def run_concurrently(jobs: dict[str, Callable]) -> dict[str, object]:
     """Run independent calls at once; each result is a value or the exception it raised."""
     results: dict[str, object] = {}
+    if not jobs:
+        return results
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="discover") as pool:
         futures = {key: pool.submit(job) for key, job in jobs.items()}
         for key, future in futures.items():
@@ -207,6 +216,8 @@ def deep_learning_images(ec2) -> dict[str, list[Image]]:
 
 
 def image_by_id(ec2, ami_id: str) -> Image | None:
+    if not AMI_ID_RE.fullmatch(ami_id):  # not an id at all: no need to ask EC2 (and no garbage sent to it)
+        return None
     try:
         images = ec2.describe_images(ImageIds=[ami_id])["Images"]
     except ClientError as err:
@@ -233,13 +244,13 @@ def list_subnets(ec2) -> list[Subnet]:
 
 
 def describe_instance_type(ec2, name: str) -> InstanceType:
-    try:
-        info = ec2.describe_instance_types(InstanceTypes=[name])["InstanceTypes"]
-    except ClientError as err:
-        if error_code(err) in {"InvalidInstanceType", "InvalidParameterValue"}:
-            info = []
-        else:
-            raise
+    info = []
+    if INSTANCE_TYPE_RE.fullmatch(name):  # e.g. m5.xlarge, u-6tb1.metal; anything else is not a type
+        try:
+            info = ec2.describe_instance_types(InstanceTypes=[name])["InstanceTypes"]
+        except ClientError as err:
+            if error_code(err) not in {"InvalidInstanceType", "InvalidParameterValue"}:
+                raise
     if not info:
         raise UsageError(f"EC2 does not offer the instance type '{name}' in this region: pass a valid "
                          "--instance-type such as m5.xlarge or c5.large.")

@@ -10,6 +10,12 @@ from dataclasses import asdict, dataclass, field
 CREATE, REUSE, UPDATE = "create", "reuse", "update"
 
 
+def teardown_command(region: str, name: str, account_flags: str = "") -> str:
+    """The command that removes a deployment. account_flags (" --sandbox", " --profile p") must
+    address the same account as the setup: without --sandbox a copied command would reach real AWS."""
+    return f"python amazonei_setup.py teardown{account_flags} --region {region} --name {name}"
+
+
 @dataclass(frozen=True)
 class PlanItem:
     """One resource the setup touches and what it will do to it."""

@@ -29,7 +29,7 @@ from amazonei_setup import tags
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError
 from amazonei_setup.events import Event, Reporter, ignore
-from amazonei_setup.plan import Plan
+from amazonei_setup.plan import Plan, teardown_command
 from amazonei_setup.resources import iam, keypair, network
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.teardown import instance_state_or_gone
@@ -96,8 +96,10 @@ class SetupResult:
 class Run:
     """One provisioning run: clients, plan, journal, cancel flag."""
 
-    def __init__(self, aws: Aws, plan: Plan, report: Reporter, sleep: Callable[[float], None] | None):
+    def __init__(self, aws: Aws, plan: Plan, report: Reporter, sleep: Callable[[float], None] | None,
+                 account_flags: str = ""):
         self.aws, self.plan, self.report = aws, plan, report
+        self.account_flags = account_flags
         self.ec2, self.iam = aws.ec2, aws.iam
         self.journal = Journal()
         self.cancel = threading.Event()
@@ -125,9 +127,11 @@ class Run:
 
 
 def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
-              sleep: Callable[[float], None] | None = None) -> SetupResult:
+              sleep: Callable[[float], None] | None = None, account_flags: str = "") -> SetupResult:
+    """account_flags: how the CLI addresses this account (" --sandbox", " --profile p"), for the
+    teardown command a failed rollback prints."""
     aws.preload("ec2", "iam")
-    run = Run(aws, plan, report, sleep)
+    run = Run(aws, plan, report, sleep, account_flags)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="provision")
     try:
         result = _execute(run, pool)
@@ -274,8 +278,9 @@ def _ensure_endpoint(run: Run, group_id: str) -> str:
         run.journal.add("vpc-endpoint", endpoint_id, "created")
         run.report(Event("created", "vpc-endpoint", f"Created EI endpoint {endpoint_id}", endpoint_id))
         return endpoint_id
-    current = network.Endpoint.from_api(
-        run.ec2.describe_vpc_endpoints(VpcEndpointIds=[plan.endpoint_id])["VpcEndpoints"][0])
+    current = network.describe_endpoint(run.ec2, plan.endpoint_id)
+    if current is None:
+        raise AwsError(f"The EI endpoint {plan.endpoint_id} disappeared while setting up: run setup again.")
     add_group = group_id not in current.group_ids
     add_subnet = plan.subnet_id if plan.endpoint_add_subnet else None
     network.join_ei_endpoint(run.ec2, plan.endpoint_id, add_subnet=add_subnet,
@@ -350,8 +355,6 @@ def _wait_endpoint(run: Run, endpoint_id: str) -> None:
 
 # ---- rollback ------------------------------------------------------------------------------
 
-def teardown_command(plan: Plan) -> str:
-    return f"python amazonei_setup.py teardown --region {plan.region} --name {plan.name} --yes"
 
 
 def _rolled_back(run: Run, failure: BaseException) -> ToolError:
@@ -364,8 +367,11 @@ def _rolled_back(run: Run, failure: BaseException) -> ToolError:
         return cause
     run.report(Event("rollback", "", f"Rolling back {len(created)} change(s) this run made"))
     leftovers: list[str] = []
+    # Newest first, except that the role goes last: it was created concurrently with the profile,
+    # and while the profile holds it IAM refuses to delete it (DeleteConflict).
+    ordered = sorted(reversed(created), key=lambda r: r.kind == "iam-role")
     try:
-        for record in reversed(created):
+        for record in ordered:
             try:
                 _undo(run, record)
                 run.report(Event("rollback", record.kind, f"Removed {record.kind} {record.id}", record.id))
@@ -373,10 +379,10 @@ def _rolled_back(run: Run, failure: BaseException) -> ToolError:
                 leftovers.append(f"{record.kind} {record.id} ({explain(err).args[0]})")
     except KeyboardInterrupt:
         return Interrupted(f"{cause} Rollback was interrupted; to remove what is left run: "
-                           f"{teardown_command(run.plan)}")
+                           f"{teardown_command(run.plan.region, run.plan.name, run.account_flags)}")
     if leftovers:
         message = (f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: "
-                   f"{teardown_command(run.plan)}")
+                   f"{teardown_command(run.plan.region, run.plan.name, run.account_flags)}")
         return type(cause)(message, code=cause.code) if not isinstance(cause, Interrupted) else Interrupted(message)
     return type(cause)(f"{cause} Everything this run created was removed.", code=cause.code)
 
@@ -385,13 +391,15 @@ def _find_inflight_launch(run: Run, created: list[Record]) -> None:
     """A Ctrl-C can land while run_instances is in flight: find the instance by its token."""
     if any(r.kind == "instance" for r in created) or run.plan.instance_id:
         return
+    # By the deployment's tags (set at launch), then the token: emulators lack the client-token filter.
     try:
-        found = run.ec2.describe_instances(Filters=[{"Name": "client-token", "Values": [run.client_token]}])
-    except ClientError:
+        found = run.ec2.describe_instances(Filters=tags.filters_for(run.plan.name))
+    except Exception:  # noqa: BLE001 - best effort: the instance is tagged, teardown finds it
         return
     for reservation in found.get("Reservations", []):
         for raw in reservation["Instances"]:
-            if raw["State"]["Name"] not in ("terminated", "shutting-down"):
+            if raw.get("ClientToken") == run.client_token and raw["State"]["Name"] not in ("terminated",
+                                                                                           "shutting-down"):
                 created.append(Record("instance", raw["InstanceId"], "created"))
 
 
@@ -404,8 +412,9 @@ def _undo(run: Run, record: Record) -> None:
     elif record.kind == "vpc-endpoint":
         network.delete_ei_endpoint(ec2, record.id)
     elif record.kind == "vpc-endpoint-membership":
-        if record.detail.get("group"):
-            network.leave_ei_endpoint(ec2, record.id, record.detail["group"])
+        endpoint = network.describe_endpoint(ec2, record.id)
+        if endpoint and record.detail.get("group"):
+            network.leave_ei_endpoint(ec2, endpoint, {record.detail["group"]})
         if record.detail.get("subnet"):
             ec2.modify_vpc_endpoint(VpcEndpointId=record.id, RemoveSubnetIds=[record.detail["subnet"]])
     elif record.kind == "security-group":
@@ -444,10 +453,17 @@ def check_permissions(aws: Aws, plan: Plan) -> list[str]:
         checks["ec2:CreateVpcEndpoint"] = lambda: ec2.create_vpc_endpoint(
             VpcEndpointType="Interface", VpcId=plan.vpc_id, ServiceName=network.EI_SERVICE_NAME.format(
                 region=plan.region), SubnetIds=[plan.subnet_id], DryRun=True)
+    # Real EC2 answers every DryRun call with an error; an emulator that ignores DryRun (moto
+    # creates the VPC endpoint) really made the thing: remove it again, so a dry run creates nothing.
+    undo = {
+        "ec2:CreateSecurityGroup": lambda r: network.delete_security_group(ec2, r["GroupId"]),
+        "ec2:RunInstances": lambda r: instances.terminate(ec2, [i["InstanceId"] for i in r["Instances"]]),
+        "ec2:CreateVpcEndpoint": lambda r: network.delete_ei_endpoint(ec2, r["VpcEndpoint"]["VpcEndpointId"]),
+    }
     problems = []
     for permission, call in checks.items():
         try:
-            call()
+            response = call()
         except ClientError as err:
             code = error_code(err)
             if code == "DryRunOperation":
@@ -456,4 +472,6 @@ def check_permissions(aws: Aws, plan: Plan) -> list[str]:
                 problems.append(f"You may not call {permission}: ask an administrator for that permission.")
             else:
                 problems.append(f"{permission} would fail: {explain(err, aws)}")
+        else:
+            undo[permission](response)
     return problems

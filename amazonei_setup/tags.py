@@ -14,6 +14,17 @@ SSH_USER = "amazonei-setup:ssh-user"
 IAM_PATH = "/amazonei-setup/"
 
 
+def resource_name(deployment: str) -> str:
+    """The name of every named resource of a deployment (role, profile, group, key pair).
+
+    The default deployment names (amazonei-3fa9c1) already say whose they are and are used as
+    they are; any other name is prefixed (demo -> amazonei-setup-demo). Two deployment names can
+    map to one resource name (`amazonei-setup-x` and `x`); the deployment tag tells them apart,
+    and setup refuses to adopt a resource tagged for another deployment.
+    """
+    return deployment if deployment.startswith("amazonei-") else f"amazonei-setup-{deployment}"
+
+
 def tag_list(name: str, owner: str | None = None, **extra: str) -> list[dict[str, str]]:
     tags = {DEPLOYMENT: name, CREATED_BY: TOOL, **({OWNER: owner} if owner else {})}
     tags.update({k: v for k, v in extra.items() if v})

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.deployments import Inventory
 from amazonei_setup.discover import run_concurrently
-from amazonei_setup.errors import AwsError
+from amazonei_setup.errors import AwsError, Interrupted
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.resources import iam, keypair, network
 from amazonei_setup.resources import instance as instances
@@ -63,8 +63,11 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         items.append(TeardownItem("instance-profile", inventory.profile["InstanceProfileName"], DELETE))
     if inventory.role:
         items.append(TeardownItem("iam-role", inventory.role["RoleName"], DELETE, "with its inline policy"))
-    items += [TeardownItem(kind.split(" ", 1)[0], kind, KEEP, "same name but not created by amazonei-setup")
-              for kind in inventory.foreign]
+    foreign_kinds = {"IAM role": "iam-role", "instance profile": "instance-profile"}  # see find_deployment
+    for described in inventory.foreign:  # e.g. "IAM role amazonei-setup-c"
+        kind, _, name = described.rpartition(" ")
+        items.append(TeardownItem(foreign_kinds.get(kind, kind), name, KEEP,
+                                  "same name but not created by amazonei-setup"))
     return items
 
 
@@ -102,8 +105,8 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
                 network.delete_ei_endpoint(ec2, item.id)
                 done(item)
             elif item.action == DETACH:
-                for group_id in inventory.group_ids:
-                    network.leave_ei_endpoint(ec2, item.id, group_id)
+                endpoint = next(e for e in inventory.endpoints if e.id == item.id)
+                network.leave_ei_endpoint(ec2, endpoint, inventory.group_ids)
                 done(item, "Detached this deployment's security group from")
 
     def key_pairs() -> None:
@@ -118,26 +121,51 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
             done(item)
 
     def iam_pieces() -> None:
-        for item in deleting("instance-profile"):
-            iam.delete_instance_profile(client_iam, item.id)
-            done(item)
-        for item in deleting("iam-role"):
-            iam.delete_role(client_iam, item.id)
+        """Two concurrent rounds: release what holds what, then delete the profile and the role."""
+        profiles, roles = deleting("instance-profile"), deleting("iam-role")
+        release: dict[str, Callable] = {}
+        for item in profiles:
+            for role in inventory.profile.get("Roles", []):
+                release[f"remove {role['RoleName']} from {item.id}"] = (
+                    lambda p=item.id, r=role["RoleName"]: iam.remove_role_from_profile(client_iam, p, r))
+        for item in roles:
+            for policy in inventory.role_inline_policies:
+                release[f"delete policy {policy}"] = (
+                    lambda r=item.id, p=policy: iam.delete_role_policy(client_iam, r, p))
+            for arn in inventory.role_attached_policies:
+                release[f"detach {arn}"] = lambda r=item.id, a=arn: iam.detach_role_policy(client_iam, r, a)
+        _raise_first(run_concurrently(release))
+        remove = {f"profile {i.id}": (lambda i=i: iam.delete_empty_instance_profile(client_iam, i.id))
+                  for i in profiles}
+        remove.update({f"role {i.id}": (lambda i=i: iam.delete_empty_role(client_iam, i.id)) for i in roles})
+        _raise_first(run_concurrently(remove))
+        for item in profiles + roles:
             done(item)
 
     failures = []
-    for phase in ({"instances": terminate_instances, "endpoint": endpoints, "key pair": key_pairs},
-                  {"security group": groups, "IAM role and profile": iam_pieces}):
-        results = run_concurrently(phase)
-        failures += [(what, err) for what, err in results.items() if isinstance(err, BaseException)]
-        if failures:
-            break  # the next phase depends on this one: stop, and say how to finish
+    try:
+        for phase in ({"instances": terminate_instances, "endpoint": endpoints, "key pair": key_pairs},
+                      {"security group": groups, "IAM role and profile": iam_pieces}):
+            results = run_concurrently(phase)
+            failures += [(what, err) for what, err in results.items() if isinstance(err, BaseException)]
+            if failures:
+                break  # the next phase depends on this one: stop, and say how to finish
+    except KeyboardInterrupt:
+        raise Interrupted("Interrupted: the teardown stopped part-way; run the same teardown again to finish.") \
+            from None
     if failures:
         what, err = failures[0]
         cause = explain(err, aws, doing=f"deleting the {what}")
-        raise AwsError(f"{cause} Nothing else was deleted after that; run the same teardown again to finish.",
+        raise AwsError(f"{cause} The steps that depend on it were not attempted; run the same teardown again to "
+                       "finish.",
                        code=cause.code)
     return items
+
+
+def _raise_first(results: dict) -> None:
+    for value in results.values():
+        if isinstance(value, BaseException):
+            raise value
 
 
 def instance_state_or_gone(ec2, instance_id: str) -> str:

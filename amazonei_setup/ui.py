@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 from typing import IO
 
 from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from amazonei_setup.events import Event
-from amazonei_setup.plan import Plan
+from amazonei_setup.plan import Plan, teardown_command
 
 JSON_VERSION = 1
 
@@ -108,9 +110,20 @@ class Ui:
 
     def show(self, renderable) -> None:
         self.stop_status()
+        if isinstance(renderable, Copyable):
+            for part in renderable.parts:
+                # soft_wrap: rich neither wraps nor crops a command; the terminal wraps it, copy keeps it whole.
+                self.console.print(part, soft_wrap=isinstance(part, Command))
+            return
         self.console.print(renderable)
 
-    def result_panel(self, result) -> Panel:
+    def result_panel(self, result, *, account_flags: str = "") -> Copyable:
+        """The ready panel, then the commands to copy.
+
+        The commands are printed outside any box, each on a line of its own that rich never breaks:
+        inside a panel they would wrap with border characters in between, and a copied command would
+        come out broken. A long command is wrapped by the terminal only, so copying keeps it whole.
+        """
         d = result.to_dict()
         lines = Table.grid(padding=(0, 2))
         lines.add_column(style="bold")
@@ -118,18 +131,24 @@ class Ui:
         lines.add_row("Instance", f"{d['instance_id']} ({d['state']}), {d['instance_type']} + "
                                   f"{d['accelerator_type'] or 'no accelerator'}")
         lines.add_row("Public DNS", d["public_dns"] or d["public_ip"] or "(none)")
-        lines.add_row("SSH", d["ssh_command"])
-        lines.add_row("Jupyter", d["port_forward_command"])
-        lines.add_row("", "then run `jupyter notebook` on the instance and open http://localhost:8888")
+        if d["public_dns"] and d["public_ip"]:
+            lines.add_row("Public IP", d["public_ip"])
         if d["accelerator_type"]:
-            lines.add_row("Check EI", "on the instance: python /home/" + result.plan.ssh_user +
-                          "/anaconda3/bin/EISetupValidator.py (or the DLAMI's EISetupValidator.py); CloudWatch "
-                          "namespace AWS/ElasticInference, metrics AcceleratorHealthCheckFailed, "
-                          "ConnectivityCheckFailed")
+            lines.add_row("EI health", "CloudWatch namespace AWS/ElasticInference, metrics "
+                                       "AcceleratorHealthCheckFailed, ConnectivityCheckFailed")
         if d["hourly_usd"] is not None:
             lines.add_row("Cost", f"${d['hourly_usd']:.3f} per hour while running")
-        lines.add_row("Remove", f"python amazonei_setup.py teardown --region {d['region']} --name {d['name']}")
-        return Panel(lines, title=f"Ready: {d['name']}", title_align="left", border_style="green")
+        panel = Panel(lines, title=f"Ready: {d['name']}", title_align="left", border_style="green")
+        teardown = teardown_command(d["region"], d["name"], account_flags)
+        parts = [panel,
+                 _caption("Connect:"), Command(d["ssh_command"]),
+                 _caption("Jupyter (then run `jupyter notebook` there and open http://localhost:8888):"),
+                 Command(d["port_forward_command"])]
+        if d["accelerator_type"]:
+            parts += [_caption("Check the accelerator (on the instance):"),
+                      Command("python ~/anaconda3/bin/EISetupValidator.py")]
+        parts += [_caption("Remove everything when you are done:"), Command(teardown)]
+        return Copyable(*parts)
 
     def teardown_table(self, items, *, title: str) -> Panel:
         table = Table(show_edge=False, box=None, padding=(0, 1), header_style="bold")
@@ -143,14 +162,48 @@ class Ui:
         return Panel(table, title=title, title_align="left", border_style="red")
 
     def deployments_table(self, rows: list[dict]) -> Table:
-        table = Table(header_style="bold", show_edge=False, box=None, padding=(0, 1))
-        for column in ("Name", "Region", "Instance", "State", "Type + accelerator", "Public DNS", "Age", "$/h"):
-            table.add_column(column, overflow="fold")
+        """One row per deployment; a Region column only when rows span regions (else the title says it).
+
+        When the table fits the terminal: the full public DNS name. When it does not (80 columns), a
+        narrower layout: the public IP (read from the DNS name) under the instance id, the accelerator
+        under the instance type, the region under the name, so no identifier is folded into fragments.
+        """
+        regions = sorted({r["region"] for r in rows})
+        wide = self._deployments(rows, regions, narrow=False)
+        unlimited = self.console.options.update_width(10_000)  # measured unconstrained: what it needs
+        if Measurement.get(self.console, unlimited, wide).maximum <= self.console.width:
+            return wide
+        return self._deployments(rows, regions, narrow=True)
+
+    @staticmethod
+    def _deployments(rows: list[dict], regions: list[str], *, narrow: bool) -> Table:
+        several = len(regions) > 1
+        table = Table(header_style="bold", show_edge=False, box=None, padding=(0, 1), pad_edge=False,
+                      title=None if several or not regions else f"Deployments in {regions[0]}", title_justify="left")
+        table.add_column("Name / region" if narrow and several else "Name", overflow="fold")
+        if several and not narrow:
+            table.add_column("Region", no_wrap=True)
+        table.add_column("Instance / IP" if narrow else "Instance", no_wrap=True)
+        table.add_column("State")
+        table.add_column("Type" if narrow else "Type + accelerator")
+        if not narrow:
+            table.add_column("Public DNS", no_wrap=True)
+        table.add_column("Age", no_wrap=True, justify="right")
+        table.add_column("$/h", no_wrap=True, justify="right")
         for r in rows:
             age = f"{r['age_hours']:.1f} h" if r["age_hours"] is not None else ""
             cost = f"{r['hourly_usd']:.3f}" if r["hourly_usd"] is not None else ""
-            kind = f"{r['instance_type']} + {r['accelerator_type']}" if r["accelerator_type"] else r["instance_type"]
-            table.add_row(r["name"], r["region"], r["instance_id"], r["state"], kind, r["public_dns"], age, cost)
+            kind = r["instance_type"]
+            if r["accelerator_type"]:
+                kind += ("\n+ " if narrow else " + ") + r["accelerator_type"]
+            if narrow:
+                address = r.get("public_ip") or ip_from_dns(r["public_dns"]) or r["public_dns"]
+                name = f"{r['name']}\n{r['region']}" if several else r["name"]
+                instance = "\n".join(x for x in (r["instance_id"], address) if x)
+                table.add_row(name, instance, r["state"], kind, age, cost)
+            else:
+                table.add_row(r["name"], *([r["region"]] if several else []), r["instance_id"], r["state"], kind,
+                              r["public_dns"], age, cost)
         return table
 
     # ---- JSON ----------------------------------------------------------------------------
@@ -162,6 +215,37 @@ class Ui:
             document["error"] = error
         self.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
         self.stdout.flush()
+
+
+_EC2_DNS = re.compile(r"^ec2-(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})\.")
+
+
+def ip_from_dns(dns: str) -> str:
+    """EC2's public DNS names spell the public IPv4 address: ec2-54-214-1-2.us-west-2.compute.amazonaws.com."""
+    found = _EC2_DNS.match(dns or "")
+    return ".".join(found.groups()) if found else ""
+
+
+def _caption(text: str) -> Text:
+    return Text(text, style="dim")
+
+
+class Command(Text):
+    """A shell command the user will copy: printed on a line of its own, never broken by rich."""
+
+    def __init__(self, command: str):
+        super().__init__(command, style="bold", no_wrap=True, overflow="ignore")
+
+
+class Copyable:
+    """Renderables and Commands, in order. `Ui.show` prints each Command with soft wrap (rich neither
+    wraps nor crops it); printed elsewhere, it renders as a plain group."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+
+    def __rich_console__(self, console, options):
+        yield from self.parts
 
 
 class _NullContext:

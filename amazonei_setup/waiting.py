@@ -19,7 +19,8 @@ def wait_for(fetch: Callable[[], str], *, done: set[str], failed: set[str] = fro
     The first poll comes quickly (moto and fast paths finish at once), then the interval grows
     to max_delay so a ten-minute wait costs ~120 calls, not thousands.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    slept = 0.0  # counted too: an injected sleep that does not really wait must not spin for `timeout`
     delay = first_delay
     state = ""
     while True:
@@ -30,7 +31,8 @@ def wait_for(fetch: Callable[[], str], *, done: set[str], failed: set[str] = fro
             return state
         if state in failed:
             raise AwsError(f"{what} went to state '{state}' instead of {'/'.join(sorted(done))}: {how_to_check}.")
-        if time.monotonic() + delay > deadline:
+        if max(time.monotonic() - started, slept) + delay > timeout:
             raise WaitTimeout(f"{what} is still '{state}' after {int(timeout)} s: {how_to_check}.")
         sleep(delay)
+        slept += delay
         delay = min(delay * 1.5, max_delay)

@@ -54,7 +54,7 @@ class Option:
 class Asker(Protocol):
     interactive: bool
 
-    def select(self, message: str, options: list[Option], default: Any, *, flag: str) -> Any: ...
+    def select(self, message: str, options: list[Option], default: Any, *, flag: str, hint: str = "") -> Any: ...
 
     def text(self, message: str, default: str | None, *, flag: str, validate: Callable[[str], str | None]) -> str: ...
 
@@ -69,7 +69,7 @@ class DefaultsAsker:
     def __init__(self, assume_yes: bool = True):
         self.assume_yes = assume_yes
 
-    def select(self, message, options, default, *, flag):
+    def select(self, message, options, default, *, flag, hint=""):
         if default is None:
             raise UsageError(f"{message.rstrip('?:')}: there is no safe default, so pass {flag}.")
         return default
@@ -91,24 +91,33 @@ class QuestionaryAsker:
     def __init__(self, **prompt_kwargs):
         self.prompt_kwargs = prompt_kwargs
 
-    def select(self, message, options, default, *, flag):
+    def select(self, message, options, default, *, flag, hint=""):
         import questionary
 
         choices = [questionary.Choice(o.title, value=o.value) for o in options]
         default_choice = next((c for c in choices if c.value == default), None)
-        return questionary.select(message, choices=choices, default=default_choice,
-                                  **self.prompt_kwargs).unsafe_ask()
+        return _answer(questionary.select(message, choices=choices, default=default_choice,
+                                          instruction=hint or None, **self.prompt_kwargs))
 
     def text(self, message, default, *, flag, validate):
         import questionary
 
-        return questionary.text(message, default=default or "", validate=lambda v: validate(v) or True,
-                                **self.prompt_kwargs).unsafe_ask().strip()
+        # Validated as it is returned: stripped (a pasted address often carries a space).
+        return _answer(questionary.text(message, default=default or "", validate=lambda v: validate(v.strip()) or True,
+                                        **self.prompt_kwargs)).strip()
 
     def confirm(self, message, default=False):
         import questionary
 
-        return questionary.confirm(message, default=default, **self.prompt_kwargs).unsafe_ask()
+        return _answer(questionary.confirm(message, default=default, **self.prompt_kwargs))
+
+
+def _answer(question):
+    """Ask; the end of input (Ctrl-D, a closed terminal) is the user stopping, like Ctrl-C."""
+    try:
+        return question.unsafe_ask()
+    except EOFError:
+        raise KeyboardInterrupt from None
 
 
 # ---- validation shared by flags and prompts -------------------------------------------------
@@ -142,8 +151,10 @@ def generated_name() -> str:
 
 def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     warnings: list[str] = []
-    existing = _existing_deployment(request, facts)
-    name = existing["name"] if existing else _choose_name(request, facts, asker)
+    # The name first, whether flagged or typed: a deployment that already has it is converged
+    # onto (same instance, group, key), never duplicated.
+    name = _choose_name(request, facts, asker)
+    existing = _existing_deployment(request, facts, name)
     if existing and existing["instance"]:
         accelerator = existing["instance"].tags.get(tags.ACCELERATOR) or None
     else:
@@ -190,19 +201,19 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     )
 
 
-def _existing_deployment(request: SetupRequest, facts: Facts) -> dict | None:
+def _existing_deployment(request: SetupRequest, facts: Facts, name: str) -> dict | None:
     """A re-run with the name of a live deployment converges onto it instead of duplicating it."""
-    if not request.name:
-        return None
-    groups = [g for g in facts.our_security_groups if tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) == request.name]
-    found = [i for i in facts.our_instances if i.tags.get(tags.DEPLOYMENT) == request.name]
+    groups = [g for g in facts.our_security_groups if tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) == name]
+    found = [i for i in facts.our_instances if i.tags.get(tags.DEPLOYMENT) == name]
     if not groups and not found:
         return None
     owner = tags.as_dict(groups[0].get("Tags")).get(tags.OWNER) if groups else found[0].tags.get(tags.OWNER)
     if owner and owner != facts.owner:
-        raise UsageError(f"A deployment named '{request.name}' already exists in {facts.region} and belongs to "
+        raise UsageError(f"A deployment named '{name}' already exists in {facts.region} and belongs to "
                          f"{owner}: choose another --name.")
     instance = found[0] if found else None
+    if instance is not None:
+        _check_same_instance(request, facts, name, instance)
     group = groups[0] if groups else None
     subnet_id = instance.subnet_id if instance else None
     subnet = next((s for s in facts.subnets if s.id == subnet_id), None)
@@ -213,9 +224,20 @@ def _existing_deployment(request: SetupRequest, facts: Facts) -> dict | None:
     for flag, wanted, actual in (("--subnet-id", request.subnet_id, subnet.id),
                                  ("--vpc-id", request.vpc_id, subnet.vpc_id)):
         if wanted and wanted != actual:
-            raise UsageError(f"Deployment '{request.name}' already runs in {actual}, not {wanted}: drop {flag}, or "
+            raise UsageError(f"Deployment '{name}' already runs in {actual}, not {wanted}: drop {flag}, or "
                              "tear it down first, or choose another --name.")
-    return {"name": request.name, "group": group, "instance": instance, "subnet": subnet}
+    return {"name": name, "group": group, "instance": instance, "subnet": subnet}
+
+
+def _check_same_instance(request: SetupRequest, facts: Facts, name: str, instance) -> None:
+    """A re-run converges onto the running instance; it cannot change what that instance is."""
+    accelerator = instance.tags.get(tags.ACCELERATOR) or None
+    for flag, wanted, actual in (("--instance-type", facts.instance_type.name, instance.instance_type),
+                                 ("--accelerator-type", request.accelerator_type, accelerator),
+                                 ("--ami-id", request.ami_id, instance.image_id)):
+        if wanted and actual and wanted != actual:
+            raise UsageError(f"Deployment '{name}' already runs {instance.id} with {flag} {actual}, not {wanted}: pass "
+                             f"{flag} {actual} to converge it, or tear it down first, or choose another --name.")
 
 
 def _choose_name(request, facts, asker) -> str:
@@ -242,13 +264,15 @@ def _choose_accelerator(request, facts, asker) -> str:
     default = catalog.DEFAULT_ACCELERATOR if catalog.DEFAULT_ACCELERATOR in offered_types else offered_types[0]
     instance_price = catalog.INSTANCE_HOURLY_USD.get(facts.instance_type.name)
     options = [Option(accelerator_title(a, instance_price), a.type) for a in offered]
-    return asker.select("Elastic Inference accelerator:", options, default, flag="--accelerator-type")
+    return asker.select("Elastic Inference accelerator:", options, default, flag="--accelerator-type",
+                        hint="(memory, FP32/FP16 TFLOPS, $/h incl. instance)")
 
 
 def accelerator_title(a: catalog.Accelerator, instance_price: float | None) -> str:
-    total = f", ${instance_price + a.hourly_usd:.3f}/h with the instance" if instance_price is not None else ""
-    return (f"{a.type:<12} {a.memory_gib} GiB, {a.fp32_tflops} FP32 / {a.fp16_tflops} FP16 TFLOPS, "
-            f"${a.hourly_usd:.2f}/h{total}")
+    """One short line (it is echoed after the question, so it must fit 80 columns there too):
+    memory, FP32/FP16 TFLOPS, and $/hour with the instance when its price is known."""
+    price = f"${instance_price + a.hourly_usd:.3f}/h" if instance_price is not None else f"+${a.hourly_usd:.2f}/h"
+    return f"{a.type:<11} {a.memory_gib} GiB  {a.fp32_tflops}/{a.fp16_tflops:<2} TFLOPS  {price}"
 
 
 def _choose_image(request, facts, asker, warnings) -> tuple[str | None, Image]:
@@ -305,11 +329,13 @@ def _choose_subnet(request, facts, asker) -> Subnet:
         if not facts.vpcs:
             raise UsageError(f"There is no VPC in {facts.region}: create one (VPC console, 'Create default VPC') or "
                              "pass --vpc-id.")
-        only = facts.vpcs[0].id if len(facts.vpcs) == 1 else None
-        default_vpc = next((v.id for v in facts.vpcs if v.is_default), only)
-        options = [Option(f"{v.id}  {v.cidr:<16} {'(default) ' if v.is_default else ''}{v.name}", v.id)
-                   for v in facts.vpcs]
-        vpc_id = asker.select("VPC:", options, default_vpc, flag="--vpc-id")
+        if len(facts.vpcs) == 1:
+            vpc_id = facts.vpcs[0].id  # a list of one is no choice: the plan shows it
+        else:
+            default_vpc = next((v.id for v in facts.vpcs if v.is_default), None)
+            options = [Option(f"{v.id}  {v.cidr:<16} {'(default) ' if v.is_default else ''}{v.name}".rstrip(), v.id)
+                       for v in facts.vpcs]
+            vpc_id = asker.select("VPC:", options, default_vpc, flag="--vpc-id")
     candidates = [s for s in facts.subnets if s.vpc_id == vpc_id and s.az in facts.ei_azs]
     if not candidates:
         raise UsageError(f"{vpc_id} has no subnet in an Availability Zone that offers Elastic Inference "
@@ -338,8 +364,10 @@ def _choose_key(request, facts, asker, name, existing) -> tuple[str, bool, str |
         return request.key_name, False, str(key_dir / f"{request.key_name}.pem")
     new_name = keypair.key_name(name)
     choice = NEW_KEY
+    # Never default to a key another deployment created: its teardown would delete it from under us.
+    usable = [k for k in facts.key_pairs if facts.key_pair_deployments.get(k, name) == name]
     if not request.new_key and facts.key_pairs:
-        default = facts.key_pairs[0] if len(facts.key_pairs) == 1 else None
+        default = usable[0] if len(usable) == 1 else (NEW_KEY if not usable else None)
         options = [Option(k, k) for k in facts.key_pairs] + [Option(f"create a new key pair ({new_name})", NEW_KEY)]
         choice = asker.select("Key pair for SSH:", options, default, flag="--key-name (or --new-key)")
     if choice is not NEW_KEY:
@@ -358,9 +386,23 @@ def _choose_ssh_cidr(request, facts, asker) -> str:
         if problem:
             raise UsageError(f"--ssh-cidr: {problem}.")
         return str(ipaddress.ip_network(request.ssh_cidr, strict=False))
-    default = request.default_ssh_cidr or (f"{facts.public_ip}/32" if facts.public_ip else None)
-    return asker.text("Allow SSH from (CIDR):", default, flag="--ssh-cidr (your address, e.g. 203.0.113.7/32)",
-                      validate=cidr_problem)
+    default = request.default_ssh_cidr or _single_address(facts.public_ip)
+    answer = asker.text("Allow SSH from (CIDR):", default, flag="--ssh-cidr (your address, e.g. 203.0.113.7/32)",
+                        validate=cidr_problem)
+    problem = cidr_problem(answer)
+    if problem:  # an Asker that does not validate (or a default that was never checked)
+        raise UsageError(f"--ssh-cidr: {problem}.")
+    return str(ipaddress.ip_network(answer, strict=False))
+
+
+def _single_address(public_ip: str | None) -> str | None:
+    """The looked-up address as a one-host range (/32, or /128 for IPv6); None when it is not an address
+    (a captive portal or proxy can answer the lookup with a page of HTML)."""
+    try:
+        address = ipaddress.ip_address((public_ip or "").strip())
+    except ValueError:
+        return None
+    return f"{address}/{address.max_prefixlen}"
 
 
 def _endpoint_decision(facts: Facts, subnet: Subnet, accelerator: str | None) -> tuple[str | None, bool, bool]:

@@ -6,6 +6,7 @@ Tests never reach real AWS or the network: credentials are dummies, AWS_ENDPOINT
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 from dataclasses import dataclass
@@ -88,8 +89,8 @@ def snapshot(aws) -> dict[str, set]:
     """What the account holds that setup could create: compare before/after to prove no orphans."""
     ec2, iam = aws.ec2, aws.iam
     live = ["pending", "running", "stopping", "stopped", "shutting-down"]
-    instances = {i["InstanceId"] for r in ec2.describe_instances(
-        Filters=[{"Name": "instance-state-name", "Values": live}])["Reservations"] for i in r["Instances"]}
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=[{"Name": "instance-state-name", "Values": live}])
+    instances = {i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]}
     return {
         "instances": instances,
         "security_groups": {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
@@ -122,9 +123,11 @@ def inject(client, operation: str, code: str, message: str = "injected", *, time
 
 
 def record(client, operation: str) -> list[dict]:
-    """Capture the params of every `operation` request (moto drops some, e.g. EI accelerators)."""
+    """Capture the API parameters of every `operation` call as the code passed them (moto drops
+    some, e.g. the EI accelerator spec). before-parameter-build sees the API params; before-call
+    sees the serialized HTTP request instead."""
     seen: list[dict] = []
     client.meta.events.register(
-        f"before-call.{client.meta.service_model.service_name}.{operation}",
-        lambda params, **_: seen.append(params))
+        f"before-parameter-build.{client.meta.service_model.service_name}.{operation}",
+        lambda params, **_: seen.append(copy.deepcopy(params)))
     return seen

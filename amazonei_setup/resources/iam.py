@@ -22,8 +22,7 @@ TRUST_POLICY = {
 }
 
 
-def role_name(deployment: str) -> str:
-    return f"amazonei-setup-{deployment}"
+role_name = tags.resource_name
 
 
 profile_name = role_name  # one profile per role, same name: easy to find, easy to explain
@@ -113,31 +112,67 @@ def add_role_to_profile(iam, profile: str, role: str) -> None:
 
 
 # ---- delete (teardown and rollback) -------------------------------------------------------
+# Granular calls so teardown can run them in two concurrent rounds: first everything that holds
+# something (role in profile, policies on role), then the profile and the role themselves.
+
+def inline_policies(iam, role: str) -> list[str]:
+    """Names of the role's inline policies; empty when the role is gone."""
+    try:
+        return iam.list_role_policies(RoleName=role)["PolicyNames"]
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return []
+        raise
+
+
+def attached_policies(iam, role: str) -> list[str]:
+    """ARNs of the managed policies attached to the role; empty when the role is gone."""
+    try:
+        return [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return []
+        raise
+
+
+def remove_role_from_profile(iam, profile: str, role: str) -> bool:
+    return _ignore_missing(iam.remove_role_from_instance_profile, InstanceProfileName=profile, RoleName=role)
+
+
+def delete_role_policy(iam, role: str, policy: str) -> bool:
+    return _ignore_missing(iam.delete_role_policy, RoleName=role, PolicyName=policy)
+
+
+def detach_role_policy(iam, role: str, policy_arn: str) -> bool:
+    return _ignore_missing(iam.detach_role_policy, RoleName=role, PolicyArn=policy_arn)
+
+
+def delete_empty_instance_profile(iam, name: str) -> bool:
+    return _ignore_missing(iam.delete_instance_profile, InstanceProfileName=name)
+
+
+def delete_empty_role(iam, name: str) -> bool:
+    # A profile we did not make may still hold the role (DeleteConflict): that is the user's to fix.
+    return _ignore_missing(iam.delete_role, RoleName=name)
+
 
 def delete_instance_profile(iam, name: str) -> bool:
-    """Remove its roles, then delete it. False when it was already gone."""
+    """Remove its roles, then delete it (sequential; rollback's path). False when already gone."""
     profile = get_instance_profile(iam, name)
     if profile is None:
         return False
     for role in profile.get("Roles", []):
-        _ignore_missing(iam.remove_role_from_instance_profile, InstanceProfileName=name, RoleName=role["RoleName"])
-    return _ignore_missing(iam.delete_instance_profile, InstanceProfileName=name)
+        remove_role_from_profile(iam, name, role["RoleName"])
+    return delete_empty_instance_profile(iam, name)
 
 
 def delete_role(iam, name: str) -> bool:
-    """Delete the inline policies, detach managed ones, then the role. False when already gone."""
-    try:
-        inline = iam.list_role_policies(RoleName=name)["PolicyNames"]
-    except ClientError as err:
-        if error_code(err) == "NoSuchEntity":
-            return False
-        raise
-    for policy in inline:
-        _ignore_missing(iam.delete_role_policy, RoleName=name, PolicyName=policy)
-    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-        _ignore_missing(iam.detach_role_policy, RoleName=name, PolicyArn=attached["PolicyArn"])
-    # A profile we did not make may still hold the role (DeleteConflict): that is the user's to fix.
-    return _ignore_missing(iam.delete_role, RoleName=name)
+    """Delete its inline policies, detach managed ones, then the role (sequential; rollback's path)."""
+    for policy in inline_policies(iam, name):
+        delete_role_policy(iam, name, policy)
+    for arn in attached_policies(iam, name):
+        detach_role_policy(iam, name, arn)
+    return delete_empty_role(iam, name)
 
 
 def _ignore_missing(call, **kwargs) -> bool:

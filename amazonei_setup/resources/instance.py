@@ -70,18 +70,25 @@ def is_iam_propagation_error(err: ClientError) -> bool:
 def run_instance(ec2, request: dict, *, sleep: Callable = time.sleep,
                  on_retry: Callable[[float], None] | None = None,
                  timeout: float = IAM_PROPAGATION_TIMEOUT) -> InstanceInfo:
-    """run_instances, retrying while EC2 cannot yet see the new instance profile."""
-    deadline = time.monotonic() + timeout
+    """run_instances, retrying while EC2 cannot yet see the new instance profile.
+
+    `timeout` bounds the time spent: wall-clock time, or the seconds handed to `sleep` when that
+    is more (an injected sleep that does not really wait must not turn this into a busy loop).
+    """
+    started = time.monotonic()
+    slept = 0.0
     delay = 1.0
     while True:
         try:
             return InstanceInfo.from_api(ec2.run_instances(**request)["Instances"][0])
         except ClientError as err:
-            if not is_iam_propagation_error(err) or time.monotonic() + delay > deadline:
+            elapsed = max(time.monotonic() - started, slept)
+            if not is_iam_propagation_error(err) or elapsed + delay > timeout:
                 raise
         if on_retry:
             on_retry(delay)
         sleep(delay)
+        slept += delay
         delay = min(delay * 2, 10.0)
 
 

@@ -9,9 +9,7 @@ from botocore.exceptions import ClientError
 from amazonei_setup import tags
 from amazonei_setup.aws import error_code
 
-
-def key_name(deployment: str) -> str:
-    return f"amazonei-setup-{deployment}"
+key_name = tags.resource_name
 
 
 def default_key_dir() -> Path:

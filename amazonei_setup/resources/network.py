@@ -22,8 +22,7 @@ from amazonei_setup.catalog import EI_SERVICE_NAME
 GONE_ENDPOINT_STATES = {"deleting", "deleted", "failed", "rejected", "expired"}
 
 
-def security_group_name(deployment: str) -> str:
-    return f"amazonei-setup-{deployment}"
+security_group_name = tags.resource_name
 
 
 # ---- security group ------------------------------------------------------------------------
@@ -66,9 +65,12 @@ def authorize_ingress(ec2, group_id: str, ssh_cidr: str) -> None:
 def delete_security_group(ec2, group_id: str, *, timeout: float = 300, sleep: Callable = time.sleep) -> bool:
     """Delete, retrying DependencyViolation while the instance's and endpoint's ENIs drain.
 
-    False when it was already gone. Raises the last DependencyViolation after `timeout` seconds.
+    False when it was already gone. Raises the last DependencyViolation after `timeout` seconds
+    (wall-clock, or the seconds handed to `sleep` when that is more: an injected sleep that does
+    not really wait must not turn this into a busy loop).
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    slept = 0.0
     delay = 2.0
     while True:
         try:
@@ -78,9 +80,10 @@ def delete_security_group(ec2, group_id: str, *, timeout: float = 300, sleep: Ca
             code = error_code(err)
             if code == "InvalidGroup.NotFound":
                 return False
-            if code != "DependencyViolation" or time.monotonic() + delay > deadline:
+            if code != "DependencyViolation" or max(time.monotonic() - started, slept) + delay > timeout:
                 raise
         sleep(delay)
+        slept += delay
         delay = min(delay * 1.5, 15)
 
 
@@ -160,13 +163,26 @@ def join_ei_endpoint(ec2, endpoint_id: str, *, add_subnet: str | None, add_group
         ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, **changes)
 
 
-def leave_ei_endpoint(ec2, endpoint_id: str, group_id: str) -> None:
+def leave_ei_endpoint(ec2, endpoint: Endpoint, group_ids: set[str]) -> None:
+    """Detach our groups from an endpoint that stays. An interface endpoint must keep at least one
+    security group, so when ours are its last ones the VPC's default group takes their place."""
+    leaving = sorted(set(endpoint.group_ids) & group_ids)
+    if not leaving:
+        return
+    changes: dict = {"RemoveSecurityGroupIds": leaving}
+    if not set(endpoint.group_ids) - group_ids:
+        changes["AddSecurityGroupIds"] = [default_security_group(ec2, endpoint.vpc_id)]
     try:
-        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, RemoveSecurityGroupIds=[group_id])
+        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint.id, **changes)
     except ClientError as err:
-        if error_code(err) not in {"InvalidVpcEndpointId.NotFound", "InvalidGroup.NotFound",
-                                   "InvalidParameter"}:  # already detached
+        if error_code(err) not in {"InvalidVpcEndpointId.NotFound", "InvalidGroup.NotFound"}:
             raise
+
+
+def default_security_group(ec2, vpc_id: str) -> str:
+    found = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                  {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
+    return found[0]["GroupId"]
 
 
 def delete_ei_endpoint(ec2, endpoint_id: str) -> bool:
@@ -181,6 +197,16 @@ def delete_ei_endpoint(ec2, endpoint_id: str) -> bool:
     return True
 
 
+def describe_endpoint(ec2, endpoint_id: str) -> Endpoint | None:
+    try:
+        found = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    except ClientError as err:
+        if error_code(err) == "InvalidVpcEndpointId.NotFound":
+            return None
+        raise
+    return Endpoint.from_api(found[0]) if found else None
+
+
 def endpoint_state(ec2, endpoint_id: str) -> str:
-    found = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
-    return found[0].get("State", "").lower() if found else "deleted"
+    endpoint = describe_endpoint(ec2, endpoint_id)
+    return endpoint.state if endpoint else "deleted"

@@ -1,0 +1,175 @@
+"""The real CLI as separate processes: against a moto server over HTTP, and against --sandbox.
+
+(a) A ThreadedMotoServer on 127.0.0.1 plays AWS; the CLI reaches it through AWS_ENDPOINT_URL with dummy
+    keys, exactly as it would reach a real endpoint. The test checks the account with its own boto3
+    clients, then lists and tears down.
+(b) --sandbox: setup, list and teardown in three processes sharing one state directory.
+
+Every process gets HOME and AMAZONEI_SETUP_HOME in tmp and no AWS_PROFILE; NO_COLOR=1 with a pipe (no
+TTY) must leave no escape code on the screen.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from amazonei_setup.sandbox import SANDBOX_ACCOUNT_ID, seed_deep_learning_amis
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "us-west-2"
+SSH_CIDR = "198.51.100.4/32"
+EI_SERVICE = f"com.amazonaws.{REGION}.elastic-inference.runtime"
+
+
+def user_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") and k not in ("CI", "FORCE_COLOR", "TTY_COMPATIBLE")}
+    env.update(HOME=str(home), AMAZONEI_SETUP_HOME=str(home / ".amazonei-setup"), NO_COLOR="1",
+               AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(home / "aws-config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(home / "aws-credentials"), PYTHONDONTWRITEBYTECODE="1", **extra)
+    return env
+
+
+class Cli:
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def __call__(self, *argv: str, expect: int = 0) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "amazonei_setup.py", *argv], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+        assert done.returncode == expect, f"exit {done.returncode}\n{done.stderr}"
+        assert "\x1b" not in done.stderr, "NO_COLOR and a pipe, yet escape codes on the screen"
+        return done
+
+    def json(self, *argv: str) -> dict:
+        document = json.loads(self(*argv, "--output", "json").stdout)
+        assert document["status"] == "success", document
+        return document["result"]
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    path = tmp_path / "user"
+    path.mkdir()
+    return path
+
+
+# ---- (a) against a moto server ------------------------------------------------------------------
+
+@pytest.fixture
+def moto_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    requests.post(f"{url}/moto-api/reset", timeout=10)
+    try:
+        # The threaded server serves this process's backends: seed them directly.
+        seed_deep_learning_amis(SANDBOX_ACCOUNT_ID, REGION)
+        yield url
+    finally:
+        requests.post(f"{url}/moto-api/reset", timeout=10)
+        server.stop()
+
+
+def server_client(url: str, service: str):
+    return boto3.client(service, region_name=REGION, endpoint_url=url, aws_access_key_id="testing",
+                        aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1}))
+
+
+def test_setup_list_teardown_against_a_moto_server(moto_server, home):
+    cli = Cli(user_env(home, AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="testing",
+                       AWS_SECRET_ACCESS_KEY="testing", AWS_MAX_ATTEMPTS="2"))
+    ec2, iam = server_client(moto_server, "ec2"), server_client(moto_server, "iam")
+
+    made = cli.json("setup", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "e2e",
+                    "--ssh-cidr", SSH_CIDR)
+    assert made["name"] == "e2e" and made["state"] == "running"
+    resources = {r["kind"]: r["id"] for r in made["resources"]}
+    assert set(resources) == {"iam-role", "instance-profile", "security-group", "vpc-endpoint", "key-pair", "instance"}
+    key_path = Path(made["key_path"])
+    assert key_path == home / ".ssh" / "amazonei-setup-e2e.pem" and key_path.read_text().startswith("-----BEGIN")
+
+    # What the server's account now holds, seen with our own clients.
+    [instance] = [i for r in ec2.describe_instances(InstanceIds=[made["instance_id"]])["Reservations"]
+                  for i in r["Instances"]]
+    assert instance["State"]["Name"] == "running" and instance["InstanceType"] == "m5.xlarge"
+    assert instance["IamInstanceProfile"]["Arn"].endswith("/amazonei-setup-e2e")
+    groups = {g["GroupId"] for eni in instance["NetworkInterfaces"] for g in eni["Groups"]}
+    groups |= {g["GroupId"] for g in instance.get("SecurityGroups", [])}
+    assert groups == {resources["security-group"]}
+    assert instance["KeyName"] == "amazonei-setup-e2e"
+    profile = iam.get_instance_profile(InstanceProfileName="amazonei-setup-e2e")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == ["amazonei-setup-e2e"]
+    [endpoint] = ec2.describe_vpc_endpoints(VpcEndpointIds=[resources["vpc-endpoint"]])["VpcEndpoints"]
+    assert endpoint["ServiceName"] == EI_SERVICE and endpoint["State"].lower() == "available"
+    assert resources["security-group"] in {g["GroupId"] for g in endpoint["Groups"]}
+    [group] = ec2.describe_security_groups(GroupIds=[resources["security-group"]])["SecurityGroups"]
+    assert SSH_CIDR in {r["CidrIp"] for p in group["IpPermissions"] for r in p.get("IpRanges", [])}
+
+    listed = cli.json("list", "--region", REGION)
+    assert listed["regions"] == [REGION]
+    assert [(d["name"], d["instance_id"]) for d in listed["deployments"]] == [("e2e", made["instance_id"])]
+
+    gone = cli.json("teardown", "--region", REGION, "--name", "e2e", "--yes")
+    assert gone["found"] is True
+    assert {d["kind"] for d in gone["deleted"]} == set(resources)
+    state = ec2.describe_instances(InstanceIds=[made["instance_id"]])["Reservations"][0]["Instances"][0]["State"]
+    assert state["Name"] == "terminated"
+    assert not [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"]
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"] == "amazonei-setup-e2e"]
+    assert not ec2.describe_key_pairs()["KeyPairs"]
+    assert key_path.exists(), "teardown leaves the private key file where setup saved it"
+
+    again = cli("teardown", "--region", REGION, "--name", "e2e", "--yes")
+    assert "No deployment named e2e" in again.stderr
+    assert cli.json("list", "--region", REGION)["deployments"] == []
+
+
+# ---- (b) the sandbox, one process per command ----------------------------------------------------------
+
+def test_sandbox_setup_list_teardown_in_separate_processes(home):
+    cli = Cli(user_env(home))
+    made = cli.json("--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "trial")
+    assert made["name"] == "trial" and made["state"] == "running" and made["ssh_command"].startswith("ssh -i ")
+    assert Path(made["key_path"]).is_relative_to(home), "sandbox keys stay under the tmp home"
+
+    listed = cli.json("list", "--sandbox", "--region", REGION)
+    assert [(d["name"], d["instance_id"], d["state"]) for d in listed["deployments"]] == [
+        ("trial", made["instance_id"], "running")]
+
+    gone = cli.json("teardown", "--sandbox", "--region", REGION, "--name", "trial", "--yes")
+    assert gone["found"] is True
+    assert {d["kind"] for d in gone["deleted"]} >= {"instance", "security-group", "iam-role", "instance-profile"}
+
+    assert cli.json("list", "--sandbox", "--region", REGION)["deployments"] == []
+    assert_sandbox_is_empty(home / ".amazonei-setup" / "sandbox")
+
+
+def assert_sandbox_is_empty(state_dir: Path) -> None:
+    """Open the saved sandbox account in this process and look for anything setup could have left."""
+    from amazonei_setup.sandbox import Sandbox
+
+    with Sandbox(regions=[REGION], state_dir=state_dir) as sb:
+        ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=sb.endpoint_url,
+                           config=Config(retries={"max_attempts": 1}), **sb.credentials)
+        iam = boto3.client("iam", region_name=REGION, endpoint_url=sb.endpoint_url,
+                           config=Config(retries={"max_attempts": 1}), **sb.credentials)
+        live = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                if i["State"]["Name"] != "terminated"]
+        assert live == []
+        assert [g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]] == ["default"]
+        assert [e for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"].lower() != "deleted"] == []
+        assert ec2.describe_key_pairs()["KeyPairs"] == []
+        assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("amazonei-setup")] == []
+        assert iam.list_instance_profiles()["InstanceProfiles"] == []
