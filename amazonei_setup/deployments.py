@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from amazonei_setup import catalog, tags
 from amazonei_setup.aws import Aws, explain
-from amazonei_setup.discover import check_region, owner_of, run_concurrently
+from amazonei_setup.concurrency import run_concurrently
+from amazonei_setup.discover import check_region, owner_of
 from amazonei_setup.errors import UsageError
 from amazonei_setup.resources import iam, keypair, network
 from amazonei_setup.resources import instance as instances

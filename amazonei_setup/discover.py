@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -16,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from amazonei_setup import catalog, tags
 from amazonei_setup.aws import Aws, error_code, explain
+from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.errors import UsageError
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.resources import keypair, network
@@ -166,21 +166,6 @@ def gather(aws: Aws, *, instance_type: str, ami_id: str | None = None,
         endpoints=results["endpoints"], our_instances=results["our_instances"],
         our_security_groups=results["our_security_groups"], public_ip=results.get("public_ip"),
     )
-
-
-def run_concurrently(jobs: dict[str, Callable]) -> dict[str, object]:
-    """Run independent calls at once; each result is a value or the exception it raised."""
-    results: dict[str, object] = {}
-    if not jobs:
-        return results
-    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="discover") as pool:
-        futures = {key: pool.submit(job) for key, job in jobs.items()}
-        for key, future in futures.items():
-            try:
-                results[key] = future.result()
-            except Exception as err:  # noqa: BLE001 - handed back to the caller to explain
-                results[key] = err
-    return results
 
 
 def ei_availability_zones(ec2, region: str) -> list[str]:

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from amazonei_setup import tags
 from amazonei_setup.aws import Aws, error_code, explain
+from amazonei_setup.concurrency import Cancelled, cancellable_sleep
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan, teardown_command
@@ -37,10 +38,6 @@ from amazonei_setup.waiting import wait_for
 
 INSTANCE_TIMEOUT = 600.0
 ENDPOINT_TIMEOUT = 600.0
-
-
-class Cancelled(Exception):
-    """Raised inside workers once the run is being rolled back."""
 
 
 @dataclass
@@ -104,18 +101,9 @@ class Run:
         self.journal = Journal()
         self.cancel = threading.Event()
         self._sleep = sleep
+        self.sleep = cancellable_sleep(self.cancel, sleep)  # wakes up (and stops the worker) on cancel
         self.tags = tags.tag_list(plan.name, plan.owner)
         self.client_token = f"amazonei-setup-{uuid.uuid4()}"
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep that wakes up (and stops the worker) when the run is cancelled."""
-        if self._sleep is not None:
-            self._sleep(seconds)
-            cancelled = self.cancel.is_set()
-        else:
-            cancelled = self.cancel.wait(seconds)
-        if cancelled:
-            raise Cancelled()
 
     def plain_sleep(self, seconds: float) -> None:
         """For rollback, which must keep waiting after the cancel flag is set."""

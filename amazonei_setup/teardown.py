@@ -9,15 +9,15 @@ Safe to re-run: every delete treats "already gone" as done.
 """
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from amazonei_setup.aws import Aws, error_code, explain
+from amazonei_setup.concurrency import cancellable_sleep, run_concurrently
 from amazonei_setup.deployments import Inventory
-from amazonei_setup.discover import run_concurrently
 from amazonei_setup.errors import AwsError, Interrupted
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.resources import iam, keypair, network
@@ -72,9 +72,14 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
 
 
 def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: Reporter = ignore, *,
-             sleep: Callable[[float], None] = time.sleep) -> list[TeardownItem]:
-    """Carry out `items`; returns what was done. Raises AwsError naming what is left on failure."""
+             sleep: Callable[[float], None] | None = None) -> list[TeardownItem]:
+    """Carry out `items`; returns what was done. Raises AwsError naming what is left on failure.
+
+    `sleep` (tests pass a no-op) is wrapped so Ctrl-C stops the waits at once.
+    """
     ec2, client_iam = aws.ec2, aws.iam
+    cancel = threading.Event()
+    sleep = cancellable_sleep(cancel, sleep)
     aws.preload("ec2", "iam")
     by_kind: dict[str, list[TeardownItem]] = {}
     for item in items:
@@ -146,7 +151,7 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
     try:
         for phase in ({"instances": terminate_instances, "endpoint": endpoints, "key pair": key_pairs},
                       {"security group": groups, "IAM role and profile": iam_pieces}):
-            results = run_concurrently(phase)
+            results = run_concurrently(phase, cancel)
             failures += [(what, err) for what, err in results.items() if isinstance(err, BaseException)]
             if failures:
                 break  # the next phase depends on this one: stop, and say how to finish

@@ -590,3 +590,43 @@ def test_accepting_the_confirmation_deletes(cli, account):
     assert accepted.code == 0, accepted.stderr
     assert len(asker.asked) == 1
     assert snapshot(account) == before
+
+
+# ---- Ctrl-C --------------------------------------------------------------------------------------
+
+def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account):
+    """A real SIGINT (what a terminal's Ctrl-C sends) while teardown waits for 'terminated':
+    the wait stops at its current pause, not after TERMINATE_TIMEOUT, and says how to finish."""
+    import io
+    import os
+    import signal
+    import threading
+
+    import boto3
+
+    from amazonei_setup.cli import Environment, main
+    from tests.test_faults import describe_kwargs, respond
+
+    setup(cli, "a")
+    real = boto3.client("ec2", region_name=REGION)  # uninstrumented, same moto account
+    polls: list[str] = []
+
+    def never_terminated(params):
+        response = real.describe_instances(**describe_kwargs(params))
+        for reservation in response["Reservations"]:
+            for instance in reservation["Instances"]:
+                if instance["State"]["Name"] == "terminated" and len(polls) < 5:  # cap: a regression fails, not hangs
+                    instance["State"] = {"Code": 32, "Name": "shutting-down"}
+                    polls.append(instance["InstanceId"])
+                    if len(polls) == 1:
+                        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return response
+
+    respond(account.ec2, "DescribeInstances", never_terminated)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["teardown", "--region", REGION, "--name", "a", "--yes"],
+                Environment(stdin_isatty=False, stdout=out, stderr=err, aws=account))  # real, cancellable sleep
+
+    assert code == 130, err.getvalue()
+    assert "run the same teardown again" in err.getvalue()
+    assert len(polls) == 1  # interrupted during the first pause; the worker did not poll again
