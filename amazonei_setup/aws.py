@@ -212,6 +212,12 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return AwsError(f"Your account has not enabled this region or service{where}: enable the region "
                         "in the AWS console (Account > AWS Regions) or choose another --region.",
                         code="opt-in-required")
+    if operation == "RunInstances" and _is_ei_refusal(message):
+        return AwsError("AWS refused the Elastic Inference accelerator: since April 2023 EI launches only for "
+                        "accounts that used it in the previous 30 days, and AWS retired it for everyone else. "
+                        f"({code}: {message.rstrip('.')}.) For the same job today AWS recommends Inferentia2 "
+                        "(e.g. inf2.xlarge) or a GPU instance (e.g. g4dn.xlarge) with a Deep Learning AMI.",
+                        code="ei-unavailable")
     if code in {"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported"} and operation == "RunInstances":
         return AwsError(f"AWS has no spare capacity for this instance type in the subnet's Availability Zone "
                         f"({message.rstrip('.')}): pick a subnet in another AZ with --subnet-id, or another "
@@ -221,6 +227,13 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
                         f"{message.rstrip('.')}): delete resources you no longer use, or request a higher quota "
                         "in the Service Quotas console.", code="quota")
     return AwsError(f"AWS refused {operation}{where}: {code}: {message.rstrip('.')}.", code=code or "aws")
+
+
+def _is_ei_refusal(message: str) -> bool:
+    """Any RunInstances refusal that is about the EI accelerator spec rather than the instance."""
+    text = message.lower()
+    return any(marker in text for marker in ("elastic inference", "elasticinference", "elastic-inference",
+                                              "eia1.", "eia2."))
 
 
 def _denied_action(err: ClientError) -> str:

@@ -229,6 +229,23 @@ def test_insufficient_capacity_suggests_another_az_or_type(cli, account, before)
     assert snapshot(account) == before
 
 
+@pytest.mark.parametrize("code, text", [
+    ("Unsupported", "Amazon Elastic Inference is no longer available."),
+    ("InvalidParameterValue", "The requested accelerator type eia2.medium is not supported for this account."),
+    ("InsufficientCapacity", "There is no Elastic Inference accelerator capacity available."),
+])
+def test_ei_refusal_at_launch_explains_the_retirement_and_rolls_back(cli, account, before, code, text):
+    """Most accounts are refused EI today: the refusal must say why and what to use instead."""
+    inject(account.ec2, "RunInstances", code, text)
+    result = cli(*setup_args("refused"), "--output", "json")
+    message = assert_clean_failure(result)
+    assert_envelope(result, "ei-unavailable")
+    assert "since April 2023" in message and "inf2.xlarge" in message and "g4dn.xlarge" in message
+    assert text.rstrip(".") in message  # AWS's own words stay visible
+    assert "Everything this run created was removed" in message
+    assert snapshot(account) == before
+
+
 # ---- permissions -------------------------------------------------------------------------------
 
 ENCODED = "Encoded authorization failure message: XYZ-encoded-blob"
