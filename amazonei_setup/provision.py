@@ -179,30 +179,27 @@ def _adopt_or_refuse(run: Run, kind: str, name: str, found: dict | None) -> None
     run.report(Event("reused", kind, f"Reusing {kind} {name}", name))
 
 
-def _ensure_role(run: Run) -> None:
-    name = run.plan.role_name
+def _create_or_adopt(run: Run, kind: str, label: str, name: str, create: Callable, get: Callable) -> None:
+    """Create optimistically (no look-up round trip on a fresh setup); on "already exists", adopt
+    it only if its tags say it is this deployment's."""
     try:
-        iam.create_role(run.iam, name, run.tags)
+        create(run.iam, name, run.tags)
     except ClientError as err:
         if error_code(err) != "EntityAlreadyExists":
             raise
-        _adopt_or_refuse(run, "iam-role", name, iam.get_role(run.iam, name))
+        _adopt_or_refuse(run, kind, name, get(run.iam, name))
         return
-    run.journal.add("iam-role", name, "created")
-    run.report(Event("created", "iam-role", f"Created IAM role {name}", name))
+    run.journal.add(kind, name, "created")
+    run.report(Event("created", kind, f"Created {label} {name}", name))
+
+
+def _ensure_role(run: Run) -> None:
+    _create_or_adopt(run, "iam-role", "IAM role", run.plan.role_name, iam.create_role, iam.get_role)
 
 
 def _ensure_profile(run: Run) -> None:
-    name = run.plan.profile_name
-    try:
-        iam.create_instance_profile(run.iam, name, run.tags)
-    except ClientError as err:
-        if error_code(err) != "EntityAlreadyExists":
-            raise
-        _adopt_or_refuse(run, "instance-profile", name, iam.get_instance_profile(run.iam, name))
-        return
-    run.journal.add("instance-profile", name, "created")
-    run.report(Event("created", "instance-profile", f"Created instance profile {name}", name))
+    _create_or_adopt(run, "instance-profile", "instance profile", run.plan.profile_name,
+                     iam.create_instance_profile, iam.get_instance_profile)
 
 
 def _put_policy(run: Run) -> None:

@@ -95,14 +95,7 @@ class Ui:
             ("Cost", cost),
         ):
             choices.add_row(label, value)
-        items = Table(show_edge=False, box=None, padding=(0, 1), header_style="bold")
-        items.add_column("Action")
-        items.add_column("Resource")
-        items.add_column("Name / id", overflow="fold")
-        items.add_column("Notes", overflow="fold")
-        colors = {"create": "green", "reuse": "cyan", "update": "yellow"}
-        for item in plan.items():
-            items.add_row(Text(item.action, style=colors.get(item.action, "")), item.kind, item.name, item.detail)
+        items = _action_table("Name / id", "Notes", [(i.action, i.kind, i.name, i.detail) for i in plan.items()])
         parts = [choices, Text(""), items]
         for warning in plan.warnings:
             parts.append(Text.assemble(("! ", "yellow"), warning))
@@ -151,14 +144,7 @@ class Ui:
         return Copyable(*parts)
 
     def teardown_table(self, items, *, title: str) -> Panel:
-        table = Table(show_edge=False, box=None, padding=(0, 1), header_style="bold")
-        table.add_column("Action")
-        table.add_column("Resource")
-        table.add_column("Id", overflow="fold")
-        table.add_column("Why", overflow="fold")
-        colors = {"delete": "red", "keep": "cyan", "detach": "yellow"}
-        for item in items:
-            table.add_row(Text(item.action, style=colors.get(item.action, "")), item.kind, item.id, item.reason)
+        table = _action_table("Id", "Why", [(i.action, i.kind, i.id, i.reason) for i in items])
         return Panel(table, title=title, title_align="left", border_style="red")
 
     def deployments_table(self, rows: list[dict]) -> Table:
@@ -246,6 +232,22 @@ class Copyable:
 
     def __rich_console__(self, console, options):
         yield from self.parts
+
+
+_ACTION_COLORS = {"create": "green", "reuse": "cyan", "update": "yellow", "delete": "red", "keep": "cyan",
+                  "detach": "yellow"}
+
+
+def _action_table(id_header: str, note_header: str, rows: list[tuple[str, str, str, str]]) -> Table:
+    """What will happen to each resource: action (coloured), kind, name or id, a note."""
+    table = Table(show_edge=False, box=None, padding=(0, 1), header_style="bold")
+    table.add_column("Action")
+    table.add_column("Resource")
+    table.add_column(id_header, overflow="fold")
+    table.add_column(note_header, overflow="fold")
+    for action, kind, ident, note in rows:
+        table.add_row(Text(action, style=_ACTION_COLORS.get(action, "")), kind, ident, note)
+    return table
 
 
 class _NullContext:
