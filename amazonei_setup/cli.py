@@ -15,7 +15,7 @@ from typing import IO
 
 from amazonei_setup import __version__
 
-COMMANDS = ("setup", "teardown", "list")
+COMMANDS = ("setup", "teardown", "list", "cost")
 SANDBOX_SSH_CIDR = "127.0.0.1/32"
 
 EPILOG = """\
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "Without a command, runs `setup`.",
                      epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"amazonei-setup {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{setup,teardown,list}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{setup,teardown,list,cost}", parser_class=_Parser)
 
     setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="show deployments")
     listing.add_argument("--all-regions", action="store_true", help="query every EI region at once")
     _common(listing)
+
+    from amazonei_setup import cost  # light: the cost module imports no AWS SDK at load time
+
+    costing = sub.add_parser("cost", help="hourly cost and cost per 100k inferences; compare setups",
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    cost.add_arguments(costing)
+    _common(costing)
     return parser
 
 
@@ -195,6 +202,10 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
         if command in ("setup", "teardown") and not args.yes and not env.stdin_isatty and env.asker is None:
             raise UsageError("Standard input is not a terminal, so nothing can be asked: pass --yes to take the "
                              "defaults (and name any choice that has none with its flag).")
+        if command == "cost":  # needs AWS only for --live-prices: the command opens it itself
+            from amazonei_setup import cost
+
+            return cost.run(args, env, ui, lambda: _aws_for(args, ui, env))
         with _aws_for(args, ui, env) as aws:
             log_path = getattr(aws, "log_path", None)
             handler = {"setup": _setup, "teardown": _teardown, "list": _list}[command]
@@ -222,7 +233,7 @@ def _fail(ui, args, err, log_path) -> int:
     message = str(err)
     if log_path and err.exit_code == 1:
         message += f" (AWS call log: {log_path})"
-    ui.console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    ui.error(message)
     if args.output == "json":
         ui.emit_json(args.command, "error", error={"code": err.code, "message": message})
     return err.exit_code
@@ -246,7 +257,13 @@ class _aws_for:
             self.ui.banner("SANDBOX: an emulated AWS account on this machine (moto). Nothing real is created and "
                            "nothing is billed.")
             self.sandbox = Sandbox(regions=regions)
-            sb = self.sandbox.__enter__()
+            try:
+                sb = self.sandbox.__enter__()
+            except RuntimeError as err:  # the sandbox's own sentences (state in use, unreadable state)
+                from amazonei_setup.errors import ToolError
+
+                self.sandbox = None
+                raise ToolError(str(err), code="sandbox") from None
             return Aws(region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
         given = self.env.aws
         if given is not None:

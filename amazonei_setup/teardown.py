@@ -182,11 +182,3 @@ def instance_state_or_gone(ec2, instance_id: str) -> str:
         raise
     except IndexError:  # terminated instances eventually drop out of describe_instances
         return "terminated"
-
-
-def summary_counts(items: list[TeardownItem]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.action] = counts.get(item.action, 0) + 1
-    return counts
-

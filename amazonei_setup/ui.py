@@ -72,6 +72,11 @@ class Ui:
     def info(self, message: str, style: str = "") -> None:
         self.console.print(Text(message, style=style))
 
+    def error(self, message: str) -> None:
+        # Text, not markup: AWS messages may contain [brackets] that rich would read as styles.
+        self.stop_status()
+        self.console.print(Text.assemble(("error:", "bold red"), " ", message))
+
     def warn(self, message: str) -> None:
         self.console.print(Text.assemble(("! ", "yellow"), message))
 
