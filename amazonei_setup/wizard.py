@@ -155,14 +155,12 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     # onto (same instance, group, key), never duplicated.
     name = _choose_name(request, facts, asker)
     existing = _existing_deployment(request, facts, name)
-    if existing and existing["instance"]:
-        accelerator = existing["instance"].tags.get(tags.ACCELERATOR) or None
+    instance = existing["instance"] if existing else None
+    if instance:  # the instance keeps its accelerator and image: nothing is launched
+        accelerator = instance.tags.get(tags.ACCELERATOR) or None
+        image, os_key = None, request.os
     else:
         accelerator = _choose_accelerator(request, facts, asker)
-    if existing and existing["instance"]:
-        image = None  # the instance keeps its image: nothing is launched
-        os_key = request.os
-    else:
         os_key, image = _choose_image(request, facts, asker, warnings)
     arch = image.architecture if image else "x86_64"
     if facts.instance_type.architectures and arch not in facts.instance_type.architectures:
@@ -180,10 +178,9 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
                          f"--volume-size {image.snapshot_gib} or more.")
     endpoint_id, add_subnet, enable_dns = _endpoint_decision(facts, subnet, accelerator)
     os_info = catalog.OPERATING_SYSTEMS.get(os_key or "")
-    ssh_user = (existing["instance"].tags.get(tags.SSH_USER) if existing and existing["instance"] else None) or (
+    ssh_user = (instance.tags.get(tags.SSH_USER) if instance else None) or (
         os_info.ssh_user if os_info else _guess_user(image))
     group = existing["group"] if existing else None
-    instance = existing["instance"] if existing else None
     return Plan(
         name=name, region=facts.region, account_id=facts.account_id, owner=facts.owner,
         instance_type=facts.instance_type.name, accelerator_type=accelerator, os_key=os_key,
