@@ -305,7 +305,7 @@ def _asker(args, env):
 # ---- setup -------------------------------------------------------------------------------------
 
 def _setup(args, env: Environment, ui, aws) -> int:
-    from amazonei_setup import discover, provision, wizard
+    from amazonei_setup import discover, provision, records, wizard
 
     asker = _asker(args, env)
     lookup = None
@@ -341,6 +341,7 @@ def _setup(args, env: Environment, ui, aws) -> int:
             ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
         return 0
     result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args))
+    records.save(plan.region, plan.name, result.to_dict(), sandbox=args.sandbox)
     ui.show(ui.result_panel(result, account_flags=_account_flags(args)))
     if args.output == "json":
         ui.emit_json("setup", "success", result=result.to_dict())
@@ -350,7 +351,7 @@ def _setup(args, env: Environment, ui, aws) -> int:
 # ---- teardown ----------------------------------------------------------------------------------
 
 def _teardown(args, env: Environment, ui, aws) -> int:
-    from amazonei_setup import deployments, teardown
+    from amazonei_setup import deployments, records, teardown
 
     with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):
         inventory = deployments.find_deployment(aws, args.name)
@@ -373,8 +374,12 @@ def _teardown(args, env: Environment, ui, aws) -> int:
     done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}))
     ui.stop_status()
     pem_note = ""
+    record = records.load(aws.region, args.name, sandbox=args.sandbox)
     if inventory.key_pair:
-        pem_note = f" The private key file ({inventory.key_pair['KeyName']}.pem) was left where setup saved it."
+        key = inventory.key_pair["KeyName"]
+        where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
+        pem_note = f" The private key file {where} was left in place; delete it when you no longer need it."
+    records.remove(aws.region, args.name, sandbox=args.sandbox)
     ui.info(f"Deployment {args.name} removed.{pem_note}", style="bold green")
     if args.output == "json":
         ui.emit_json("teardown", "success", result={

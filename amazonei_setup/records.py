@@ -1,0 +1,43 @@
+"""A local note per deployment this machine set up (~/.amazonei-setup/deployments/): where its
+private key was saved, and what the run created. A convenience only: teardown and list find
+everything by tags and work without it; teardown uses it to name the exact .pem it leaves behind.
+No secrets go in it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from amazonei_setup import paths
+
+
+def _path(region: str, name: str, sandbox: bool) -> Path:
+    # A sandbox deployment may share its region and name with a real one: keep them apart.
+    home = paths.sandbox_dir() if sandbox else paths.app_home()
+    return home / "deployments" / f"{region}--{name}.json"
+
+
+def save(region: str, name: str, record: dict, *, sandbox: bool = False) -> None:
+    """Best effort: a full disk must not turn a successful setup into a failure."""
+    target = _path(region, name, sandbox)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(record, out, indent=2, default=str)
+        temporary.replace(target)
+    except OSError:
+        pass
+
+
+def load(region: str, name: str, *, sandbox: bool = False) -> dict | None:
+    try:
+        return json.loads(_path(region, name, sandbox).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def remove(region: str, name: str, *, sandbox: bool = False) -> None:
+    _path(region, name, sandbox).unlink(missing_ok=True)

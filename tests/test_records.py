@@ -1,0 +1,34 @@
+"""The local record lets teardown name the exact .pem it leaves; without it teardown still works."""
+from __future__ import annotations
+
+from tests.conftest import REGION, setup_args, snapshot
+
+
+def test_teardown_names_the_pem_setup_saved_and_forgets_the_record(cli, account, isolated_env):
+    key_dir = isolated_env / "keys"
+    made = cli(*setup_args("rec"), "--key-dir", str(key_dir), "--output", "json")
+    assert made.code == 0, made.stderr
+    record = isolated_env / ".amazonei-setup" / "deployments" / f"{REGION}--rec.json"
+    assert record.is_file()
+    assert oct(record.stat().st_mode & 0o777) == "0o600"
+
+    gone = cli("teardown", "--region", REGION, "--name", "rec", "--yes")
+
+    assert gone.code == 0, gone.stderr
+    screen = " ".join(gone.stderr.split())  # rich wraps long lines
+    assert str(key_dir / "amazonei-setup-rec.pem") in screen
+    assert (key_dir / "amazonei-setup-rec.pem").is_file()  # left in place, as promised
+    assert not record.exists()
+
+
+def test_teardown_without_the_record_still_finishes(cli, account, isolated_env):
+    """From another machine, or after the record was deleted: tags are the source of truth."""
+    before = snapshot(account)
+    assert cli(*setup_args("other")).code == 0
+    (isolated_env / ".amazonei-setup" / "deployments" / f"{REGION}--other.json").unlink()
+
+    gone = cli("teardown", "--region", REGION, "--name", "other", "--yes")
+
+    assert gone.code == 0, gone.stderr
+    assert "amazonei-setup-other.pem" in gone.stderr and "~/.ssh" in gone.stderr
+    assert snapshot(account) == before
