@@ -24,3 +24,13 @@ def test_setup_rerun_list_teardown_leaves_account_as_before(cli, account):
     assert snapshot(account) == before
     again = cli("teardown", "--region", REGION, "--name", "demo", "--yes")
     assert again.code == 0 and "No deployment named demo" in again.stderr
+
+
+def test_package_version_matches_pyproject():
+    import re
+    from pathlib import Path
+
+    from amazonei_setup import __version__
+
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', pyproject, re.M).group(1) == __version__
