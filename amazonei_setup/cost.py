@@ -1,13 +1,700 @@
-"""`cost`: what a setup costs per hour and per 100k inferences (issue 7). Placeholder wiring;
-the command is being built."""
+"""`cost`: what a setup costs per hour and per 100k inferences, and setups compared (issue 7).
+
+Hourly cost = the instance's on-demand Linux price + the accelerator's (nothing for CPU/GPU only).
+With a measured single-request latency L in ms (batch 1, requests back to back) one instance serves
+3 600 000 / L inferences an hour, so 100 000 of them cost hourly x L x 100 000 / 3 600 000.
+
+Prices come from the dated catalog (`catalog.py`, us-west-2) or, with --live-prices, from the AWS
+Pricing API (us-east-1 endpoint), with the catalog as the fallback. Money is computed in Decimal
+and rounded half-up, so the JSON figures are the ones a person gets by hand.
+
+Loading this module imports neither boto3/botocore nor rich: cli.py imports it to build its parser.
+"""
 from __future__ import annotations
 
+import argparse
+import math
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--instance-type", action="append", required=True, help="EC2 instance type")
+from amazonei_setup import catalog
+from amazonei_setup.errors import UsageError
+
+MS_PER_HOUR = 3_600_000
+PER = 100_000  # the "100k" of cost per 100k inferences
+HOURS_30_DAYS = 24 * 30
+USD_PLACES = 4  # JSON money: rounded half-up to this many decimals
+PRICING_REGION = "us-east-1"  # the Pricing API's endpoint region (it serves every region's prices)
+FORMULA = "per_100k_usd = hourly_usd * latency_ms * 100000 / 3600000"
+LATENCIES_FLAG = "--latencies"
+CSV_COLUMNS = ("instance_type", "accelerator_type", "latency_ms")
+
+# The Pricing API names regions by their long names (its `location` attribute).
+REGION_LOCATIONS = {
+    "us-east-1": "US East (N. Virginia)",
+    "us-east-2": "US East (Ohio)",
+    "us-west-1": "US West (N. California)",
+    "us-west-2": "US West (Oregon)",
+    "ca-central-1": "Canada (Central)",
+    "eu-west-1": "EU (Ireland)",
+    "eu-west-2": "EU (London)",
+    "eu-west-3": "EU (Paris)",
+    "eu-central-1": "EU (Frankfurt)",
+    "eu-north-1": "EU (Stockholm)",
+    "ap-northeast-1": "Asia Pacific (Tokyo)",
+    "ap-northeast-2": "Asia Pacific (Seoul)",
+    "ap-southeast-1": "Asia Pacific (Singapore)",
+    "ap-southeast-2": "Asia Pacific (Sydney)",
+    "ap-south-1": "Asia Pacific (Mumbai)",
+    "sa-east-1": "South America (Sao Paulo)",
+}
+
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
+_THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+
+DESCRIPTION = """\
+What a setup costs per hour (instance + accelerator, on-demand Linux) and, with
+a measured latency, per 100,000 inferences; several setups are compared in a
+table sorted by cost per 100k, the cheapest and the fastest marked. Prices come
+from a dated us-west-2 catalog (--region defaults to us-west-2 here); no AWS
+account is needed unless --live-prices is given.
+"""
+
+EPILOG = """\
+examples:
+  amazonei_setup.py cost --instance-type c5.large \\
+      --accelerator-type eia2.medium --latency-ms 45
+  amazonei_setup.py cost --instance-type c5.large \\
+      --accelerator-type eia2.medium --latency-ms 45 \\
+      --instance-type p3.2xlarge --accelerator-type none --latency-ms 12
+  amazonei_setup.py cost --latencies measured.csv --output json
+  amazonei_setup.py cost --instance-type g6.xlarge --hourly-usd 0.8048
+
+Repeated flags pair up in order, like the columns of a table: the n-th
+--accelerator-type and --latency-ms belong to the n-th --instance-type; a flag
+given once applies to every setup. A --latencies CSV has a header row with the
+columns instance_type,accelerator_type,latency_ms (accelerator_type may be empty
+or none); lines starting with # are skipped. --hourly-usd USD prices the one
+instance type given; with several, write TYPE=USD (once per type).
+"""
+
+
+# ---- arguments -------------------------------------------------------------------------------
+
+def _instance_problem(value: str) -> str | None:
+    if not _INSTANCE_TYPE.fullmatch(value):
+        return f"'{value}' is not an instance type like c5.large"
+    return None
+
+
+def _instance_arg(value: str) -> str:
+    value = value.strip().lower()
+    problem = _instance_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def _accelerator_arg(value: str) -> str:
+    value = value.strip().lower()
+    if not value:
+        raise argparse.ArgumentTypeError("an empty value is not allowed (write none for no accelerator)")
+    return value
+
+
+def _positive_number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _latency_arg(value: str) -> float:
+    number = _positive_number(value)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a latency: give milliseconds above 0, e.g. 42.5")
+    return number
+
+
+def _hourly_arg(value: str) -> tuple[str | None, float]:
+    name, _, price = value.strip().rpartition("=")
+    name = name.strip().lower() or None
+    if name is not None and _instance_problem(name):
+        raise argparse.ArgumentTypeError(f"'{name}' is not an instance type like c5.large (write TYPE=USD)")
+    number = _positive_number(price)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a price: give USD per hour above 0, e.g. 0.192, "
+                                         "or TYPE=USD like g6.xlarge=0.8048")
+    return name, number
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
+    what = parser.add_argument_group("what to price")
+    what.add_argument("--instance-type", action="append", type=_instance_arg, metavar="T",
+                      help="EC2 instance type, e.g. c5.large; repeat to compare")
+    what.add_argument("--accelerator-type", action="append", type=_accelerator_arg, metavar="A",
+                      help=f"{', '.join(catalog.ACCELERATORS)} or none (default none); repeat to compare")
+    what.add_argument("--latency-ms", action="append", type=_latency_arg, metavar="L",
+                      help="measured single-request latency in ms (batch 1, requests back to back)")
+    what.add_argument(LATENCIES_FLAG, metavar="FILE",
+                      help="CSV of measured setups: instance_type,accelerator_type,latency_ms")
+    what.add_argument("--compare", action="store_true",
+                      help="show a comparison table sorted by cost per 100k (implied by several setups)")
+    prices = parser.add_argument_group("prices")
+    prices.add_argument("--live-prices", action="store_true",
+                        help="ask the AWS Pricing API (needs credentials); the catalog is the fallback")
+    prices.add_argument("--hourly-usd", action="append", type=_hourly_arg, metavar="[TYPE=]USD",
+                        help="the instance's price per hour by hand (for types the catalog lacks)")
+
+
+# ---- the setups to price ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Setup:
+    instance_type: str
+    accelerator_type: str | None = None
+    latency_ms: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.instance_type} + {self.accelerator_type}" if self.accelerator_type else self.instance_type
+
+
+def _accelerator(value: str | None) -> str | None:
+    """None for no accelerator; ValueError naming the valid ones for an unknown one."""
+    if value is None or value.strip().lower() in ("", "none"):
+        return None
+    value = value.strip().lower()
+    if value not in catalog.ACCELERATORS:
+        raise ValueError(f"accelerator_type '{value}' is unknown: use one of {', '.join(catalog.ACCELERATORS)}, "
+                         "or none")
+    return value
+
+
+def setups_from_flags(instance_types, accelerator_types, latencies) -> list[Setup]:
+    """Pair the repeated flags in order; a flag given once applies to every setup."""
+    if not instance_types:
+        raise UsageError("Name the instance to price: --instance-type T (e.g. --instance-type c5.large), repeated "
+                         f"to compare, or {LATENCIES_FLAG} FILE.")
+    unknown = [a for a in accelerator_types or [] if a != "none" and a not in catalog.ACCELERATORS]
+    if unknown:
+        raise UsageError(f"Unknown --accelerator-type '{unknown[0]}': use one of {', '.join(catalog.ACCELERATORS)}, "
+                         "or none (no accelerator).")
+    accelerators = [_accelerator(a) for a in accelerator_types or [None]]
+    latencies = list(latencies or [None])
+    count = max(len(instance_types), len(accelerators), len(latencies))
+    for flag, values in (("--instance-type", instance_types), ("--accelerator-type", accelerators),
+                         ("--latency-ms", latencies)):
+        if len(values) not in (1, count):
+            raise UsageError(f"{len(values)} {flag} values for {count} setups: give {flag} once (it then applies "
+                             "to every setup) or once per setup, in the same order as the other flags.")
+
+    def nth(values, i):
+        return values[0] if len(values) == 1 else values[i]
+
+    return [Setup(nth(instance_types, i), nth(accelerators, i), nth(latencies, i)) for i in range(count)]
+
+
+def read_latencies(path: str) -> list[Setup]:
+    """The setups of a CSV file (header: instance_type, accelerator_type, latency_ms); UsageError naming
+    the flag and the line for anything wrong in it."""
+    import csv
+
+    where = f"{LATENCIES_FLAG} {path}"
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")  # utf-8-sig: spreadsheets write a BOM
+    except OSError as err:
+        raise UsageError(f"{where}: cannot read it ({err.strerror or err}): check the path.") from None
+    setups: list[Setup] = []
+    header: list[str] | None = None
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
+                    continue
+                if header is None:
+                    header = [cell.strip().lower() for cell in row]
+                    missing = [c for c in ("instance_type", "latency_ms") if c not in header]
+                    if missing:
+                        raise UsageError(f"{where}, line {line}: the header row needs the columns "
+                                         f"{', '.join(CSV_COLUMNS)} (missing: {', '.join(missing)}).")
+                    continue
+                setups.append(_csv_setup(row, header, f"{where}, line {line}"))
+        except UnicodeDecodeError:
+            raise UsageError(f"{where}: not a text (UTF-8) CSV file: export it as CSV and try again.") from None
+        except csv.Error as err:
+            raise UsageError(f"{where}, line {reader.line_num}: {err}: fix that line.") from None
+    if not setups:
+        raise UsageError(f"{where}: no setups in it: one row per setup under the header {','.join(CSV_COLUMNS)}.")
+    return setups
+
+
+def _csv_setup(row: list[str], header: list[str], where: str) -> Setup:
+    if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
+        raise UsageError(f"{where}: {len(row)} fields, the header has {len(header)}: check for a stray comma.")
+    values = dict(zip(header, (cell.strip() for cell in row), strict=False))
+    instance = values.get("instance_type", "").lower()
+    if not instance:
+        raise UsageError(f"{where}: instance_type is empty: name the instance, e.g. c5.large.")
+    problem = _instance_problem(instance)
+    if problem:
+        raise UsageError(f"{where}: {problem}.")
+    try:
+        accelerator = _accelerator(values.get("accelerator_type"))
+    except ValueError as err:
+        raise UsageError(f"{where}: {err}.") from None
+    raw_latency = values.get("latency_ms", "")
+    latency = _positive_number(raw_latency)
+    if latency is None:
+        raise UsageError(f"{where}: latency_ms '{raw_latency}' is not a latency: give milliseconds above 0, "
+                         "e.g. 42.5.")
+    return Setup(instance, accelerator, latency)
+
+
+def manual_prices(values, setups: list[Setup]) -> dict[str, float]:
+    """--hourly-usd: USD (the one instance type) or TYPE=USD (any of them) -> {instance type: USD/hour}."""
+    types = list(dict.fromkeys(s.instance_type for s in setups))
+    prices: dict[str, float] = {}
+    for name, usd in values or []:
+        if name is None:
+            if len(types) != 1:
+                raise UsageError(f"--hourly-usd {usd:g} does not say which of {', '.join(types)} it prices: write "
+                                 f"it as TYPE=USD, e.g. --hourly-usd {types[0]}={usd:g}.")
+            name = types[0]
+        if name not in types:
+            raise UsageError(f"--hourly-usd names {name}, which no setup uses: add --instance-type {name}, or fix "
+                             "the name.")
+        if name in prices and prices[name] != usd:
+            raise UsageError(f"--hourly-usd gives {name} two prices ({prices[name]:g} and {usd:g}): keep one.")
+        prices[name] = usd
+    return prices
+
+
+# ---- the formula -----------------------------------------------------------------------------
+
+def _d(value) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def hourly_cost(instance_usd, accelerator_usd=0) -> Decimal:
+    """Instance + accelerator, USD per hour."""
+    return _d(instance_usd) + _d(accelerator_usd or 0)
+
+
+def per_100k_usd(hourly_usd, latency_ms) -> Decimal:
+    """What 100 000 back-to-back single requests cost: hourly x L x 100 000 / 3 600 000."""
+    return _d(hourly_usd) * _d(latency_ms) * PER / MS_PER_HOUR
+
+
+def inferences_per_hour(latency_ms) -> Decimal:
+    return Decimal(MS_PER_HOUR) / _d(latency_ms)
+
+
+def inferences_per_usd(hourly_usd, latency_ms) -> Decimal:
+    return inferences_per_hour(latency_ms) / _d(hourly_usd)
+
+
+def rounded(value, places: int = USD_PLACES) -> float:
+    """Half-up rounding (0.00005 -> 0.0001), not float's banker's-and-binary rounding."""
+    return float(_d(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class Priced:
+    setup: Setup
+    instance_usd: Decimal
+    accelerator_usd: Decimal
+    instance_source: str  # "catalog", "live" or "by hand"
+    accelerator_source: str | None  # None: no accelerator
+    verified: bool  # False when a catalog figure used here is not confirmed by a source
+
+    @property
+    def hourly_usd(self) -> Decimal:
+        return hourly_cost(self.instance_usd, self.accelerator_usd)
+
+    @property
+    def per_100k_usd(self) -> Decimal | None:
+        return per_100k_usd(self.hourly_usd, self.setup.latency_ms) if self.setup.latency_ms else None
+
+    def to_dict(self, *, cheapest: bool = False, fastest: bool = False) -> dict:
+        latency = self.setup.latency_ms
+        return {
+            "instance_type": self.setup.instance_type,
+            "accelerator_type": self.setup.accelerator_type,
+            "latency_ms": latency,
+            "instance_hourly_usd": rounded(self.instance_usd),
+            "accelerator_hourly_usd": rounded(self.accelerator_usd),
+            "hourly_usd": rounded(self.hourly_usd),
+            "usd_30_days": rounded(self.hourly_usd * HOURS_30_DAYS, 2),
+            "per_100k_usd": rounded(self.per_100k_usd) if latency else None,
+            "inferences_per_hour": rounded(inferences_per_hour(latency), 2) if latency else None,
+            "inferences_per_usd": rounded(inferences_per_usd(self.hourly_usd, latency), 2) if latency else None,
+            "prices": {"instance": self.instance_source, "accelerator": self.accelerator_source},
+            "price_verified": self.verified,
+            "cheapest": cheapest,
+            "fastest": fastest,
+        }
+
+
+def price_setups(setups: list[Setup], *, manual: dict[str, float] | None = None,
+                 live_instances: dict[str, float] | None = None, live_accelerators: dict[str, float] | None = None,
+                 live_asked: bool = False) -> list[Priced]:
+    """Each setup's prices: by hand, else live, else the catalog; UsageError naming --hourly-usd for an
+    instance type none of them prices."""
+    manual, live_instances, live_accelerators = manual or {}, live_instances or {}, live_accelerators or {}
+    unknown = [t for t in dict.fromkeys(s.instance_type for s in setups)
+               if t not in manual and t not in live_instances and t not in catalog.INSTANCE_PRICES]
+    if unknown:
+        names = ", ".join(unknown)
+        where = f"the catalog ({catalog.CATALOG_REGION} on-demand, {catalog.CATALOG_DATE})"
+        where += " nor from the AWS Pricing API" if live_asked else ""
+        fix = f"--hourly-usd {unknown[0]}=USD (its on-demand price per hour)"
+        if len(unknown) > 1:
+            fix = "--hourly-usd TYPE=USD for each (the on-demand price per hour)"
+        raise UsageError(f"No price for {names} in {where}: pass {fix}"
+                         f"{'' if live_asked else ', or --live-prices to ask AWS'}.")
+    priced = []
+    for s in setups:
+        verified = True
+        if s.instance_type in manual:
+            instance, instance_source = _d(manual[s.instance_type]), "by hand"
+        elif s.instance_type in live_instances:
+            instance, instance_source = _d(live_instances[s.instance_type]), "live"
+        else:
+            entry = catalog.INSTANCE_PRICES[s.instance_type]
+            instance, instance_source, verified = _d(entry.hourly_usd), "catalog", entry.verified
+        accelerator, accelerator_source = Decimal(0), None
+        if s.accelerator_type in live_accelerators:
+            accelerator, accelerator_source = _d(live_accelerators[s.accelerator_type]), "live"
+        elif s.accelerator_type:
+            entry = catalog.ACCELERATORS[s.accelerator_type]
+            accelerator, accelerator_source = _d(entry.hourly_usd), "catalog"
+            verified = verified and entry.price_verified
+        priced.append(Priced(s, instance, accelerator, instance_source, accelerator_source, verified))
+    return priced
+
+
+def ranked(rows: list[Priced]) -> list[tuple[Priced, bool, bool]]:
+    """Cheapest first (per 100k where the latency is known, those first; else per hour), each with its
+    cheapest/fastest marks (ties share a mark)."""
+    with_latency = [r for r in rows if r.per_100k_usd is not None]
+    order = sorted(rows, key=lambda r: (r.per_100k_usd is None, r.per_100k_usd or 0, r.hourly_usd))
+    if with_latency:
+        best = min(r.per_100k_usd for r in with_latency)
+        fastest = min(r.setup.latency_ms for r in with_latency)
+        return [(r, r.per_100k_usd == best, r.setup.latency_ms == fastest) if r.per_100k_usd is not None
+                else (r, False, False) for r in order]
+    best = min(r.hourly_usd for r in rows)
+    return [(r, r.hourly_usd == best, False) for r in order]
+
+
+# ---- live prices (AWS Pricing API) -----------------------------------------------------------
+
+def _products(pricing_client, service_code: str, filters: list[tuple[str, str]], max_pages: int = 5):
+    """The PriceList items (parsed) of get_products, following NextToken for a few pages."""
+    import json
+
+    kwargs = {"ServiceCode": service_code, "FormatVersion": "aws_v1", "MaxResults": 100,
+              "Filters": [{"Type": "TERM_MATCH", "Field": field, "Value": value} for field, value in filters]}
+    for _ in range(max_pages):
+        page = pricing_client.get_products(**kwargs)
+        for raw in page.get("PriceList", []):
+            yield json.loads(raw) if isinstance(raw, str) else raw
+        if not page.get("NextToken"):
+            return
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def _on_demand_usd(item: dict) -> float | None:
+    """The positive hourly USD price of a PriceList item's OnDemand terms, or None."""
+    for offer in (item.get("terms", {}).get("OnDemand") or {}).values():
+        for dimension in (offer.get("priceDimensions") or {}).values():
+            usd = _positive_number(dimension.get("pricePerUnit", {}).get("USD"))
+            if usd is not None and str(dimension.get("unit", "Hrs")).lower().startswith("hr"):
+                return usd
+    return None
+
+
+def live_instance_price(pricing_client, instance_type: str, region: str) -> float | None:
+    """On-demand Linux (shared tenancy, no pre-installed software) USD/hour in `region`, or None."""
+    location = REGION_LOCATIONS.get(region)
+    if location is None:
+        return None
+    filters = [("instanceType", instance_type), ("location", location), ("operatingSystem", "Linux"),
+               ("tenancy", "Shared"), ("preInstalledSw", "NA"), ("capacitystatus", "Used")]
+    found = []
+    for item in _products(pricing_client, "AmazonEC2", filters):
+        attributes = item.get("product", {}).get("attributes", {})
+        if attributes.get("licenseModel", "No License required") != "No License required":
+            continue
+        usd = _on_demand_usd(item)
+        if usd is not None:  # prefer the plain BoxUsage line over any other that slipped through
+            found.append(("BoxUsage" not in attributes.get("usagetype", ""), usd))
+    return min(found)[1] if found else None
+
+
+def live_accelerator_price(pricing_client, accelerator_type: str, region: str) -> float | None:
+    """An EI accelerator's USD/hour in `region` (ServiceCode AmazonEI, product family "Elastic Inference",
+    the type in the usage type, as infracost prices it), or None."""
+    location = REGION_LOCATIONS.get(region)
+    if location is None:
+        return None
+    pattern = re.compile(rf"(^|[^a-z0-9.]){re.escape(accelerator_type)}($|[^a-z0-9])")
+    for item in _products(pricing_client, "AmazonEI", [("location", location),
+                                                        ("productFamily", "Elastic Inference")]):
+        usage = str(item.get("product", {}).get("attributes", {}).get("usagetype", "")).lower()
+        if pattern.search(usage):
+            usd = _on_demand_usd(item)
+            if usd is not None:
+                return usd
+    return None
+
+
+def _why(err: BaseException) -> str:
+    """A few words on why the Pricing API did not answer."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(err, ClientError):
+        code = err.response.get("Error", {}).get("Code", "")
+        if code in _THROTTLED:
+            return "the AWS Pricing API is throttling requests"
+        if code in _DENIED:
+            return "access to pricing:GetProducts was denied"
+        return f"the AWS Pricing API answered {code or 'an error'}"
+    if isinstance(err, NoCredentialsError | PartialCredentialsError):
+        return "no AWS credentials"
+    if isinstance(err, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return "the AWS Pricing API could not be reached"
+    return f"{type(err).__name__}: {err}"[:120]
+
+
+def live_prices(open_aws, instance_types: list[str], accelerator_types: list[str], region: str,
+                warn) -> tuple[dict[str, float], dict[str, float]]:
+    """Ask the Pricing API for each type; on the first failure warn once and stop asking (the catalog
+    answers for the rest). Returns ({instance type: USD}, {accelerator type: USD})."""
+    found_instances: dict[str, float] = {}
+    found_accelerators: dict[str, float] = {}
+    fallback = f"using the catalog ({catalog.CATALOG_REGION} on-demand, {catalog.CATALOG_DATE})"
+    if region not in REGION_LOCATIONS:
+        warn(f"No live prices: this tool does not know the Pricing API's name for {region}; {fallback}.")
+        return found_instances, found_accelerators
+    missing = []
+    try:
+        with open_aws() as aws:
+            client = aws.in_region(PRICING_REGION).client("pricing")
+            for names, lookup, found in ((instance_types, live_instance_price, found_instances),
+                                         (accelerator_types, live_accelerator_price, found_accelerators)):
+                for name in names:
+                    usd = lookup(client, name, region)
+                    if usd is None:
+                        missing.append(name)
+                    else:
+                        found[name] = usd
+    except UsageError:
+        raise  # a bad --profile or --endpoint-url: the user's to fix, not a reason to fall back
+    except Exception as err:  # noqa: BLE001 - throttled, unreachable, denied, no credentials, a sandbox without pricing
+        warn(f"No live prices ({_why(err)}): {fallback}.")
+        return found_instances, found_accelerators
+    if missing:
+        warn(f"The AWS Pricing API has no {region} price for {', '.join(missing)}: {fallback} for "
+             f"{'it' if len(missing) == 1 else 'them'}.")
+    return found_instances, found_accelerators
+
+
+# ---- rendering -------------------------------------------------------------------------------
+
+def _usd(value: Decimal) -> str:
+    return "<0.0001" if 0 < value < Decimal("0.00005") else f"{rounded(value):.4f}"
+
+
+def _count(value: Decimal) -> str:
+    """Inferences: whole numbers up to a million, then M/B with one decimal (at most 7 characters)."""
+    if value < 1_000_000:
+        return f"{value:,.0f}"
+    if value < 1_000_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    return f"{value / 1_000_000_000:.1f}B"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 and value != int(value) else f"{value:,.0f}"
+
+
+def _sources_line(rows: list[Priced], region: str) -> str:
+    used = {r.instance_source for r in rows} | {r.accelerator_source for r in rows if r.accelerator_source}
+    parts = []
+    if "live" in used:
+        parts.append(f"AWS Pricing API ({region})")
+    if "catalog" in used:
+        parts.append(f"catalog ({catalog.CATALOG_REGION} on-demand Linux, reviewed {catalog.CATALOG_DATE})")
+    if "by hand" in used:
+        parts.append("by hand (--hourly-usd)")
+    line = "Prices: " + ", ".join(parts) + "."
+    if not all(r.verified for r in rows):
+        line += " * includes a catalog price no source confirmed."
+    return line
+
+
+def summary_panel(row: Priced, region: str):
+    """One setup: its prices, the 30-day estimate, and with a latency the cost per 100k inferences."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    s = row.setup
+    star = "" if row.verified else "*"
+    grid.add_row("Instance", f"{s.instance_type}  ${_usd(row.instance_usd)}/h ({row.instance_source})")
+    if s.accelerator_type:
+        grid.add_row("Accelerator", f"{s.accelerator_type}  ${_usd(row.accelerator_usd)}/h ({row.accelerator_source})")
+    else:
+        grid.add_row("Accelerator", "none")
+    grid.add_row("Total", f"${_usd(row.hourly_usd)}/h{star} (about ${row.hourly_usd * HOURS_30_DAYS:,.2f} per 30 days)")
+    if s.latency_ms:
+        per_hour = inferences_per_hour(s.latency_ms)
+        grid.add_row("Latency", f"{_ms(s.latency_ms)} ms per inference (batch 1, back to back)")
+        grid.add_row("Per 100k", f"${_usd(row.per_100k_usd)} per 100,000 inferences")
+        grid.add_row("Throughput", f"{_count(per_hour)} inferences/h, {_count(per_hour / row.hourly_usd)} per $")
+    else:
+        grid.add_row("Per 100k", "pass --latency-ms (your measured latency) for the cost per 100k inferences")
+    grid.add_row("", _sources_line([row], region))
+    return Panel(grid, title=f"Cost of {s.label} in {region}", title_align="left", border_style="blue")
+
+
+def comparison_table(rows: list[Priced], region: str, console):
+    """Setups cheapest first with the cheapest and fastest marked, then where the prices come from.
+    The wide layout when it fits the console; else setup and marks over two lines each, so no
+    instance or accelerator name is ever cut."""
+    from rich.console import Group
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    ranking = ranked(rows)
+    table = _comparison(ranking, region, narrow=False)
+    unlimited = console.options.update_width(10_000)
+    if Measurement.get(console, unlimited, table).maximum > console.width:
+        table = _comparison(ranking, region, narrow=True)
+    notes = _sources_line(rows, region)
+    if any(r.setup.latency_ms for r in rows):
+        notes += " $/100k = $/hour x ms x 100,000 / 3,600,000 (batch 1, requests back to back)."
+    return Group(table, Text(notes, style="dim"))
+
+
+def _comparison(ranking, region: str, *, narrow: bool):
+    from rich.table import Table
+    from rich.text import Text
+
+    timed = any(r.setup.latency_ms for r, _, _ in ranking)
+    title = f"Cost per 100k inferences in {region}" if timed else f"Hourly cost in {region}"
+    table = Table(title=title, title_justify="left", header_style="bold", box=None, padding=(0, 1),
+                  pad_edge=False)
+    table.add_column("Setup", no_wrap=True)
+    if timed:
+        table.add_column("ms", justify="right", no_wrap=True)
+    table.add_column("$/hour", justify="right", no_wrap=True)
+    if timed:
+        table.add_column("$/100k", justify="right", no_wrap=True)
+        table.add_column("inf/hour" if narrow else "inferences/h", justify="right", no_wrap=True)
+        table.add_column("inf/$" if narrow else "per $", justify="right", no_wrap=True)
+    else:
+        table.add_column("$/30 days", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for row, cheapest, fastest in ranking:
+        s = row.setup
+        name = s.instance_type
+        if s.accelerator_type:
+            name += ("\n+ " if narrow else " + ") + s.accelerator_type
+        marks = Text(("\n" if narrow else ", ").join(
+            m for m, on in (("cheapest", cheapest), ("fastest", fastest)) if on))
+        if cheapest:
+            marks.stylize("bold green", 0, len("cheapest"))
+        if fastest:
+            marks.stylize("bold cyan", len(marks) - len("fastest"), len(marks))
+        hourly = f"{_usd(row.hourly_usd)}{'' if row.verified else '*'}"
+        cells = [name]
+        if timed:
+            latency = s.latency_ms
+            cells.append(_ms(latency) if latency else "-")
+            cells.append(hourly)
+            if latency:
+                per_hour = inferences_per_hour(latency)
+                cells += [_usd(row.per_100k_usd), _count(per_hour), _count(per_hour / row.hourly_usd)]
+            else:
+                cells += ["-", "-", "-"]
+        else:
+            cells += [hourly, f"{row.hourly_usd * HOURS_30_DAYS:,.2f}"]
+        table.add_row(*cells, marks)
+    return table
+
+
+# ---- the command -----------------------------------------------------------------------------
+
+def _region_notes(setups: list[Setup], region: str, warn) -> None:
+    accelerators = {s.accelerator_type for s in setups if s.accelerator_type}
+    if accelerators and region not in catalog.EI_REGIONS:
+        warn(f"Elastic Inference never ran in {region} (it ran in {', '.join(catalog.EI_REGIONS)}).")
+    elif region in catalog.EIA2_UNAVAILABLE_REGIONS and any(a.startswith("eia2.") for a in accelerators):
+        warn(f"eia2 accelerators were never offered in {region}; eia1 were.")
 
 
 def run(args, env, ui, open_aws) -> int:
-    from amazonei_setup.errors import UsageError
+    region = args.region or catalog.CATALOG_REGION
+    if args.latencies:
+        if args.instance_type or args.accelerator_type or args.latency_ms:
+            raise UsageError(f"{LATENCIES_FLAG} FILE already names the setups: drop --instance-type, "
+                             f"--accelerator-type and --latency-ms, or drop {LATENCIES_FLAG}.")
+        setups = read_latencies(args.latencies)
+    else:
+        setups = setups_from_flags(args.instance_type, args.accelerator_type, args.latency_ms)
+    manual = manual_prices(args.hourly_usd, setups)
+    warnings: list[str] = []
 
-    raise UsageError("The cost command is not available yet.")
+    def warn(message: str) -> None:
+        warnings.append(message)
+        ui.warn(message)
+
+    live_instances: dict[str, float] = {}
+    live_accelerators: dict[str, float] = {}
+    if args.live_prices and args.sandbox:  # moto has no Pricing API: no server started just to be refused
+        warn(f"No live prices in the sandbox (it emulates no Pricing API): using the catalog "
+             f"({catalog.CATALOG_REGION} on-demand, {catalog.CATALOG_DATE}).")
+    elif args.live_prices:
+        args.region = region  # the Aws behind the lookup needs a region; the catalog's is the default
+        instance_types = [t for t in dict.fromkeys(s.instance_type for s in setups) if t not in manual]
+        accelerator_types = list(dict.fromkeys(s.accelerator_type for s in setups if s.accelerator_type))
+        live_instances, live_accelerators = live_prices(open_aws, instance_types, accelerator_types, region, warn)
+    asked = args.live_prices and not args.sandbox
+    rows = price_setups(setups, manual=manual, live_instances=live_instances,
+                        live_accelerators=live_accelerators, live_asked=asked)
+    if not asked and region != catalog.CATALOG_REGION and any(
+            r.instance_source == "catalog" or r.accelerator_source == "catalog" for r in rows):
+        warn(f"Catalog prices are {catalog.CATALOG_REGION}'s; {region} may differ: add --live-prices to ask AWS.")
+    _region_notes(setups, region, warn)
+
+    compare = args.compare or len(rows) > 1
+    ui.show(comparison_table(rows, region, ui.console) if compare else summary_panel(rows[0], region))
+    if args.output == "json":
+        ui.emit_json("cost", "success", result={
+            "region": region,
+            "catalog": {"region": catalog.CATALOG_REGION, "date": catalog.CATALOG_DATE},
+            "live_prices": bool(args.live_prices),
+            "formula": FORMULA,
+            "rows": [r.to_dict(cheapest=c, fastest=f) for r, c, f in ranked(rows)],
+            "warnings": warnings,
+        })
+    return 0
