@@ -90,10 +90,10 @@ class _UsageExit(Exception):
     pass
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, region_default: str = "your profile's") -> None:
     aws = parser.add_argument_group("AWS connection")
     aws.add_argument("--region", type=_text,
-                     help="AWS region (default: your profile's); EI ran in us-east-1, us-east-2, us-west-2, "
+                     help=f"AWS region (default: {region_default}); EI ran in us-east-1, us-east-2, us-west-2, "
                           "eu-west-1, ap-northeast-1, ap-northeast-2")
     aws.add_argument("--profile", type=_text, help="named profile from ~/.aws/config")
     aws.add_argument("--endpoint-url", type=_text, help="send AWS calls to this URL (e.g. a local emulator)")
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     costing = sub.add_parser("cost", help="hourly cost and cost per 100k inferences; compare setups",
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     cost.add_arguments(costing)
-    _common(costing)
+    _common(costing, region_default="us-west-2, the catalog's region")
     return parser
 
 
