@@ -142,6 +142,9 @@ INSTANCE_PRICES: dict[str, InstancePrice] = {
     )
 }
 
+# g6.xlarge is offered by the alternatives (issue 9) but no dated us-west-2 source was found for it: it has
+# no price here ("price unknown"), and `cost` asks for --hourly-usd.
+
 # On-demand Linux, us-west-2, USD/hour: the plain figures (the wizard's and list's cost lines).
 INSTANCE_HOURLY_USD: dict[str, float] = {name: p.hourly_usd for name, p in INSTANCE_PRICES.items()}
 
@@ -151,9 +154,93 @@ def hourly_usd(instance_type: str, accelerator_type: str | None) -> float | None
     instance = INSTANCE_HOURLY_USD.get(instance_type)
     if instance is None:
         return None
-    if not accelerator_type:
+    if not accelerator_type or accelerator_type in FAMILIES:  # a family's accelerator is in the instance price
         return round(instance, 4)
     accelerator = ACCELERATORS.get(accelerator_type)
     if accelerator is None:  # a tag edited by hand: no price rather than a crash in `list`
         return None
     return round(instance + accelerator.hourly_usd, 4)
+
+
+# ---- today's alternatives (issue 9) -------------------------------------------------------------
+# Since 2023-04-15 AWS does not let new customers launch EI; it points to Inferentia and GPU instances
+# instead. A "family" is such an alternative: instance types whose accelerator is part of the instance, a
+# Deep Learning AMI found through AWS's public SSM parameter (name pattern as fallback), and no EI pieces
+# (no endpoint, no VPC DNS change, no elastic-inference policy, any region that offers the type).
+#
+# AMI sources (checked 2026-11-24):
+# * Neuron: the Neuron DLAMI User Guide (awsdocs-neuron.readthedocs-hosted.com, "Neuron DLAMI User Guide",
+#   SSM section) gives /aws/service/neuron/dlami/multi-framework/ubuntu-22.04/latest/image_id for the
+#   "Deep Learning AMI Neuron (Ubuntu 22.04)" multi-framework DLAMI.
+# * GPU: the DLAMI Developer Guide ("Finding the ID of a DLAMI", docs.aws.amazon.com/dlami/latest/devguide/
+#   find-dlami-id.html) gives the rule /aws/service/deeplearning/ami/<arch>/<ami_type>/latest/ami-id, ami_type
+#   = the DLAMI name without "deep", "learning", "ami": "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu
+#   22.04)" -> base-oss-nvidia-driver-gpu-ubuntu-22.04 (the form public infrastructure code uses; the page's
+#   own example omits "-gpu", which is why the name-filter fallback exists).
+# Accelerator specs: AWS's instance type pages (Inf2: one Inferentia2 chip with 32 GiB per xlarge/8xlarge;
+# G4dn: NVIDIA T4 16 GiB; G5: A10G 24 GiB; G6: L4 24 GiB). The throughput class is a coarse label for
+# comparison on one screen, not a benchmark.
+NEURON_AMI_PARAMETER = "/aws/service/neuron/dlami/multi-framework/ubuntu-22.04/latest/image_id"
+GPU_AMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+AMI_SOURCES = {
+    "inf2": "Neuron DLAMI User Guide (awsdocs-neuron.readthedocs-hosted.com), SSM parameters section",
+    "gpu": "AWS DLAMI Developer Guide, 'Finding the ID of a DLAMI' (parameter naming rule)",
+}
+
+# The role of a family deployment gets AWS's managed policies for Session Manager and the CloudWatch
+# agent, and nothing else (no elastic-inference:Connect).
+FAMILY_MANAGED_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+    "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",
+)
+
+
+@dataclass(frozen=True)
+class FamilyType:
+    type: str
+    accelerator: str  # e.g. "1x Inferentia2", "NVIDIA T4"
+    memory_gib: int  # accelerator memory
+    throughput: str  # coarse class: "entry", "mid", "high"
+
+
+@dataclass(frozen=True)
+class Family:
+    key: str  # what --accelerator takes and the instance's accelerator tag says
+    label: str
+    types: tuple[FamilyType, ...]
+    ami_parameter: str
+    ami_name_pattern: str
+    ssh_user: str = "ubuntu"
+    check_command: str = ""  # run on the instance to see the accelerator
+
+    @property
+    def instance_types(self) -> tuple[str, ...]:
+        return tuple(t.type for t in self.types)
+
+    @property
+    def default_type(self) -> str:
+        return self.types[0].type
+
+    def spec(self, instance_type: str) -> FamilyType | None:
+        return next((t for t in self.types if t.type == instance_type), None)
+
+
+FAMILIES: dict[str, Family] = {
+    f.key: f
+    for f in (
+        Family("inf2", "Inferentia2",
+               (FamilyType("inf2.xlarge", "Inferentia2", 32, "high"),
+                FamilyType("inf2.8xlarge", "Inferentia2", 32, "high")),
+               NEURON_AMI_PARAMETER, "Deep Learning AMI Neuron (Ubuntu 22.04) *", check_command="neuron-ls"),
+        Family("gpu", "GPU",
+               (FamilyType("g4dn.xlarge", "NVIDIA T4", 16, "entry"),
+                FamilyType("g5.xlarge", "NVIDIA A10G", 24, "mid"),
+                FamilyType("g6.xlarge", "NVIDIA L4", 24, "mid")),
+               GPU_AMI_PARAMETER, "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
+               check_command="nvidia-smi"),
+    )
+}
+
+
+def family_of(instance_type: str) -> Family | None:
+    return next((f for f in FAMILIES.values() if instance_type in f.instance_types), None)

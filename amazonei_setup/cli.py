@@ -81,6 +81,49 @@ def _name(value: str) -> str:
     return value
 
 
+def _accelerator(value: str) -> str:
+    from amazonei_setup import catalog
+
+    value = _text(value)
+    if value not in catalog.ACCELERATORS and value not in catalog.FAMILIES:
+        known = ", ".join([*catalog.ACCELERATORS, *catalog.FAMILIES])
+        raise argparse.ArgumentTypeError(f"'{value}' is not one of {known}")
+    return value
+
+
+def _check_setup_flags(args: argparse.Namespace) -> None:
+    """What argparse cannot say alone: --accelerator against --accelerator-type, --instance-type and --os.
+
+    Sets args.family (inf2/gpu or None); an EI type given with --accelerator lands in args.accelerator_type."""
+    from amazonei_setup import catalog
+
+    see = "See `amazonei_setup.py setup --help`."
+    chosen = args.accelerator
+    args.family = None
+    if chosen in catalog.FAMILIES:
+        if args.accelerator_type:
+            raise _UsageExit(f"--accelerator {chosen} and --accelerator-type {args.accelerator_type} contradict "
+                             f"each other: pass only one. {see}")
+        family = catalog.FAMILIES[chosen]
+        args.family = chosen
+        if args.instance_type and args.instance_type not in family.instance_types:
+            raise _UsageExit(f"--instance-type {args.instance_type} is not in the {chosen} family chosen with "
+                             f"--accelerator {chosen}: pass --instance-type {' or '.join(family.instance_types)}, "
+                             f"or drop --instance-type to take {family.default_type}. {see}")
+        if args.os:
+            raise _UsageExit(f"--os picks an Elastic Inference image line; --accelerator {chosen} uses the "
+                             f"{family.label} Deep Learning AMI (Ubuntu 22.04): drop --os. {see}")
+        return
+    if chosen:
+        if args.accelerator_type and args.accelerator_type != chosen:
+            raise _UsageExit(f"--accelerator {chosen} and --accelerator-type {args.accelerator_type} contradict "
+                             f"each other: pass only one. {see}")
+        args.accelerator_type = chosen
+    if not args.instance_type:
+        raise _UsageExit("the following arguments are required: --instance-type (with Elastic Inference; "
+                         f"--accelerator inf2 or gpu picks one itself). {see}")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one sentence naming the fix, exit 2 (argparse's own usage dump is noise)
         raise _UsageExit(f"{message}. See `{self.prog} --help`.")
@@ -117,10 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    setup.add_argument("--instance-type", type=_text, required=True, help="EC2 instance type, e.g. m5.xlarge")
+    setup.add_argument("--instance-type", type=_text,
+                       help="EC2 instance type, e.g. m5.xlarge; required for Elastic Inference, optional with "
+                            "--accelerator inf2/gpu (default: the family's first type)")
     choice = setup.add_argument_group("choices (asked interactively when omitted)")
     choice.add_argument("--accelerator-type", type=_text,
                         help="eia2.medium (default), eia2.large, eia2.xlarge, eia1.medium, eia1.large, eia1.xlarge")
+    choice.add_argument("--accelerator", type=_accelerator,
+                        help="an EI type as for --accelerator-type, or today's alternatives: inf2 (Inferentia2: "
+                             "inf2.xlarge, inf2.8xlarge) or gpu (g4dn.xlarge, g5.xlarge, g6.xlarge)")
     choice.add_argument("--os", choices=("amazon-linux", "ubuntu-16.04"), help="Deep Learning AMI line "
                         "(default amazon-linux)")
     choice.add_argument("--ami-id", type=_text, help="use this image instead of the newest Deep Learning AMI")
@@ -160,7 +208,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         argv = ["setup", *argv]  # setup is the default command
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        _check_setup_flags(args)
+    return args
 
 
 # ---- entry point -------------------------------------------------------------------------------
@@ -234,8 +285,12 @@ def _fail(ui, args, err, log_path) -> int:
     if log_path and err.exit_code == 1:
         message += f" (AWS call log: {log_path})"
     ui.error(message)
+    suggested = getattr(err, "suggested_command", None)
+    if suggested:  # a line of its own, outside any box, so it copies whole
+        ui.show(ui.suggestion("The same choices on Inferentia2 (today's alternative to EI):", suggested))
     if args.output == "json":
-        ui.emit_json(args.command, "error", error={"code": err.code, "message": message})
+        error = {"code": err.code, "message": message, **({"suggested_command": suggested} if suggested else {})}
+        ui.emit_json(args.command, "error", error=error)
     return err.exit_code
 
 
@@ -304,8 +359,35 @@ def _asker(args, env):
 
 # ---- setup -------------------------------------------------------------------------------------
 
+def alternative_command(args, plan, family: str = "inf2") -> str:
+    """The setup command that makes the same choices on today's alternative (after an EI refusal): same
+    region, account flags, key, SSH range, volume, network and --yes; the name with a -<family> suffix."""
+    import shlex
+
+    name = f"{plan.name[:31 - len(family)].rstrip('-')}-{family}"
+    parts = ["python", "amazonei_setup.py"]
+    if args.sandbox:
+        parts.append("--sandbox")
+    elif args.profile:
+        parts += ["--profile", args.profile]
+    if args.endpoint_url and not args.sandbox:
+        parts += ["--endpoint-url", args.endpoint_url]
+    parts += ["--region", plan.region, "--accelerator", family, "--name", name]
+    for flag, value in (("--key-name", args.key_name), ("--key-dir", args.key_dir), ("--ssh-cidr", args.ssh_cidr),
+                        ("--volume-size", args.volume_size), ("--vpc-id", args.vpc_id),
+                        ("--subnet-id", args.subnet_id)):
+        if value:
+            parts += [flag, str(value)]
+    if args.new_key:
+        parts.append("--new-key")
+    if args.yes:
+        parts.append("--yes")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def _setup(args, env: Environment, ui, aws) -> int:
     from amazonei_setup import discover, provision, records, wizard
+    from amazonei_setup.errors import ToolError
 
     asker = _asker(args, env)
     lookup = None
@@ -321,9 +403,20 @@ def _setup(args, env: Environment, ui, aws) -> int:
         instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type, os=args.os,
         ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
         new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
-        default_ssh_cidr=default_cidr)
-    with ui.status(f"Looking up your account, {aws.region} and its Elastic Inference offer"):
-        facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup)
+        default_ssh_cidr=default_cidr, family=args.family)
+    # Which alternatives the wizard may pick: the flagged family; all of them when the accelerator question
+    # will really be asked (a prompt without --accelerator/--accelerator-type); none otherwise.
+    if args.family:
+        families, offer = (args.family,), "the instance type's offer"
+    elif not args.accelerator_type and getattr(asker, "interactive", False):
+        from amazonei_setup.catalog import FAMILIES
+
+        families, offer = tuple(FAMILIES), "its Elastic Inference offer"
+    else:
+        families, offer = (), "its Elastic Inference offer"
+    with ui.status(f"Looking up your account, {aws.region} and {offer}"):
+        facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
+                                families=families, ei=not args.family)
     plan = wizard.build_plan(request, facts, asker)
     ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
     if args.dry_run:
@@ -340,7 +433,12 @@ def _setup(args, env: Environment, ui, aws) -> int:
         if args.output == "json":
             ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
         return 0
-    result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args))
+    try:
+        result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args))
+    except ToolError as err:
+        if err.code == "ei-unavailable":  # most accounts today: offer the same choices on Inferentia2
+            err.suggested_command = alternative_command(args, plan)
+        raise
     records.save(plan.region, plan.name, result.to_dict(), sandbox=args.sandbox)
     ui.show(ui.result_panel(result, account_flags=_account_flags(args)))
     if args.output == "json":
@@ -401,7 +499,7 @@ def _list(args, env: Environment, ui, aws) -> int:
 
     regions = _all_regions() if args.all_regions else [aws.region]
     if not args.all_regions:
-        check_region(aws.region)
+        check_region(aws.region, ei=False)  # alternatives (inf2, gpu) may run outside the EI regions
     rows = deployments.list_all(aws, regions)
     data = [r.to_dict() for r in rows]
     if data:

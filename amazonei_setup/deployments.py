@@ -49,8 +49,9 @@ class Inventory:
 
 
 def find_deployment(aws: Aws, name: str) -> Inventory:
-    """Raises UsageError for a region EI never ran in, or a deployment another caller owns."""
-    check_region(aws.region)
+    """Raises UsageError for a region that has no EC2, or a deployment another caller owns. Any EC2 region:
+    today's alternatives (inf2, gpu) run outside the EI regions, and their teardown must reach them."""
+    check_region(aws.region, ei=False)
     ec2, client_iam = aws.ec2, aws.iam
     aws.preload("ec2", "iam", "sts")
     results = run_concurrently({

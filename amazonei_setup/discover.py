@@ -90,13 +90,15 @@ class Facts:
     vpcs: list[Vpc]
     subnets: list[Subnet]
     key_pairs: list[str]
-    instance_type: InstanceType
+    instance_type: InstanceType | None  # None when no --instance-type was given (a family picks its own)
     endpoints: list[network.Endpoint]
     our_instances: list[instances.InstanceInfo]
     our_security_groups: list[dict]
     public_ip: str | None = None
     warnings: list[str] = field(default_factory=list)
     key_pair_deployments: dict[str, str] = field(default_factory=dict)  # key made by this tool -> its deployment
+    family_images: dict[str, Image | None] = field(default_factory=dict)  # family key -> its Deep Learning AMI
+    offerings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # instance type -> AZs that offer it
 
     @property
     def owner(self) -> str:
@@ -110,11 +112,25 @@ def owner_of(caller_arn: str) -> str:
     return caller_arn
 
 
-def check_region(region: str) -> None:
-    """EI only ever ran in a few regions; say which before making any call."""
+def check_region(region: str, ei: bool = True) -> None:
+    """EI only ever ran in a few regions; say which before making any call. ei=False (today's alternatives
+    run in any region): only a region botocore knows EC2 in is accepted."""
+    if not ei:
+        if region in catalog.EI_REGIONS or region in _ec2_regions():
+            return
+        raise UsageError(f"{region} is not an AWS region with EC2: pass --region with one such as us-west-2 or "
+                         "eu-central-1.")
     if region not in catalog.EI_REGIONS:
         raise UsageError(f"Elastic Inference is not offered in {region}: pass --region with one of "
                          f"{', '.join(catalog.EI_REGIONS)}.")
+
+
+def _ec2_regions() -> set[str]:
+    import boto3
+
+    session = boto3.session.Session()
+    return {r for partition in session.get_available_partitions()
+            for r in session.get_available_regions("ec2", partition_name=partition)}
 
 
 def lookup_public_ip(timeout: float = 3.0) -> str | None:
@@ -126,25 +142,36 @@ def lookup_public_ip(timeout: float = 3.0) -> str | None:
         return None
 
 
-def gather(aws: Aws, *, instance_type: str, ami_id: str | None = None,
-           public_ip_lookup: Callable[[], str | None] | None = None) -> Facts:
-    """Fetch everything the wizard needs in one concurrent round."""
-    check_region(aws.region)
+def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
+           public_ip_lookup: Callable[[], str | None] | None = None, families: tuple[str, ...] = (),
+           ei: bool = True) -> Facts:
+    """Fetch everything the wizard needs in one concurrent round.
+
+    ei=False (an --accelerator family): no EI region check, no EI endpoint-service or EI DLAMI look-ups.
+    families: the alternatives the wizard may choose (their AMIs via SSM, and where their types are offered).
+    """
+    check_region(aws.region, ei)
     ec2, region = aws.ec2, aws.region
-    aws.preload("ec2", "iam", "sts")
+    aws.preload("ec2", "iam", "sts", *(("ssm",) if families else ()))
     jobs: dict[str, Callable] = {
         "identity": lambda: aws.sts.get_caller_identity(),
-        "ei_azs": lambda: ei_availability_zones(ec2, region),
-        "images": lambda: deep_learning_images(ec2),
+        "ei_azs": lambda: ei_availability_zones(ec2, region) if ei else [],
+        "images": lambda: deep_learning_images(ec2) if ei else {},
         "requested_image": lambda: image_by_id(ec2, ami_id) if ami_id else None,
         "vpcs": lambda: list_vpcs(ec2),
         "subnets": lambda: list_subnets(ec2),
         "key_pairs": lambda: keypair.find_key_pairs(ec2),
-        "instance_type": lambda: describe_instance_type(ec2, instance_type),
-        "endpoints": lambda: network.find_ei_endpoints(ec2, region),
+        "instance_type": lambda: describe_instance_type(ec2, instance_type) if instance_type else None,
+        "endpoints": lambda: network.find_ei_endpoints(ec2, region) if ei else [],
         "our_instances": lambda: instances.find_instances(ec2, None),
         "our_security_groups": lambda: network.find_security_groups(ec2, None),
     }
+    if families:
+        chosen = [catalog.FAMILIES[f] for f in families]
+        types = sorted({t for f in chosen for t in f.instance_types} | ({instance_type} if instance_type else set()))
+        jobs["family_ami_ids"] = lambda: family_ami_ids(aws.client("ssm"), chosen)
+        jobs["family_images"] = lambda: family_images_by_name(ec2, chosen)
+        jobs["offerings"] = lambda: type_offerings(ec2, types)
     if public_ip_lookup:
         jobs["public_ip"] = public_ip_lookup
     results = run_concurrently(jobs)
@@ -152,10 +179,16 @@ def gather(aws: Aws, *, instance_type: str, ami_id: str | None = None,
     for key in ("identity", *jobs):
         if isinstance(results.get(key), BaseException):
             raise explain(results[key], aws, doing=f"looking up {key.replace('_', ' ')}")
-    if not results["ei_azs"]:
+    if ei and not results["ei_azs"]:
         raise UsageError(f"The region {region} does not offer the Elastic Inference endpoint service: pass --region "
                          f"with one of {', '.join(catalog.EI_REGIONS)}.")
     identity = results["identity"]
+    family_images = {}
+    if families:
+        try:
+            family_images = resolve_family_images(ec2, results["family_ami_ids"], results["family_images"])
+        except ClientError as err:
+            raise explain(err, aws, doing="looking up the Deep Learning AMIs") from None
     return Facts(
         region=region, account_id=identity["Account"], caller_arn=identity["Arn"], ei_azs=tuple(results["ei_azs"]),
         images=results["images"], requested_image=results["requested_image"], vpcs=results["vpcs"],
@@ -165,7 +198,64 @@ def gather(aws: Aws, *, instance_type: str, ami_id: str | None = None,
         instance_type=results["instance_type"],
         endpoints=results["endpoints"], our_instances=results["our_instances"],
         our_security_groups=results["our_security_groups"], public_ip=results.get("public_ip"),
+        family_images=family_images, offerings=results.get("offerings", {}),
     )
+
+
+# ---- today's alternatives: AMIs through AWS's public SSM parameters, and type offerings -----------
+
+def family_ami_ids(ssm, families: list[catalog.Family]) -> dict[str, str]:
+    """family key -> the image id AWS's public SSM parameter names; families whose parameter is missing (or
+    unreadable: no ssm:GetParameters) are left out, and the name-pattern fallback decides for them."""
+    names = {f.ami_parameter: f.key for f in families}
+    try:
+        found = ssm.get_parameters(Names=list(names))["Parameters"]
+    except ClientError as err:
+        if error_code(err) in {"AccessDeniedException", "AccessDenied", "ParameterNotFound", "InvalidParameters"}:
+            return {}
+        raise
+    return {names[p["Name"]]: p["Value"] for p in found if p.get("Name") in names and p.get("Value")}
+
+
+def family_images_by_name(ec2, families: list[catalog.Family]) -> dict[str, list[Image]]:
+    """family key -> Amazon-owned images matching its DLAMI name pattern, newest first (one paginated call)."""
+    pages = ec2.get_paginator("describe_images").paginate(
+        Owners=[catalog.DLAMI_OWNER],
+        Filters=[{"Name": "name", "Values": [f.ami_name_pattern for f in families]},
+                 {"Name": "state", "Values": ["available"]}])
+    found: dict[str, list[Image]] = {f.key: [] for f in families}
+    for page in pages:
+        for raw in page["Images"]:
+            image = Image.from_api(raw)
+            for family in families:
+                if fnmatchcase(image.name, family.ami_name_pattern):
+                    found[family.key].append(image)
+    for images in found.values():
+        images.sort(key=lambda i: i.created, reverse=True)
+    return found
+
+
+def resolve_family_images(ec2, ids: dict[str, str], by_name: dict[str, list[Image]]) -> dict[str, Image | None]:
+    """The SSM-named image when EC2 knows it, else the newest image matching the family's name pattern."""
+    resolved: dict[str, Image | None] = {}
+    for key, images in by_name.items():
+        wanted = ids.get(key)
+        image = next((i for i in images if i.id == wanted), None) if wanted else None
+        if wanted and image is None:
+            image = image_by_id(ec2, wanted)  # named by AWS but not matched by the pattern: ask for it
+        resolved[key] = image or (images[0] if images else None)
+    return resolved
+
+
+def type_offerings(ec2, types: list[str]) -> dict[str, tuple[str, ...]]:
+    """instance type -> the region's AZs that offer it (absent: offered nowhere in the region)."""
+    pages = ec2.get_paginator("describe_instance_type_offerings").paginate(
+        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": types}])
+    zones: dict[str, set[str]] = {}
+    for page in pages:
+        for offer in page["InstanceTypeOfferings"]:
+            zones.setdefault(offer["InstanceType"], set()).add(offer["Location"])
+    return {t: tuple(sorted(z)) for t, z in zones.items()}
 
 
 def ei_availability_zones(ec2, region: str) -> list[str]:

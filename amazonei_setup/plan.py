@@ -58,6 +58,7 @@ class Plan:
     instance_state: str | None = None
     hourly_usd: float | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    family: str | None = None  # inf2 / gpu: today's alternative (accelerator_type is then None)
 
     @property
     def exists(self) -> bool:
@@ -67,10 +68,13 @@ class Plan:
         """What will be created, reused or changed, in the order setup walks them."""
         deployment_action = REUSE if self.exists else CREATE
         items = [
-            PlanItem("iam-role", self.role_name, deployment_action, "EC2 may assume it; EI connect policy"),
+            PlanItem("iam-role", self.role_name, deployment_action,
+                     "EC2 may assume it; SSM + CloudWatch agent managed policies" if self.family
+                     else "EC2 may assume it; EI connect policy"),
             PlanItem("instance-profile", self.profile_name, deployment_action),
             PlanItem("security-group", self.security_group_id or self.security_group_name,
-                     REUSE if self.security_group_id else CREATE, f"22 from {self.ssh_cidr}; 443 from itself"),
+                     REUSE if self.security_group_id else CREATE,
+                     f"22 from {self.ssh_cidr}" if self.family else f"22 from {self.ssh_cidr}; 443 from itself"),
         ]
         if self.accelerator_type:
             if self.endpoint_id:
@@ -87,8 +91,14 @@ class Plan:
                                   "will be started" if self.instance_state == "stopped" else self.instance_state or ""))
         else:
             items.append(PlanItem("instance", self.instance_type, CREATE,
-                                  f"{self.accelerator_type or 'no accelerator'}, {self.ami_name}"))
+                                  f"{self.accelerator_label}, {self.ami_name}"))
         return items
+
+    @property
+    def accelerator_label(self) -> str:
+        if self.family:
+            return f"{self.family} (the instance's own accelerator)"
+        return self.accelerator_type or "no accelerator"
 
     def to_dict(self) -> dict:
         out = asdict(self)

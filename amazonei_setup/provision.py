@@ -25,7 +25,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import tags
+from amazonei_setup import catalog, tags
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import Cancelled, cancellable_sleep
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError
@@ -80,10 +80,13 @@ class SetupResult:
         return f"ssh -i {self.key_path} -L 8888:localhost:8888 {self.plan.ssh_user}@{self.instance.host}"
 
     def to_dict(self) -> dict:
+        # "family" only for today's alternatives: an EI result keeps exactly the keys it always had.
         return {
             "name": self.plan.name, "region": self.plan.region, "instance_id": self.instance.id,
             "state": self.instance.state, "instance_type": self.plan.instance_type,
-            "accelerator_type": self.plan.accelerator_type, "public_dns": self.instance.public_dns,
+            "accelerator_type": self.plan.accelerator_type,
+            **({"family": self.plan.family} if self.plan.family else {}),
+            "public_dns": self.instance.public_dns,
             "public_ip": self.instance.public_ip, "ssh_user": self.plan.ssh_user, "key_path": self.key_path,
             "ssh_command": self.ssh_command, "port_forward_command": self.port_forward_command,
             "hourly_usd": self.plan.hourly_usd, "resources": self.resources,
@@ -150,7 +153,8 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
     group = pool.submit(_ensure_group, run)
     policy = after(role)(_put_policy, run)
     link = after(role, profile)(_link_profile, run)
-    ingress = after(group)(lambda: network.authorize_ingress(run.ec2, group.result(), plan.ssh_cidr))
+    ingress = after(group)(lambda: network.authorize_ingress(run.ec2, group.result(), plan.ssh_cidr,
+                                                              ei=not plan.family))
     endpoint = None
     if plan.accelerator_type:
         dns = pool.submit(_ensure_vpc_dns, run)
@@ -204,6 +208,9 @@ def _ensure_profile(run: Run) -> None:
 
 def _put_policy(run: Run) -> None:
     # Put on every run: idempotent, and it converges a policy someone edited by hand.
+    if run.plan.family:  # today's alternatives: AWS's managed SSM and CloudWatch agent policies, nothing else
+        iam.attach_managed_policies(run.iam, run.plan.role_name, catalog.FAMILY_MANAGED_POLICIES)
+        return
     policy = iam.ei_policy(run.plan.region, run.plan.account_id) if run.plan.accelerator_type else None
     if policy:
         iam.put_policy(run.iam, run.plan.role_name, policy)
@@ -290,15 +297,14 @@ def _launch(run: Run, group_id: str) -> instances.InstanceInfo:
             run.report(Event("reused", "instance", f"Instance {plan.instance_id} already exists", plan.instance_id))
         return instances.describe(run.ec2, plan.instance_id)
     instance_tags = run.tags + [{"Key": "Name", "Value": plan.name}]
-    extra = {tags.ACCELERATOR: plan.accelerator_type, tags.SSH_USER: plan.ssh_user}
+    extra = {tags.ACCELERATOR: plan.accelerator_type or plan.family, tags.SSH_USER: plan.ssh_user}
     instance_tags += [{"Key": k, "Value": v} for k, v in extra.items() if v]
     request = instances.launch_request(
         ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
         subnet_id=plan.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
         root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
         client_token=run.client_token)
-    accelerator = plan.accelerator_type or "no accelerator"
-    run.report(Event("start", "instance", f"Launching {plan.instance_type} with {accelerator}"))
+    run.report(Event("start", "instance", f"Launching {plan.instance_type} with {plan.accelerator_label}"))
 
     def on_retry(delay: float) -> None:
         run.report(Event("retry", "instance",

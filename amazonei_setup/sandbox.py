@@ -51,6 +51,15 @@ DEEP_LEARNING_AMIS = (
     ("Deep Learning AMI Graviton (Amazon Linux 2) Version 1.0", "2022-05-01T00:00:00.000Z", "arm64"),
 )
 
+# Today's alternatives (issue 9): (family, name, creation date); the newest of each family is what AWS's
+# public SSM parameter names, as in a real region.
+ALTERNATIVE_AMIS = (
+    ("inf2", "Deep Learning AMI Neuron (Ubuntu 22.04) 20241027", "2024-10-27T00:00:00.000Z"),
+    ("inf2", "Deep Learning AMI Neuron (Ubuntu 22.04) 20250820", "2025-08-20T00:00:00.000Z"),
+    ("gpu", "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20241115", "2024-11-15T00:00:00.000Z"),
+    ("gpu", "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20250905", "2025-09-05T00:00:00.000Z"),
+)
+
 # Services the tool calls, plus those their backends reach into: every autoscaling backend
 # holds the elb/elbv2 ones (saving one without the other restores two diverging copies), and
 # an encrypted EBS volume makes EC2 create the account's `alias/aws/ebs` key in KMS.
@@ -98,6 +107,71 @@ def seed_deep_learning_amis(account_id: str, region: str) -> list[str]:
     return ids
 
 
+def seed_alternative_amis(account_id: str, region: str) -> dict[str, str]:
+    """Register the Neuron and GPU Deep Learning AMIs (owner alias 'amazon', Ubuntu root device) and set AWS's
+    public SSM parameters for them on moto's in-process SSM backend (moto has no /aws/service/deeplearning or
+    neuron parameters, and put_parameter refuses names under /aws/); make sure the account knows the AWS managed
+    policies the alternatives attach. Idempotent. Returns family -> the image id its parameter names (the
+    newest)."""
+    from datetime import datetime
+
+    from moto.backends import get_backend
+    from moto.core.utils import utcnow
+    from moto.ec2.models.amis import Ami
+    from moto.ssm.models import Parameter
+
+    from amazonei_setup.catalog import FAMILIES
+
+    backend = get_backend("ec2")[account_id][region]
+    newest: dict[str, str] = {}
+    for family, name, created in ALTERNATIVE_AMIS:
+        ami_id = _ami_id(region, name)
+        newest[family] = ami_id  # listed oldest first
+        if ami_id in backend.amis:
+            continue
+        backend.amis[ami_id] = Ami(
+            backend, ami_id, name=name, description=name,
+            owner_id=DLAMI_OWNER_ID, owner_alias="amazon", public=True,
+            image_location=f"amazon/{name}", architecture="x86_64",
+            virtualization_type="hvm", hypervisor="xen",
+            root_device_type="ebs", root_device_name="/dev/sda1",
+            creation_date=datetime.strptime(created, "%Y-%m-%dT%H:%M:%S.%fZ"),
+            region_name=f"{region}a",
+        )
+    parameters = get_backend("ssm")[account_id][region]._parameters
+    for family, ami_id in newest.items():
+        name = FAMILIES[family].ami_parameter
+        if parameters.get(name):
+            continue
+        parameters[name].append(Parameter(
+            account_id=account_id, name=name, value=ami_id, parameter_type="String", description=None,
+            allowed_pattern=None, keyid=None, last_modified_date=utcnow(), version=1, data_type="aws:ec2:image"))
+    _seed_managed_policies(account_id)
+    return newest
+
+
+def _seed_managed_policies(account_id: str) -> None:
+    """moto loads AWS's managed policies only when configured to (off by default): add the two the
+    alternatives attach, from moto's own copy of AWS's policy data, so attach_role_policy finds them."""
+    import json
+
+    from moto.backends import get_backend
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy
+
+    from amazonei_setup.catalog import FAMILY_MANAGED_POLICIES
+
+    iam = get_backend("iam")[account_id]["global"]
+    data = json.loads(aws_managed_policies_data)
+    for arn in FAMILY_MANAGED_POLICIES:
+        if arn in iam.managed_policies:
+            continue
+        name = arn.rsplit("/", 1)[1]
+        policy = AWSManagedPolicy.from_data(name, account_id, "us-east-1", data[name])
+        iam.aws_managed_policies.append(policy)
+        iam.managed_policies[policy.arn] = policy
+
+
 class Sandbox:
     """Context manager. `with Sandbox(regions=["us-west-2"], state_dir=None) as sb:`
 
@@ -127,6 +201,7 @@ class Sandbox:
             _load_state(self.state_dir / STATE_FILE)
             for region in self.regions:
                 seed_deep_learning_amis(self.account_id, region)
+                seed_alternative_amis(self.account_id, region)
             self._start_server()
         except BaseException:
             _forget_accounts()

@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from amazonei_setup.catalog import FAMILIES
 from amazonei_setup.events import Event
 from amazonei_setup.plan import Plan, teardown_command
 
@@ -92,7 +93,7 @@ class Ui:
             if plan.hourly_usd is not None else "unknown for this instance type"
         for label, value in (
             ("Deployment", f"{plan.name}  ({plan.region}, account {plan.account_id})"),
-            ("Instance", f"{plan.instance_type} + {plan.accelerator_type or 'no accelerator'}"),
+            ("Instance", _instance_line(plan.instance_type, plan.accelerator_type, plan.family)),
             ("Image", f"{plan.ami_name or plan.ami_id} ({plan.ami_id})" if plan.ami_name else plan.ami_id),
             ("Network", f"{plan.vpc_id} / {plan.subnet_id} ({plan.availability_zone})"),
             ("SSH", f"{plan.ssh_user} with key {plan.key_name}, from {plan.ssh_cidr}"),
@@ -126,8 +127,8 @@ class Ui:
         lines = Table.grid(padding=(0, 2))
         lines.add_column(style="bold")
         lines.add_column(overflow="fold")
-        lines.add_row("Instance", f"{d['instance_id']} ({d['state']}), {d['instance_type']} + "
-                                  f"{d['accelerator_type'] or 'no accelerator'}")
+        lines.add_row("Instance", f"{d['instance_id']} ({d['state']}), "
+                                  f"{_instance_line(d['instance_type'], d['accelerator_type'], d.get('family'))}")
         lines.add_row("Public DNS", d["public_dns"] or d["public_ip"] or "(none)")
         if d["public_dns"] and d["public_ip"]:
             lines.add_row("Public IP", d["public_ip"])
@@ -145,8 +146,15 @@ class Ui:
         if d["accelerator_type"]:
             parts += [_caption("Check the accelerator (on the instance):"),
                       Command("python ~/anaconda3/bin/EISetupValidator.py")]
+        family = FAMILIES.get(d.get("family") or "")
+        if family and family.check_command:
+            parts += [_caption("Check the accelerator (on the instance):"), Command(family.check_command)]
         parts += [_caption("Remove everything when you are done:"), Command(teardown)]
         return Copyable(*parts)
+
+    def suggestion(self, caption: str, command: str) -> Copyable:
+        """A command to copy after an error: a caption, then the command on a line of its own."""
+        return Copyable(_caption(caption), Command(command))
 
     def teardown_table(self, items, *, title: str) -> Panel:
         table = _action_table("Id", "Why", [(i.action, i.kind, i.id, i.reason) for i in items])
@@ -215,6 +223,14 @@ def ip_from_dns(dns: str) -> str:
     """EC2's public DNS names spell the public IPv4 address: ec2-54-214-1-2.us-west-2.compute.amazonaws.com."""
     found = _EC2_DNS.match(dns or "")
     return ".".join(found.groups()) if found else ""
+
+
+def _instance_line(instance_type: str, accelerator_type: str | None, family: str | None) -> str:
+    """'m5.xlarge + eia2.medium', or for an alternative 'inf2.xlarge (Inferentia2, family inf2)'."""
+    chosen = FAMILIES.get(family or "")
+    if chosen:
+        return f"{instance_type} ({chosen.label}, family {chosen.key}; no Elastic Inference)"
+    return f"{instance_type} + {accelerator_type or 'no accelerator'}"
 
 
 def _caption(text: str) -> Text:

@@ -30,7 +30,7 @@ MIN_VOLUME_GIB, MAX_VOLUME_GIB = 8, 16384
 class SetupRequest:
     """What the command line settled; None means 'not given'."""
 
-    instance_type: str
+    instance_type: str | None  # None only with a family (the family's type is then chosen)
     name: str | None = None
     accelerator_type: str | None = None
     os: str | None = None
@@ -43,12 +43,14 @@ class SetupRequest:
     ssh_cidr: str | None = None
     volume_size: int | None = None
     default_ssh_cidr: str | None = None  # e.g. the sandbox's loopback, when no lookup is wanted
+    family: str | None = None  # inf2 / gpu (--accelerator): today's alternative instead of EI
 
 
 @dataclass(frozen=True)
 class Option:
     title: str
     value: Any
+    separator: bool = False  # a heading between options, not a choice
 
 
 class Asker(Protocol):
@@ -94,8 +96,10 @@ class QuestionaryAsker:
     def select(self, message, options, default, *, flag, hint=""):
         import questionary
 
-        choices = [questionary.Choice(o.title, value=o.value) for o in options]
-        default_choice = next((c for c in choices if c.value == default), None)
+        choices = [questionary.Separator(o.title) if o.separator else questionary.Choice(o.title, value=o.value)
+                   for o in options]
+        default_choice = next((c for c in choices if not isinstance(c, questionary.Separator) and c.value == default),
+                              None)
         return _answer(questionary.select(message, choices=choices, default=default_choice,
                                           instruction=hint or None, **self.prompt_kwargs))
 
@@ -156,18 +160,32 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     name = _choose_name(request, facts, asker)
     existing = _existing_deployment(request, facts, name)
     instance = existing["instance"] if existing else None
+    family: catalog.Family | None = None
+    instance_type = facts.instance_type.name if facts.instance_type else request.instance_type
     if instance:  # the instance keeps its accelerator and image: nothing is launched
         accelerator = instance.tags.get(tags.ACCELERATOR) or None
+        if accelerator in catalog.FAMILIES:
+            family, accelerator = catalog.FAMILIES[accelerator], None
+        instance_type = instance.instance_type
         image, os_key = None, request.os
     else:
-        accelerator = _choose_accelerator(request, facts, asker)
-        os_key, image = _choose_image(request, facts, asker, warnings)
+        accelerator = request.family or _choose_accelerator(request, facts, asker)
+        if accelerator in catalog.FAMILIES:
+            family, accelerator = catalog.FAMILIES[accelerator], None
+            instance_type = _choose_family_type(request, asker, family, warnings)
+            os_key, image = None, _choose_family_image(request, facts, family)
+        else:
+            if not instance_type:
+                raise UsageError("Elastic Inference needs a host instance: pass --instance-type (e.g. m5.xlarge).")
+            os_key, image = _choose_image(request, facts, asker, warnings)
     arch = image.architecture if image else "x86_64"
-    if facts.instance_type.architectures and arch not in facts.instance_type.architectures:
+    described = facts.instance_type if facts.instance_type and facts.instance_type.name == instance_type else None
+    if described and described.architectures and arch not in described.architectures:
         raise UsageError(f"The image {image.id} is built for {arch} but {facts.instance_type.name} runs "
                          f"{'/'.join(facts.instance_type.architectures)}: pick an x86_64 --instance-type "
                          "(e.g. m5.xlarge) or another --ami-id.")
-    subnet = existing["subnet"] if existing else _choose_subnet(request, facts, asker)
+    subnet = existing["subnet"] if existing else _choose_subnet(request, facts, asker, _zones(facts, family,
+                                                                                             instance_type))
     key_name, create_key, key_path = _choose_key(request, facts, asker, name, existing)
     ssh_cidr = _choose_ssh_cidr(request, facts, asker)
     if opens_to_world(ssh_cidr):
@@ -179,11 +197,11 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     endpoint_id, add_subnet, enable_dns = _endpoint_decision(facts, subnet, accelerator)
     os_info = catalog.OPERATING_SYSTEMS.get(os_key or "")
     ssh_user = (instance.tags.get(tags.SSH_USER) if instance else None) or (
-        os_info.ssh_user if os_info else _guess_user(image))
+        family.ssh_user if family else os_info.ssh_user if os_info else _guess_user(image))
     group = existing["group"] if existing else None
     return Plan(
         name=name, region=facts.region, account_id=facts.account_id, owner=facts.owner,
-        instance_type=facts.instance_type.name, accelerator_type=accelerator, os_key=os_key,
+        instance_type=instance_type, accelerator_type=accelerator, os_key=os_key,
         ami_id=image.id if image else instance.image_id,
         ami_name=image.name if image else "", ssh_user=ssh_user,
         root_device=image.root_device if image else "/dev/xvda", volume_size=volume,
@@ -194,7 +212,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         security_group_id=group["GroupId"] if group else None,
         endpoint_id=endpoint_id, endpoint_add_subnet=add_subnet, endpoint_enable_private_dns=enable_dns,
         instance_id=instance.id if instance else None, instance_state=instance.state if instance else None,
-        hourly_usd=catalog.hourly_usd(facts.instance_type.name, accelerator), warnings=tuple(warnings),
+        hourly_usd=catalog.hourly_usd(instance_type, accelerator), warnings=tuple(warnings),
+        family=family.key if family else None,
     )
 
 
@@ -216,8 +235,12 @@ def _existing_deployment(request: SetupRequest, facts: Facts, name: str) -> dict
     subnet = next((s for s in facts.subnets if s.id == subnet_id), None)
     if subnet is None:  # only the group survived a half-finished run: decide the subnet afresh
         vpc = group["VpcId"] if group else None
+        family = catalog.FAMILIES.get(request.family or "")
+        instance_type = facts.instance_type.name if facts.instance_type else (
+            request.instance_type or (family.default_type if family else None))
         subnet = _choose_subnet(SetupRequest(instance_type=request.instance_type, vpc_id=vpc,
-                                             subnet_id=request.subnet_id), facts, DefaultsAsker())
+                                             subnet_id=request.subnet_id), facts, DefaultsAsker(),
+                                _zones(facts, family, instance_type))
     for flag, wanted, actual in (("--subnet-id", request.subnet_id, subnet.id),
                                  ("--vpc-id", request.vpc_id, subnet.vpc_id)):
         if wanted and wanted != actual:
@@ -229,7 +252,14 @@ def _existing_deployment(request: SetupRequest, facts: Facts, name: str) -> dict
 def _check_same_instance(request: SetupRequest, facts: Facts, name: str, instance) -> None:
     """A re-run converges onto the running instance; it cannot change what that instance is."""
     accelerator = instance.tags.get(tags.ACCELERATOR) or None
-    for flag, wanted, actual in (("--instance-type", facts.instance_type.name, instance.instance_type),
+    family = accelerator if accelerator in catalog.FAMILIES else None
+    if request.family and request.family != family:
+        raise UsageError(f"Deployment '{name}' already runs {instance.id} with {accelerator or 'no accelerator'}, not "
+                         f"{request.family}: tear it down first, or choose another --name.")
+    if family:
+        accelerator = None
+    for flag, wanted, actual in (("--instance-type", facts.instance_type.name if facts.instance_type else None,
+                                  instance.instance_type),
                                  ("--accelerator-type", request.accelerator_type, accelerator),
                                  ("--ami-id", request.ami_id, instance.image_id)):
         if wanted and actual and wanted != actual:
@@ -259,10 +289,17 @@ def _choose_accelerator(request, facts, asker) -> str:
         return request.accelerator_type
     offered_types = [a.type for a in offered]
     default = catalog.DEFAULT_ACCELERATOR if catalog.DEFAULT_ACCELERATOR in offered_types else offered_types[0]
-    instance_price = catalog.INSTANCE_HOURLY_USD.get(facts.instance_type.name)
+    instance_price = catalog.INSTANCE_HOURLY_USD.get(facts.instance_type.name) if facts.instance_type else None
     options = [Option(accelerator_title(a, instance_price), a.type) for a in offered]
-    return asker.select("Elastic Inference accelerator:", options, default, flag="--accelerator-type",
-                        hint="(memory, FP32/FP16 TFLOPS, $/h incl. instance)")
+    # Today's alternatives on the same screen, so a user can compare (EI is closed to new customers); only
+    # those discovery looked up (the CLI asks for them when this question will really be asked).
+    families = [f for f in catalog.FAMILIES.values() if f.key in facts.family_images]
+    if families:
+        options.append(Option("-- current alternatives (no EI) --", None, separator=True))
+        options += [Option(family_title(f), f.key) for f in families]
+    return asker.select("Elastic Inference accelerator:", options, default,
+                        flag="--accelerator-type (or --accelerator)",
+                        hint="(GiB, TFLOPS or class, $/h incl. instance)")
 
 
 def accelerator_title(a: catalog.Accelerator, instance_price: float | None) -> str:
@@ -270,6 +307,54 @@ def accelerator_title(a: catalog.Accelerator, instance_price: float | None) -> s
     memory, FP32/FP16 TFLOPS, and $/hour with the instance when its price is known."""
     price = f"${instance_price + a.hourly_usd:.3f}/h" if instance_price is not None else f"+${a.hourly_usd:.2f}/h"
     return f"{a.type:<11} {a.memory_gib} GiB  {a.fp32_tflops}/{a.fp16_tflops:<2} TFLOPS  {price}"
+
+
+def family_title(family: catalog.Family, instance_type: str | None = None) -> str:
+    """One short line for an alternative (fits 80 columns after the question, like accelerator_title):
+    the family, its (default) instance type, accelerator memory, throughput class, $/hour or 'price unknown'."""
+    spec = family.spec(instance_type or family.default_type)
+    price = catalog.INSTANCE_HOURLY_USD.get(spec.type)
+    cost = f"${price:.3f}/h" if price is not None else "price unknown"
+    return f"{family.key:<5} {spec.type:<12} {spec.memory_gib} GiB  {spec.throughput:<5} {cost}"
+
+
+def _choose_family_type(request, asker, family: catalog.Family, warnings) -> str:
+    """The family's type: --instance-type when it belongs to the family (the CLI refused it otherwise), else
+    asked among the family's types (default: the first)."""
+    if request.instance_type in family.instance_types:
+        return request.instance_type
+    if request.instance_type:  # the family was picked at the prompt, after an --instance-type for EI
+        warnings.append(f"--instance-type {request.instance_type} is not used: {family.label} instance types "
+                        f"({', '.join(family.instance_types)}) carry the accelerator themselves.")
+    if len(family.types) == 1:
+        return family.default_type
+    options = [Option(family_title(family, t.type), t.type) for t in family.types]
+    return asker.select(f"{family.label} instance type:", options, family.default_type, flag="--instance-type")
+
+
+def _choose_family_image(request, facts, family: catalog.Family) -> Image:
+    if request.ami_id:
+        image = facts.requested_image
+        if image is None:
+            raise UsageError(f"--ami-id {request.ami_id} does not exist in {facts.region} (or is not shared with "
+                             f"you): check the id, or drop --ami-id to use the {family.label} Deep Learning AMI.")
+        return image
+    image = facts.family_images.get(family.key)
+    if image is None:
+        raise UsageError(f"No {family.label} Deep Learning AMI ({family.ami_name_pattern.rstrip(' *')}) is available "
+                         f"in {facts.region}: pass --ami-id with an image you can use, or another --region.")
+    return image
+
+
+def _zones(facts: Facts, family: catalog.Family | None, instance_type: str | None) -> tuple[tuple[str, ...], str]:
+    """The AZs a subnet may be in, and what they offer (for the question and the errors)."""
+    if family is None:
+        return facts.ei_azs, "Elastic Inference"
+    zones = facts.offerings.get(instance_type or "", ())
+    if not zones:
+        raise UsageError(f"EC2 does not offer {instance_type} in {facts.region}: pass another --region (or another "
+                         f"--instance-type of the {family.key} family).")
+    return tuple(zones), instance_type
 
 
 def _choose_image(request, facts, asker, warnings) -> tuple[str | None, Image]:
@@ -302,7 +387,8 @@ def _guess_user(image: Image | None) -> str:
     return "ubuntu" if image and "ubuntu" in image.name.lower() else "ec2-user"
 
 
-def _choose_subnet(request, facts, asker) -> Subnet:
+def _choose_subnet(request, facts, asker, zones: tuple[tuple[str, ...], str] | None = None) -> Subnet:
+    azs, offer = zones or (facts.ei_azs, "Elastic Inference")
     by_id = {s.id: s for s in facts.subnets}
     vpc_ids = {v.id for v in facts.vpcs}
     if request.subnet_id:
@@ -313,9 +399,9 @@ def _choose_subnet(request, facts, asker) -> Subnet:
         if request.vpc_id and subnet.vpc_id != request.vpc_id:
             raise UsageError(f"--subnet-id {subnet.id} is in {subnet.vpc_id}, not in --vpc-id {request.vpc_id}: "
                              "pass a subnet of that VPC.")
-        if subnet.az not in facts.ei_azs:
-            raise UsageError(f"--subnet-id {subnet.id} is in {subnet.az}, where Elastic Inference is not offered: "
-                             f"pass a subnet in {', '.join(facts.ei_azs)}.")
+        if subnet.az not in azs:
+            raise UsageError(f"--subnet-id {subnet.id} is in {subnet.az}, where {offer} is not offered: "
+                             f"pass a subnet in {', '.join(azs)}.")
         return subnet
     if request.vpc_id:
         if request.vpc_id not in vpc_ids:
@@ -333,16 +419,16 @@ def _choose_subnet(request, facts, asker) -> Subnet:
             options = [Option(f"{v.id}  {v.cidr:<16} {'(default) ' if v.is_default else ''}{v.name}".rstrip(), v.id)
                        for v in facts.vpcs]
             vpc_id = asker.select("VPC:", options, default_vpc, flag="--vpc-id")
-    candidates = [s for s in facts.subnets if s.vpc_id == vpc_id and s.az in facts.ei_azs]
+    candidates = [s for s in facts.subnets if s.vpc_id == vpc_id and s.az in azs]
     if not candidates:
-        raise UsageError(f"{vpc_id} has no subnet in an Availability Zone that offers Elastic Inference "
-                         f"({', '.join(facts.ei_azs)}): add one, or pass another --vpc-id.")
+        raise UsageError(f"{vpc_id} has no subnet in an Availability Zone that offers {offer} "
+                         f"({', '.join(azs)}): add one, or pass another --vpc-id.")
     default = next((s.id for s in candidates if s.public_ip_on_launch), None)
     if default is None and len(candidates) == 1:
         default = candidates[0].id
     options = [Option(f"{s.id}  {s.az:<12} {s.cidr:<18} {'public IPs' if s.public_ip_on_launch else 'private'} "
                       f"{s.name}".rstrip(), s.id) for s in candidates]
-    chosen = asker.select("Subnet (only AZs that offer Elastic Inference):", options, default, flag="--subnet-id")
+    chosen = asker.select(f"Subnet (only AZs that offer {offer}):", options, default, flag="--subnet-id")
     return by_id[chosen]
 
 

@@ -261,8 +261,8 @@ def test_json_contract_of_setup_list_and_teardown(run):
      "setup", "usage", 2),
     # teardown without --yes and without a terminal to ask on
     (["teardown", "--region", REGION, "--name", "demo", "--output", "json"], "teardown", "usage", 2),
-    # a region without Elastic Inference
-    (["list", "--region", "eu-central-1", "--output", "json"], "list", "usage", 2),
+    # a region EC2 does not have
+    (["list", "--region", "us-west-9", "--output", "json"], "list", "usage", 2),
 ])
 def test_json_error_envelope(run, argv, command, code, exit_code):
     failed = run(*argv)

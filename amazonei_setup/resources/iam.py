@@ -98,6 +98,12 @@ def put_policy(iam, role: str, policy: dict) -> None:
     iam.put_role_policy(RoleName=role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
 
 
+def attach_managed_policies(iam, role: str, policy_arns) -> None:
+    """Attach AWS managed policies (idempotent: attaching an attached policy is a no-op in IAM)."""
+    for arn in policy_arns:
+        iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+
+
 def create_instance_profile(iam, name: str, tag_list: list[dict]) -> str:
     profile = iam.create_instance_profile(InstanceProfileName=name, Path=tags.IAM_PATH, Tags=tag_list)
     return profile["InstanceProfile"]["Arn"]

@@ -41,22 +41,26 @@ def create_security_group(ec2, vpc_id: str, deployment: str, tag_list: list[dict
     )["GroupId"]
 
 
-def ingress_permissions(group_id: str, ssh_cidr: str) -> list[dict]:
-    """443 only from members of the group itself (instance <-> EI endpoint); 22 from one CIDR."""
+def ingress_permissions(group_id: str, ssh_cidr: str, ei: bool = True) -> list[dict]:
+    """443 only from members of the group itself (instance <-> EI endpoint; EI only); 22 from one CIDR."""
     net = ipaddress.ip_network(ssh_cidr, strict=False)
     ssh_range = ({"Ipv6Ranges": [{"CidrIpv6": str(net), "Description": "SSH (amazonei-setup)"}]} if net.version == 6
                  else {"IpRanges": [{"CidrIp": str(net), "Description": "SSH (amazonei-setup)"}]})
+    ssh = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **ssh_range}
+    if not ei:
+        return [ssh]
     return [
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
          "UserIdGroupPairs": [{"GroupId": group_id, "Description": "EI endpoint (amazonei-setup)"}]},
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **ssh_range},
+        ssh,
     ]
 
 
-def authorize_ingress(ec2, group_id: str, ssh_cidr: str) -> None:
+def authorize_ingress(ec2, group_id: str, ssh_cidr: str, ei: bool = True) -> None:
     """All rules in one call; a re-run that finds them present is fine."""
     try:
-        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=ingress_permissions(group_id, ssh_cidr))
+        ec2.authorize_security_group_ingress(GroupId=group_id,
+                                             IpPermissions=ingress_permissions(group_id, ssh_cidr, ei))
     except ClientError as err:
         if error_code(err) != "InvalidPermission.Duplicate":
             raise

@@ -1,0 +1,346 @@
+"""Issue 9: the same wizard for today's inference accelerators (Inferentia2, GPU).
+
+EI stays the default; `--accelerator inf2|gpu` launches the closest alternative with the same safety
+(key pair, SSH from one range, IMDSv2, encrypted volume, tags, teardown) and none of the EI pieces
+(endpoint, VPC DNS, elastic-inference policy, EI regions). Every test asserts on the moto account and
+on what the user sees.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from amazonei_setup import catalog
+from amazonei_setup.wizard import SetupRequest, build_plan
+from tests.conftest import ACCOUNT, REGION, SSH_CIDR, inject, record, snapshot
+from tests.test_faults import assert_clean_failure, respond
+from tests.test_wizard import ScriptedAsker, hand_facts
+
+MANAGED = set(catalog.FAMILY_MANAGED_POLICIES)
+ROLE = "amazonei-setup-{}"
+
+
+@pytest.fixture
+def alt(account):
+    """The seeded account plus the Neuron / GPU DLAMIs and AWS's public SSM parameters naming them."""
+    from amazonei_setup.sandbox import seed_alternative_amis
+
+    return seed_alternative_amis(ACCOUNT, REGION)
+
+
+def family_args(name: str, family: str, *extra: str) -> list[str]:
+    return ["--region", REGION, "--accelerator", family, "--yes", "--name", name, "--ssh-cidr", SSH_CIDR, *extra]
+
+
+def live(account) -> list[dict]:
+    reservations = account.ec2.describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+    return [i for r in reservations for i in r["Instances"]]
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ---- setup + teardown ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("family, instance_type", [("inf2", "inf2.xlarge"), ("gpu", "g4dn.xlarge")])
+def test_family_setup_and_teardown(cli, account, alt, family, instance_type):
+    before = snapshot(account)
+    launches = record(account.ec2, "RunInstances")
+    result = cli(*family_args(f"lab-{family}", family), "--output", "json")
+    assert result.code == 0, result.stderr
+
+    (instance,) = live(account)
+    assert instance["InstanceType"] == instance_type  # the family's first type
+    assert instance["ImageId"] == alt[family]  # the image AWS's SSM parameter names
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["amazonei-setup:accelerator"] == family and tags["amazonei-setup:ssh-user"] == "ubuntu"
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    (launch,) = launches
+    assert "ElasticInferenceAccelerators" not in launch
+    assert launch["BlockDeviceMappings"][0]["DeviceName"] == "/dev/sda1"
+    assert launch["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+
+    # no EI pieces: no endpoint, no inline EI policy; the two managed policies and nothing else
+    assert snapshot(account)["endpoints"] == before["endpoints"]
+    role = ROLE.format(f"lab-{family}")
+    assert account.iam.list_role_policies(RoleName=role)["PolicyNames"] == []
+    attached = account.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert {p["PolicyArn"] for p in attached} == MANAGED
+    group = account.ec2.describe_security_groups(GroupNames=[role])["SecurityGroups"][0]
+    assert [(p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in group["IpPermissions"]] == [
+        (22, [SSH_CIDR])]  # the self-443 rule is EI-only
+
+    out = result.json["result"]
+    assert (out["instance_type"], out["accelerator_type"], out["family"]) == (instance_type, None, family)
+    assert out["ssh_command"].startswith("ssh -i ") and "ubuntu@" in out["ssh_command"]
+    assert out["hourly_usd"] == catalog.INSTANCE_HOURLY_USD[instance_type]
+    screen = words(result.stderr)
+    assert f"{instance_type} ({catalog.FAMILIES[family].label}, family {family}" in screen
+    assert catalog.FAMILIES[family].check_command in screen
+
+    listed = cli("list", "--region", REGION, "--output", "json")
+    (row,) = listed.json["result"]["deployments"]
+    assert (row["instance_type"], row["accelerator_type"]) == (instance_type, family)
+    assert row["hourly_usd"] == catalog.INSTANCE_HOURLY_USD[instance_type]
+
+    gone = cli("teardown", "--region", REGION, "--name", f"lab-{family}", "--yes")
+    assert gone.code == 0, gone.stderr
+    assert snapshot(account) == before
+
+
+def test_instance_type_of_the_family_is_used(cli, account, alt):
+    result = cli(*family_args("big", "inf2", "--instance-type", "inf2.8xlarge"))
+    assert result.code == 0, result.stderr
+    assert [i["InstanceType"] for i in live(account)] == ["inf2.8xlarge"]
+
+
+def test_the_ssm_parameter_wins_over_the_newest_name(cli, account, alt):
+    """The parameter, not the name filter, decides: point it at the older Neuron image."""
+    from moto.backends import get_backend
+
+    older = account.ec2.describe_images(Filters=[{"Name": "name", "Values": [
+        "Deep Learning AMI Neuron (Ubuntu 22.04) 20241027"]}])["Images"][0]["ImageId"]
+    assert older != alt["inf2"]
+    get_backend("ssm")[ACCOUNT][REGION]._parameters[catalog.NEURON_AMI_PARAMETER][-1].value = older
+    assert cli(*family_args("pinned", "inf2")).code == 0
+    assert [i["ImageId"] for i in live(account)] == [older]
+
+
+def test_without_the_ssm_parameter_the_newest_image_by_name_is_used(cli, account, alt):
+    from moto.backends import get_backend
+
+    del get_backend("ssm")[ACCOUNT][REGION]._parameters[catalog.GPU_AMI_PARAMETER]
+    assert cli(*family_args("byname", "gpu")).code == 0
+    assert [i["ImageId"] for i in live(account)] == [alt["gpu"]]
+
+
+def test_no_image_at_all_is_a_usage_error_naming_ami_id(cli, account):
+    before = snapshot(account)
+    result = cli(*family_args("noimage", "inf2"))
+    message = assert_clean_failure(result, 2)
+    assert "--ami-id" in message and "Neuron" in message
+    assert snapshot(account) == before
+
+
+def test_families_run_outside_the_ei_regions(cli, account):
+    from amazonei_setup.sandbox import seed_alternative_amis
+
+    seed_alternative_amis(ACCOUNT, "eu-central-1")
+    result = cli(*[a if a != REGION else "eu-central-1" for a in family_args("frankfurt", "gpu")])
+    assert result.code == 0, result.stderr
+    frankfurt = account.in_region("eu-central-1")
+    assert [i["InstanceType"] for r in frankfurt.ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]] == ["g4dn.xlarge"]
+    assert frankfurt.ec2.describe_vpc_endpoints()["VpcEndpoints"] == []
+
+
+# ---- the offering check --------------------------------------------------------------------------
+
+def test_subnet_is_in_an_az_that_offers_the_type(cli, account, alt):
+    """inf2.xlarge offered only in us-west-2c: the default subnet of that AZ is picked, not us-west-2a's."""
+    seen = []
+    respond(account.ec2, "DescribeInstanceTypeOfferings", lambda params: {"InstanceTypeOfferings": [
+        {"InstanceType": "inf2.xlarge", "LocationType": "availability-zone", "Location": "us-west-2c"}]}, calls=seen)
+    result = cli(*family_args("onlyc", "inf2"), "--output", "json")
+    assert result.code == 0, result.stderr
+    (instance,) = live(account)
+    assert instance["Placement"]["AvailabilityZone"] == "us-west-2c"
+    assert len(seen) == 1
+
+
+def test_moto_offers_g4dn_in_three_azs_and_a_subnet_elsewhere_is_refused(cli, account, alt):
+    """moto's own offerings data: g4dn.xlarge is not offered in us-west-2d."""
+    before = snapshot(account)
+    subnet_d = account.ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["us-west-2d"]}])[
+        "Subnets"][0]["SubnetId"]
+    result = cli(*family_args("inthed", "gpu", "--subnet-id", subnet_d))
+    message = assert_clean_failure(result, 2)
+    assert f"--subnet-id {subnet_d} is in us-west-2d, where g4dn.xlarge is not offered" in message
+    assert "us-west-2a" in message
+    assert snapshot(account) == before
+
+
+def test_a_type_offered_nowhere_in_the_region_is_a_usage_error(cli, account, alt):
+    respond(account.ec2, "DescribeInstanceTypeOfferings", lambda params: {"InstanceTypeOfferings": []})
+    message = assert_clean_failure(cli(*family_args("nowhere", "inf2")), 2)
+    assert "inf2.xlarge" in message and "--region" in message
+
+
+# ---- usage errors --------------------------------------------------------------------------------
+
+def test_an_instance_type_outside_the_family_names_both_flags(cli, account, alt):
+    calls = record(account.sts, "GetCallerIdentity")
+    message = assert_clean_failure(cli(*family_args("wrong", "inf2", "--instance-type", "m5.xlarge")), 2)
+    assert "--instance-type m5.xlarge" in message and "--accelerator inf2" in message
+    assert "inf2.xlarge" in message
+    assert calls == []  # refused before any AWS call
+
+
+def test_ei_without_instance_type_names_the_flag(cli, account):
+    message = assert_clean_failure(cli("--region", REGION, "--yes", "--name", "x", "--accelerator", "eia2.large"), 2)
+    assert "--instance-type" in message
+    message = assert_clean_failure(cli("--region", REGION, "--yes", "--name", "x"), 2)
+    assert "--instance-type" in message
+
+
+def test_unknown_accelerator_and_contradicting_flags(cli, account):
+    message = assert_clean_failure(cli("--region", REGION, "--accelerator", "tpu", "--yes"), 2)
+    assert "'tpu'" in message and "inf2" in message and "eia2.medium" in message
+    message = assert_clean_failure(cli(*family_args("both", "gpu", "--accelerator-type", "eia2.large")), 2)
+    assert "--accelerator gpu" in message and "--accelerator-type eia2.large" in message
+    message = assert_clean_failure(cli(*family_args("os", "gpu", "--os", "ubuntu-16.04")), 2)
+    assert "--os" in message
+
+
+def test_accelerator_with_an_ei_type_is_the_ei_flow(cli, account):
+    launches = record(account.ec2, "RunInstances")
+    result = cli("--region", REGION, "--instance-type", "m5.xlarge", "--accelerator", "eia2.large", "--yes",
+                 "--name", "eiflag", "--ssh-cidr", SSH_CIDR)
+    assert result.code == 0, result.stderr
+    assert [launch["ElasticInferenceAccelerators"] for launch in launches] == [[{"Type": "eia2.large", "Count": 1}]]
+
+
+# ---- the EI refusal suggests the alternative -----------------------------------------------------
+
+def test_ei_refusal_rolls_back_and_prints_the_command_that_works(cli, account, alt):
+    account.ec2.create_key_pair(KeyName="mykey")
+    before = snapshot(account)
+    injected = inject(account.ec2, "RunInstances", "Unsupported", "Amazon Elastic Inference is no longer available.",
+                      times=1)
+    result = cli("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "refused",
+                 "--key-name", "mykey", "--ssh-cidr", SSH_CIDR, "--volume-size", "120", "--output", "json")
+    message = assert_clean_failure(result)
+    assert len(injected) == 1
+    assert "since April 2023" in message and "Everything this run created was removed" in message
+    assert snapshot(account) == before
+
+    error = result.json["error"]
+    assert error["code"] == "ei-unavailable"
+    command = error["suggested_command"]
+    assert command == (f"python amazonei_setup.py --region {REGION} --accelerator inf2 --name refused-inf2 "
+                       f"--key-name mykey --ssh-cidr {SSH_CIDR} --volume-size 120 --yes")
+    lines = result.stderr.splitlines()
+    assert command in lines  # on a line of its own, whole, outside any box
+    assert lines.index(command) > next(i for i, line in enumerate(lines) if line.startswith("error:"))
+
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "amazonei_setup.py"]
+    again = cli(*argv[2:])
+    assert again.code == 0, again.stderr
+    (instance,) = live(account)
+    assert (instance["InstanceType"], instance["KeyName"], instance["ImageId"]) == ("inf2.xlarge", "mykey", alt["inf2"])
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["amazonei-setup:deployment"] == "refused-inf2"
+
+
+def test_the_suggested_command_keeps_network_sandbox_and_profile_flags():
+    from types import SimpleNamespace
+
+    from amazonei_setup.cli import alternative_command
+
+    plan = SimpleNamespace(name="a" * 32, region="us-east-1")
+    args = SimpleNamespace(sandbox=False, profile="work", endpoint_url=None, key_name=None, key_dir="my keys",
+                           ssh_cidr=None, volume_size=None, vpc_id="vpc-1", subnet_id="subnet-1", new_key=True,
+                           yes=False)
+    command = alternative_command(args, plan)
+    assert command == ("python amazonei_setup.py --profile work --region us-east-1 --accelerator inf2 --name "
+                       f"{'a' * 27}-inf2 --key-dir 'my keys' --vpc-id vpc-1 --subnet-id subnet-1 --new-key")
+    sandboxed = alternative_command(SimpleNamespace(**{**vars(args), "sandbox": True, "yes": True}), plan)
+    assert sandboxed.startswith("python amazonei_setup.py --sandbox --region") and sandboxed.endswith("--yes")
+    assert "--profile" not in sandboxed
+
+
+def test_other_failures_suggest_nothing(cli, account, alt):
+    inject(account.ec2, "RunInstances", "InsufficientInstanceCapacity", "no capacity")
+    result = cli("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "cap", "--ssh-cidr", SSH_CIDR,
+                 "--output", "json")
+    assert result.code == 1
+    assert set(result.json["error"]) == {"code", "message"}
+    assert "--accelerator inf2" not in result.stderr
+
+
+# ---- the wizard's question -----------------------------------------------------------------------
+
+def test_the_accelerator_question_lists_ei_first_then_the_alternatives():
+    asker = ScriptedAsker()
+    facts = hand_facts(family_images={"inf2": None, "gpu": None})  # looked up (an image is needed only if chosen)
+    build_plan(SetupRequest(instance_type="m5.xlarge", name="q", ssh_cidr=SSH_CIDR), facts, asker)
+    question = asker.question("--accelerator-type")
+    values = [o.value for o in question.options if not o.separator]
+    assert values == [*catalog.ACCELERATORS, "inf2", "gpu"]
+    heading = next(i for i, o in enumerate(question.options) if o.separator)
+    assert heading == len(catalog.ACCELERATORS)  # the alternatives come after every EI type
+    assert "alternatives" in question.options[heading].title
+    assert question.default == "eia2.medium"
+    titles = {o.value: o.title for o in question.options}
+    assert "32 GiB" in titles["inf2"] and "high" in titles["inf2"] and "$0.758/h" in titles["inf2"]
+    assert "16 GiB" in titles["gpu"] and "entry" in titles["gpu"] and "$0.526/h" in titles["gpu"]
+    for option in question.options:
+        assert len("? Elastic Inference accelerator: " + option.title) <= 80, option.title
+
+
+def test_alternatives_are_offered_only_when_discovery_looked_them_up():
+    asker = ScriptedAsker()
+    build_plan(SetupRequest(instance_type="m5.xlarge", name="q", ssh_cidr=SSH_CIDR), hand_facts(), asker)
+    assert [o.value for o in asker.question("--accelerator-type").options] == list(catalog.ACCELERATORS)
+
+
+def test_g6_has_no_source_so_its_price_is_unknown():
+    from amazonei_setup.wizard import family_title
+
+    assert "g6.xlarge" not in catalog.INSTANCE_HOURLY_USD
+    assert family_title(catalog.FAMILIES["gpu"], "g6.xlarge").endswith("price unknown")
+
+
+def test_choosing_an_alternative_at_the_prompt_asks_its_instance_type(cli, account, alt):
+    asker = ScriptedAsker(accelerator_type="gpu", instance_type="g5.xlarge")
+    result = cli("--region", REGION, "--instance-type", "m5.xlarge", "--name", "picked", "--ssh-cidr", SSH_CIDR,
+                 asker=asker, tty=True)
+    assert result.code == 0, result.stderr
+    assert asker.flags[:2] == ["--accelerator-type", "--instance-type"]
+    assert "Operating system (Deep Learning AMI):" not in [q.message for q in asker.asked]
+    assert [o.value for o in asker.question("--instance-type").options] == ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"]
+    (instance,) = live(account)
+    assert (instance["InstanceType"], instance["ImageId"]) == ("g5.xlarge", alt["gpu"])
+    assert "--instance-type m5.xlarge is not used: GPU instance types" in words(result.stderr)
+
+
+def test_the_prompt_shows_the_alternatives_on_the_same_screen(cli, account, alt):
+    from tests.test_wizard import ENTER, interactive, keyboard, seen
+
+    with keyboard(ENTER * 3 + "n") as (asker, screen):
+        run = cli(*interactive("--name", "screen", "--ssh-cidr", SSH_CIDR), asker=asker, tty=True)
+    assert run.code == 0, run.stderr
+    text = seen(screen)
+    ei, alternatives = text.index("eia1.xlarge"), text.index("current alternatives")
+    assert ei < alternatives < text.index("inf2.xlarge") < text.index("g4dn.xlarge")
+
+
+def test_plan_json_names_the_family(cli, account, alt):
+    result = cli(*family_args("dry", "gpu", "--dry-run"), "--output", "json")
+    assert result.code == 0, result.stderr
+    plan = result.json["result"]["plan"]
+    assert (plan["family"], plan["instance_type"], plan["accelerator_type"], plan["ssh_user"]) == (
+        "gpu", "g4dn.xlarge", None, "ubuntu")
+    kinds = [i["kind"] for i in plan["items"]]
+    assert "vpc-endpoint" not in kinds
+    assert json.dumps(plan)
+
+
+def test_teardown_reaches_a_family_deployment_outside_the_ei_regions(cli, account):
+    from amazonei_setup.sandbox import seed_alternative_amis
+
+    seed_alternative_amis(ACCOUNT, "eu-central-1")
+    frankfurt = account.in_region("eu-central-1")
+    before = snapshot(frankfurt)
+    argv = [a if a != REGION else "eu-central-1" for a in family_args("fra", "inf2")]
+    assert cli(*argv).code == 0
+    gone = cli("teardown", "--region", "eu-central-1", "--name", "fra", "--yes")
+    assert gone.code == 0, gone.stderr
+    assert snapshot(frankfurt) == before
+    message = assert_clean_failure(cli("teardown", "--region", "us-west-9", "--name", "fra", "--yes"), 2)
+    assert "us-west-9" in message and "--region" in message
