@@ -332,13 +332,17 @@ def _choose_family_type(request, asker, family: catalog.Family, warnings) -> str
     return asker.select(f"{family.label} instance type:", options, family.default_type, flag="--instance-type")
 
 
+def _requested_image(request, facts, otherwise: str) -> Image:
+    """The --ami-id image; `otherwise` names what dropping the flag would use."""
+    if facts.requested_image is None:
+        raise UsageError(f"--ami-id {request.ami_id} does not exist in {facts.region} (or is not shared with "
+                         f"you): check the id, or drop --ami-id to use {otherwise}.")
+    return facts.requested_image
+
+
 def _choose_family_image(request, facts, family: catalog.Family) -> Image:
     if request.ami_id:
-        image = facts.requested_image
-        if image is None:
-            raise UsageError(f"--ami-id {request.ami_id} does not exist in {facts.region} (or is not shared with "
-                             f"you): check the id, or drop --ami-id to use the {family.label} Deep Learning AMI.")
-        return image
+        return _requested_image(request, facts, f"the {family.label} Deep Learning AMI")
     image = facts.family_images.get(family.key)
     if image is None:
         raise UsageError(f"No {family.label} Deep Learning AMI ({family.ami_name_pattern.rstrip(' *')}) is available "
@@ -359,10 +363,7 @@ def _zones(facts: Facts, family: catalog.Family | None, instance_type: str | Non
 
 def _choose_image(request, facts, asker, warnings) -> tuple[str | None, Image]:
     if request.ami_id:
-        image = facts.requested_image
-        if image is None:
-            raise UsageError(f"--ami-id {request.ami_id} does not exist in {facts.region} (or is not shared with "
-                             "you): check the id, or drop --ami-id to use the newest Deep Learning AMI.")
+        image = _requested_image(request, facts, "the newest Deep Learning AMI")
         if image.os_key is None:
             warnings.append(f"{image.id} ({image.name or 'unnamed'}) is not an Amazon Linux or Ubuntu 16.04 Deep "
                             "Learning AMI, the only images that ship the amazonei_* environments.")
@@ -387,8 +388,9 @@ def _guess_user(image: Image | None) -> str:
     return "ubuntu" if image and "ubuntu" in image.name.lower() else "ec2-user"
 
 
-def _choose_subnet(request, facts, asker, zones: tuple[tuple[str, ...], str] | None = None) -> Subnet:
-    azs, offer = zones or (facts.ei_azs, "Elastic Inference")
+def _choose_subnet(request, facts, asker, zones: tuple[tuple[str, ...], str]) -> Subnet:
+    """zones: the AZs a subnet may be in and what they offer, from _zones()."""
+    azs, offer = zones
     by_id = {s.id: s for s in facts.subnets}
     vpc_ids = {v.id for v in facts.vpcs}
     if request.subnet_id:
