@@ -285,7 +285,7 @@ def _fail(ui, args, err, log_path) -> int:
     if log_path and err.exit_code == 1:
         message += f" (AWS call log: {log_path})"
     ui.error(message)
-    suggested = getattr(err, "suggested_command", None)
+    suggested = err.suggested_command
     if suggested:  # a line of its own, outside any box, so it copies whole
         ui.show(ui.suggestion("The same choices on Inferentia2 (today's alternative to EI):", suggested))
     if args.output == "json":
@@ -365,11 +365,7 @@ def alternative_command(args, plan, family: str = "inf2") -> str:
     import shlex
 
     name = f"{plan.name[:31 - len(family)].rstrip('-')}-{family}"
-    parts = ["python", "amazonei_setup.py"]
-    if args.sandbox:
-        parts.append("--sandbox")
-    elif args.profile:
-        parts += ["--profile", args.profile]
+    parts = ["python", "amazonei_setup.py", *shlex.split(_account_flags(args))]
     if args.endpoint_url and not args.sandbox:
         parts += ["--endpoint-url", args.endpoint_url]
     parts += ["--region", plan.region, "--accelerator", family, "--name", name]

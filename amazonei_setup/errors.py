@@ -6,6 +6,7 @@ class ToolError(Exception):
 
     exit_code = 1
     code = "error"  # stable machine-readable code for --output json
+    suggested_command: str | None = None  # a command to copy that gets the user further (printed whole)
 
     def __init__(self, message: str, *, code: str | None = None):
         super().__init__(message)
