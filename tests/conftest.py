@@ -19,20 +19,26 @@ ACCOUNT = "123456789012"
 SSH_CIDR = "198.51.100.4/32"
 
 
+def isolate(mp: pytest.MonkeyPatch, home) -> None:
+    """Point HOME, the tool's home and the AWS config at `home`; dummy credentials; no real endpoint,
+    profile or region from the caller's shell. One list, for function- and module-scoped fixtures."""
+    mp.setenv("HOME", str(home))
+    mp.setenv("AMAZONEI_SETUP_HOME", str(home / ".amazonei-setup"))
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    mp.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
+    mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+                "AWS_REGION", "CI"):
+        mp.delenv(var, raising=False)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
     """No test touches the real home, real profiles, or a real endpoint."""
     home = tmp_path / "home"
     home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("AMAZONEI_SETUP_HOME", str(home / ".amazonei-setup"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
-                "AWS_REGION", "CI"):
-        monkeypatch.delenv(var, raising=False)
+    isolate(monkeypatch, home)
     return home
 
 

@@ -26,7 +26,7 @@ from amazonei_setup.discover import Facts, Image, InstanceType, Subnet, Vpc
 from amazonei_setup.errors import UsageError
 from amazonei_setup.plan import CREATE, REUSE, UPDATE
 from amazonei_setup.wizard import DefaultsAsker, QuestionaryAsker, SetupRequest, build_plan
-from tests.conftest import ACCOUNT, REGION, SSH_CIDR, record, setup_args, snapshot
+from tests.conftest import ACCOUNT, REGION, SSH_CIDR, isolate, record, setup_args, snapshot
 
 AL44 = "Deep Learning AMI (Amazon Linux) Version 44.0"
 UBUNTU40 = "Deep Learning AMI (Ubuntu 16.04) Version 40.0"
@@ -45,14 +45,7 @@ def seeded(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("wizard-facts")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        mp.setenv("AMAZONEI_SETUP_HOME", str(home / ".amazonei-setup"))
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
-        for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-            mp.delenv(var, raising=False)
+        isolate(mp, home)
         with mock_aws():
             seed_deep_learning_amis(ACCOUNT, REGION)
             seed_deep_learning_amis(ACCOUNT, "ap-northeast-1")
