@@ -212,6 +212,11 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return AwsError(f"Your account has not enabled this region or service{where}: enable the region "
                         "in the AWS console (Account > AWS Regions) or choose another --region.",
                         code="opt-in-required")
+    if operation == "RunInstances" and code.endswith("LimitExceeded") and _is_ei_refusal(message):
+        # A quota, not the retirement: accounts that still have EI get a per-region quota of accelerators.
+        return AwsError(f"Your account's Elastic Inference accelerator quota in this region is used up ({code}: "
+                        f"{message.rstrip('.')}): tear down deployments you no longer use (`list`), or ask for more in "
+                        "the Service Quotas console (Amazon Elastic Inference).", code="ei-quota")
     if operation == "RunInstances" and _is_ei_refusal(message):
         return AwsError("AWS refused the Elastic Inference accelerator: since April 2023 EI launches only for "
                         "accounts that used it in the previous 30 days, and AWS retired it for everyone else. "

@@ -59,6 +59,9 @@ class Plan:
     hourly_usd: float | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     family: str | None = None  # inf2 / gpu: today's alternative (accelerator_type is then None)
+    count: int = 1  # instances launched in one run_instances call (--count)
+    min_count: int = 1  # fewer are accepted down to this (--min-count); EC2 launches all or nothing otherwise
+    instance_ids: tuple[str, ...] = ()  # every live instance of an existing deployment (instance_id is the first)
 
     @property
     def exists(self) -> bool:
@@ -84,15 +87,25 @@ class Plan:
                                       ", ".join(changes) or "shared EI runtime endpoint"))
             else:
                 items.append(PlanItem("vpc-endpoint", "elastic-inference.runtime", CREATE, "private DNS on"))
-        items.append(PlanItem("key-pair", self.key_name, CREATE if self.create_key else REUSE,
-                              f"private key saved to {self.key_path}" if self.create_key else ""))
+        key_note = ("" if not self.create_key else f"private key saved to {self.key_path}" if self.key_path
+                    else "by the stack; its private key goes to SSM Parameter Store")
+        items.append(PlanItem("key-pair", self.key_name, CREATE if self.create_key else REUSE, key_note))
         if self.instance_id:
-            items.append(PlanItem("instance", self.instance_id, REUSE,
+            others = len(self.instance_ids) - 1
+            items.append(PlanItem("instance", self.instance_id + (f" (+{others} more)" if others > 0 else ""), REUSE,
+                                  "any stopped one is started" if others > 0 else
                                   "will be started" if self.instance_state == "stopped" else self.instance_state or ""))
         else:
-            items.append(PlanItem("instance", self.instance_type, CREATE,
-                                  f"{self.accelerator_label}, {self.ami_name}"))
+            items.append(PlanItem("instance", self.instance_type if self.count == 1 else
+                                  f"{self.count} x {self.instance_type}", CREATE,
+                                  f"{self.accelerator_label}, {self.ami_name}" + self.count_detail))
         return items
+
+    @property
+    def count_detail(self) -> str:
+        if self.min_count < self.count:
+            return f"; at least {self.min_count} if EC2 lacks capacity for all"
+        return "; all or none" if self.count > 1 else ""
 
     @property
     def accelerator_label(self) -> str:

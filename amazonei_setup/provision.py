@@ -67,20 +67,41 @@ class Journal:
 @dataclass(frozen=True)
 class SetupResult:
     plan: Plan
-    instance: instances.InstanceInfo
+    instances: list[instances.InstanceInfo]  # every instance of the deployment, in launch order
     resources: list[dict]
     key_path: str | None
+    stack_name: str | None = None  # set when CloudFormation holds the deployment (export --deploy)
+    stack_outputs: dict = field(default_factory=dict)
+
+    @property
+    def instance(self) -> instances.InstanceInfo:
+        return self.instances[0]
+
+    @property
+    def shortfall(self) -> int:
+        """How many fewer instances than --count EC2 launched (only possible with --min-count)."""
+        return max(self.plan.count - len(self.instances), 0)
+
+    def ssh_command_for(self, instance: instances.InstanceInfo) -> str:
+        return f"ssh -i {self.key_path} {self.plan.ssh_user}@{instance.host}"
 
     @property
     def ssh_command(self) -> str:
-        return f"ssh -i {self.key_path} {self.plan.ssh_user}@{self.instance.host}"
+        return self.ssh_command_for(self.instance)
 
     @property
     def port_forward_command(self) -> str:
         return f"ssh -i {self.key_path} -L 8888:localhost:8888 {self.plan.ssh_user}@{self.instance.host}"
 
     def to_dict(self) -> dict:
-        # "family" only for today's alternatives: an EI result keeps exactly the keys it always had.
+        # "family" only for today's alternatives, and the fleet keys only with --count: a single EI result
+        # keeps exactly the keys it always had.
+        fleet = {}
+        if self.plan.count > 1 or len(self.instances) > 1:
+            fleet = {"requested_count": self.plan.count, "launched_count": len(self.instances),
+                     "instances": [{"instance_id": i.id, "state": i.state, "public_dns": i.public_dns,
+                                    "public_ip": i.public_ip, "ssh_command": self.ssh_command_for(i)}
+                                   for i in self.instances]}
         return {
             "name": self.plan.name, "region": self.plan.region, "instance_id": self.instance.id,
             "state": self.instance.state, "instance_type": self.plan.instance_type,
@@ -89,7 +110,9 @@ class SetupResult:
             "public_dns": self.instance.public_dns,
             "public_ip": self.instance.public_ip, "ssh_user": self.plan.ssh_user, "key_path": self.key_path,
             "ssh_command": self.ssh_command, "port_forward_command": self.port_forward_command,
-            "hourly_usd": self.plan.hourly_usd, "resources": self.resources,
+            "hourly_usd": self.plan.hourly_usd, **fleet,
+            **({"stack_name": self.stack_name, "stack_outputs": self.stack_outputs} if self.stack_name else {}),
+            "resources": self.resources,
         }
 
 
@@ -286,16 +309,21 @@ def _ensure_endpoint(run: Run, group_id: str) -> str:
     return plan.endpoint_id
 
 
-def _launch(run: Run, group_id: str) -> instances.InstanceInfo:
+def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
     plan = run.plan
     if plan.instance_id:
-        run.journal.add("instance", plan.instance_id, "reused")
-        if plan.instance_state == "stopped":
-            instances.start(run.ec2, plan.instance_id)
-            run.report(Event("updated", "instance", f"Starting stopped instance {plan.instance_id}", plan.instance_id))
+        ids = list(plan.instance_ids or (plan.instance_id,))
+        current = instances.describe_many(run.ec2, ids)
+        for found in current:
+            run.journal.add("instance", found.id, "reused")
+        stopped = [i.id for i in current if i.state == "stopped"]
+        if stopped:
+            instances.start(run.ec2, stopped)
+            run.report(Event("updated", "instance", f"Starting stopped instance(s) {', '.join(stopped)}",
+                             stopped[0]))
         else:
-            run.report(Event("reused", "instance", f"Instance {plan.instance_id} already exists", plan.instance_id))
-        return instances.describe(run.ec2, plan.instance_id)
+            run.report(Event("reused", "instance", f"Instance(s) {', '.join(ids)} already exist", ids[0]))
+        return instances.describe_many(run.ec2, ids) if stopped else current
     instance_tags = run.tags + [{"Key": "Name", "Value": plan.name}]
     extra = {tags.ACCELERATOR: plan.accelerator_type or plan.family, tags.SSH_USER: plan.ssh_user}
     instance_tags += [{"Key": k, "Value": v} for k, v in extra.items() if v]
@@ -303,34 +331,53 @@ def _launch(run: Run, group_id: str) -> instances.InstanceInfo:
         ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
         subnet_id=plan.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
         root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
-        client_token=run.client_token)
-    run.report(Event("start", "instance", f"Launching {plan.instance_type} with {plan.accelerator_label}"))
+        client_token=run.client_token, count=plan.count, min_count=plan.min_count)
+    several = f"{plan.count} x " if plan.count > 1 else ""
+    run.report(Event("start", "instance", f"Launching {several}{plan.instance_type} with {plan.accelerator_label}"))
 
     def on_retry(delay: float) -> None:
         run.report(Event("retry", "instance",
                          f"EC2 does not see the new instance profile yet; retrying in {delay:.0f} s"))
 
-    launched = instances.run_instance(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
-    run.journal.add("instance", launched.id, "created")
-    run.report(Event("created", "instance", f"Launched instance {launched.id}", launched.id))
+    launched = instances.run_instances(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
+    for each in launched:
+        run.journal.add("instance", each.id, "created")
+    ids = ", ".join(i.id for i in launched)
+    run.report(Event("created", "instance", f"Launched instance{'s' if len(launched) > 1 else ''} {ids}",
+                     launched[0].id))
+    if len(launched) < plan.count:
+        run.report(Event("warning", "instance",
+                         f"EC2 launched {len(launched)} of {plan.count} instances (--min-count {plan.min_count}): it "
+                         "lacked capacity or quota for the rest", launched[0].id))
     return launched
 
 
-def _wait_running(run: Run, launched: instances.InstanceInfo) -> instances.InstanceInfo:
-    latest = [launched]
+def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[instances.InstanceInfo]:
+    """All instances at once: one describe call per poll, whatever the count."""
+    latest = list(launched)
+    ids = [i.id for i in launched]
+    label = ids[0] if len(ids) == 1 else f"{len(ids)} instances"
 
     def fetch() -> str:
-        latest[0] = instances.describe(run.ec2, launched.id)
-        return latest[0].state
+        latest[:] = instances.describe_many(run.ec2, ids)
+        states = {i.state for i in latest}
+        if len(latest) < len(ids):
+            return "terminated"  # one vanished from describe_instances: it is not coming up
+        bad = states & {"shutting-down", "terminated", "stopping", "stopped"}
+        if bad:
+            return sorted(bad)[0]
+        return "running" if states == {"running"} and all(i.host for i in latest) else "pending"
 
-    if launched.state != "running" or not launched.host:
-        run.report(Event("wait", "instance", f"Waiting for {launched.id} to be running", launched.id))
+    if any(i.state != "running" or not i.host for i in launched):
+        run.report(Event("wait", "instance", f"Waiting for {label} to be running", ids[0]))
         wait_for(fetch, done={"running"}, failed={"shutting-down", "terminated", "stopping", "stopped"},
-                 what=f"Instance {launched.id}", timeout=INSTANCE_TIMEOUT, sleep=run.sleep,
-                 how_to_check=f"check it with `aws ec2 describe-instances --instance-ids {launched.id} --region "
+                 what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
+                 timeout=INSTANCE_TIMEOUT, sleep=run.sleep,
+                 how_to_check=f"check it with `aws ec2 describe-instances --instance-ids {' '.join(ids)} --region "
                               f"{run.plan.region}` or the EC2 console")
-    run.report(Event("done", "instance", f"Instance {launched.id} is running", launched.id))
-    return latest[0]
+    run.report(Event("done", "instance", f"{'Instance ' + ids[0] + ' is' if len(ids) == 1 else label + ' are'} "
+                                         "running", ids[0]))
+    return latest
 
 
 def _wait_endpoint(run: Run, endpoint_id: str) -> None:
@@ -361,6 +408,11 @@ def _rolled_back(run: Run, failure: BaseException) -> ToolError:
     # Newest first, except that the role goes last: it was created concurrently with the profile,
     # and while the profile holds it IAM refuses to delete it (DeleteConflict).
     ordered = sorted(reversed(created), key=lambda r: r.kind == "iam-role")
+    # The instances of one launch go together: one terminate call, and their waits overlap.
+    launched = [r for r in ordered if r.kind == "instance"]
+    if launched:
+        ordered = [Record("instance", ", ".join(r.id for r in launched), "created")] + [
+            r for r in ordered if r.kind != "instance"]
     try:
         for record in ordered:
             try:
@@ -397,9 +449,12 @@ def _find_inflight_launch(run: Run, created: list[Record]) -> None:
 def _undo(run: Run, record: Record) -> None:
     ec2 = run.ec2
     if record.kind == "instance":
-        instances.terminate(ec2, [record.id])
-        wait_for(lambda: instance_state_or_gone(ec2, record.id), done={"terminated"}, what=f"Instance {record.id}",
-                 timeout=INSTANCE_TIMEOUT, sleep=run.plain_sleep, how_to_check="check the EC2 console")
+        ids = record.id.split(", ")
+        instances.terminate(ec2, ids)
+        for instance_id in ids:
+            wait_for(lambda i=instance_id: instance_state_or_gone(ec2, i), done={"terminated"},
+                     what=f"Instance {instance_id}", timeout=INSTANCE_TIMEOUT, sleep=run.plain_sleep,
+                     how_to_check="check the EC2 console")
     elif record.kind == "vpc-endpoint":
         network.delete_ei_endpoint(ec2, record.id)
     elif record.kind == "vpc-endpoint-membership":
@@ -437,8 +492,8 @@ def check_permissions(aws: Aws, plan: Plan) -> list[str]:
         "ec2:CreateSecurityGroup": lambda: ec2.create_security_group(
             GroupName=plan.security_group_name, Description="dry run", VpcId=plan.vpc_id, DryRun=True),
         "ec2:RunInstances": lambda: ec2.run_instances(
-            ImageId=plan.ami_id, InstanceType=plan.instance_type, MinCount=1, MaxCount=1, SubnetId=plan.subnet_id,
-            DryRun=True),
+            ImageId=plan.ami_id, InstanceType=plan.instance_type, MinCount=plan.min_count, MaxCount=plan.count,
+            SubnetId=plan.subnet_id, DryRun=True),
     }
     if plan.accelerator_type and not plan.endpoint_id:
         checks["ec2:CreateVpcEndpoint"] = lambda: ec2.create_vpc_endpoint(

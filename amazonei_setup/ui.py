@@ -89,8 +89,11 @@ class Ui:
         choices = Table.grid(padding=(0, 2))
         choices.add_column(style="bold")
         choices.add_column(overflow="fold")
-        cost = f"${plan.hourly_usd:.3f}/h (about ${plan.hourly_usd * 24 * 30:,.0f} per 30 days)" \
-            if plan.hourly_usd is not None else "unknown for this instance type"
+        total = plan.hourly_usd * plan.count if plan.hourly_usd is not None else None
+        cost = f"${total:.3f}/h (about ${total * 24 * 30:,.0f} per 30 days)" if total is not None \
+            else "unknown for this instance type"
+        if total is not None and plan.count > 1:
+            cost += f" for {plan.count} instances at ${plan.hourly_usd:.3f}/h each"
         for label, value in (
             ("Deployment", f"{plan.name}  ({plan.region}, account {plan.account_id})"),
             ("Instance", _instance_line(plan.instance_type, plan.accelerator_type, plan.family)),
@@ -124,24 +127,41 @@ class Ui:
         come out broken. A long command is wrapped by the terminal only, so copying keeps it whole.
         """
         d = result.to_dict()
+        fleet = d.get("instances") or []
         lines = Table.grid(padding=(0, 2))
         lines.add_column(style="bold")
         lines.add_column(overflow="fold")
-        lines.add_row("Instance", f"{d['instance_id']} ({d['state']}), "
-                                  f"{_instance_line(d['instance_type'], d['accelerator_type'], d.get('family'))}")
-        lines.add_row("Public DNS", d["public_dns"] or d["public_ip"] or "(none)")
-        if d["public_dns"] and d["public_ip"]:
-            lines.add_row("Public IP", d["public_ip"])
+        kind = _instance_line(d['instance_type'], d['accelerator_type'], d.get('family'))
+        if fleet:
+            launched, requested = d["launched_count"], d["requested_count"]
+            lines.add_row("Instances", f"{launched} of {requested} launched, {kind}")
+            for each in fleet:
+                lines.add_row("", f"{each['instance_id']} ({each['state']}) "
+                                  f"{each['public_dns'] or each['public_ip'] or '(no address)'}")
+        else:
+            lines.add_row("Instance", f"{d['instance_id']} ({d['state']}), {kind}")
+            lines.add_row("Public DNS", d["public_dns"] or d["public_ip"] or "(none)")
+            if d["public_dns"] and d["public_ip"]:
+                lines.add_row("Public IP", d["public_ip"])
         if d["accelerator_type"]:
             lines.add_row("EI health", "CloudWatch namespace AWS/ElasticInference, metrics "
                                        "AcceleratorHealthCheckFailed, ConnectivityCheckFailed")
+        if d.get("stack_name"):
+            lines.add_row("Stack", f"{d['stack_name']} (CloudFormation; teardown deletes it)")
         if d["hourly_usd"] is not None:
-            lines.add_row("Cost", f"${d['hourly_usd']:.3f} per hour while running")
+            each = f" (${d['hourly_usd']:.3f} each)" if fleet else ""
+            lines.add_row("Cost", f"${d['hourly_usd'] * max(len(fleet), 1):.3f} per hour while running{each}")
+        if fleet and d["launched_count"] < d["requested_count"]:
+            lines.add_row("Shortfall", Text(f"EC2 launched {d['requested_count'] - d['launched_count']} fewer than "
+                                            "--count (capacity or quota); run setup with a new --name for more",
+                                            style="yellow"))
         panel = Panel(lines, title=f"Ready: {d['name']}", title_align="left", border_style="green")
         teardown = teardown_command(d["region"], d["name"], account_flags)
+        connect = [Command(each["ssh_command"]) for each in fleet] or [Command(d["ssh_command"])]
         parts = [panel,
-                 _caption("Connect:"), Command(d["ssh_command"]),
-                 _caption("Jupyter (then run `jupyter notebook` there and open http://localhost:8888):"),
+                 _caption("Connect:" if not fleet else "Connect (one line per instance):"), *connect,
+                 _caption("Jupyter (then run `jupyter notebook` there and open http://localhost:8888):" if not fleet
+                          else "Jupyter on the first instance (the same -L works with each line above):"),
                  Command(d["port_forward_command"])]
         if d["accelerator_type"]:
             parts += [_caption("Check the accelerator (on the instance):"),

@@ -44,6 +44,8 @@ class SetupRequest:
     volume_size: int | None = None
     default_ssh_cidr: str | None = None  # e.g. the sandbox's loopback, when no lookup is wanted
     family: str | None = None  # inf2 / gpu (--accelerator): today's alternative instead of EI
+    count: int | None = None  # --count: instances to launch (None: 1, or whatever an existing deployment has)
+    min_count: int | None = None  # --min-count: accept fewer when EC2 lacks capacity
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,9 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         instance_id=instance.id if instance else None, instance_state=instance.state if instance else None,
         hourly_usd=catalog.hourly_usd(instance_type, accelerator), warnings=tuple(warnings),
         family=family.key if family else None,
+        count=len(existing["instances"]) if instance else request.count or 1,
+        min_count=len(existing["instances"]) if instance else request.min_count or request.count or 1,
+        instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
     )
 
 
@@ -227,9 +232,18 @@ def _existing_deployment(request: SetupRequest, facts: Facts, name: str) -> dict
     if owner and owner != facts.owner:
         raise UsageError(f"A deployment named '{name}' already exists in {facts.region} and belongs to "
                          f"{owner}: choose another --name.")
+    stack = next((t[tags.CFN_STACK_NAME] for t in [tags.as_dict(g.get("Tags")) for g in groups] + [
+        i.tags for i in found] if tags.CFN_STACK_NAME in t), None)
+    if stack:
+        raise UsageError(f"Deployment '{name}' is held by the CloudFormation stack {stack}: change it through "
+                         "CloudFormation (or tear it down and run again), or choose another --name.")
     instance = found[0] if found else None
     if instance is not None:
         _check_same_instance(request, facts, name, instance)
+        if request.count and not (request.min_count or request.count) <= len(found) <= request.count:
+            raise UsageError(f"Deployment '{name}' already runs {len(found)} instance(s), not {request.count}: pass "
+                             f"--count {len(found)} (or leave it out) to converge it, or tear it down first, or "
+                             "choose another --name.")
     group = groups[0] if groups else None
     subnet_id = instance.subnet_id if instance else None
     subnet = next((s for s in facts.subnets if s.id == subnet_id), None)
@@ -246,7 +260,7 @@ def _existing_deployment(request: SetupRequest, facts: Facts, name: str) -> dict
         if wanted and wanted != actual:
             raise UsageError(f"Deployment '{name}' already runs in {actual}, not {wanted}: drop {flag}, or "
                              "tear it down first, or choose another --name.")
-    return {"name": name, "group": group, "instance": instance, "subnet": subnet}
+    return {"name": name, "group": group, "instance": instance, "instances": found, "subnet": subnet}
 
 
 def _check_same_instance(request: SetupRequest, facts: Facts, name: str, instance) -> None:

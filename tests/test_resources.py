@@ -381,10 +381,10 @@ def live_instances(ec2) -> list[dict]:
         {"Name": "instance-state-name", "Values": instances.LIVE_STATES}])["Reservations"] for i in r["Instances"]]
 
 
-def test_run_instance_launches_what_the_request_says_and_start_terminate_work(account, vpc, group, launch):
+def test_run_instances_launches_what_the_request_says_and_start_terminate_work(account, vpc, group, launch):
     requests = record(account.ec2, "RunInstances")
 
-    launched = instances.run_instance(account.ec2, launch, sleep=Sleeper())
+    [launched] = instances.run_instances(account.ec2, launch, sleep=Sleeper())
 
     assert requests[0]["ElasticInferenceAccelerators"] == [{"Type": "eia2.medium", "Count": 1}]
     [raw] = live_instances(account.ec2)
@@ -403,18 +403,18 @@ def test_run_instance_launches_what_the_request_says_and_start_terminate_work(ac
 
     account.ec2.stop_instances(InstanceIds=[launched.id])
     assert instances.describe(account.ec2, launched.id).state == "stopped"
-    instances.start(account.ec2, launched.id)
+    instances.start(account.ec2, [launched.id])
     assert instances.describe(account.ec2, launched.id).state == "running"
     instances.terminate(account.ec2, [launched.id])
     assert live_instances(account.ec2) == []
     instances.terminate(account.ec2, ["i-0123456789abcdef0"])  # InvalidInstanceID.NotFound: already gone
 
 
-def test_run_instance_retries_only_the_profile_propagation_error_then_succeeds(account, launch):
+def test_run_instances_retries_only_the_profile_propagation_error_then_succeeds(account, launch):
     calls = inject(account.ec2, "RunInstances", "InvalidParameterValue", PROPAGATION_MESSAGE, times=2)
     sleep, retries = Sleeper(), []
 
-    launched = instances.run_instance(account.ec2, launch, sleep=sleep, on_retry=retries.append)
+    [launched] = instances.run_instances(account.ec2, launch, sleep=sleep, on_retry=retries.append)
 
     assert len(calls) == 2
     assert sleep.calls == retries == [1.0, 2.0]
@@ -424,16 +424,16 @@ def test_run_instance_retries_only_the_profile_propagation_error_then_succeeds(a
     other = inject(account.ec2, "RunInstances", "InvalidParameterValue", "Value (m5.huge) for parameter instanceType")
     sleep = Sleeper()
     with pytest.raises(ClientError):
-        instances.run_instance(account.ec2, launch, sleep=sleep)
+        instances.run_instances(account.ec2, launch, sleep=sleep)
     assert len(other) == 1 and sleep.calls == []
 
 
-def test_run_instance_gives_up_on_propagation_after_its_timeout(account, launch):
+def test_run_instances_gives_up_on_propagation_after_its_timeout(account, launch):
     calls = inject(account.ec2, "RunInstances", "InvalidParameterValue", PROPAGATION_MESSAGE)
     sleep = Sleeper()
 
     with pytest.raises(ClientError) as raised:
-        instances.run_instance(account.ec2, launch, sleep=sleep, timeout=30)
+        instances.run_instances(account.ec2, launch, sleep=sleep, timeout=30)
 
     assert raised.value.response["Error"]["Code"] == "InvalidParameterValue"
     # The (injected) waits add up to the timeout, not to whatever fits into 30 s of a busy loop.

@@ -44,9 +44,11 @@ class InstanceInfo:
 
 def launch_request(*, ami_id: str, instance_type: str, accelerator_type: str | None, subnet_id: str,
                    group_id: str, key_name: str, profile_name: str, root_device: str, volume_size: int,
-                   tag_list: list[dict], client_token: str) -> dict:
+                   tag_list: list[dict], client_token: str, count: int = 1, min_count: int | None = None) -> dict:
+    """One request for `count` identical instances. EC2 launches all of them or none, unless min_count is
+    lower: then as many as it has capacity (and quota) for, at least min_count."""
     request = dict(
-        ImageId=ami_id, InstanceType=instance_type, MinCount=1, MaxCount=1, KeyName=key_name,
+        ImageId=ami_id, InstanceType=instance_type, MinCount=min_count or count, MaxCount=count, KeyName=key_name,
         ClientToken=client_token,  # botocore's own retries cannot launch a second instance
         IamInstanceProfile={"Name": profile_name},
         NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [group_id],
@@ -67,10 +69,10 @@ def is_iam_propagation_error(err: ClientError) -> bool:
     return error_code(err) == "InvalidParameterValue" and "iamInstanceProfile" in message
 
 
-def run_instance(ec2, request: dict, *, sleep: Callable = time.sleep,
+def run_instances(ec2, request: dict, *, sleep: Callable = time.sleep,
                  on_retry: Callable[[float], None] | None = None,
-                 timeout: float = IAM_PROPAGATION_TIMEOUT) -> InstanceInfo:
-    """run_instances, retrying while EC2 cannot yet see the new instance profile.
+                 timeout: float = IAM_PROPAGATION_TIMEOUT) -> list[InstanceInfo]:
+    """run_instances, retrying while EC2 cannot yet see the new instance profile; every instance launched.
 
     `timeout` bounds the time spent: wall-clock time, or the seconds handed to `sleep` when that
     is more (an injected sleep that does not really wait must not turn this into a busy loop).
@@ -80,7 +82,7 @@ def run_instance(ec2, request: dict, *, sleep: Callable = time.sleep,
     delay = 1.0
     while True:
         try:
-            return InstanceInfo.from_api(ec2.run_instances(**request)["Instances"][0])
+            return [InstanceInfo.from_api(i) for i in ec2.run_instances(**request)["Instances"]]
         except ClientError as err:
             elapsed = max(time.monotonic() - started, slept)
             if not is_iam_propagation_error(err) or elapsed + delay > timeout:
@@ -103,8 +105,15 @@ def describe(ec2, instance_id: str) -> InstanceInfo:
     return InstanceInfo.from_api(reservations[0]["Instances"][0])
 
 
-def start(ec2, instance_id: str) -> None:
-    ec2.start_instances(InstanceIds=[instance_id])
+def describe_many(ec2, instance_ids: list[str]) -> list[InstanceInfo]:
+    """Several instances in one call, in the order asked."""
+    reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    found = {i["InstanceId"]: InstanceInfo.from_api(i) for r in reservations for i in r["Instances"]}
+    return [found[i] for i in instance_ids if i in found]
+
+
+def start(ec2, instance_ids: list[str]) -> None:
+    ec2.start_instances(InstanceIds=instance_ids)
 
 
 def terminate(ec2, instance_ids: list[str]) -> None:
