@@ -7,6 +7,7 @@ error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import sys
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import IO
 
 from amazonei_setup import __version__
 
-COMMANDS = ("setup", "teardown", "list", "cost")
+COMMANDS = ("setup", "export", "teardown", "list", "cost")
 SANDBOX_SSH_CIDR = "127.0.0.1/32"
 
 EPILOG = """\
@@ -26,6 +27,14 @@ examples:
       --key-name mykey --ssh-cidr 203.0.113.7/32 --yes --output json
   amazonei_setup.py list --region us-west-2
   amazonei_setup.py teardown --region us-west-2 --name amazonei-3fa9c1 --yes
+"""
+
+EXPORT_EPILOG = """\
+examples:
+  amazonei_setup.py export --region us-west-2 --instance-type m5.xlarge --yes --out ei.yaml
+  amazonei_setup.py export --region us-west-2 --instance-type c5.large --count 3 --yes --out fleet.yaml
+  amazonei_setup.py export --sandbox --region us-west-2 --instance-type m5.xlarge --yes --deploy
+  amazonei_setup.py teardown --region us-west-2 --name NAME --yes     (deletes the stack too)
 """
 
 
@@ -72,6 +81,19 @@ def _volume(value: str) -> int:
     return size
 
 
+MAX_COUNT = 50  # a sanity bound on --count; the real limits are the account's quotas (see the README)
+
+
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number of instances") from None
+    if not 1 <= count <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{count} is outside 1-{MAX_COUNT}")
+    return count
+
+
 def _name(value: str) -> str:
     import re
 
@@ -98,6 +120,9 @@ def _check_setup_flags(args: argparse.Namespace) -> None:
     from amazonei_setup import catalog
 
     see = "See `amazonei_setup.py setup --help`."
+    if args.min_count and args.min_count > (args.count or 1):
+        raise _UsageExit(f"--min-count {args.min_count} is more than --count {args.count or 1}: pass a --count of at "
+                         f"least {args.min_count}. {see}")
     chosen = args.accelerator
     args.family = None
     if chosen in catalog.FAMILIES:
@@ -149,21 +174,12 @@ def _common(parser: argparse.ArgumentParser, region_default: str = "your profile
     out.add_argument("--yes", "-y", action="store_true", help="never prompt: take defaults and confirm")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="amazonei_setup.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-                     description="Create an EC2 instance with an Elastic Inference accelerator (IAM role, security "
-                                 "group, PrivateLink endpoint, key pair, Deep Learning AMI) and remove it again. "
-                                 "Without a command, runs `setup`.",
-                     epilog=EPILOG)
-    parser.add_argument("--version", action="version", version=f"amazonei-setup {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{setup,teardown,list,cost}", parser_class=_Parser)
-
-    setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    setup.add_argument("--instance-type", type=_text,
-                       help="EC2 instance type, e.g. m5.xlarge; required for Elastic Inference, optional with "
-                            "--accelerator inf2/gpu (default: the family's first type)")
-    choice = setup.add_argument_group("choices (asked interactively when omitted)")
+def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
+    """The choices setup and export share: export resolves the very same Plan."""
+    parser.add_argument("--instance-type", type=_text,
+                        help="EC2 instance type, e.g. m5.xlarge; required for Elastic Inference, optional with "
+                             "--accelerator inf2/gpu (default: the family's first type)")
+    choice = parser.add_argument_group("choices (asked interactively when omitted)")
     choice.add_argument("--accelerator-type", type=_text,
                         help="eia2.medium (default), eia2.large, eia2.xlarge, eia1.medium, eia1.large, eia1.xlarge")
     choice.add_argument("--accelerator", type=_accelerator,
@@ -181,9 +197,43 @@ def build_parser() -> argparse.ArgumentParser:
     choice.add_argument("--name", type=_name, help="deployment name for tags and teardown (default amazonei-<random>)")
     choice.add_argument("--ssh-cidr", type=_cidr, help="who may SSH in (default: your public address/32)")
     choice.add_argument("--volume-size", type=_volume, help="root volume GiB (default 100)")
+    fleet = parser.add_argument_group("several instances")
+    fleet.add_argument("--count", type=_count, help=f"launch N identical instances in one request (1-{MAX_COUNT}; "
+                                                    f"default 1); all or none unless --min-count{fleet_note}")
+    fleet.add_argument("--min-count", type=_count, help="accept as few as M instances when EC2 lacks capacity or "
+                                                        "quota for --count")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="amazonei_setup.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Create an EC2 instance with an Elastic Inference accelerator (IAM role, security "
+                                 "group, PrivateLink endpoint, key pair, Deep Learning AMI) and remove it again. "
+                                 "Without a command, runs `setup`.",
+                     epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"amazonei-setup {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{setup,export,teardown,list,cost}",
+                                parser_class=_Parser)
+
+    setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    _setup_flags(setup)
     setup.add_argument("--dry-run", action="store_true", help="resolve and print the plan, check permissions, "
                                                               "create nothing")
     _common(setup)
+
+    export = sub.add_parser("export", help="write the same setup as a CloudFormation template (and deploy it)",
+                            epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _setup_flags(export, fleet_note="; with --count above 1 the template holds a launch template and an Auto "
+                                    "Scaling group")
+    template = export.add_argument_group("template")
+    template.add_argument("--format", choices=("cloudformation",), default="cloudformation",
+                          help="template format (default cloudformation: YAML)")
+    template.add_argument("--out", type=_text, help="write the template to this file (default: standard output)")
+    template.add_argument("--fleet", action="store_true",
+                          help="a launch template + Auto Scaling group even for one instance (--count sets its size)")
+    template.add_argument("--deploy", action="store_true",
+                          help="create the stack now through CloudFormation, wait for it and print how to connect")
+    _common(export)
 
     teardown = sub.add_parser("teardown", help="delete everything a deployment created")
     teardown.add_argument("--name", required=True, type=_name, help="the deployment to remove")
@@ -209,7 +259,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         argv = ["setup", *argv]  # setup is the default command
     args = parser.parse_args(argv)
-    if args.command == "setup":
+    if args.command in ("setup", "export"):
         _check_setup_flags(args)
     return args
 
@@ -250,7 +300,7 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
     command = args.command
     log_path = None
     try:
-        if command in ("setup", "teardown") and not args.yes and not env.stdin_isatty and env.asker is None:
+        if command in ("setup", "export", "teardown") and not args.yes and not env.stdin_isatty and env.asker is None:
             raise UsageError("Standard input is not a terminal, so nothing can be asked: pass --yes to take the "
                              "defaults (and name any choice that has none with its flag).")
         if command == "cost":  # needs AWS only for --live-prices: the command opens it itself
@@ -259,7 +309,7 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
             return cost.run(args, env, ui, lambda: _aws_for(args, ui, env))
         with _aws_for(args, ui, env) as aws:
             log_path = getattr(aws, "log_path", None)
-            handler = {"setup": _setup, "teardown": _teardown, "list": _list}[command]
+            handler = {"setup": _setup, "export": _export, "teardown": _teardown, "list": _list}[command]
             return handler(args, env, ui, aws)
     except KeyboardInterrupt:
         ui.stop_status()
@@ -381,9 +431,9 @@ def alternative_command(args, plan, family: str = "inf2") -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _setup(args, env: Environment, ui, aws) -> int:
-    from amazonei_setup import discover, provision, records, wizard
-    from amazonei_setup.errors import ToolError
+def _resolve_plan(args, env: Environment, ui, aws):
+    """Discovery and the wizard, shared by setup and export: both act on the very same Plan."""
+    from amazonei_setup import discover, wizard
 
     asker = _asker(args, env)
     lookup = None
@@ -399,7 +449,7 @@ def _setup(args, env: Environment, ui, aws) -> int:
         instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type, os=args.os,
         ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
         new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
-        default_ssh_cidr=default_cidr, family=args.family)
+        default_ssh_cidr=default_cidr, family=args.family, count=args.count, min_count=args.min_count)
     # Which alternatives the wizard may pick: the flagged family; all of them when the accelerator question
     # will really be asked (a prompt without --accelerator/--accelerator-type); none otherwise.
     if args.family:
@@ -413,7 +463,14 @@ def _setup(args, env: Environment, ui, aws) -> int:
     with ui.status(f"Looking up your account, {aws.region} and {offer}"):
         facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
                                 families=families, ei=not args.family)
-    plan = wizard.build_plan(request, facts, asker)
+    return wizard.build_plan(request, facts, asker), facts, asker
+
+
+def _setup(args, env: Environment, ui, aws) -> int:
+    from amazonei_setup import provision
+    from amazonei_setup.errors import ToolError
+
+    plan, _, asker = _resolve_plan(args, env, ui, aws)
     ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
     if args.dry_run:
         problems = provision.check_permissions(aws, plan)
@@ -432,13 +489,114 @@ def _setup(args, env: Environment, ui, aws) -> int:
     try:
         result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args))
     except ToolError as err:
-        if err.code == "ei-unavailable":  # most accounts today: offer the same choices on Inferentia2
-            err.suggested_command = alternative_command(args, plan)
+        _next_step_for(err, args, plan)
         raise
-    records.save(plan.region, plan.name, result.to_dict(), sandbox=args.sandbox)
+    return _ready(args, ui, result)
+
+
+def _next_step_for(err, args, plan) -> None:
+    """A launch refusal the user can route around: say how, in the error itself."""
+    if err.code == "ei-unavailable":  # most accounts today: offer the same choices on Inferentia2
+        err.suggested_command = alternative_command(args, plan)
+    elif err.code in ("capacity", "quota", "ei-quota") and plan.min_count > 1:
+        fewer = max(1, min(plan.min_count - 1, plan.count // 2))
+        err.args = (f"{err} With --count, --min-count {fewer} accepts fewer instances when EC2 cannot launch all "
+                    "of them.",)
+
+
+def _ready(args, ui, result) -> int:
+    """The end of a successful setup or deploy: the local record, the ready panel, the JSON."""
+    from amazonei_setup import records
+
+    records.save(result.plan.region, result.plan.name, result.to_dict(), sandbox=args.sandbox)
     ui.show(ui.result_panel(result, account_flags=_account_flags(args)))
     if args.output == "json":
-        ui.emit_json("setup", "success", result=result.to_dict())
+        ui.emit_json(args.command, "success", result=result.to_dict())
+    return 0
+
+
+# ---- export ------------------------------------------------------------------------------------
+
+def _export(args, env: Environment, ui, aws) -> int:
+    """The same Plan as setup, written as a CloudFormation template; --deploy creates the stack too."""
+    from amazonei_setup import cloudformation, deploy
+    from amazonei_setup.errors import ToolError, UsageError
+
+    plan, facts, asker = _resolve_plan(args, env, ui, aws)
+    if plan.exists:
+        raise UsageError(f"Deployment '{plan.name}' already exists in {plan.region} without CloudFormation: choose "
+                         "another --name for the stack, or tear the deployment down first.")
+    fleet_size = plan.count if plan.count > 1 or args.fleet else None
+    if fleet_size and plan.accelerator_type and fleet_size > cloudformation.MAX_EI_FLEET:
+        raise UsageError(f"An Elastic Inference fleet template holds one instance resource per member (launch "
+                         f"templates cannot carry EI): pass --count {cloudformation.MAX_EI_FLEET} or less.")
+    # A VPC holds one private-DNS EI endpoint: when there is one, the stack lets its instances reach it
+    # (443 into the endpoint's group) instead of creating a second one.
+    endpoint = next((e for e in facts.endpoints if e.id == plan.endpoint_id), None)
+    endpoint_group = endpoint.group_ids[0] if endpoint and endpoint.group_ids else None
+    if endpoint and not endpoint_group:
+        raise UsageError(f"The VPC's EI endpoint {endpoint.id} has no security group for the stack to open 443 "
+                         "into: attach one in the VPC console (Endpoints > Manage security groups), or pick "
+                         "another --vpc-id.")
+    template = cloudformation.build_template(plan, fleet_size=fleet_size, endpoint_group_id=endpoint_group)
+    text = cloudformation.to_yaml(template)
+    stack_name = cloudformation.stack_name(plan.name)
+    title = f"CloudFormation stack {stack_name}" + ("" if args.deploy else ": template only, nothing is created")
+    # Without --deploy a new key pair is the stack's own (AWS::EC2::KeyPair): no .pem is written here.
+    ui.show(ui.plan_panel(plan if args.deploy else dataclasses.replace(plan, key_path=None), title=title))
+    if not args.deploy:
+        return _write_template(args, env, ui, plan, text, stack_name, template)
+    if not asker.confirm(f"Create stack {stack_name}?", default=True):
+        ui.info("Nothing was created.")
+        if args.output == "json":
+            ui.emit_json("export", "cancelled", result={"plan": plan.to_dict()})
+        return 0
+    if args.out:
+        _save(args.out, text)
+    try:
+        result = deploy.deploy(aws, plan, fleet_size=fleet_size, endpoint_group_id=endpoint_group,
+                               report=ui.progress, sleep=env.sleep, account_flags=_account_flags(args))
+    except ToolError as err:
+        _next_step_for(err, args, plan)
+        raise
+    return _ready(args, ui, result)
+
+
+def _save(path: str, text: str) -> None:
+    from pathlib import Path
+
+    from amazonei_setup.errors import UsageError
+
+    try:
+        Path(path).expanduser().write_text(text)
+    except OSError as err:
+        raise UsageError(f"Cannot write the template to {path} ({err.strerror}): pass another --out.") from None
+
+
+def _write_template(args, env, ui, plan, text: str, stack_name: str, template: dict) -> int:
+    import shlex
+
+    from amazonei_setup import tags
+    from amazonei_setup.wizard import opens_to_world
+
+    if args.out:
+        _save(args.out, text)
+        ui.info(f"Wrote {args.out}: {len(template['Resources'])} resources, {len(template['Parameters'])} "
+                "parameters.", style="bold green")
+    elif args.output != "json":
+        env.stdout.write(text)
+    owner_tags = " ".join(shlex.quote(f"{t['Key']}={t['Value']}") for t in tags.tag_list(plan.name, plan.owner))
+    command = (f"aws cloudformation deploy --region {plan.region} --stack-name {stack_name} --template-file "
+               f"{shlex.quote(args.out) if args.out else 'TEMPLATE.yaml'} --capabilities CAPABILITY_NAMED_IAM "
+               f"--tags {owner_tags}")
+    if opens_to_world(plan.ssh_cidr):  # the template never defaults to an open SSH range: say it explicitly
+        command += f" --parameter-overrides SshCidr={plan.ssh_cidr}"
+    ui.show(ui.suggestion("Deploy it yourself (the tags let `list` and `teardown` find it), or run export again "
+                          "with --deploy:", command))
+    if args.output == "json":
+        ui.emit_json("export", "success", result={
+            "format": args.format, "stack_name": stack_name, "path": args.out,
+            "template": None if args.out else text, "deploy_command": command, "plan": plan.to_dict()})
     return 0
 
 

@@ -13,7 +13,7 @@ from amazonei_setup.aws import Aws, explain
 from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.discover import check_region, owner_of
 from amazonei_setup.errors import UsageError
-from amazonei_setup.resources import iam, keypair, network
+from amazonei_setup.resources import iam, keypair, network, stack
 from amazonei_setup.resources import instance as instances
 
 
@@ -33,6 +33,8 @@ class Inventory:
     foreign: list[str] = field(default_factory=list)  # same names, not ours: never touched
     role_inline_policies: list[str] = field(default_factory=list)
     role_attached_policies: list[str] = field(default_factory=list)
+    stack: stack.StackInfo | None = None  # the CloudFormation stack holding the deployment (export --deploy)
+    stack_resources: set[tuple[str, str]] = field(default_factory=set)  # (kind, physical id) it holds
 
     @property
     def group_ids(self) -> set[str]:
@@ -41,7 +43,7 @@ class Inventory:
     @property
     def empty(self) -> bool:
         return not (self.instances or self.security_groups or self.key_pair or self.role or self.profile
-                    or self.owned_endpoints)
+                    or self.owned_endpoints or self.stack)
 
     @property
     def owned_endpoints(self) -> list[network.Endpoint]:
@@ -53,8 +55,10 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     today's alternatives (inf2, gpu) run outside the EI regions, and their teardown must reach them."""
     check_region(aws.region, ei=False)
     ec2, client_iam = aws.ec2, aws.iam
-    aws.preload("ec2", "iam", "sts")
+    aws.preload("ec2", "iam", "sts", "cloudformation")
+    cfn = aws.client("cloudformation")
     results = run_concurrently({
+        "stack": lambda: stack.find_stack(cfn, tags.resource_name(name)),
         "identity": lambda: aws.sts.get_caller_identity(),
         # shutting-down too: a re-run after an interrupted teardown must wait for it before phase 2
         "instances": lambda: instances.find_instances(ec2, name, [*instances.LIVE_STATES, "shutting-down"]),
@@ -80,12 +84,22 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     _refuse_if_not_yours(name, aws.region, owner_of(results["identity"]["Arn"]), owners)
     inventory = Inventory(name, aws.region, results["instances"], ours, endpoints, siblings,
                           results["key_pair"], None, None)
+    found_stack = results["stack"]
+    if found_stack is not None:
+        if tags.is_ours([{"Key": k, "Value": v} for k, v in found_stack.tags.items()], name):
+            inventory.stack = found_stack
+            inventory.stack_resources = _stack_resources(aws, cfn, found_stack)
+        else:
+            inventory.foreign.append(f"cloudformation-stack {found_stack.name}")
     # IAM names are derived from the deployment name; the tags prove we made them.
     for attr, kind in (("role", "IAM role"), ("profile", "instance profile")):
         found = results[attr]
         if found is None:
             continue
-        if tags.is_ours(found.get("Tags"), name):
+        # CloudFormation cannot tag an instance profile: the stack holding it proves it is ours.
+        held = (attr.replace("role", "iam-role").replace("profile", "instance-profile"),
+                found.get("RoleName") or found.get("InstanceProfileName"))
+        if tags.is_ours(found.get("Tags"), name) or held in inventory.stack_resources:
             setattr(inventory, attr, found)
             if attr == "role":
                 inventory.role_inline_policies = results["inline_policies"]
@@ -93,6 +107,13 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
         else:
             inventory.foreign.append(f"{kind} {found.get('RoleName') or found.get('InstanceProfileName')}")
     return inventory
+
+
+def _stack_resources(aws: Aws, cfn, found: stack.StackInfo) -> set[tuple[str, str]]:
+    try:
+        return stack.held_resources(cfn, found.id)
+    except Exception as err:  # noqa: BLE001 - one sentence, like every other look-up
+        raise explain(err, aws, doing="listing the stack's resources") from None
 
 
 def _refuse_if_not_yours(name: str, region: str, me: str, owners: set[str | None]) -> None:

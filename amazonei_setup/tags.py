@@ -10,6 +10,8 @@ OWNER = "amazonei-setup:owner"
 # Stored on the instance because EC2 no longer reports the EI association reliably (moto drops it).
 ACCELERATOR = "amazonei-setup:accelerator"
 SSH_USER = "amazonei-setup:ssh-user"
+# Set by CloudFormation itself on what a stack creates: such a deployment belongs to its stack (export --deploy).
+CFN_STACK_NAME = "aws:cloudformation:stack-name"
 # IAM path for every role and instance profile we create: list_roles(PathPrefix=...) finds them.
 IAM_PATH = "/amazonei-setup/"
 

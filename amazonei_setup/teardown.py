@@ -18,15 +18,16 @@ from botocore.exceptions import ClientError
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import cancellable_sleep, run_concurrently
 from amazonei_setup.deployments import Inventory
-from amazonei_setup.errors import AwsError, Interrupted
+from amazonei_setup.errors import AwsError, Interrupted, UsageError
 from amazonei_setup.events import Event, Reporter, ignore
-from amazonei_setup.resources import iam, keypair, network
+from amazonei_setup.resources import iam, keypair, network, stack
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.waiting import wait_for
 
 TERMINATE_TIMEOUT = 600.0
 GROUP_DELETE_TIMEOUT = 300.0
 DELETE, KEEP, DETACH = "delete", "keep", "detach"
+WITH_STACK = "with the stack"  # CloudFormation deletes it (and reports it); the sweep after only makes sure
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,24 @@ class TeardownItem:
 
 
 def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[TeardownItem]:
-    items = [TeardownItem("instance", i.id, DELETE, i.state) for i in inventory.instances]
+    """What to delete, keep or detach. A stack-backed deployment starts with the stack: CloudFormation deletes
+    what it created, and the items after it sweep up whatever is left (each delete accepts "already gone")."""
+    held = inventory.stack_resources
+    items = []
+    if inventory.stack:
+        items.append(TeardownItem("cloudformation-stack", inventory.stack.name, DELETE,
+                                  f"with the {len(held)} resources it created"))
+    items += [TeardownItem("instance", i.id, DELETE, i.state) for i in inventory.instances]
     for endpoint in inventory.endpoints:
         users = set(endpoint.group_ids) - inventory.group_ids
         siblings = users & inventory.sibling_group_ids
+        if ("vpc-endpoint", endpoint.id) in held and siblings:
+            raise UsageError(f"The EI endpoint {endpoint.id} belongs to stack {inventory.stack.name}, and "
+                             f"{len(siblings)} other deployment(s) use it: deleting the stack would cut them off. Tear "
+                             "those down first (see `list`), then this one.")
+        if ("vpc-endpoint", endpoint.id) in held:
+            items.append(TeardownItem("vpc-endpoint", endpoint.id, DELETE, WITH_STACK))
+            continue
         if not endpoint.created_by_tool:
             reason = "not created by amazonei-setup"
         elif siblings:
@@ -68,7 +83,8 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         kind, _, name = described.rpartition(" ")
         items.append(TeardownItem(foreign_kinds.get(kind, kind), name, KEEP,
                                   "same name but not created by amazonei-setup"))
-    return items
+    return [TeardownItem(i.kind, i.id, i.action, WITH_STACK) if (i.kind, i.id) in held and i.action == DELETE else i
+            for i in items]
 
 
 def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: Reporter = ignore, *,
@@ -89,6 +105,8 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
         return [i for i in by_kind.get(kind, []) if i.action == DELETE]
 
     def done(item: TeardownItem, verb: str = "Deleted") -> None:
+        if item.reason == WITH_STACK:
+            return  # the stack's own events reported it
         report(Event("deleted" if item.action == DELETE else "updated", item.kind, f"{verb} {item.kind} {item.id}",
                      item.id))
 
@@ -147,9 +165,19 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
         for item in profiles + roles:
             done(item)
 
+    def stacks() -> None:
+        """First and alone: CloudFormation deletes in its own order; the phases after it sweep what is left."""
+        for item in deleting("cloudformation-stack"):
+            cfn = aws.client("cloudformation")
+            report(Event("wait", "cloudformation-stack", f"Deleting stack {item.id}; waiting for DELETE_COMPLETE"))
+            stack.delete_stack(cfn, inventory.stack.id)
+            stack.wait_deleted(cfn, inventory.stack.id, report=report, sleep=sleep)
+            done(item)
+
     failures = []
     try:
-        for phase in ({"instances": terminate_instances, "endpoint": endpoints, "key pair": key_pairs},
+        for phase in ({"CloudFormation stack": stacks},
+                      {"instances": terminate_instances, "endpoint": endpoints, "key pair": key_pairs},
                       {"security group": groups, "IAM role and profile": iam_pieces}):
             results = run_concurrently(phase, cancel)
             failures += [(what, err) for what, err in results.items() if isinstance(err, BaseException)]

@@ -1,0 +1,131 @@
+"""Execute a Plan through CloudFormation (`export --deploy`): the template's stack instead of direct calls.
+
+    key pair (only when the plan creates one: its private key must reach this machine) ─┐
+    create_stack ─> wait CREATE_COMPLETE (one progress line per resource) ───────────────┴─> wait instances running
+
+CloudFormation owns everything in the stack: it creates, rolls back and deletes it. This module adds
+what a stack cannot do for a terminal user: save a new key's .pem (0400) locally, wait until the
+instances really run (an Auto Scaling group's instances start after the stack completes), and turn a
+failure into the same one-sentence errors as the direct path. On failure or Ctrl-C it deletes the stack
+(CloudFormation's OnFailure=DELETE covers create failures) and the key pair, so nothing is left behind.
+Nothing here prints.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from amazonei_setup import cloudformation, tags
+from amazonei_setup.aws import Aws, explain
+from amazonei_setup.errors import Interrupted, ToolError
+from amazonei_setup.events import Event, Reporter, ignore
+from amazonei_setup.plan import Plan, teardown_command
+from amazonei_setup.provision import SetupResult
+from amazonei_setup.resources import instance as instances
+from amazonei_setup.resources import keypair, stack
+from amazonei_setup.waiting import wait_for
+
+INSTANCES_TIMEOUT = 900.0  # an Auto Scaling group launches after the stack is complete
+# CloudFormation reports an EC2 refusal inside the event's reason: "... (Service: AmazonEC2; Status Code:
+# 400; Error Code: InsufficientInstanceCapacity; Request ID: ...)". The code tells us which sentence to say.
+_ERROR_CODE = re.compile(r"Error Code: ([A-Za-z0-9.]+)")
+
+
+def deploy(aws: Aws, plan: Plan, *, fleet_size: int | None, endpoint_group_id: str | None = None,
+           report: Reporter = ignore, sleep: Callable[[float], None] | None = None,
+           account_flags: str = "") -> SetupResult:
+    sleep = sleep or time.sleep
+    aws.preload("ec2", "cloudformation")
+    ec2, cfn = aws.ec2, aws.client("cloudformation")
+    name = cloudformation.stack_name(plan.name)
+    tag_list = tags.tag_list(plan.name, plan.owner)
+    created_key = False
+    stack_id = None
+    try:
+        if plan.create_key:
+            keypair.create_key_pair(ec2, plan.key_name, Path(plan.key_path), tag_list)
+            created_key = True
+            report(Event("created", "key-pair", f"Created key pair {plan.key_name}; private key saved to "
+                                                f"{plan.key_path}", plan.key_name))
+        template = cloudformation.build_template(plan, fleet_size=fleet_size, endpoint_group_id=endpoint_group_id)
+        report(Event("start", "stack", f"Creating CloudFormation stack {name}"))
+        stack_id = stack.create_stack(
+            cfn, name=name, template_body=cloudformation.to_yaml(template), tag_list=tag_list,
+            parameters=cloudformation.parameter_values(plan, fleet_size=fleet_size, key_name=plan.key_name),
+            capabilities=cloudformation.CAPABILITIES)
+        created = stack.wait_created(cfn, stack_id, report=report, sleep=sleep)
+        held = stack.held_resources(cfn, stack_id)
+        report(Event("done", "stack", f"Stack {name} is complete: {len(held)} resources "
+                                      f"({', '.join(sorted({kind for kind, _ in held}))})", stack_id))
+        running = _wait_instances(ec2, plan, sleep, report)
+    except BaseException as failure:
+        raise _rolled_back(aws, plan, failure, stack_id, created_key, report, account_flags) from (
+            failure if not isinstance(failure, KeyboardInterrupt) else None)
+    resources = [{"kind": "cloudformation-stack", "id": created.id, "action": "created"}] + [
+        {"kind": kind, "id": physical, "action": "created"} for kind, physical in sorted(held)]
+    if created_key:
+        resources.insert(0, {"kind": "key-pair", "id": plan.key_name, "action": "created"})
+    return SetupResult(plan, running, resources, plan.key_path, stack_name=name, stack_outputs=created.outputs)
+
+
+def _wait_instances(ec2, plan: Plan, sleep, report: Reporter) -> list[instances.InstanceInfo]:
+    """Until the deployment's instances (found by tag: a fleet's come from its Auto Scaling group) run."""
+    found: list[instances.InstanceInfo] = []
+
+    def fetch() -> str:
+        found[:] = instances.find_instances(ec2, plan.name)
+        if len(found) >= plan.count and all(i.state == "running" and i.host for i in found):
+            return "running"
+        return f"{sum(i.state == 'running' for i in found)} of {plan.count} running"
+
+    report(Event("wait", "instance", f"Waiting for {plan.count} instance(s) of {plan.name} to be running"))
+    wait_for(fetch, done={"running"}, what=f"The instances of {plan.name}", timeout=INSTANCES_TIMEOUT, sleep=sleep,
+             how_to_check="see the Auto Scaling group's activity in the EC2 console")
+    report(Event("done", "instance", f"{len(found)} instance(s) running", found[0].id))
+    return sorted(found, key=lambda i: (i.launch_time, i.id))
+
+
+def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | None, created_key: bool,
+                 report: Reporter, account_flags: str) -> ToolError:
+    interrupted = isinstance(failure, KeyboardInterrupt)
+    cause = Interrupted("Interrupted.") if interrupted else _explain(failure, aws)
+    leftovers = []
+    try:
+        if stack_id:
+            report(Event("rollback", "stack", "Deleting the stack and everything it created"))
+            try:
+                stack.delete_stack(aws.client("cloudformation"), stack_id)
+                stack.wait_deleted(aws.client("cloudformation"), stack_id, report=report)
+            except Exception as err:  # noqa: BLE001 - say what is left, with the command that finishes
+                leftovers.append(f"stack {stack_id} ({explain(err).args[0]})")
+        if created_key:
+            keypair.delete_key_pair(aws.ec2, plan.key_name)
+            Path(plan.key_path).unlink(missing_ok=True)  # useless without its key pair, and it was ours
+            report(Event("rollback", "key-pair", f"Removed key-pair {plan.key_name}", plan.key_name))
+    except KeyboardInterrupt:
+        leftovers.append("the rest (interrupted)")
+    finish = teardown_command(plan.region, plan.name, account_flags)
+    if leftovers:
+        message = f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: {finish}"
+        return Interrupted(message) if isinstance(cause, Interrupted) else type(cause)(message, code=cause.code)
+    if not stack_id and not created_key:
+        return cause
+    return type(cause)(f"{cause} Everything this run created was removed.", code=cause.code)
+
+
+def _explain(failure: BaseException, aws: Aws) -> ToolError:
+    """A stack failure in the words of the direct path: CloudFormation's reason carries EC2's error code."""
+    if isinstance(failure, stack.StackFailed) and failure.cause:
+        found = _ERROR_CODE.search(failure.cause)
+        resource, _, reason = failure.cause.partition(": ")
+        if found:
+            launching = resource.startswith(cloudformation.INSTANCE) and resource != cloudformation.PROFILE \
+                or resource == cloudformation.ASG
+            operation = "RunInstances" if launching else "CreateStack"
+            return explain(ClientError({"Error": {"Code": found.group(1), "Message": reason}}, operation), aws)
+        return stack.StackFailed(f"CloudFormation could not create {resource}: {reason.rstrip('.')}.")
+    return explain(failure, aws)
