@@ -223,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write the same setup as a CloudFormation template (and deploy it)",
                             epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _setup_flags(export, fleet_note="; with --count above 1 the template holds a launch template and an Auto "
-                                    "Scaling group")
+    _setup_flags(export, fleet_note="; in a template: N instances for EI, a launch template + Auto Scaling "
+                                    "group for inf2/gpu")
     template = export.add_argument_group("template")
     template.add_argument("--format", choices=("cloudformation",), default="cloudformation",
                           help="template format (default cloudformation: YAML)")
@@ -261,6 +261,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command in ("setup", "export"):
         _check_setup_flags(args)
+    if args.command == "export" and args.min_count:
+        raise _UsageExit("--min-count is for setup's single launch request; a stack creates every instance or rolls "
+                         "back: drop --min-count. See `amazonei_setup.py export --help`.")
     return args
 
 
