@@ -33,6 +33,9 @@ INSTANCES_TIMEOUT = 900.0  # an Auto Scaling group launches after the stack is c
 # CloudFormation reports an EC2 refusal inside the event's reason: "... (Service: AmazonEC2; Status Code:
 # 400; Error Code: InsufficientInstanceCapacity; Request ID: ...)". The code tells us which sentence to say.
 _ERROR_CODE = re.compile(r"Error Code: ([A-Za-z0-9.]+)")
+_SERVICE_TAIL = re.compile(r"\s*\(Service: [^)]*\)\s*$")
+# The resources whose failure is an EC2 launch refusal: Instance, Instance1..N (an EI fleet), the ASG.
+_LAUNCHING = re.compile(rf"{cloudformation.INSTANCE}\d*|{cloudformation.ASG}")
 
 
 def deploy(aws: Aws, plan: Plan, *, fleet_size: int | None, endpoint_group_id: str | None = None,
@@ -63,7 +66,7 @@ def deploy(aws: Aws, plan: Plan, *, fleet_size: int | None, endpoint_group_id: s
                                       f"({', '.join(sorted({kind for kind, _ in held}))})", stack_id))
         running = _wait_instances(ec2, plan, sleep, report)
     except BaseException as failure:
-        raise _rolled_back(aws, plan, failure, stack_id, created_key, report, account_flags) from (
+        raise _rolled_back(aws, plan, failure, stack_id, created_key, report, account_flags, sleep) from (
             failure if not isinstance(failure, KeyboardInterrupt) else None)
     resources = [{"kind": "cloudformation-stack", "id": created.id, "action": "created"}] + [
         {"kind": kind, "id": physical, "action": "created"} for kind, physical in sorted(held)]
@@ -90,7 +93,7 @@ def _wait_instances(ec2, plan: Plan, sleep, report: Reporter) -> list[instances.
 
 
 def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | None, created_key: bool,
-                 report: Reporter, account_flags: str) -> ToolError:
+                 report: Reporter, account_flags: str, sleep: Callable[[float], None]) -> ToolError:
     interrupted = isinstance(failure, KeyboardInterrupt)
     cause = Interrupted("Interrupted.") if interrupted else _explain(failure, aws)
     leftovers = []
@@ -98,8 +101,7 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
         if stack_id:
             report(Event("rollback", "stack", "Deleting the stack and everything it created"))
             try:
-                stack.delete_stack(aws.client("cloudformation"), stack_id)
-                stack.wait_deleted(aws.client("cloudformation"), stack_id, report=report)
+                stack.delete(aws.client("cloudformation"), stack_id, report=report, sleep=sleep)
             except Exception as err:  # noqa: BLE001 - say what is left, with the command that finishes
                 leftovers.append(f"stack {stack_id} ({explain(err).args[0]})")
         if created_key:
@@ -122,10 +124,9 @@ def _explain(failure: BaseException, aws: Aws) -> ToolError:
     if isinstance(failure, stack.StackFailed) and failure.cause:
         found = _ERROR_CODE.search(failure.cause)
         resource, _, reason = failure.cause.partition(": ")
+        reason = _SERVICE_TAIL.sub("", reason)  # the code is read; the request id etc. are noise in a sentence
         if found:
-            launching = resource.startswith(cloudformation.INSTANCE) and resource != cloudformation.PROFILE \
-                or resource == cloudformation.ASG
-            operation = "RunInstances" if launching else "CreateStack"
+            operation = "RunInstances" if _LAUNCHING.fullmatch(resource) else "CreateStack"
             return explain(ClientError({"Error": {"Code": found.group(1), "Message": reason}}, operation), aws)
         return stack.StackFailed(f"CloudFormation could not create {resource}: {reason.rstrip('.')}.")
     return explain(failure, aws)

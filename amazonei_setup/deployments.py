@@ -33,6 +33,7 @@ class Inventory:
     foreign: list[str] = field(default_factory=list)  # same names, not ours: never touched
     role_inline_policies: list[str] = field(default_factory=list)
     role_attached_policies: list[str] = field(default_factory=list)
+    sibling_names: dict[str, str] = field(default_factory=dict)  # other deployments' group ids -> their names
     stack: stack.StackInfo | None = None  # the CloudFormation stack holding the deployment (export --deploy)
     stack_resources: set[tuple[str, str]] = field(default_factory=set)  # (kind, physical id) it holds
 
@@ -84,6 +85,8 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     _refuse_if_not_yours(name, aws.region, owner_of(results["identity"]["Arn"]), owners)
     inventory = Inventory(name, aws.region, results["instances"], ours, endpoints, siblings,
                           results["key_pair"], None, None)
+    inventory.sibling_names = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT, "?")
+                               for g in results["all_groups"] if g["GroupId"] in siblings}
     found_stack = results["stack"]
     if found_stack is not None:
         if tags.is_ours([{"Key": k, "Value": v} for k, v in found_stack.tags.items()], name):

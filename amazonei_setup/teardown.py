@@ -47,6 +47,7 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         items.append(TeardownItem("cloudformation-stack", inventory.stack.name, DELETE,
                                   f"with the {len(held)} resources it created"))
     items += [TeardownItem("instance", i.id, DELETE, i.state) for i in inventory.instances]
+    _refuse_to_cut_off_stacks(inventory)
     for endpoint in inventory.endpoints:
         users = set(endpoint.group_ids) - inventory.group_ids
         siblings = users & inventory.sibling_group_ids
@@ -85,6 +86,23 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
                                   "same name but not created by amazonei-setup"))
     return [TeardownItem(i.kind, i.id, i.action, WITH_STACK) if (i.kind, i.id) in held and i.action == DELETE else i
             for i in items]
+
+
+def _refuse_to_cut_off_stacks(inventory: Inventory) -> None:
+    """A stack cannot join an endpoint it does not own, so it opens 443 into the endpoint's group instead (see
+    cloudformation.py). When that group is ours, deleting it would cut the stack's instances off from EI."""
+    attached = {g for e in inventory.endpoints for g in e.group_ids}
+    for group in inventory.security_groups:
+        if group["GroupId"] not in attached:
+            continue
+        siblings = inventory.sibling_group_ids
+        reaching = sorted({inventory.sibling_names.get(pair["GroupId"], pair["GroupId"])
+                           for rule in group.get("IpPermissions", []) if rule.get("FromPort") == 443
+                           for pair in rule.get("UserIdGroupPairs", []) if pair["GroupId"] in siblings})
+        if reaching:
+            raise UsageError(f"Deployment(s) {', '.join(reaching)} reach the EI endpoint through this deployment's "
+                             f"security group {group['GroupId']}: deleting it would cut them off. Tear those down "
+                             "first (see `list`), then this one.")
 
 
 def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: Reporter = ignore, *,
@@ -170,8 +188,7 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
         for item in deleting("cloudformation-stack"):
             cfn = aws.client("cloudformation")
             report(Event("wait", "cloudformation-stack", f"Deleting stack {item.id}; waiting for DELETE_COMPLETE"))
-            stack.delete_stack(cfn, inventory.stack.id)
-            stack.wait_deleted(cfn, inventory.stack.id, report=report, sleep=sleep)
+            stack.delete(cfn, inventory.stack.id, report=report, sleep=sleep)
             done(item)
 
     failures = []

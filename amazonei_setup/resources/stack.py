@@ -79,17 +79,18 @@ def create_stack(cfn, *, name: str, template_body: str, parameters: list[dict], 
                             Capabilities=capabilities, Tags=tag_list, OnFailure="DELETE")["StackId"]
 
 
-def delete_stack(cfn, stack_id: str) -> None:
-    cfn.delete_stack(StackName=stack_id)
-
-
 class _Events:
     """Reports each stack event once, in order (describe_stack_events pages newest first)."""
 
-    def __init__(self, cfn, stack_id: str, report: Reporter, verb: str):
-        self.cfn, self.stack_id, self.report, self.verb = cfn, stack_id, report, verb
+    def __init__(self, cfn, stack_id: str, report: Reporter):
+        self.cfn, self.stack_id, self.report = cfn, stack_id, report
         self.seen: set[str] = set()
         self.failures: list[str] = []
+
+    def skip_history(self) -> None:
+        """Mark every event so far as seen: a delete must not replay how the stack was created."""
+        for page in self.cfn.get_paginator("describe_stack_events").paginate(StackName=self.stack_id):
+            self.seen.update(event["EventId"] for event in page["StackEvents"])
 
     def poll(self) -> None:
         fresh = []
@@ -124,7 +125,7 @@ class _Events:
 def wait_created(cfn, stack_id: str, *, report: Reporter = ignore, sleep: Callable = time.sleep,
                  timeout: float = CREATE_TIMEOUT) -> StackInfo:
     """Until CREATE_COMPLETE, reporting each resource; AwsError with the first failure's reason otherwise."""
-    events = _Events(cfn, stack_id, report, "Created")
+    events = _Events(cfn, stack_id, report)
     latest: list[StackInfo] = []
 
     def fetch() -> str:
@@ -142,9 +143,12 @@ def wait_created(cfn, stack_id: str, *, report: Reporter = ignore, sleep: Callab
     return latest[0]
 
 
-def wait_deleted(cfn, stack_id: str, *, report: Reporter = ignore, sleep: Callable = time.sleep,
-                 timeout: float = DELETE_TIMEOUT) -> None:
-    events = _Events(cfn, stack_id, report, "Deleted")
+def delete(cfn, stack_id: str, *, report: Reporter = ignore, sleep: Callable = time.sleep,
+           timeout: float = DELETE_TIMEOUT) -> None:
+    """delete_stack, then wait for DELETE_COMPLETE, reporting only what this delete does."""
+    events = _Events(cfn, stack_id, report)
+    events.skip_history()
+    cfn.delete_stack(StackName=stack_id)
 
     def fetch() -> str:
         events.poll()
@@ -163,6 +167,6 @@ class StackFailed(AwsError):
 
     code = "stack-failed"
 
-    def __init__(self, message: str, cause: str = ""):
-        super().__init__(message)
+    def __init__(self, message: str, cause: str = "", *, code: str | None = None):
+        super().__init__(message, code=code)
         self.cause = cause
