@@ -110,7 +110,13 @@ def build_template(plan: Plan, *, fleet_size: int | None = None, endpoint_group_
 def to_yaml(template: dict) -> str:
     import yaml  # lazily: only the cloudformation command needs it
 
-    return yaml.safe_dump(template, sort_keys=False, width=10_000, default_flow_style=False)
+    class NoAliases(yaml.SafeDumper):
+        """One tag list used twice would become a YAML anchor + alias, which CloudFormation rejects (W1101)."""
+
+        def ignore_aliases(self, data) -> bool:
+            return True
+
+    return yaml.dump(template, Dumper=NoAliases, sort_keys=False, width=10_000, default_flow_style=False)
 
 
 def parameter_values(plan: Plan, *, fleet_size: int | None = None, key_name: str | None = None) -> list[dict]:

@@ -295,6 +295,8 @@ def test_safe_by_construction(name):
     plan, template = variant(name)
     text = cf.to_yaml(template)
     assert "0.0.0.0/0" not in text and "::/0" not in text
+    # A shared tag list must not become a YAML anchor/alias: CloudFormation rejects aliases (cfn-lint W1101).
+    assert not re.search(r"[&*]id\d+", text)
     specs = launch_specs(template)
     assert specs
     for spec in specs:
