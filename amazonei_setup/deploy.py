@@ -23,8 +23,8 @@ from amazonei_setup import cloudformation, tags
 from amazonei_setup.aws import Aws, explain
 from amazonei_setup.errors import Interrupted, ToolError
 from amazonei_setup.events import Event, Reporter, ignore
-from amazonei_setup.plan import Plan, teardown_command
-from amazonei_setup.provision import SetupResult
+from amazonei_setup.plan import Plan
+from amazonei_setup.provision import SetupResult, rollback_outcome
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.resources import keypair, stack
 from amazonei_setup.waiting import wait_for
@@ -96,6 +96,8 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
                  report: Reporter, account_flags: str, sleep: Callable[[float], None]) -> ToolError:
     interrupted = isinstance(failure, KeyboardInterrupt)
     cause = Interrupted("Interrupted.") if interrupted else _explain(failure, aws)
+    if not stack_id and not created_key:
+        return cause
     leftovers = []
     try:
         if stack_id:
@@ -109,14 +111,8 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
             Path(plan.key_path).unlink(missing_ok=True)  # useless without its key pair, and it was ours
             report(Event("rollback", "key-pair", f"Removed key-pair {plan.key_name}", plan.key_name))
     except KeyboardInterrupt:
-        leftovers.append("the rest (interrupted)")
-    finish = teardown_command(plan.region, plan.name, account_flags)
-    if leftovers:
-        message = f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: {finish}"
-        return Interrupted(message) if isinstance(cause, Interrupted) else type(cause)(message, code=cause.code)
-    if not stack_id and not created_key:
-        return cause
-    return type(cause)(f"{cause} Everything this run created was removed.", code=cause.code)
+        return rollback_outcome(cause, leftovers, plan, account_flags, interrupted=True)
+    return rollback_outcome(cause, leftovers, plan, account_flags)
 
 
 def _explain(failure: BaseException, aws: Aws) -> ToolError:

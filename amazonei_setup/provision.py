@@ -421,12 +421,20 @@ def _rolled_back(run: Run, failure: BaseException) -> ToolError:
             except Exception as err:  # noqa: BLE001 - keep undoing the rest, report all leftovers
                 leftovers.append(f"{record.kind} {record.id} ({explain(err).args[0]})")
     except KeyboardInterrupt:
-        return Interrupted(f"{cause} Rollback was interrupted; to remove what is left run: "
-                           f"{teardown_command(run.plan.region, run.plan.name, run.account_flags)}")
+        return rollback_outcome(cause, leftovers, run.plan, run.account_flags, interrupted=True)
+    return rollback_outcome(cause, leftovers, run.plan, run.account_flags)
+
+
+def rollback_outcome(cause: ToolError, leftovers: list[str], plan: Plan, account_flags: str, *,
+                     interrupted: bool = False) -> ToolError:
+    """The error to show after a rollback (setup's or a stack's): the cause, then either that everything is
+    gone or what is left and the teardown command that finishes."""
+    finish = teardown_command(plan.region, plan.name, account_flags)
+    if interrupted:
+        return Interrupted(f"{cause} Rollback was interrupted; to remove what is left run: {finish}")
     if leftovers:
-        message = (f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: "
-                   f"{teardown_command(run.plan.region, run.plan.name, run.account_flags)}")
-        return type(cause)(message, code=cause.code) if not isinstance(cause, Interrupted) else Interrupted(message)
+        message = f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: {finish}"
+        return Interrupted(message) if isinstance(cause, Interrupted) else type(cause)(message, code=cause.code)
     return type(cause)(f"{cause} Everything this run created was removed.", code=cause.code)
 
 
