@@ -557,8 +557,8 @@ def _export(args, env: Environment, ui, aws) -> int:
     if args.out:
         _save(args.out, text)
     try:
-        result = deploy.deploy(aws, plan, fleet_size=fleet_size, endpoint_group_id=endpoint_group,
-                               report=ui.progress, sleep=env.sleep, account_flags=_account_flags(args))
+        result = deploy.deploy(aws, plan, template_body=text, fleet_size=fleet_size, report=ui.progress,
+                               sleep=env.sleep, account_flags=_account_flags(args))
     except ToolError as err:
         _next_step_for(err, args, plan)
         raise

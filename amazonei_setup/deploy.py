@@ -38,9 +38,9 @@ _SERVICE_TAIL = re.compile(r"\s*\(Service: [^)]*\)\s*$")
 _LAUNCHING = re.compile(rf"{cloudformation.INSTANCE}\d*|{cloudformation.ASG}")
 
 
-def deploy(aws: Aws, plan: Plan, *, fleet_size: int | None, endpoint_group_id: str | None = None,
-           report: Reporter = ignore, sleep: Callable[[float], None] | None = None,
-           account_flags: str = "") -> SetupResult:
+def deploy(aws: Aws, plan: Plan, *, template_body: str, fleet_size: int | None, report: Reporter = ignore,
+           sleep: Callable[[float], None] | None = None, account_flags: str = "") -> SetupResult:
+    """template_body: cloudformation.to_yaml(build_template(plan, fleet_size=...)), as the CLI showed it."""
     sleep = sleep or time.sleep
     aws.preload("ec2", "cloudformation")
     ec2, cfn = aws.ec2, aws.client("cloudformation")
@@ -54,10 +54,9 @@ def deploy(aws: Aws, plan: Plan, *, fleet_size: int | None, endpoint_group_id: s
             created_key = True
             report(Event("created", "key-pair", f"Created key pair {plan.key_name}; private key saved to "
                                                 f"{plan.key_path}", plan.key_name))
-        template = cloudformation.build_template(plan, fleet_size=fleet_size, endpoint_group_id=endpoint_group_id)
         report(Event("start", "stack", f"Creating CloudFormation stack {name}"))
         stack_id = stack.create_stack(
-            cfn, name=name, template_body=cloudformation.to_yaml(template), tag_list=tag_list,
+            cfn, name=name, template_body=template_body, tag_list=tag_list,
             parameters=cloudformation.parameter_values(plan, fleet_size=fleet_size, key_name=plan.key_name),
             capabilities=cloudformation.CAPABILITIES)
         created = stack.wait_created(cfn, stack_id, report=report, sleep=sleep)

@@ -89,19 +89,19 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
                                for g in results["all_groups"] if g["GroupId"] in siblings}
     found_stack = results["stack"]
     if found_stack is not None:
-        if tags.is_ours([{"Key": k, "Value": v} for k, v in found_stack.tags.items()], name):
+        if tags.is_ours(found_stack.tags, name):
             inventory.stack = found_stack
             inventory.stack_resources = _stack_resources(aws, cfn, found_stack)
         else:
             inventory.foreign.append(f"cloudformation-stack {found_stack.name}")
     # IAM names are derived from the deployment name; the tags prove we made them.
-    for attr, kind in (("role", "IAM role"), ("profile", "instance profile")):
+    pieces = (("role", "IAM role", "iam-role"), ("profile", "instance profile", "instance-profile"))
+    for attr, kind, held_kind in pieces:
         found = results[attr]
         if found is None:
             continue
         # CloudFormation cannot tag an instance profile: the stack holding it proves it is ours.
-        held = (attr.replace("role", "iam-role").replace("profile", "instance-profile"),
-                found.get("RoleName") or found.get("InstanceProfileName"))
+        held = (held_kind, found.get("RoleName") or found.get("InstanceProfileName"))
         if tags.is_ours(found.get("Tags"), name) or held in inventory.stack_resources:
             setattr(inventory, attr, found)
             if attr == "role":

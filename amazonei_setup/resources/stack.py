@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import tags
 from amazonei_setup.aws import error_code, error_message
 from amazonei_setup.errors import AwsError
 from amazonei_setup.events import Event, Reporter, ignore
@@ -41,13 +40,13 @@ class StackInfo:
     id: str
     name: str
     status: str
-    tags: dict
+    tags: list[dict]  # as AWS returns them (Key/Value), like every other resource's
     outputs: dict = field(default_factory=dict)
     reason: str = ""
 
     @classmethod
     def from_api(cls, raw: dict) -> StackInfo:
-        return cls(raw["StackId"], raw["StackName"], raw["StackStatus"], tags.as_dict(raw.get("Tags")),
+        return cls(raw["StackId"], raw["StackName"], raw["StackStatus"], raw.get("Tags", []),
                    {o["OutputKey"]: o.get("OutputValue", "") for o in raw.get("Outputs", [])},
                    raw.get("StackStatusReason", ""))
 
@@ -124,23 +123,9 @@ class _Events:
 
 def wait_created(cfn, stack_id: str, *, report: Reporter = ignore, sleep: Callable = time.sleep,
                  timeout: float = CREATE_TIMEOUT) -> StackInfo:
-    """Until CREATE_COMPLETE, reporting each resource; AwsError with the first failure's reason otherwise."""
-    events = _Events(cfn, stack_id, report)
-    latest: list[StackInfo] = []
-
-    def fetch() -> str:
-        events.poll()
-        latest[:] = [find_stack(cfn, stack_id)]
-        return latest[0].status if latest[0] else "DELETE_COMPLETE"
-
-    try:
-        wait_for(fetch, done=CREATE_DONE, failed=CREATE_FAILED, what=f"Stack {stack_id.split('/')[1]}"
-                 if "/" in stack_id else f"Stack {stack_id}", timeout=timeout, sleep=sleep, max_delay=10.0,
-                 how_to_check="see its events in the CloudFormation console")
-    except AwsError as err:
-        cause = events.failures[0] if events.failures else (latest[0].reason if latest and latest[0] else "")
-        raise StackFailed(str(err), cause) from None
-    return latest[0]
+    """Until CREATE_COMPLETE, reporting each resource; StackFailed with the first failure's reason otherwise."""
+    return _wait(cfn, stack_id, _Events(cfn, stack_id, report), done=CREATE_DONE, failed=CREATE_FAILED,
+                 what="Stack", sleep=sleep, timeout=timeout)
 
 
 def delete(cfn, stack_id: str, *, report: Reporter = ignore, sleep: Callable = time.sleep,
@@ -149,17 +134,28 @@ def delete(cfn, stack_id: str, *, report: Reporter = ignore, sleep: Callable = t
     events = _Events(cfn, stack_id, report)
     events.skip_history()
     cfn.delete_stack(StackName=stack_id)
+    _wait(cfn, stack_id, events, done=DELETE_DONE, failed=DELETE_FAILED, what="Deleting stack", sleep=sleep,
+          timeout=timeout)
+
+
+def _wait(cfn, stack_id: str, events: _Events, *, done: set[str], failed: set[str], what: str, sleep: Callable,
+          timeout: float) -> StackInfo | None:
+    """Poll events and status until `done`; a stack that is gone counts as DELETE_COMPLETE."""
+    latest: list[StackInfo | None] = [None]
 
     def fetch() -> str:
         events.poll()
-        found = find_stack(cfn, stack_id)
-        return found.status if found else "DELETE_COMPLETE"
+        latest[0] = find_stack(cfn, stack_id)
+        return latest[0].status if latest[0] else "DELETE_COMPLETE"
 
+    name = stack_id.split("/")[1] if "/" in stack_id else stack_id  # an ARN's second part is the name
     try:
-        wait_for(fetch, done=DELETE_DONE, failed=DELETE_FAILED, what=f"Deleting stack {stack_id}", timeout=timeout,
-                 sleep=sleep, max_delay=10.0, how_to_check="see its events in the CloudFormation console")
+        wait_for(fetch, done=done, failed=failed, what=f"{what} {name}", timeout=timeout, sleep=sleep,
+                 max_delay=10.0, how_to_check="see its events in the CloudFormation console")
     except AwsError as err:
-        raise StackFailed(str(err), events.failures[0] if events.failures else "") from None
+        cause = events.failures[0] if events.failures else (latest[0].reason if latest[0] else "")
+        raise StackFailed(str(err), cause) from None
+    return latest[0]
 
 
 class StackFailed(AwsError):
