@@ -507,13 +507,6 @@ def check_permissions(aws: Aws, plan: Plan) -> list[str]:
         checks["ec2:CreateVpcEndpoint"] = lambda: ec2.create_vpc_endpoint(
             VpcEndpointType="Interface", VpcId=plan.vpc_id, ServiceName=network.EI_SERVICE_NAME.format(
                 region=plan.region), SubnetIds=[plan.subnet_id], DryRun=True)
-    # Real EC2 answers every DryRun call with an error; an emulator that ignores DryRun (moto
-    # creates the VPC endpoint) really made the thing: remove it again, so a dry run creates nothing.
-    undo = {
-        "ec2:CreateSecurityGroup": lambda r: network.delete_security_group(ec2, r["GroupId"]),
-        "ec2:RunInstances": lambda r: instances.terminate(ec2, [i["InstanceId"] for i in r["Instances"]]),
-        "ec2:CreateVpcEndpoint": lambda r: network.delete_ei_endpoint(ec2, r["VpcEndpoint"]["VpcEndpointId"]),
-    }
     problems = []
     for permission, call in checks.items():
         try:
@@ -527,5 +520,9 @@ def check_permissions(aws: Aws, plan: Plan) -> list[str]:
             else:
                 problems.append(f"{permission} would fail: {explain(err, aws)}")
         else:
-            undo[permission](response)
+            # Real EC2 answers every DryRun call with an error, and moto refuses CreateSecurityGroup's and
+            # RunInstances' (DryRunOperation). Only its CreateVpcEndpoint ignores DryRun and really creates the
+            # endpoint: remove it again, so a dry run creates nothing.
+            if permission == "ec2:CreateVpcEndpoint":
+                network.delete_ei_endpoint(ec2, response["VpcEndpoint"]["VpcEndpointId"])
     return problems
