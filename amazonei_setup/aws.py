@@ -17,6 +17,8 @@ from pathlib import Path
 
 import boto3
 import botocore.config
+import botocore.loaders
+import botocore.session
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -53,6 +55,35 @@ CONFIG = botocore.config.Config(
 )
 
 
+_loader_lock = threading.Lock()
+
+
+def shared_loader() -> botocore.loaders.Loader:
+    """One botocore data loader for the process. Each new Session would otherwise re-read endpoints.json and
+    every service model it builds a client for (the EC2 model alone is ~0.2 s): `list --all-regions`, the
+    sandbox and the test suite make many Sessions. The loader only reads botocore's own bundled files."""
+    with _loader_lock:
+        if not hasattr(shared_loader, "loader"):
+            loader = botocore.loaders.create_loader()
+            loader._search_paths = _UniquePaths(loader.search_paths)
+            shared_loader.loader = loader
+        return shared_loader.loader
+
+
+class _UniquePaths(list):
+    """boto3.Session appends its own data directory to the loader's search path on every construction."""
+
+    def append(self, path) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def new_session(**kwargs) -> boto3.Session:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", shared_loader())
+    return boto3.Session(botocore_session=core, **kwargs)
+
+
 class Aws:
     """A boto3 session for one region plus a cache of its clients."""
 
@@ -60,7 +91,7 @@ class Aws:
                  endpoint_url: str | None = None, credentials: dict | None = None,
                  config: botocore.config.Config = CONFIG):
         try:
-            self.session = boto3.Session(profile_name=profile, region_name=region, **(credentials or {}))
+            self.session = new_session(profile_name=profile, region_name=region, **(credentials or {}))
         except ProfileNotFound:
             raise UsageError(f"No AWS profile named '{profile}': check --profile against ~/.aws/config.") from None
         self.region = region or self.session.region_name

@@ -197,7 +197,13 @@ class Sandbox:
             _release_lock(self._lock_fd)
             raise RuntimeError("Another sandbox is already open in this process; "
                                "close it before opening a second one.")
+        # moto would load ~1,300 bundled images into every EC2 region it builds (~0.2 s each) and the state file
+        # would carry them (1.9 MB written and read by every command); the sandbox seeds the Deep Learning AMIs a
+        # user needs itself. Set only while the sandbox is open (moto reads it as it builds a region).
+        self._saved_ami_setting = os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS")
+        os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
         try:
+            _share_motos_model_loader()
             _load_state(self.state_dir / STATE_FILE)
             for region in self.regions:
                 seed_deep_learning_amis(self.account_id, region)
@@ -205,6 +211,7 @@ class Sandbox:
             self._start_server()
         except BaseException:
             _forget_accounts()
+            self._restore_ami_setting()
             _open_in_process.release()
             _release_lock(self._lock_fd)
             raise
@@ -219,9 +226,16 @@ class Sandbox:
             _save_state(self.state_dir / STATE_FILE)
         finally:
             _forget_accounts()  # the next sandbox in this process must start from its file
+            self._restore_ami_setting()
             _open_in_process.release()
             _release_lock(self._lock_fd)
             self._lock_fd = None
+
+    def _restore_ami_setting(self) -> None:
+        if self._saved_ami_setting is None:
+            os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
+        else:
+            os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = self._saved_ami_setting
 
     def _start_server(self) -> None:
         import logging
@@ -237,6 +251,21 @@ class Sandbox:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+
+
+def _share_motos_model_loader() -> None:
+    """moto makes a new botocore loader for every model it reads (each service's API and paginators), and a new
+    loader first lists every service on disk: ~1 s of every sandbox command. One loader serves them all, and
+    moto's botocore Sessions (regions and zones) share the tool's."""
+    import botocore.session
+    import moto.core.utils
+
+    from amazonei_setup.aws import shared_loader
+
+    if not hasattr(moto.core.utils.create_loader, "cache_info"):
+        moto.core.utils.create_loader = functools.cache(moto.core.utils.create_loader)
+    botocore.session.Session._register_data_loader = (
+        lambda session: session._components.lazy_register_component("data_loader", shared_loader))
 
 
 def _server_class():
