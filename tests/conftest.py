@@ -7,16 +7,47 @@ Tests never reach real AWS or the network: credentials are dummies, AWS_ENDPOINT
 from __future__ import annotations
 
 import copy
+import gzip
+import importlib.util
 import io
 import json
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
+
+def _small_moto_amis() -> None:
+    """moto builds an EC2 backend several times per test (seeding, snapshots, mock_aws's reset), and each
+    build loads ~1,300 bundled images: ~0.2 s a build. The tests need only moto's 44 classic images (one of
+    them is the plain Amazon Linux image a test launches) plus the Deep Learning AMIs they seed themselves, so
+    point MOTO_AMIS_PATH at those 44; moto then skips its per-region "latest" lists. Must run before moto is
+    imported (it reads the variable at import); subprocesses (sandbox, moto server) inherit it."""
+    if "MOTO_AMIS_PATH" in os.environ:
+        return
+    spec = importlib.util.find_spec("moto")
+    bundled = Path(spec.origin).parent / "ec2" / "resources" / "amis.json.gz"
+    images = json.loads(gzip.decompress(bundled.read_bytes()))
+    for image in images:
+        image.pop("creation_date", None)  # parsed in place by moto: a second backend would crash on it
+    handle, path = tempfile.mkstemp(prefix="moto-amis-", suffix=".json")
+    with os.fdopen(handle, "w") as out:
+        json.dump(images, out)
+    os.environ["MOTO_AMIS_PATH"] = path
+
+
+_small_moto_amis()
+
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
 SSH_CIDR = "198.51.100.4/32"
+# The screen width of tests that assert on what the tool says rather than on its layout: wide enough that rich
+# never folds a sentence or a path (a temp path's length differs between runs, e.g. under pytest-xdist).
+# Layout tests pass their own width (test_ui, test_terminal).
+WIDE = 1000
 
 
 def isolate(mp: pytest.MonkeyPatch, home) -> None:
@@ -31,6 +62,51 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                 "AWS_REGION", "CI"):
         mp.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_botocore_loader():
+    """The tool's Sessions share one botocore loader (aws.shared_loader); make every other Session in the test
+    process share it too: moto's own, and the plain boto3 clients tests use to look at the account. Each would
+    otherwise re-parse endpoints.json and every service model it builds a client for."""
+    import botocore.session
+
+    from amazonei_setup.aws import shared_loader
+
+    original = botocore.session.Session._register_data_loader
+
+    def register(self):
+        self._components.lazy_register_component("data_loader", shared_loader)
+
+    botocore.session.Session._register_data_loader = register
+    yield
+    botocore.session.Session._register_data_loader = original
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_moto():
+    """Two costs moto pays on every call that say nothing about our code:
+    - a new 2048-bit RSA key for every CreateKeyPair, and another for the KMS key behind the first encrypted
+      EBS volume of each account (~10% of the suite): moto gets one key per size, made once;
+    - `inspect.getmembers` over the response class on every request: cached per class."""
+    import functools
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from moto.core import responses
+
+    original_generate, original_names = rsa.generate_private_key, responses.method_names_from_class
+    made: dict[tuple, object] = {}
+
+    def generate_private_key(public_exponent, key_size, backend=None):
+        key = (public_exponent, key_size)
+        if key not in made:
+            made[key] = original_generate(public_exponent=public_exponent, key_size=key_size)
+        return made[key]
+
+    rsa.generate_private_key = generate_private_key
+    responses.method_names_from_class = functools.cache(original_names)
+    yield
+    rsa.generate_private_key, responses.method_names_from_class = original_generate, original_names
 
 
 @pytest.fixture(autouse=True)
@@ -72,12 +148,12 @@ def cli(account):
     from amazonei_setup.cli import Environment, main
 
     def run(*argv: str, tty: bool = False, asker=None, public_ip: str | None = "198.51.100.4",
-            own_clients: bool = False) -> CliResult:
+            own_clients: bool = False, width: int = WIDE) -> CliResult:
         """own_clients=True lets the CLI build its Aws from the flags (tests of --region/--profile);
         by default it uses the fixture's `account`, whose clients tests can instrument."""
         out, err = io.StringIO(), io.StringIO()
         env = Environment(stdin_isatty=tty, stdout=out, stderr=err, public_ip_lookup=lambda: public_ip,
-                          asker=asker, sleep=lambda seconds: None, width=100,
+                          asker=asker, sleep=lambda seconds: None, width=width,
                           aws=None if own_clients else account)
         code = main(list(argv), env)
         return CliResult(code, out.getvalue(), err.getvalue())
@@ -137,3 +213,9 @@ def record(client, operation: str) -> list[dict]:
         f"before-parameter-build.{client.meta.service_model.service_name}.{operation}",
         lambda params, **_: seen.append(copy.deepcopy(params)))
     return seen
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the few process-level tests first: under pytest-xdist they then overlap the many quick ones
+    instead of running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.conftest import ACCOUNT, REGION, inject, record, setup_args, snapshot
+from tests.conftest import ACCOUNT, REGION, WIDE, inject, record, setup_args, snapshot
 
 OTHER_OWNER = f"arn:aws:iam::{ACCOUNT}:user/someone-else"
 EI_SERVICE = f"com.amazonaws.{REGION}.elastic-inference.runtime"
@@ -51,7 +51,7 @@ class Bare:
 
         out, err = io.StringIO(), io.StringIO()
         env = Environment(stdin_isatty=tty, stdout=out, stderr=err, public_ip_lookup=lambda: None,
-                          sleep=lambda seconds: None, width=100)
+                          sleep=lambda seconds: None, width=WIDE)
         code = main(list(argv), env)
         return CliResult(code, out.getvalue(), err.getvalue())
 

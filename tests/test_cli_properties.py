@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CliResult
+from tests.conftest import WIDE, CliResult
 
 REGIONS = ["us-west-2", "us-east-1", "ap-northeast-1", "eu-central-1", "us-west-9", ""]
 
@@ -128,7 +128,7 @@ def run_main(account, tmp_path, monkeypatch, quiet_retries):
     def run(argv: list[str], *, tty: bool = False) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
         env = Environment(stdin_isatty=tty, stdout=out, stderr=err, public_ip_lookup=lambda: None,
-                          sleep=lambda seconds: None, width=100)
+                          sleep=lambda seconds: None, width=WIDE)
         code = main(list(argv), env)
         return CliResult(code, out.getvalue(), err.getvalue())
 
@@ -162,7 +162,7 @@ def no_aws(monkeypatch, quiet_retries):
     def run(argv: list[str]) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
         env = Environment(stdin_isatty=False, stdout=out, stderr=err, public_ip_lookup=lambda: None,
-                          sleep=lambda seconds: None, width=100)
+                          sleep=lambda seconds: None, width=WIDE)
         return CliResult(main(argv, env), out.getvalue(), err.getvalue())
 
     return run

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from amazonei_setup import catalog, cost
 from amazonei_setup.cli import Environment, main
-from tests.conftest import CliResult
+from tests.conftest import WIDE, CliResult
 
 ESC = "\x1b"
 OREGON = "US West (Oregon)"
@@ -454,7 +454,7 @@ def test_a_csv_of_measured_latencies_is_compared(no_aws_at_all, tmp_path):
 ])
 def test_a_bad_csv_names_the_flag_and_the_line(no_aws_at_all, tmp_path, text, expected):
     path = write(tmp_path, text)
-    result = run("--latencies", path)
+    result = run("--latencies", path, width=WIDE)
     assert result.code == 2, result.stderr
     assert f"--latencies {path}" in said(result) and expected in said(result), said(result)
 

@@ -24,6 +24,7 @@ from botocore.config import Config
 from amazonei_setup.sandbox import SANDBOX_ACCOUNT_ID, seed_deep_learning_amis
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # separate processes: `-m "not slow"` skips them locally, never in CI
 REGION = "us-west-2"
 SSH_CIDR = "198.51.100.4/32"
 EI_SERVICE = f"com.amazonaws.{REGION}.elastic-inference.runtime"

@@ -510,6 +510,7 @@ def test_out_into_a_missing_directory_is_one_usage_error(cli, account, before, t
 
 # ---- 10. the sandbox, in separate processes -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sandbox_export_deploy_then_teardown_in_separate_processes(tmp_path):
     from tests.test_e2e import Cli, assert_sandbox_is_empty, user_env
 

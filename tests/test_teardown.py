@@ -623,9 +623,15 @@ def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account):
         return response
 
     respond(account.ec2, "DescribeInstances", never_terminated)
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["teardown", "--region", REGION, "--name", "a", "--yes"],
-                Environment(stdin_isatty=False, stdout=out, stderr=err, aws=account))  # real, cancellable sleep
+    # What a terminal's Ctrl-C does in an interactive shell. pytest may have inherited SIGINT as *ignored* (nohup,
+    # `&` in a script, some CI runners), and then the signal would never arrive.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["teardown", "--region", REGION, "--name", "a", "--yes"],
+                    Environment(stdin_isatty=False, stdout=out, stderr=err, aws=account))  # real, cancellable sleep
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     assert code == 130, err.getvalue()
     assert "run the same teardown again" in err.getvalue()

@@ -18,6 +18,7 @@ import pytest
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # separate processes: `-m "not slow"` skips them locally, never in CI
 TIMEOUT = 30
 DOWN = "\x1b[B"
 SETUP = ["amazonei_setup.py", "--sandbox", "--region", "us-west-2", "--instance-type", "m5.xlarge",
