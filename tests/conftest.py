@@ -6,6 +6,7 @@ Tests never reach real AWS or the network: credentials are dummies, AWS_ENDPOINT
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import gzip
 import importlib.util
@@ -22,22 +23,28 @@ from botocore.exceptions import ClientError
 
 def _small_moto_amis() -> None:
     """moto builds an EC2 backend several times per test (seeding, snapshots, mock_aws's reset), and each
-    build loads ~1,300 bundled images: ~0.2 s a build. The tests need only moto's 44 classic images (one of
-    them is the plain Amazon Linux image a test launches) plus the Deep Learning AMIs they seed themselves, so
-    point MOTO_AMIS_PATH at those 44; moto then skips its per-region "latest" lists. Must run before moto is
-    imported (it reads the variable at import); subprocesses (sandbox, moto server) inherit it."""
+    build loads ~1,300 bundled images: ~0.2 s a build. Point MOTO_AMIS_PATH at the three bundled images the
+    tests can meet (the plain Amazon Linux image a test launches, and the two 2017 Deep Learning AMIs that
+    the DLAMI search must rank below the ones the tests seed); moto then skips its per-region lists too.
+    Must run before moto is imported (it reads the variable at import); subprocesses inherit it."""
     if "MOTO_AMIS_PATH" in os.environ:
         return
     spec = importlib.util.find_spec("moto")
     bundled = Path(spec.origin).parent / "ec2" / "resources" / "amis.json.gz"
-    images = json.loads(gzip.decompress(bundled.read_bytes()))
+    images = [image for image in json.loads(gzip.decompress(bundled.read_bytes()))
+              if image["name"] in MOTO_IMAGES_KEPT]
+    assert len(images) == len(MOTO_IMAGES_KEPT), "moto's bundled images changed: update MOTO_IMAGES_KEPT"
     for image in images:
         image.pop("creation_date", None)  # parsed in place by moto: a second backend would crash on it
     handle, path = tempfile.mkstemp(prefix="moto-amis-", suffix=".json")
     with os.fdopen(handle, "w") as out:
         json.dump(images, out)
     os.environ["MOTO_AMIS_PATH"] = path
+    atexit.register(os.unlink, path)  # pytest-xdist's workers inherit the variable, so they use this one file
 
+
+MOTO_IMAGES_KEPT = {"amzn-ami-hvm-2017.09.1.20171103-x86_64-gp2", "Deep Learning AMI Amazon Linux - 3.3_Oct2017",
+                    "Deep Learning AMI Ubuntu Linux - 2.4_Oct2017"}
 
 _small_moto_amis()
 
@@ -69,6 +76,7 @@ def shared_botocore_loader():
     """The tool's Sessions share one botocore loader (aws.shared_loader); make every other Session in the test
     process share it too: moto's own, and the plain boto3 clients tests use to look at the account. Each would
     otherwise re-parse endpoints.json and every service model it builds a client for."""
+    import botocore.client
     import botocore.session
 
     from amazonei_setup.aws import shared_loader
@@ -79,8 +87,22 @@ def shared_botocore_loader():
         self._components.lazy_register_component("data_loader", shared_loader)
 
     botocore.session.Session._register_data_loader = register
+    # botocore also builds a new client class (one method per operation: ~700 for EC2) for every client; the
+    # class depends only on the service's model and boto3's handlers, and a test's hooks live on the instance.
+    creator = botocore.client.ClientCreator
+    original_class = creator._create_client_class
+    classes: dict[tuple, type] = {}
+
+    def client_class(self, service_name, service_model):
+        key = (service_name, service_model.api_version)
+        if key not in classes:
+            classes[key] = original_class(self, service_name, service_model)
+        return classes[key]
+
+    creator._create_client_class = client_class
     yield
     botocore.session.Session._register_data_loader = original
+    creator._create_client_class = original_class
 
 
 @pytest.fixture(scope="session", autouse=True)
