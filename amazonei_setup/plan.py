@@ -5,6 +5,7 @@ provision executes it. It is plain data: frozen, JSON-able, no AWS clients.
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass, field
 
 CREATE, REUSE, UPDATE = "create", "reuse", "update"
@@ -62,6 +63,13 @@ class Plan:
     count: int = 1  # instances launched in one run_instances call (--count)
     min_count: int = 1  # fewer are accepted down to this (--min-count); EC2 launches all or nothing otherwise
     instance_ids: tuple[str, ...] = ()  # every live instance of an existing deployment (instance_id is the first)
+    ssh_cidrs_before: tuple[str, ...] = ()  # SSH ranges this tool opened on the existing group (a re-run converges)
+
+    @property
+    def stale_ssh_cidrs(self) -> list[str]:
+        """SSH ranges on the existing group that the re-run closes: every one this tool opened but --ssh-cidr."""
+        wanted = ipaddress.ip_network(self.ssh_cidr, strict=False)
+        return [c for c in self.ssh_cidrs_before if ipaddress.ip_network(c, strict=False) != wanted]
 
     @property
     def exists(self) -> bool:
@@ -75,9 +83,7 @@ class Plan:
                      "EC2 may assume it; SSM + CloudWatch agent managed policies" if self.family
                      else "EC2 may assume it; EI connect policy"),
             PlanItem("instance-profile", self.profile_name, deployment_action),
-            PlanItem("security-group", self.security_group_id or self.security_group_name,
-                     REUSE if self.security_group_id else CREATE,
-                     f"22 from {self.ssh_cidr}" if self.family else f"22 from {self.ssh_cidr}; 443 from itself"),
+            self._group_item(),
         ]
         if self.accelerator_type:
             if self.endpoint_id:
@@ -100,6 +106,18 @@ class Plan:
                                   f"{self.count} x {self.instance_type}", CREATE,
                                   f"{self.accelerator_label}, {self.ami_name}" + self.count_detail))
         return items
+
+    def _group_item(self) -> PlanItem:
+        https = "" if self.family else "; 443 from itself"
+        if not self.security_group_id:
+            return PlanItem("security-group", self.security_group_name, CREATE, f"22 from {self.ssh_cidr}{https}")
+        stale = self.stale_ssh_cidrs
+        opened = any(ipaddress.ip_network(c, strict=False) == ipaddress.ip_network(self.ssh_cidr, strict=False)
+                     for c in self.ssh_cidrs_before)
+        if stale or not opened:
+            before = ", ".join(self.ssh_cidrs_before) or "nowhere"
+            return PlanItem("security-group", self.security_group_id, UPDATE, f"22 from {before} -> {self.ssh_cidr}")
+        return PlanItem("security-group", self.security_group_id, REUSE, f"22 from {self.ssh_cidr}{https}")
 
     @property
     def count_detail(self) -> str:

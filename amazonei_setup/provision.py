@@ -176,8 +176,7 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
     group = pool.submit(_ensure_group, run)
     policy = after(role)(_put_policy, run)
     link = after(role, profile)(_link_profile, run)
-    ingress = after(group)(lambda: network.authorize_ingress(run.ec2, group.result(), plan.ssh_cidr,
-                                                              ei=not plan.family))
+    ingress = after(group)(lambda: _converge_ingress(run, group.result()))
     endpoint = None
     if plan.accelerator_type:
         dns = pool.submit(_ensure_vpc_dns, run)
@@ -275,6 +274,19 @@ def _ensure_group(run: Run) -> str:
     run.report(Event("created", "security-group", f"Created security group {group_id} (SSH from {plan.ssh_cidr})",
                      group_id))
     return group_id
+
+
+def _converge_ingress(run: Run, group_id: str) -> None:
+    """The group's rules as the flags say: open what is missing, then close the SSH ranges this tool opened
+    before that --ssh-cidr no longer names (a re-run after the user's address changed)."""
+    plan = run.plan
+    network.authorize_ingress(run.ec2, group_id, plan.ssh_cidr, ei=not plan.family)
+    stale = plan.stale_ssh_cidrs
+    if stale:
+        network.revoke_ssh(run.ec2, group_id, stale)
+        run.journal.add("security-group-rule", group_id, "updated", revoked=stale)
+        run.report(Event("updated", "security-group", f"SSH to {group_id} now only from {plan.ssh_cidr} (closed "
+                                                      f"{', '.join(stale)})", group_id))
 
 
 def _ensure_vpc_dns(run: Run) -> None:

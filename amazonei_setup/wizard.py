@@ -219,6 +219,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         count=len(existing["instances"]) if instance else request.count or 1,
         min_count=len(existing["instances"]) if instance else request.min_count or request.count or 1,
         instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
+        ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
     )
 
 

@@ -41,12 +41,12 @@ def create_security_group(ec2, vpc_id: str, deployment: str, tag_list: list[dict
     )["GroupId"]
 
 
+SSH_RULE_DESCRIPTION = "SSH (amazonei-setup)"  # marks the SSH ranges this tool opened (and may revoke)
+
+
 def ingress_permissions(group_id: str, ssh_cidr: str, ei: bool = True) -> list[dict]:
     """443 only from members of the group itself (instance <-> EI endpoint; EI only); 22 from one CIDR."""
-    net = ipaddress.ip_network(ssh_cidr, strict=False)
-    ssh_range = ({"Ipv6Ranges": [{"CidrIpv6": str(net), "Description": "SSH (amazonei-setup)"}]} if net.version == 6
-                 else {"IpRanges": [{"CidrIp": str(net), "Description": "SSH (amazonei-setup)"}]})
-    ssh = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **ssh_range}
+    ssh = _ssh_permission(ssh_cidr)
     if not ei:
         return [ssh]
     return [
@@ -56,14 +56,48 @@ def ingress_permissions(group_id: str, ssh_cidr: str, ei: bool = True) -> list[d
     ]
 
 
+def _ssh_permission(cidr: str, *, described: bool = True) -> dict:
+    net = ipaddress.ip_network(cidr, strict=False)
+    key, field = ("Ipv6Ranges", "CidrIpv6") if net.version == 6 else ("IpRanges", "CidrIp")
+    ssh_range = {field: str(net), **({"Description": SSH_RULE_DESCRIPTION} if described else {})}
+    return {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, key: [ssh_range]}
+
+
+def same_cidr(a: str, b: str) -> bool:
+    return ipaddress.ip_network(a, strict=False) == ipaddress.ip_network(b, strict=False)
+
+
+def our_ssh_cidrs(group: dict) -> list[str]:
+    """The SSH ranges this tool opened on `group` (a describe_security_groups item); hand-made rules excluded."""
+    found = []
+    for rule in group.get("IpPermissions", []):
+        if rule.get("FromPort") != 22 or rule.get("ToPort") != 22:
+            continue
+        found += [r["CidrIp"] for r in rule.get("IpRanges", []) if r.get("Description") == SSH_RULE_DESCRIPTION]
+        found += [r["CidrIpv6"] for r in rule.get("Ipv6Ranges", []) if r.get("Description") == SSH_RULE_DESCRIPTION]
+    return found
+
+
 def authorize_ingress(ec2, group_id: str, ssh_cidr: str, ei: bool = True) -> None:
-    """All rules in one call; a re-run that finds them present is fine."""
-    try:
-        ec2.authorize_security_group_ingress(GroupId=group_id,
-                                             IpPermissions=ingress_permissions(group_id, ssh_cidr, ei))
-    except ClientError as err:
-        if error_code(err) != "InvalidPermission.Duplicate":
-            raise
+    """One call per rule: AWS refuses a whole call when one of its rules exists (InvalidPermission.Duplicate),
+    so a re-run whose 443 rule is there would otherwise drop a new SSH range with it."""
+    for permission in ingress_permissions(group_id, ssh_cidr, ei):
+        try:
+            ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission])
+        except ClientError as err:
+            if error_code(err) != "InvalidPermission.Duplicate":
+                raise
+
+
+def revoke_ssh(ec2, group_id: str, cidrs: list[str]) -> None:
+    """Close SSH ranges this tool opened; one already gone is fine."""
+    for cidr in cidrs:
+        try:
+            ec2.revoke_security_group_ingress(GroupId=group_id,
+                                              IpPermissions=[_ssh_permission(cidr, described=False)])
+        except ClientError as err:
+            if error_code(err) != "InvalidPermission.NotFound":
+                raise
 
 
 def delete_security_group(ec2, group_id: str, *, timeout: float = 300, sleep: Callable = time.sleep) -> bool:
