@@ -24,7 +24,7 @@ from amazonei_setup.aws import Aws, explain
 from amazonei_setup.errors import Interrupted, ToolError
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan
-from amazonei_setup.provision import SetupResult, rollback_outcome
+from amazonei_setup.provision import SetupResult, explain_safely, rollback_outcome
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.resources import keypair, stack
 from amazonei_setup.waiting import wait_for
@@ -94,9 +94,18 @@ def _wait_instances(ec2, plan: Plan, sleep, report: Reporter) -> list[instances.
 def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | None, created_key: bool,
                  report: Reporter, account_flags: str, sleep: Callable[[float], None]) -> ToolError:
     interrupted = isinstance(failure, KeyboardInterrupt)
-    cause = Interrupted("Interrupted.") if interrupted else _explain(failure, aws)
+
+    def cause() -> ToolError:
+        """After the rollback: explaining may call AWS (decoding EC2's refusal), which must not stop it."""
+        if interrupted:
+            return Interrupted("Interrupted.")
+        try:
+            return _explain(failure, aws)
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - the sentence is never worth a leftover stack
+            return explain_safely(failure)
+
     if not stack_id and not created_key:
-        return cause
+        return cause()
     leftovers = []
     try:
         if stack_id:
@@ -104,14 +113,14 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
             try:
                 stack.delete(aws.client("cloudformation"), stack_id, report=report, sleep=sleep)
             except Exception as err:  # noqa: BLE001 - say what is left, with the command that finishes
-                leftovers.append(f"stack {stack_id} ({explain(err).args[0]})")
+                leftovers.append(f"stack {stack_id} ({explain_safely(err).args[0]})")
         if created_key:
             keypair.delete_key_pair(aws.ec2, plan.key_name)
             Path(plan.key_path).unlink(missing_ok=True)  # useless without its key pair, and it was ours
             report(Event("rollback", "key-pair", f"Removed key-pair {plan.key_name}", plan.key_name))
     except KeyboardInterrupt:
-        return rollback_outcome(cause, leftovers, plan, account_flags, interrupted=True)
-    return rollback_outcome(cause, leftovers, plan, account_flags)
+        return rollback_outcome(cause(), leftovers, plan, account_flags, interrupted=True)
+    return rollback_outcome(cause(), leftovers, plan, account_flags)
 
 
 def _explain(failure: BaseException, aws: Aws) -> ToolError:

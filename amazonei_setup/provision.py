@@ -408,13 +408,15 @@ def _wait_endpoint(run: Run, endpoint_id: str) -> None:
 
 
 def _rolled_back(run: Run, failure: BaseException) -> ToolError:
-    """Delete what this run created, newest first; return the error to show the user."""
+    """Delete what this run created, newest first; return the error to show the user.
+
+    The rollback comes first and the explanation of the failure after it: explaining may call AWS (EC2's
+    encoded refusal is decoded through STS), and nothing that call does may keep the rollback from running."""
     interrupted = isinstance(failure, KeyboardInterrupt | Cancelled)
-    cause = Interrupted("Interrupted.") if interrupted else explain(failure, run.aws)
     created = run.journal.created()
     _find_inflight_launch(run, created)
     if not created:
-        return cause
+        return Interrupted("Interrupted.") if interrupted else explain_safely(failure, run.aws)
     run.report(Event("rollback", "", f"Rolling back {len(created)} change(s) this run made"))
     leftovers: list[str] = []
     # Newest first, except that the role goes last: it was created concurrently with the profile,
@@ -425,16 +427,34 @@ def _rolled_back(run: Run, failure: BaseException) -> ToolError:
     if launched:
         ordered = [Record("instance", ", ".join(r.id for r in launched), "created")] + [
             r for r in ordered if r.kind != "instance"]
+    stopped_at = None
     try:
-        for record in ordered:
+        for position, record in enumerate(ordered):
+            stopped_at = position
             try:
                 _undo(run, record)
                 run.report(Event("rollback", record.kind, f"Removed {record.kind} {record.id}", record.id))
             except Exception as err:  # noqa: BLE001 - keep undoing the rest, report all leftovers
-                leftovers.append(f"{record.kind} {record.id} ({explain(err).args[0]})")
+                leftovers.append(f"{record.kind} {record.id} ({explain_safely(err).args[0]})")
+        stopped_at = None
     except KeyboardInterrupt:
-        return rollback_outcome(cause, leftovers, run.plan, run.account_flags, interrupted=True)
+        pass
+    cause = Interrupted("Interrupted.") if interrupted else explain_safely(failure, run.aws)
+    if stopped_at is not None:
+        left = leftovers + [f"{r.kind} {r.id}" for r in ordered[stopped_at:]]
+        return rollback_outcome(cause, left, run.plan, run.account_flags, interrupted=True)
     return rollback_outcome(cause, leftovers, run.plan, run.account_flags)
+
+
+def explain_safely(failure: BaseException, aws: Aws | None = None) -> ToolError:
+    """explain(), which must not fail here: it may call AWS (decoding EC2's refusal) and that call can fail
+    in ways nobody listed, or be interrupted. Then the sentence without the decoding, then a generic one."""
+    for helper in ((aws, None) if aws is not None else (None,)):
+        try:
+            return explain(failure, helper)
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001, PERF203 - the sentence is never worth a crash
+            continue
+    return AwsError(f"Setup failed ({type(failure).__name__}).", code="internal")
 
 
 def rollback_outcome(cause: ToolError, leftovers: list[str], plan: Plan, account_flags: str, *,
