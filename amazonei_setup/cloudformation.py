@@ -258,7 +258,7 @@ def _interface(plan: Plan, fleet_size: int | None) -> dict:
 
 def _tags(plan: Plan) -> list[dict]:
     """Ownership tags: teardown and list find a deployment's resources by them."""
-    return tags.tag_list(plan.name, plan.owner)
+    return tags.tag_list(plan.name, plan.owner, plan.region)
 
 
 def _instance_tags(plan: Plan) -> list[dict]:

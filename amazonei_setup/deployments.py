@@ -36,6 +36,7 @@ class Inventory:
     sibling_names: dict[str, str] = field(default_factory=dict)  # other deployments' group ids -> their names
     stack: stack.StackInfo | None = None  # the CloudFormation stack holding the deployment (export --deploy)
     stack_resources: set[tuple[str, str]] = field(default_factory=set)  # (kind, physical id) it holds
+    elsewhere: dict[str, str] = field(default_factory=dict)  # global piece ("IAM role x") -> the region it serves
 
     @property
     def group_ids(self) -> set[str]:
@@ -102,6 +103,11 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
             continue
         # CloudFormation cannot tag an instance profile: the stack holding it proves it is ours.
         held = (held_kind, found.get("RoleName") or found.get("InstanceProfileName"))
+        home = tags.home_region(found.get("Tags"))
+        if tags.is_ours(found.get("Tags"), name) and home and home != aws.region:
+            # IAM is global: this role serves the deployment's region, and teardown here must not cut it off.
+            inventory.elsewhere[f"{kind} {held[1]}"] = home
+            continue
         if tags.is_ours(found.get("Tags"), name) or held in inventory.stack_resources:
             setattr(inventory, attr, found)
             if attr == "role":
@@ -109,6 +115,10 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
                 inventory.role_attached_policies = results["attached_policies"]
         else:
             inventory.foreign.append(f"{kind} {found.get('RoleName') or found.get('InstanceProfileName')}")
+    if inventory.empty and inventory.elsewhere:
+        home = sorted(set(inventory.elsewhere.values()))[0]
+        raise UsageError(f"Deployment '{name}' lives in {home}, not {aws.region}: nothing was deleted or changed; "
+                         f"pass --region {home}.")
     return inventory
 
 

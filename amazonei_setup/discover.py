@@ -17,8 +17,8 @@ from amazonei_setup import catalog, tags
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.errors import UsageError
+from amazonei_setup.resources import iam, keypair, network
 from amazonei_setup.resources import instance as instances
-from amazonei_setup.resources import keypair, network
 
 CHECKIP_URL = "https://checkip.amazonaws.com"
 AMI_ID_RE = re.compile(r"ami-[0-9a-z]{1,32}")  # real ids are hex; emulators use letters too
@@ -99,6 +99,7 @@ class Facts:
     key_pair_deployments: dict[str, str] = field(default_factory=dict)  # key made by this tool -> its deployment
     family_images: dict[str, Image | None] = field(default_factory=dict)  # family key -> its Deep Learning AMI
     offerings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # instance type -> AZs that offer it
+    named_role: dict | None = None  # the IAM role of the --name given, if it exists (IAM is global: any region's)
 
     @property
     def owner(self) -> str:
@@ -144,7 +145,7 @@ def lookup_public_ip(timeout: float = 3.0) -> str | None:
 
 def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
            public_ip_lookup: Callable[[], str | None] | None = None, families: tuple[str, ...] = (),
-           ei: bool = True) -> Facts:
+           ei: bool = True, name: str | None = None) -> Facts:
     """Fetch everything the wizard needs in one concurrent round.
 
     ei=False (an --accelerator family): no EI region check, no EI endpoint-service or EI DLAMI look-ups.
@@ -165,6 +166,8 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         "endpoints": lambda: network.find_ei_endpoints(ec2, region) if ei else [],
         "our_instances": lambda: instances.find_instances(ec2, None),
         "our_security_groups": lambda: network.find_security_groups(ec2, None),
+        # A name is one deployment in the account: its role says which region it lives in.
+        "named_role": lambda: iam.get_role(aws.iam, iam.role_name(name)) if name else None,
     }
     if families:
         chosen = [catalog.FAMILIES[f] for f in families]
@@ -198,7 +201,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         instance_type=results["instance_type"],
         endpoints=results["endpoints"], our_instances=results["our_instances"],
         our_security_groups=results["our_security_groups"], public_ip=results.get("public_ip"),
-        family_images=family_images, offerings=results.get("offerings", {}),
+        family_images=family_images, offerings=results.get("offerings", {}), named_role=results["named_role"],
     )
 
 

@@ -123,12 +123,13 @@ class Run:
                  account_flags: str = ""):
         self.aws, self.plan, self.report = aws, plan, report
         self.account_flags = account_flags
+        self.teardown: str | None = None  # the teardown command to print, when the CLI gave it
         self.ec2, self.iam = aws.ec2, aws.iam
         self.journal = Journal()
         self.cancel = threading.Event()
         self._sleep = sleep
         self.sleep = cancellable_sleep(self.cancel, sleep)  # wakes up (and stops the worker) on cancel
-        self.tags = tags.tag_list(plan.name, plan.owner)
+        self.tags = tags.tag_list(plan.name, plan.owner, plan.region)
         self.client_token = f"amazonei-setup-{uuid.uuid4()}"
 
     def plain_sleep(self, seconds: float) -> None:
@@ -141,11 +142,14 @@ class Run:
 
 
 def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
-              sleep: Callable[[float], None] | None = None, account_flags: str = "") -> SetupResult:
+              sleep: Callable[[float], None] | None = None, account_flags: str = "",
+              teardown: str | None = None) -> SetupResult:
     """account_flags: how the CLI addresses this account (" --sandbox", " --profile p"), for the
-    teardown command a failed rollback prints."""
+    teardown command a failed rollback prints; teardown: that whole command as the CLI would print it
+    (the program name as the user invoked it), when the caller knows it."""
     aws.preload("ec2", "iam")
     run = Run(aws, plan, report, sleep, account_flags)
+    run.teardown = teardown
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="provision")
     try:
         result = _execute(run, pool)
@@ -197,10 +201,21 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
 # ---- steps ---------------------------------------------------------------------------------
 
 def _adopt_or_refuse(run: Run, kind: str, name: str, found: dict | None) -> None:
-    """A resource with our deterministic name exists: reuse it only if it is this deployment's."""
-    if found is None or not tags.is_ours(found.get("Tags"), run.plan.name):
+    """A resource with our deterministic name exists: reuse it only if it is this deployment's, in this region."""
+    plan = run.plan
+    if found is None or not tags.is_ours(found.get("Tags"), plan.name):
         raise UsageError(f"An {kind} named {name} already exists and was not created by amazonei-setup for "
-                         f"deployment '{run.plan.name}': choose another --name.")
+                         f"deployment '{plan.name}': choose another --name.")
+    home = tags.home_region(found.get("Tags"))
+    if home and home != plan.region:
+        # IAM is global: adopting would rewrite the policy of a live deployment elsewhere.
+        raise UsageError(f"Deployment '{plan.name}' lives in {home} (its {kind} {name} says so), and a name is one "
+                         f"deployment in the account: pass --region {home} to converge it, or choose another --name.")
+    if home is None and kind in ("iam-role", "instance-profile") and not plan.exists:
+        # Made before pieces carried their region, and nothing of the deployment is in this region.
+        raise UsageError(f"The {kind} {name} of deployment '{plan.name}' exists but nothing else of it is in "
+                         f"{plan.region}: if it lives in another region pass that --region; otherwise remove it with "
+                         f"`teardown --name {plan.name}` in its region, or choose another --name.")
     run.journal.add(kind, name, "reused")
     run.report(Event("reused", kind, f"Reusing {kind} {name}", name))
 
@@ -442,8 +457,8 @@ def _rolled_back(run: Run, failure: BaseException) -> ToolError:
     cause = Interrupted("Interrupted.") if interrupted else explain_safely(failure, run.aws)
     if stopped_at is not None:
         left = leftovers + [f"{r.kind} {r.id}" for r in ordered[stopped_at:]]
-        return rollback_outcome(cause, left, run.plan, run.account_flags, interrupted=True)
-    return rollback_outcome(cause, leftovers, run.plan, run.account_flags)
+        return rollback_outcome(cause, left, run.plan, run.account_flags, interrupted=True, finish=run.teardown)
+    return rollback_outcome(cause, leftovers, run.plan, run.account_flags, finish=run.teardown)
 
 
 def explain_safely(failure: BaseException, aws: Aws | None = None) -> ToolError:
@@ -458,10 +473,10 @@ def explain_safely(failure: BaseException, aws: Aws | None = None) -> ToolError:
 
 
 def rollback_outcome(cause: ToolError, leftovers: list[str], plan: Plan, account_flags: str, *,
-                     interrupted: bool = False) -> ToolError:
+                     interrupted: bool = False, finish: str | None = None) -> ToolError:
     """The error to show after a rollback (setup's or a stack's): the cause, then either that everything is
-    gone or what is left and the teardown command that finishes."""
-    finish = teardown_command(plan.region, plan.name, account_flags)
+    gone or what is left and the teardown command that finishes (`finish`, else built from account_flags)."""
+    finish = finish or teardown_command(plan.region, plan.name, account_flags)
     if interrupted:
         return Interrupted(f"{cause} Rollback was interrupted; to remove what is left run: {finish}")
     if leftovers:

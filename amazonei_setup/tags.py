@@ -10,6 +10,9 @@ OWNER = "amazonei-setup:owner"
 # Stored on the instance because EC2 no longer reports the EI association reliably (moto drops it).
 ACCELERATOR = "amazonei-setup:accelerator"
 SSH_USER = "amazonei-setup:ssh-user"
+# The region the deployment lives in, on every piece: IAM is global, so a role alone cannot say which region's
+# deployment it serves. A name is one deployment in the account; setup and teardown elsewhere are refused.
+REGION = "amazonei-setup:region"
 # Set by CloudFormation itself on what a stack creates: such a deployment belongs to its stack (export --deploy).
 CFN_STACK_NAME = "aws:cloudformation:stack-name"
 # IAM path for every role and instance profile we create: list_roles(PathPrefix=...) finds them.
@@ -27,9 +30,9 @@ def resource_name(deployment: str) -> str:
     return deployment if deployment.startswith("amazonei-") else f"amazonei-setup-{deployment}"
 
 
-def tag_list(name: str, owner: str | None = None, **extra: str) -> list[dict[str, str]]:
-    tags = {DEPLOYMENT: name, CREATED_BY: TOOL, **({OWNER: owner} if owner else {})}
-    tags.update({k: v for k, v in extra.items() if v})
+def tag_list(name: str, owner: str | None = None, region: str | None = None, **extra: str) -> list[dict[str, str]]:
+    tags = {DEPLOYMENT: name, CREATED_BY: TOOL}
+    tags.update({k: v for k, v in {OWNER: owner, REGION: region, **extra}.items() if v})
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
@@ -45,6 +48,11 @@ def is_ours(tags: list[dict] | None, name: str | None = None) -> bool:
     """True when the tags say amazonei-setup created it (for deployment `name`, if given)."""
     d = as_dict(tags)
     return d.get(CREATED_BY) == TOOL and (name is None or d.get(DEPLOYMENT) == name)
+
+
+def home_region(tags: list[dict] | None) -> str | None:
+    """The region a piece says its deployment lives in (None on pieces made before the region tag existed)."""
+    return as_dict(tags).get(REGION)
 
 
 def filters_for(name: str | None) -> list[dict]:

@@ -84,6 +84,9 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         kind, _, name = described.rpartition(" ")
         items.append(TeardownItem(foreign_kinds.get(kind, kind), name, KEEP,
                                   "same name but not created by amazonei-setup"))
+    for described, home in inventory.elsewhere.items():
+        kind, _, name = described.rpartition(" ")
+        items.append(TeardownItem(foreign_kinds.get(kind, kind), name, KEEP, f"serves the deployment in {home}"))
     return [TeardownItem(i.kind, i.id, i.action, WITH_STACK) if (i.kind, i.id) in held and i.action == DELETE else i
             for i in items]
 

@@ -160,6 +160,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     # The name first, whether flagged or typed: a deployment that already has it is converged
     # onto (same instance, group, key), never duplicated.
     name = _choose_name(request, facts, asker)
+    _refuse_another_regions_name(facts, name)
     existing = _existing_deployment(request, facts, name)
     instance = existing["instance"] if existing else None
     family: catalog.Family | None = None
@@ -221,6 +222,18 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
         ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
     )
+
+
+def _refuse_another_regions_name(facts: Facts, name: str) -> None:
+    """A name is one deployment in the account: IAM is global, so converging here would take over the role of
+    the deployment that lives in another region (and rewrite its EI policy for this one)."""
+    role = facts.named_role
+    if role is None or role.get("RoleName") != iam.role_name(name) or not tags.is_ours(role.get("Tags"), name):
+        return
+    home = tags.home_region(role.get("Tags"))
+    if home and home != facts.region:
+        raise UsageError(f"Deployment '{name}' lives in {home}, and a name is one deployment in the account: pass "
+                         f"--region {home} to converge it, or choose another --name.")
 
 
 def _existing_deployment(request: SetupRequest, facts: Facts, name: str) -> dict | None:

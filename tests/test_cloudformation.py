@@ -25,7 +25,7 @@ from tests.conftest import ACCOUNT, REGION, SSH_CIDR, snapshot
 OWNER = f"arn:aws:iam::{ACCOUNT}:user/tester"
 NAME = "demo"
 RESOURCE = tags.resource_name(NAME)  # amazonei-setup-demo: role, profile, group, key pair, stack
-OWNERSHIP = tags.tag_list(NAME, OWNER)
+OWNERSHIP = tags.tag_list(NAME, OWNER, REGION)  # setup tags every piece with its region too
 ENDPOINT_GROUP = "sg-0fedcba9876543210"
 
 
@@ -461,7 +461,7 @@ def deploy(account, plan: Plan, fleet_size: int | None = None, *, deployed_fleet
     template = cf.build_template(plan, fleet_size=fleet_size, endpoint_group_id=endpoint_group_id)
     cfn.create_stack(StackName=cf.stack_name(plan.name), TemplateBody=cf.to_yaml(template),
                      Parameters=cf.parameter_values(plan, fleet_size=deployed_fleet or fleet_size, key_name="mykey"),
-                     Capabilities=cf.CAPABILITIES, Tags=tags.tag_list(plan.name, plan.owner))
+                     Capabilities=cf.CAPABILITIES, Tags=tags.tag_list(plan.name, plan.owner, plan.region))
     (stack,) = cfn.describe_stacks(StackName=cf.stack_name(plan.name))["Stacks"]
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
     return stack

@@ -113,3 +113,67 @@ def test_teardown_after_a_cidr_change_leaves_nothing(cli, account):
     gone = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
     assert gone.code == 0, gone.stderr
     assert account.ec2.describe_security_groups(Filters=tags.filters_for(NAME))["SecurityGroups"] == []
+
+
+# ---- 2, 3. one name, one deployment, whichever region ---------------------------------------------------
+
+OTHER_REGION = "us-east-1"
+
+
+def in_region(args: list[str], region: str) -> list[str]:
+    return [region if a == REGION else a for a in args]
+
+
+def role_policy(iam, name: str = NAME) -> dict:
+    return iam.get_role_policy(RoleName=tags.resource_name(name), PolicyName="amazonei-setup-elastic-inference")[
+        "PolicyDocument"]
+
+
+def test_every_piece_says_which_region_the_deployment_lives_in(cli, account):
+    assert cli(*setup_args(NAME)).code == 0
+    role = account.iam.get_role(RoleName=GROUP_NAME)["Role"]
+    profile = account.iam.get_instance_profile(InstanceProfileName=GROUP_NAME)["InstanceProfile"]
+    assert tags.home_region(role.get("Tags")) == REGION
+    assert tags.home_region(profile.get("Tags")) == REGION
+    assert tags.home_region(group(account.ec2).get("Tags")) == REGION
+
+
+def test_the_same_name_in_another_region_is_refused_and_the_first_keeps_its_policy(cli, account):
+    from amazonei_setup.sandbox import seed_deep_learning_amis
+    from tests.conftest import ACCOUNT
+
+    seed_deep_learning_amis(ACCOUNT, OTHER_REGION)
+    assert cli(*setup_args(NAME)).code == 0
+    before = role_policy(account.iam)
+    east = account.in_region(OTHER_REGION)
+
+    second = cli(*in_region(setup_args(NAME), OTHER_REGION), own_clients=True)
+
+    assert second.code == 2, second.stderr
+    said = " ".join(second.stderr.split())
+    assert f"lives in {REGION}" in said and f"--region {REGION}" in said
+    assert "Traceback" not in second.stderr
+    assert role_policy(account.iam) == before  # the us-west-2 instance can still connect to EI
+    assert f":{REGION}:" in str(before)
+    # nothing of the refused run is left in us-east-1
+    assert east.ec2.describe_security_groups(Filters=tags.filters_for(NAME))["SecurityGroups"] == []
+    assert east.ec2.describe_key_pairs(Filters=tags.filters_for(NAME))["KeyPairs"] == []
+
+
+def test_teardown_in_the_wrong_region_deletes_nothing_and_names_the_right_one(cli, account):
+    assert cli(*setup_args(NAME)).code == 0
+
+    wrong = cli("teardown", "--region", OTHER_REGION, "--name", NAME, "--yes", own_clients=True)
+
+    assert wrong.code == 2, wrong.stderr
+    said = " ".join(wrong.stderr.split())
+    assert f"lives in {REGION}" in said and "nothing was deleted" in said
+    assert "removed" not in said
+    # the live deployment still has its role and profile
+    assert account.iam.get_role(RoleName=GROUP_NAME)["Role"]
+    profile = account.iam.get_instance_profile(InstanceProfileName=GROUP_NAME)["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [GROUP_NAME]
+
+    right = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
+    assert right.code == 0, right.stderr
+    assert account.iam.list_roles(PathPrefix=tags.IAM_PATH)["Roles"] == []
