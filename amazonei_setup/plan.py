@@ -64,6 +64,7 @@ class Plan:
     min_count: int = 1  # fewer are accepted down to this (--min-count); EC2 launches all or nothing otherwise
     instance_ids: tuple[str, ...] = ()  # every live instance of an existing deployment (instance_id is the first)
     ssh_cidrs_before: tuple[str, ...] = ()  # SSH ranges this tool opened on the existing group (a re-run converges)
+    replace_key: bool = False  # the deployment's own key pair exists but its private key is gone: make a new one
 
     @property
     def stale_ssh_cidrs(self) -> list[str]:
@@ -95,7 +96,11 @@ class Plan:
                 items.append(PlanItem("vpc-endpoint", "elastic-inference.runtime", CREATE, "private DNS on"))
         key_note = ("" if not self.create_key else f"private key saved to {self.key_path}" if self.key_path
                     else "by the stack; its private key goes to SSM Parameter Store")
-        items.append(PlanItem("key-pair", self.key_name, CREATE if self.create_key else REUSE, key_note))
+        if self.replace_key:
+            items.append(PlanItem("key-pair", self.key_name, UPDATE,
+                                  f"no private key at {self.key_path}: replaced by a new key pair saved there"))
+        else:
+            items.append(PlanItem("key-pair", self.key_name, CREATE if self.create_key else REUSE, key_note))
         if self.instance_id:
             others = len(self.instance_ids) - 1
             items.append(PlanItem("instance", self.instance_id + (f" (+{others} more)" if others > 0 else ""), REUSE,

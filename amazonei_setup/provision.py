@@ -262,6 +262,10 @@ def _ensure_key(run: Run) -> None:
     if not plan.create_key:
         run.journal.add("key-pair", plan.key_name, "reused")
         return
+    if plan.replace_key:  # ours, for this deployment, unused, and useless without its private key
+        keypair.delete_key_pair(run.ec2, plan.key_name)
+        run.report(Event("deleted", "key-pair", f"Deleted key pair {plan.key_name}: its private key was not at "
+                                                f"{plan.key_path}", plan.key_name))
     keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags)
     run.journal.add("key-pair", plan.key_name, "created", pem=plan.key_path)
     run.report(Event("created", "key-pair", f"Created key pair {plan.key_name}; private key saved to {plan.key_path}",

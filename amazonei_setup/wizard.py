@@ -189,7 +189,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
                          "(e.g. m5.xlarge) or another --ami-id.")
     subnet = existing["subnet"] if existing else _choose_subnet(request, facts, asker, _zones(facts, family,
                                                                                              instance_type))
-    key_name, create_key, key_path = _choose_key(request, facts, asker, name, existing)
+    key_name, create_key, key_path, replace_key = _choose_key(request, facts, asker, name, existing, warnings)
     ssh_cidr = _choose_ssh_cidr(request, facts, asker)
     if opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
@@ -221,6 +221,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         min_count=len(existing["instances"]) if instance else request.min_count or request.count or 1,
         instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
         ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
+        replace_key=replace_key,
     )
 
 
@@ -465,16 +466,24 @@ def _choose_subnet(request, facts, asker, zones: tuple[tuple[str, ...], str]) ->
 NEW_KEY = object()
 
 
-def _choose_key(request, facts, asker, name, existing) -> tuple[str, bool, str | None]:
+def _choose_key(request, facts, asker, name, existing, warnings) -> tuple[str, bool, str | None, bool]:
+    """(key name, create it?, where its private key is or goes, replace the deployment's own key?)"""
     key_dir = Path(request.key_dir).expanduser() if request.key_dir else keypair.default_key_dir()
     if existing and existing["instance"]:
         key = existing["instance"].key_name  # a running instance keeps the key it was launched with
-        return key, False, str(key_dir / f"{key}.pem")
+        pem = key_dir / f"{key}.pem"
+        if not pem.exists():
+            warnings.append(f"No private key at {pem}: the instance accepts only key pair {key}; use the copy you "
+                            "have (pass --key-dir), or tear this deployment down and set it up again.")
+        return key, False, str(pem), False
     if request.key_name:
         if request.key_name not in facts.key_pairs:
             raise UsageError(f"--key-name {request.key_name} is not a key pair in {facts.region}: use one of "
                              f"{', '.join(facts.key_pairs) or '(none yet)'}, or drop --key-name to create one.")
-        return request.key_name, False, str(key_dir / f"{request.key_name}.pem")
+        pem = key_dir / f"{request.key_name}.pem"
+        if facts.key_pair_deployments.get(request.key_name) == name and not pem.exists():
+            return request.key_name, True, str(pem), True
+        return request.key_name, False, str(pem), False
     new_name = keypair.key_name(name)
     choice = NEW_KEY
     # Never default to a key another deployment created: its teardown would delete it from under us.
@@ -484,13 +493,18 @@ def _choose_key(request, facts, asker, name, existing) -> tuple[str, bool, str |
         options = [Option(k, k) for k in facts.key_pairs] + [Option(f"create a new key pair ({new_name})", NEW_KEY)]
         choice = asker.select("Key pair for SSH:", options, default, flag="--key-name (or --new-key)")
     if choice is not NEW_KEY:
-        return choice, False, str(key_dir / f"{choice}.pem")
+        pem = key_dir / f"{choice}.pem"
+        if facts.key_pair_deployments.get(choice) == name and not pem.exists():
+            # This deployment's own key, made by a run that was killed or lost the reply, and no instance uses
+            # it yet: its private key is gone, so an instance launched with it could never be logged in to.
+            return choice, True, str(pem), True
+        return choice, False, str(pem), False
     if new_name in facts.key_pairs:
         raise UsageError(f"A key pair named {new_name} already exists: pass --key-name {new_name} to use it.")
     pem = key_dir / f"{new_name}.pem"
     if pem.exists():
         raise UsageError(f"{pem} already exists and would be overwritten: move it away or pass --key-dir.")
-    return new_name, True, str(pem)
+    return new_name, True, str(pem), False
 
 
 def _choose_ssh_cidr(request, facts, asker) -> str:

@@ -177,3 +177,34 @@ def test_teardown_in_the_wrong_region_deletes_nothing_and_names_the_right_one(cl
     right = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
     assert right.code == 0, right.stderr
     assert account.iam.list_roles(PathPrefix=tags.IAM_PATH)["Roles"] == []
+
+
+# ---- 9. a key pair whose private key is gone is never reused silently ----------------------------------
+
+def test_a_killed_runs_key_pair_without_its_pem_is_replaced_not_reused(cli, account, isolated_env):
+    """A run killed (or whose reply was lost) after CreateKeyPair leaves the deployment's tagged key pair and no
+    .pem. Reusing it would launch an instance nobody can log in to."""
+    left = account.ec2.create_key_pair(KeyName=GROUP_NAME, TagSpecifications=tags.tag_specs(
+        ["key-pair"], tags.tag_list(NAME, "arn:aws:iam::123456789012:user/moto", REGION)))
+    pem = isolated_env / ".ssh" / f"{GROUP_NAME}.pem"
+    assert not pem.exists()
+
+    result = cli(*setup_args(NAME), "--output", "json")
+
+    assert result.code == 0, result.stderr
+    assert pem.exists()  # the user can log in
+    [now] = account.ec2.describe_key_pairs(KeyNames=[GROUP_NAME])["KeyPairs"]
+    assert now["KeyPairId"] != left["KeyPairId"]  # a new key pair, whose private key is the saved .pem
+    assert result.json["result"]["key_path"] == str(pem)
+    assert "replaced by a new key pair" in " ".join(result.stderr.split())
+
+
+def test_a_rerun_onto_an_instance_whose_pem_is_missing_says_so(cli, account, isolated_env):
+    assert cli(*setup_args(NAME)).code == 0
+    pem = isolated_env / ".ssh" / f"{GROUP_NAME}.pem"
+    pem.unlink()
+
+    again = cli(*setup_args(NAME))
+
+    assert again.code == 0, again.stderr
+    assert f"No private key at {pem}" in " ".join(again.stderr.split())
