@@ -385,10 +385,50 @@ class _aws_for:
 
 
 def _account_flags(args) -> str:
-    """The flags that address the same account again, for the commands we print."""
-    if args.sandbox:
+    """The flags that address the same account again, for the commands we print: without them a copied
+    command would reach another account (the default profile, real AWS instead of the endpoint or sandbox).
+    The region is the plan's, which the printed commands carry themselves."""
+    import shlex
+
+    if args.sandbox:  # the sandbox ignores --profile and --endpoint-url
         return " --sandbox"
-    return f" --profile {args.profile}" if args.profile else ""
+    flags = ""
+    if args.profile:
+        flags += f" --profile {shlex.quote(args.profile)}"
+    if args.endpoint_url:
+        flags += f" --endpoint-url {shlex.quote(args.endpoint_url)}"
+    return flags
+
+
+LAUNCHER = "python amazonei_setup.py"  # what plan.teardown_command names; the default program
+
+
+def program_name(argv0: str | None = None) -> str:
+    """How the user started this program, for the commands we print: the console script, the launcher (as
+    its path was given) or `-m`. Anything else (an embedding, a test runner) gets the launcher's name."""
+    import os
+    import shlex
+
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    path = os.path.normpath(argv0) if argv0 else ""
+    base = os.path.basename(path)
+    if base == "amazonei-setup":
+        return "amazonei-setup"
+    if base == "__main__.py" and os.path.basename(os.path.dirname(path)) == "amazonei_setup":
+        return "python -m amazonei_setup"
+    if base == "amazonei_setup.py":
+        return f"python {shlex.quote(argv0)}"
+    return LAUNCHER
+
+
+def _teardown_command(args, region: str, name: str) -> str:
+    """The teardown command for the ready panel and a rollback: the same program and account flags."""
+    from amazonei_setup.plan import teardown_command
+
+    command = teardown_command(region, name, _account_flags(args))
+    if command.startswith(LAUNCHER + " "):
+        command = program_name() + command[len(LAUNCHER):]
+    return command
 
 
 def _all_regions() -> list[str]:
@@ -418,9 +458,7 @@ def alternative_command(args, plan, family: str = "inf2") -> str:
     import shlex
 
     name = f"{plan.name[:31 - len(family)].rstrip('-')}-{family}"
-    parts = ["python", "amazonei_setup.py", *shlex.split(_account_flags(args))]
-    if args.endpoint_url and not args.sandbox:
-        parts += ["--endpoint-url", args.endpoint_url]
+    parts = [*shlex.split(program_name()), *shlex.split(_account_flags(args))]
     parts += ["--region", plan.region, "--accelerator", family, "--name", name]
     for flag, value in (("--key-name", args.key_name), ("--key-dir", args.key_dir), ("--ssh-cidr", args.ssh_cidr),
                         ("--volume-size", args.volume_size), ("--vpc-id", args.vpc_id),
@@ -490,7 +528,8 @@ def _setup(args, env: Environment, ui, aws) -> int:
             ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
         return 0
     try:
-        result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args))
+        result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args),
+                                     teardown=_teardown_command(args, plan.region, plan.name))
     except ToolError as err:
         _next_step_for(err, args, plan)
         raise
@@ -512,7 +551,8 @@ def _ready(args, ui, result) -> int:
     from amazonei_setup import records
 
     records.save(result.plan.region, result.plan.name, result.to_dict(), sandbox=args.sandbox)
-    ui.show(ui.result_panel(result, account_flags=_account_flags(args)))
+    teardown = _teardown_command(args, result.plan.region, result.plan.name)
+    ui.show(ui.result_panel(result, teardown=teardown))
     if args.output == "json":
         ui.emit_json(args.command, "success", result=result.to_dict())
     return 0
@@ -558,7 +598,8 @@ def _export(args, env: Environment, ui, aws) -> int:
         _save(args.out, text)
     try:
         result = deploy.deploy(aws, plan, template_body=text, fleet_size=fleet_size, report=ui.progress,
-                               sleep=env.sleep, account_flags=_account_flags(args))
+                               sleep=env.sleep, account_flags=_account_flags(args),
+                               teardown=_teardown_command(args, plan.region, plan.name))
     except ToolError as err:
         _next_step_for(err, args, plan)
         raise

@@ -39,8 +39,10 @@ _LAUNCHING = re.compile(rf"{cloudformation.INSTANCE}\d*|{cloudformation.ASG}")
 
 
 def deploy(aws: Aws, plan: Plan, *, template_body: str, fleet_size: int | None, report: Reporter = ignore,
-           sleep: Callable[[float], None] | None = None, account_flags: str = "") -> SetupResult:
-    """template_body: cloudformation.to_yaml(build_template(plan, fleet_size=...)), as the CLI showed it."""
+           sleep: Callable[[float], None] | None = None, account_flags: str = "",
+           teardown: str | None = None) -> SetupResult:
+    """template_body: cloudformation.to_yaml(build_template(plan, fleet_size=...)), as the CLI showed it;
+    teardown: the command a failed rollback prints, as the CLI would print it (else built from account_flags)."""
     sleep = sleep or time.sleep
     aws.preload("ec2", "cloudformation")
     ec2, cfn = aws.ec2, aws.client("cloudformation")
@@ -65,7 +67,7 @@ def deploy(aws: Aws, plan: Plan, *, template_body: str, fleet_size: int | None, 
                                       f"({', '.join(sorted({kind for kind, _ in held}))})", stack_id))
         running = _wait_instances(ec2, plan, sleep, report)
     except BaseException as failure:
-        raise _rolled_back(aws, plan, failure, stack_id, created_key, report, account_flags, sleep) from (
+        raise _rolled_back(aws, plan, failure, stack_id, created_key, report, account_flags, sleep, teardown) from (
             failure if not isinstance(failure, KeyboardInterrupt) else None)
     resources = [{"kind": "cloudformation-stack", "id": created.id, "action": "created"}] + [
         {"kind": kind, "id": physical, "action": "created"} for kind, physical in sorted(held)]
@@ -92,7 +94,8 @@ def _wait_instances(ec2, plan: Plan, sleep, report: Reporter) -> list[instances.
 
 
 def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | None, created_key: bool,
-                 report: Reporter, account_flags: str, sleep: Callable[[float], None]) -> ToolError:
+                 report: Reporter, account_flags: str, sleep: Callable[[float], None],
+                 teardown: str | None = None) -> ToolError:
     interrupted = isinstance(failure, KeyboardInterrupt)
 
     def cause() -> ToolError:
@@ -119,8 +122,8 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
             Path(plan.key_path).unlink(missing_ok=True)  # useless without its key pair, and it was ours
             report(Event("rollback", "key-pair", f"Removed key-pair {plan.key_name}", plan.key_name))
     except KeyboardInterrupt:
-        return rollback_outcome(cause(), leftovers, plan, account_flags, interrupted=True)
-    return rollback_outcome(cause(), leftovers, plan, account_flags)
+        return rollback_outcome(cause(), leftovers, plan, account_flags, interrupted=True, finish=teardown)
+    return rollback_outcome(cause(), leftovers, plan, account_flags, finish=teardown)
 
 
 def _explain(failure: BaseException, aws: Aws) -> ToolError:

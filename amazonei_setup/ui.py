@@ -119,8 +119,9 @@ class Ui:
             return
         self.console.print(renderable)
 
-    def result_panel(self, result, *, account_flags: str = "") -> Copyable:
-        """The ready panel, then the commands to copy.
+    def result_panel(self, result, *, account_flags: str = "", teardown: str | None = None) -> Copyable:
+        """The ready panel, then the commands to copy (`teardown`: that command as the CLI would have the user
+        type it; else built from account_flags).
 
         The commands are printed outside any box, each on a line of its own that rich never breaks:
         inside a panel they would wrap with border characters in between, and a copied command would
@@ -156,7 +157,7 @@ class Ui:
                                             "--count (capacity or quota); run setup with a new --name for more",
                                             style="yellow"))
         panel = Panel(lines, title=f"Ready: {d['name']}", title_align="left", border_style="green")
-        teardown = teardown_command(d["region"], d["name"], account_flags)
+        teardown = teardown or teardown_command(d["region"], d["name"], account_flags)
         connect = [Command(each["ssh_command"]) for each in fleet] or [Command(d["ssh_command"])]
         parts = [panel,
                  _caption("Connect:" if not fleet else "Connect (one line per instance):"), *connect,

@@ -41,3 +41,52 @@ def test_a_failure_to_decode_the_refusal_still_rolls_back(cli, account, decode_f
     assert "ec2:RunInstances" in message  # the sentence still names the refused permission
     assert "Everything this run created was removed" in message
     assert "Unexpected error" not in message
+
+
+# ---- (12) printed follow-up commands reach the same account, with the program the user ran -------------
+
+ACCOUNT_FLAGS = ("--profile", "p", "--endpoint-url", "http://127.0.0.1:5999")
+
+
+@pytest.mark.parametrize(("argv0", "program"), [
+    ("amazonei_setup.py", "python amazonei_setup.py"),
+    ("/opt/tools/amazonei_setup.py", "python /opt/tools/amazonei_setup.py"),
+    ("/work/venv/bin/amazonei-setup", "amazonei-setup"),
+    ("/work/src/amazonei_setup/__main__.py", "python -m amazonei_setup"),
+])
+def test_the_ready_panel_teardown_command_keeps_the_account_flags_and_the_program(cli, account, monkeypatch,
+                                                                                   argv0, program):
+    # The fixture's account answers whatever --profile/--endpoint-url say: what matters is what is printed.
+    monkeypatch.setattr("sys.argv", [argv0])
+    result = cli(*setup_args("flags"), *ACCOUNT_FLAGS)
+
+    assert result.code == 0, result.stderr
+    expected = (f"{program} teardown --profile p --endpoint-url http://127.0.0.1:5999 --region us-west-2 "
+                "--name flags")
+    assert expected in result.stderr.splitlines()  # a line of its own, whole, to copy
+
+
+def test_the_rollback_teardown_command_keeps_the_account_flags_and_the_program(cli, account, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["/work/venv/bin/amazonei-setup"])
+    inject(account.ec2, "RunInstances", "InsufficientInstanceCapacity", "no capacity")
+    inject(account.ec2, "DeleteSecurityGroup", "DependencyViolation", "resource has a dependent object")
+
+    result = cli(*setup_args("stuck"), *ACCOUNT_FLAGS, "--output", "json")
+
+    message = assert_clean_failure(result)
+    expected = ("amazonei-setup teardown --profile p --endpoint-url http://127.0.0.1:5999 --region us-west-2 "
+                "--name stuck")
+    assert f"to finish run: {expected} (AWS call log:" in message, message
+    assert result.json["error"]["message"].split(" (AWS call log:")[0].endswith(expected)
+
+
+def test_the_alternative_command_after_an_ei_refusal_keeps_the_endpoint_once(cli, account, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["amazonei_setup.py"])
+    inject(account.ec2, "RunInstances", "InvalidParameterValue", "Elastic Inference is not available")
+
+    result = cli(*setup_args("refused"), *ACCOUNT_FLAGS, "--output", "json")
+
+    suggested = result.json["error"]["suggested_command"]
+    assert suggested.startswith("python amazonei_setup.py --profile p --endpoint-url http://127.0.0.1:5999 "
+                                "--region us-west-2 --accelerator inf2"), suggested
+    assert suggested.count("--endpoint-url") == 1
