@@ -148,6 +148,7 @@ class DeploymentSummary:
     public_dns: str
     launched: str
     hourly_usd: float | None
+    left: tuple[str, ...] = ()  # a partial deployment (no instance): the kinds of piece still there
 
     @property
     def age_hours(self) -> float | None:
@@ -163,15 +164,24 @@ class DeploymentSummary:
             "public_dns": self.public_dns, "launched": self.launched,
             "age_hours": round(age, 2) if age is not None else None, "hourly_usd": self.hourly_usd,
             "cost_so_far_usd": round(age * self.hourly_usd, 2) if age is not None and self.hourly_usd else None,
+            **({"left": list(self.left)} if self.left else {}),
         }
 
 
 def list_deployments(aws: Aws) -> list[DeploymentSummary]:
-    """One row per deployment: its instances, or its group when a partial setup left no instance."""
-    aws.preload("ec2")
+    """One row per deployment: its instances, or — when a killed setup or teardown left no instance — one
+    `partial` row naming the pieces that are left, found by tag: group, key pair, EI endpoint, and the IAM role
+    whose region tag names this region (IAM is global)."""
+    aws.preload("ec2", "iam")
+    ours = tags.filters_for(None)
     results = run_concurrently({
         "instances": lambda: instances.find_instances(aws.ec2, None),
         "groups": lambda: network.find_security_groups(aws.ec2, None),
+        "key_pairs": lambda: aws.ec2.describe_key_pairs(Filters=ours)["KeyPairs"],
+        "endpoints": lambda: [e for page in aws.ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=ours)
+                              for e in page["VpcEndpoints"]
+                              if e.get("State", "").lower() not in network.GONE_ENDPOINT_STATES],
+        "roles": lambda: iam.our_roles(aws.iam),
     })
     for value in results.values():
         if isinstance(value, BaseException):
@@ -184,11 +194,26 @@ def list_deployments(aws: Aws) -> list[DeploymentSummary]:
         seen.add(name)
         rows.append(DeploymentSummary(name, aws.region, i.id, i.state, i.instance_type, accelerator, i.public_dns,
                                       i.launch_time, catalog.hourly_usd(i.instance_type, accelerator or None)))
-    for g in results["groups"]:
-        name = tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT, "?")
-        if name not in seen:
-            seen.add(name)
-            rows.append(DeploymentSummary(name, aws.region, "", "no instance (partial)", "", "", "", "", None))
+    left: dict[str, list[str]] = {}
+    group_owner = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) for g in results["groups"]}
+
+    def serves_another(endpoint: dict) -> bool:
+        # The endpoint a torn-down deployment created stays while a sibling's group uses it (see network.py).
+        creator = tags.as_dict(endpoint.get("Tags")).get(tags.DEPLOYMENT)
+        return any(group_owner.get(g["GroupId"]) not in (None, creator) for g in endpoint.get("Groups", []))
+
+    pieces = ([("security group", g.get("Tags")) for g in results["groups"]]
+              + [("key pair", k.get("Tags")) for k in results["key_pairs"]]
+              + [("EI endpoint", e.get("Tags")) for e in results["endpoints"] if not serves_another(e)]
+              + [("IAM role", r.get("Tags")) for r in results["roles"]
+                 if tags.home_region(r.get("Tags")) == aws.region])
+    for kind, piece_tags in pieces:
+        name = tags.as_dict(piece_tags).get(tags.DEPLOYMENT)
+        if name and tags.is_ours(piece_tags) and name not in seen:
+            left.setdefault(name, []).append(kind)
+    for name, kinds in left.items():
+        rows.append(DeploymentSummary(name, aws.region, "", "no instance (partial)", "", "", "", "", None,
+                                      tuple(kinds)))
     return sorted(rows, key=lambda r: (r.name, r.instance_id))
 
 

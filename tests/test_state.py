@@ -208,3 +208,24 @@ def test_a_rerun_onto_an_instance_whose_pem_is_missing_says_so(cli, account, iso
 
     assert again.code == 0, again.stderr
     assert f"No private key at {pem}" in " ".join(again.stderr.split())
+
+
+# ---- 8. list shows what a killed run left -----------------------------------------------------------------
+
+def test_list_shows_a_deployment_that_only_left_a_role_and_a_key_pair(cli, account):
+    """A setup killed after its first wave (role, profile, key pair) but before the group: no group, no instance."""
+    from amazonei_setup.resources import iam
+
+    ours = tags.tag_list("left", "arn:aws:iam::123456789012:user/moto", REGION)
+    iam.create_role(account.iam, tags.resource_name("left"), ours)
+    account.ec2.create_key_pair(KeyName=tags.resource_name("left"),
+                                TagSpecifications=tags.tag_specs(["key-pair"], ours))
+    elsewhere = tags.tag_list("east", "arn:aws:iam::123456789012:user/moto", "us-east-1")
+    iam.create_role(account.iam, tags.resource_name("east"), elsewhere)  # lives in another region
+
+    listed = cli("list", "--region", REGION, "--output", "json")
+
+    assert listed.code == 0, listed.stderr
+    [row] = listed.json["result"]["deployments"]
+    assert (row["name"], row["state"]) == ("left", "no instance (partial)")
+    assert sorted(row["left"]) == ["IAM role", "key pair"]

@@ -189,3 +189,10 @@ def _ignore_missing(call, **kwargs) -> bool:
         if error_code(err) == "NoSuchEntity":
             return False
         raise
+
+
+def our_roles(iam) -> list[dict]:
+    """Every role under our IAM path, with its tags (ListRoles leaves tags out: one GetRole each)."""
+    pages = iam.get_paginator("list_roles").paginate(PathPrefix=tags.IAM_PATH)
+    found = [get_role(iam, r["RoleName"]) for page in pages for r in page["Roles"]]
+    return [r for r in found if r is not None]
