@@ -129,8 +129,12 @@ class Run:
         self.cancel = threading.Event()
         self._sleep = sleep
         self.sleep = cancellable_sleep(self.cancel, sleep)  # wakes up (and stops the worker) on cancel
-        self.tags = tags.tag_list(plan.name, plan.owner, plan.region)
         self.client_token = f"amazonei-setup-{uuid.uuid4()}"
+        # Recorded on every create before it is sent (see tags.RUN): the intent survives a lost reply.
+        self.tags = tags.tag_list(plan.name, plan.owner, plan.region) + [{"Key": tags.RUN, "Value": self.client_token}]
+
+    def made_by_this_run(self, found: dict | None) -> bool:
+        return found is not None and tags.as_dict(found.get("Tags")).get(tags.RUN) == self.client_token
 
     def plain_sleep(self, seconds: float) -> None:
         """For rollback, which must keep waiting after the cancel flag is set."""
@@ -228,8 +232,10 @@ def _create_or_adopt(run: Run, kind: str, label: str, name: str, create: Callabl
     except ClientError as err:
         if error_code(err) != "EntityAlreadyExists":
             raise
-        _adopt_or_refuse(run, kind, name, get(run.iam, name))
-        return
+        found = get(run.iam, name)
+        if not run.made_by_this_run(found):
+            _adopt_or_refuse(run, kind, name, found)
+            return
     run.journal.add(kind, name, "created")
     run.report(Event("created", kind, f"Created {label} {name}", name))
 
@@ -266,7 +272,16 @@ def _ensure_key(run: Run) -> None:
         keypair.delete_key_pair(run.ec2, plan.key_name)
         run.report(Event("deleted", "key-pair", f"Deleted key pair {plan.key_name}: its private key was not at "
                                                 f"{plan.key_path}", plan.key_name))
-    keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags)
+    try:
+        keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags)
+    except ClientError as err:
+        found = keypair.find_key_pair(run.ec2, plan.key_name) if error_code(err) == "InvalidKeyPair.Duplicate" else None
+        if not run.made_by_this_run(found):
+            raise
+        # This run's create went through but its reply (the only copy of the private key) was lost: the key pair
+        # is useless, so make it again.
+        keypair.delete_key_pair(run.ec2, plan.key_name)
+        keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags)
     run.journal.add("key-pair", plan.key_name, "created", pem=plan.key_path)
     run.report(Event("created", "key-pair", f"Created key pair {plan.key_name}; private key saved to {plan.key_path}",
                      plan.key_name))
@@ -287,8 +302,10 @@ def _ensure_group(run: Run) -> str:
         found = run.ec2.describe_security_groups(Filters=[
             {"Name": "vpc-id", "Values": [plan.vpc_id]},
             {"Name": "group-name", "Values": [plan.security_group_name]}])["SecurityGroups"]
-        _adopt_or_refuse(run, "security-group", plan.security_group_name, found[0] if found else None)
-        return found[0]["GroupId"]
+        if not run.made_by_this_run(found[0] if found else None):
+            _adopt_or_refuse(run, "security-group", plan.security_group_name, found[0] if found else None)
+            return found[0]["GroupId"]
+        group_id = found[0]["GroupId"]  # this run's own create, whose reply was lost: roll it back like any other
     run.journal.add("security-group", group_id, "created")
     run.report(Event("created", "security-group", f"Created security group {group_id} (SSH from {plan.ssh_cidr})",
                      group_id))

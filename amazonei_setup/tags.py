@@ -13,6 +13,9 @@ SSH_USER = "amazonei-setup:ssh-user"
 # The region the deployment lives in, on every piece: IAM is global, so a role alone cannot say which region's
 # deployment it serves. A name is one deployment in the account; setup and teardown elsewhere are refused.
 REGION = "amazonei-setup:region"
+# The run that created a piece: when a create's reply is lost and the retry answers "already exists", this says
+# the thing is this run's own (to roll back), not something to reuse.
+RUN = "amazonei-setup:run"
 # Set by CloudFormation itself on what a stack creates: such a deployment belongs to its stack (export --deploy).
 CFN_STACK_NAME = "aws:cloudformation:stack-name"
 # IAM path for every role and instance profile we create: list_roles(PathPrefix=...) finds them.

@@ -229,3 +229,60 @@ def test_list_shows_a_deployment_that_only_left_a_role_and_a_key_pair(cli, accou
     [row] = listed.json["result"]["deployments"]
     assert (row["name"], row["state"]) == ("left", "no instance (partial)")
     assert sorted(row["left"]) == ["IAM role", "key pair"]
+
+
+# ---- 4. lost replies: a create AWS performed but whose answer never arrived ------------------------------
+
+def lose_the_first_reply(client, plain_client, operation: str) -> list[dict]:
+    """AWS performs the first `operation` but its reply is lost (a 500 after the fact, a dropped connection);
+    botocore's retry then reaches AWS again, which answers "already exists". Emulated by performing the call
+    through an uninstrumented client before the real one goes out."""
+    from botocore import xform_name
+
+    lost: list[dict] = []
+
+    def hook(params, **_):
+        if not lost:
+            lost.append(dict(params))
+            getattr(plain_client, xform_name(operation))(**params)
+
+    client.meta.events.register(f"before-parameter-build.{client.meta.service_model.service_name}.{operation}", hook)
+    return lost
+
+
+LOST = [("iam", "CreateRole"), ("iam", "CreateInstanceProfile"), ("ec2", "CreateSecurityGroup"),
+        ("ec2", "CreateKeyPair")]
+
+
+def test_a_create_whose_reply_was_lost_is_rolled_back_like_any_other(cli, account, isolated_env):
+    from amazonei_setup.aws import Aws
+    from tests.conftest import inject, snapshot
+
+    plain = Aws(REGION)
+    before = snapshot(plain)
+    lost = {op: lose_the_first_reply(account.client(service), plain.client(service), op) for service, op in LOST}
+    inject(account.ec2, "RunInstances", "InsufficientInstanceCapacity", "no capacity", status=400)
+
+    result = cli(*setup_args(NAME))
+
+    assert all(lost.values()), lost  # every create really went out twice
+    assert result.code == 1, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "Everything this run created was removed" in said
+    assert snapshot(plain) == before  # nothing of it is left: no group, role, profile or key pair
+    assert not (isolated_env / ".ssh" / f"{GROUP_NAME}.pem").exists()
+
+
+def test_a_key_pair_whose_reply_was_lost_is_made_again_so_its_private_key_is_saved(cli, account, isolated_env):
+    from amazonei_setup.aws import Aws
+
+    plain = Aws(REGION)
+    lose_the_first_reply(account.ec2, plain.ec2, "CreateKeyPair")
+
+    result = cli(*setup_args(NAME), "--output", "json")
+
+    assert result.code == 0, result.stderr
+    pem = isolated_env / ".ssh" / f"{GROUP_NAME}.pem"
+    assert pem.exists() and result.json["result"]["key_path"] == str(pem)
+    [key] = plain.ec2.describe_key_pairs(KeyNames=[GROUP_NAME])["KeyPairs"]
+    assert tags.as_dict(key["Tags"])[tags.DEPLOYMENT] == NAME

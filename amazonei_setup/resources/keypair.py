@@ -6,18 +6,28 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import tags
+from amazonei_setup import paths, tags
 from amazonei_setup.aws import error_code
 
 key_name = tags.resource_name
 
 
 def default_key_dir() -> Path:
-    return Path.home() / ".ssh"
+    return paths.ssh_dir()
 
 
 def find_key_pairs(ec2) -> list[dict]:
     return ec2.describe_key_pairs(IncludePublicKey=False)["KeyPairs"]
+
+
+def find_key_pair(ec2, name: str) -> dict | None:
+    try:
+        found = ec2.describe_key_pairs(KeyNames=[name])["KeyPairs"]
+    except ClientError as err:
+        if error_code(err) == "InvalidKeyPair.NotFound":
+            return None
+        raise
+    return found[0] if found else None
 
 
 def find_our_key_pair(ec2, deployment: str) -> dict | None:
