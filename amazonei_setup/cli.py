@@ -310,6 +310,7 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
             from amazonei_setup import cost
 
             return cost.run(args, env, ui, lambda: _aws_for(args, ui, env))
+        _check_state_dir(args)
         with _aws_for(args, ui, env) as aws:
             log_path = getattr(aws, "log_path", None)
             handler = {"setup": _setup, "export": _export, "teardown": _teardown, "list": _list}[command]
@@ -331,6 +332,61 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
         from amazonei_setup.aws import explain
 
         return _fail(ui, args, explain(err), log_path)
+
+
+def _check_state_dir(args) -> None:
+    """The tool's directory must be usable before any AWS work: the sandbox keeps its account there, teardown
+    removes the deployment's note, setup writes it (and the call log). Found unusable afterwards, resources
+    would already exist. list and cost read AWS only and work without it."""
+    from amazonei_setup import paths
+    from amazonei_setup.errors import UsageError
+
+    if not (args.command in ("setup", "teardown") or args.sandbox
+            or (args.command == "export" and args.deploy)):
+        return
+    try:
+        home = paths.app_home()
+    except RuntimeError:
+        raise UsageError("No home directory is known for the tool's files (HOME is not set): set HOME, or set "
+                         "AMAZONEI_SETUP_HOME to a directory you can write to.") from None
+    problem = paths.unusable(home)
+    if problem:
+        raise UsageError(f"The tool's directory {home} cannot be used ({problem}): move that away, or set "
+                         "AMAZONEI_SETUP_HOME to a directory you can write to.")
+
+
+def _check_home_for_keys(args) -> None:
+    """Without --key-dir, key paths are under ~/.ssh: a user with no home directory (no HOME, no passwd entry:
+    containers with an arbitrary uid) gets a sentence instead of a crash in the wizard."""
+    from amazonei_setup import paths
+    from amazonei_setup.errors import UsageError
+
+    if args.key_dir or args.sandbox:
+        return
+    try:
+        paths.ssh_dir()
+    except RuntimeError:
+        raise UsageError("No home directory is known for the default key directory ~/.ssh (HOME is not set and "
+                         "your user has none): pass --key-dir, or set HOME.") from None
+
+
+def _check_key_dir(args, plan) -> None:
+    """A new key's .pem is written right after AWS creates the key pair: a directory that cannot take it would
+    fail the run after resources exist. Checked once the plan says a key will be created, before any create."""
+    from pathlib import Path
+
+    from amazonei_setup import paths
+    from amazonei_setup.errors import UsageError
+
+    if not plan.create_key or not plan.key_path:
+        return
+    key_dir = Path(plan.key_path).parent
+    problem = paths.unusable(key_dir)
+    if problem:
+        origin = "" if args.key_dir or args.sandbox else " (~/.ssh, from HOME)"
+        fix = "" if args.key_dir or args.sandbox else ", or fix HOME"
+        raise UsageError(f"The new key pair's private key cannot be saved in {key_dir}{origin}: {problem}; pass "
+                         f"--key-dir with a directory you can write to{fix}.")
 
 
 def _fail(ui, args, err, log_path) -> int:
@@ -476,6 +532,7 @@ def _resolve_plan(args, env: Environment, ui, aws):
     """Discovery and the wizard, shared by setup and export: both act on the very same Plan."""
     from amazonei_setup import discover, wizard
 
+    _check_home_for_keys(args)
     asker = _asker(args, env)
     lookup = None
     default_cidr = SANDBOX_SSH_CIDR if args.sandbox else None
@@ -512,6 +569,7 @@ def _setup(args, env: Environment, ui, aws) -> int:
     from amazonei_setup.errors import ToolError
 
     plan, _, asker = _resolve_plan(args, env, ui, aws)
+    _check_key_dir(args, plan)
     ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
     if args.dry_run:
         problems = provision.check_permissions(aws, plan)
@@ -589,6 +647,7 @@ def _export(args, env: Environment, ui, aws) -> int:
     ui.show(ui.plan_panel(plan if args.deploy else dataclasses.replace(plan, key_path=None), title=title))
     if not args.deploy:
         return _write_template(args, env, ui, plan, text, stack_name, template)
+    _check_key_dir(args, plan)
     if not asker.confirm(f"Create stack {stack_name}?", default=True):
         ui.info("Nothing was created.")
         if args.output == "json":

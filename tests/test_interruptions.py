@@ -7,6 +7,8 @@ account holds afterwards (`snapshot`), never on our own functions.
 """
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from botocore.parsers import ResponseParserError
 
@@ -90,3 +92,84 @@ def test_the_alternative_command_after_an_ei_refusal_keeps_the_endpoint_once(cli
     assert suggested.startswith("python amazonei_setup.py --profile p --endpoint-url http://127.0.0.1:5999 "
                                 "--region us-west-2 --accelerator inf2"), suggested
     assert suggested.count("--endpoint-url") == 1
+
+
+# ---- (13) local paths are checked before anything is created in AWS ------------------------------------
+
+def assert_refused_before_aws(result, account, before, *words: str) -> str:
+    """Exit 2, one sentence naming every word (the path, the flag), and nothing created."""
+    message = assert_clean_failure(result, code=2)
+    for word in words:
+        assert word in message, (word, message)
+    assert "Unexpected error" not in message
+    assert "Rolling back" not in result.stderr, "the check must come before the first create"
+    assert snapshot(account) == before
+    return message
+
+
+def test_a_key_dir_that_is_a_file_is_refused_before_anything_is_created(cli, account, tmp_path):
+    before = snapshot(account)
+    not_a_dir = tmp_path / "keys"
+    not_a_dir.write_text("I am a file")
+
+    result = cli(*setup_args("keyfile"), "--key-dir", str(not_a_dir))
+
+    assert_refused_before_aws(result, account, before, str(not_a_dir), "--key-dir")
+
+
+def test_a_key_dir_that_cannot_be_created_is_refused_before_anything_is_created(cli, account, tmp_path):
+    # Tests run as root, who may write into a 0o500 directory: a directory under a regular file can never
+    # be created, whoever asks.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    before = snapshot(account)
+
+    result = cli(*setup_args("keysub"), "--key-dir", str(blocker / "sub"))
+
+    assert_refused_before_aws(result, account, before, str(blocker / "sub"), "--key-dir")
+    assert blocker.read_text() == ""
+
+
+def test_a_home_where_ssh_cannot_be_created_names_home_and_key_dir(cli, account, tmp_path, monkeypatch):
+    bad_home = tmp_path / "home-is-a-file"
+    bad_home.write_text("")
+    monkeypatch.setenv("HOME", str(bad_home))  # AMAZONEI_SETUP_HOME still points at a usable directory
+    before = snapshot(account)
+
+    result = cli(*setup_args("badhome"))
+
+    assert_refused_before_aws(result, account, before, str(bad_home / ".ssh"), "--key-dir", "HOME")
+
+
+def test_a_state_directory_that_is_a_file_is_refused_before_anything_is_created(cli, account, isolated_env):
+    state = isolated_env / ".amazonei-setup"
+    shutil.rmtree(state)  # the fixture's call log made it
+    state.write_text("not a directory")
+    before = snapshot(account)
+
+    result = cli(*setup_args("nostate"))
+
+    assert_refused_before_aws(result, account, before, str(state), "AMAZONEI_SETUP_HOME")
+
+
+def test_teardown_checks_the_state_directory_before_deleting(cli, account, isolated_env):
+    assert cli(*setup_args("kept")).code == 0
+    made = snapshot(account)
+    state = isolated_env / ".amazonei-setup"
+    shutil.rmtree(state)
+    state.write_text("not a directory")
+
+    result = cli("teardown", "--region", "us-west-2", "--name", "kept", "--yes")
+
+    assert_refused_before_aws(result, account, made, str(state), "AMAZONEI_SETUP_HOME")
+
+
+def test_no_home_directory_at_all_names_home_and_key_dir(cli, account, monkeypatch):
+    # A container running an arbitrary uid: no HOME and no passwd entry, so Python knows no home directory.
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr("pwd.getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+    before = snapshot(account)
+
+    result = cli(*setup_args("nohome"))
+
+    assert_refused_before_aws(result, account, before, "HOME", "--key-dir")
