@@ -337,7 +337,8 @@ def _ensure_vpc_dns(run: Run) -> None:
 def _ensure_endpoint(run: Run, group_id: str) -> str:
     plan = run.plan
     if plan.endpoint_id is None:
-        endpoint_id = network.create_ei_endpoint(run.ec2, plan.region, plan.vpc_id, plan.subnet_id, group_id, run.tags)
+        endpoint_id = network.create_ei_endpoint(run.ec2, plan.region, plan.vpc_id, plan.subnet_id, group_id, run.tags,
+                                                 run.client_token)
         run.journal.add("vpc-endpoint", endpoint_id, "created")
         run.report(Event("created", "vpc-endpoint", f"Created EI endpoint {endpoint_id}", endpoint_id))
         return endpoint_id

@@ -598,7 +598,7 @@ def test_a_stack_in_a_vpc_with_an_ei_endpoint_opens_that_endpoints_group(account
     ec2 = account.ec2
     endpoint_group = network.create_security_group(ec2, plan.vpc_id, "other", tags.tag_list("other"))
     existing = network.create_ei_endpoint(ec2, REGION, plan.vpc_id, plan.subnet_id, endpoint_group,
-                                          tags.tag_list("other"))
+                                          tags.tag_list("other"), "other-run")
     plan = live(endpoint_id=existing)
     stack = deploy(account, plan, endpoint_group_id=endpoint_group)
     out = outputs(stack)

@@ -238,7 +238,7 @@ def test_vpc_dns_attributes_are_detected_and_enabled(account):
 
 def test_endpoint_is_created_with_private_dns_in_the_subnet_and_group_and_deleted_ones_are_not_found(
         account, vpc, group):
-    endpoint_id = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS)
+    endpoint_id = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS, "t")
 
     found = endpoint_of(account.ec2, endpoint_id)
     assert found["ServiceName"] == EI_SERVICE_NAME.format(region=REGION) == \
@@ -257,7 +257,7 @@ def test_endpoint_is_created_with_private_dns_in_the_subnet_and_group_and_delete
     assert network.delete_ei_endpoint(account.ec2, endpoint_id) is True
     assert endpoint_of(account.ec2, endpoint_id)["State"].lower() == "deleted"
     assert network.endpoint_state(account.ec2, endpoint_id) == "deleted"
-    live = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS)
+    live = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS, "t")
     account.ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=vpc.id,
                                     ServiceName=f"com.amazonaws.{REGION}.ssm", SubnetIds=[vpc.subnets[0]])
     other_vpc = account.ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
@@ -298,7 +298,7 @@ def test_join_adds_subnet_and_group_and_asks_for_private_dns_and_leave_removes_t
 
 def test_leaving_an_endpoint_as_its_last_group_puts_the_vpc_default_group_in(account, vpc, group):
     """AWS refuses to leave an interface endpoint without a security group."""
-    endpoint_id = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS)
+    endpoint_id = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS, "t")
     requests = record(account.ec2, "ModifyVpcEndpoint")
 
     network.leave_ei_endpoint(account.ec2, network.describe_endpoint(account.ec2, endpoint_id), {group})
@@ -310,7 +310,7 @@ def test_leaving_an_endpoint_as_its_last_group_puts_the_vpc_default_group_in(acc
 
 
 def test_deleting_an_endpoint_already_gone_is_done_and_a_refusal_raises(account, vpc, group):
-    endpoint_id = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS)
+    endpoint_id = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS, "t")
     gone = "vpce-0123456789abcdef0"
 
     def answer(body):  # what EC2 says (moto answers success for unknown ids)

@@ -286,3 +286,79 @@ def test_a_key_pair_whose_reply_was_lost_is_made_again_so_its_private_key_is_sav
     assert pem.exists() and result.json["result"]["key_path"] == str(pem)
     [key] = plain.ec2.describe_key_pairs(KeyNames=[GROUP_NAME])["KeyPairs"]
     assert tags.as_dict(key["Tags"])[tags.DEPLOYMENT] == NAME
+
+
+class RealEc2Endpoints:
+    """What EC2 does with CreateVpcEndpoint and moto does not: a repeated ClientToken returns the endpoint the
+    first call made, and a second private-DNS endpoint of one service in a VPC is refused."""
+
+    def __init__(self, client, plain_client):
+        from botocore.awsrequest import AWSResponse
+        from botocore.exceptions import ClientError
+
+        self.by_token: dict[str, dict] = {}
+        self.lost = 0
+
+        def build(params, context, **_):
+            token = params.get("ClientToken")
+            context["client_token"] = token
+            if not self.lost:  # the first create goes through, its reply is lost: botocore sends it again
+                self.lost += 1
+                made = plain_client.create_vpc_endpoint(**params)
+                if token:
+                    self.by_token[token] = made
+                return
+            if token in self.by_token:
+                return
+            taken = [e for e in plain_client.describe_vpc_endpoints(Filters=[
+                {"Name": "vpc-id", "Values": [params["VpcId"]]},
+                {"Name": "service-name", "Values": [params["ServiceName"]]}])["VpcEndpoints"]
+                if e.get("PrivateDnsEnabled") and e["State"].lower() not in ("deleted", "deleting")]
+            if taken and params.get("PrivateDnsEnabled", True):
+                raise ClientError({"Error": {"Code": "InvalidParameter", "Message": (
+                    "private-dns-enabled cannot be set because there is already a conflicting DNS domain for "
+                    f"{params['ServiceName']} in the VPC {params['VpcId']}")}}, "CreateVpcEndpoint")
+
+        def answer(context, **_):
+            made = self.by_token.get(context.get("client_token"))
+            if made is not None:
+                return AWSResponse("https://ec2.invalid", 200, {}, None), made
+
+        client.meta.events.register("before-parameter-build.ec2.CreateVpcEndpoint", build)
+        client.meta.events.register("before-call.ec2.CreateVpcEndpoint", answer)
+
+
+def live_endpoints(ec2) -> list[str]:
+    return [e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]
+            if e["State"].lower() not in ("deleted", "deleting")]
+
+
+def test_an_endpoint_whose_reply_was_lost_is_the_runs_own_and_rolled_back(cli, account):
+    from amazonei_setup.aws import Aws
+    from tests.conftest import inject
+
+    plain = Aws(REGION)
+    ec2 = RealEc2Endpoints(account.ec2, plain.ec2)
+    inject(account.ec2, "RunInstances", "InsufficientInstanceCapacity", "no capacity", status=400)
+
+    result = cli(*setup_args(NAME))
+
+    assert ec2.lost == 1
+    assert result.code == 1, result.stderr
+    assert "conflicting DNS domain" not in result.stderr
+    assert "Everything this run created was removed" in " ".join(result.stderr.split())
+    assert live_endpoints(plain.ec2) == []  # not billed on, invisible to list
+
+
+def test_an_endpoint_whose_reply_was_lost_serves_the_deployment(cli, account):
+    from amazonei_setup.aws import Aws
+
+    plain = Aws(REGION)
+    RealEc2Endpoints(account.ec2, plain.ec2)
+
+    result = cli(*setup_args(NAME), "--output", "json")
+
+    assert result.code == 0, result.stderr
+    [endpoint] = live_endpoints(plain.ec2)
+    assert ("vpc-endpoint", endpoint, "created") in {(r["kind"], r["id"], r["action"])
+                                                     for r in result.json["result"]["resources"]}

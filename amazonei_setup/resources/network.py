@@ -179,11 +179,14 @@ def find_ei_endpoints(ec2, region: str, vpc_id: str | None = None) -> list[Endpo
     return [e for e in found if e.state not in GONE_ENDPOINT_STATES]
 
 
-def create_ei_endpoint(ec2, region: str, vpc_id: str, subnet_id: str, group_id: str, tag_list: list[dict]) -> str:
+def create_ei_endpoint(ec2, region: str, vpc_id: str, subnet_id: str, group_id: str, tag_list: list[dict],
+                       client_token: str) -> str:
+    """client_token: a retry after a lost reply gets the same endpoint back; without it EC2 refuses the second
+    private-DNS endpoint of the service in the VPC ("conflicting DNS domain") and the first one is orphaned."""
     return ec2.create_vpc_endpoint(
         VpcEndpointType="Interface", VpcId=vpc_id, ServiceName=EI_SERVICE_NAME.format(region=region),
         SubnetIds=[subnet_id], SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
-        TagSpecifications=tags.tag_specs(["vpc-endpoint"], tag_list),
+        TagSpecifications=tags.tag_specs(["vpc-endpoint"], tag_list), ClientToken=client_token,
     )["VpcEndpoint"]["VpcEndpointId"]
 
 
