@@ -2,7 +2,10 @@
 """Launcher: `python amazonei_setup.py ...` (all logic lives in the amazonei_setup package)."""
 import sys
 
-from amazonei_setup.cli import main
+try:
+    from amazonei_setup.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python loads the program: nothing was done, so no traceback either
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,8 @@
 import sys
 
-from amazonei_setup.cli import main
+try:
+    from amazonei_setup.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python loads the program: nothing was done, so no traceback either
+    sys.exit(130)
 
 sys.exit(main())

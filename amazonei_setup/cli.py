@@ -270,17 +270,78 @@ def parse(argv: list[str]) -> argparse.Namespace:
 # ---- entry point -------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
-    env = env or Environment()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    signals = _Signals()
     try:
-        args = parse(argv)
-    except _UsageExit as err:
-        env.stderr.write(f"error: {err}\n")
-        _json_error_if_asked(argv, env, "usage", str(err))
-        return 2
-    except SystemExit as exit_:  # --help / --version
-        return int(exit_.code or 0)
-    return _run(args, env)
+        with signals:
+            env = env or Environment()
+            argv = list(sys.argv[1:] if argv is None else argv)
+            try:
+                args = parse(argv)
+            except _UsageExit as err:
+                env.stderr.write(f"error: {err}\n")
+                _json_error_if_asked(argv, env, "usage", str(err))
+                return 2
+            except SystemExit as exit_:  # --help / --version
+                return int(exit_.code or 0)
+            return _run(args, env, signals)
+    except KeyboardInterrupt as stop:
+        # Last resort, outside every handler below: a signal while modules load (the first ~0.1 s) or while an
+        # error is being printed. Nothing of a run can be pending here (rollback is inside _run).
+        try:
+            from amazonei_setup.errors import stopped_by
+
+            (env.stderr if env else sys.stderr).write(f"\n{stopped_by(stop)}.\n")
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - a closed stream must not bring the traceback
+            pass
+        return signals.exit_code(stop)
+
+
+class _Signals:
+    """SIGTERM and SIGHUP end a run the way Ctrl-C does: raised in the main thread as a KeyboardInterrupt
+    (errors.Signalled), so the rollback, teardown's stop and the sandbox's save all happen, and the CLI exits
+    128 + the signal's number. Only from the main thread (Python allows no other), only over the default
+    handlers (nohup's ignored SIGHUP stays ignored; an embedding program's handlers stay theirs), and the
+    previous handlers come back on exit."""
+
+    def __init__(self):
+        self.received: list[int] = []
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name, default in (("SIGINT", signal.default_int_handler), ("SIGTERM", signal.SIG_DFL),
+                              ("SIGHUP", signal.SIG_DFL)):
+            signum = getattr(signal, name, None)  # no SIGHUP on Windows
+            if signum is not None and signal.getsignal(signum) is default:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        import signal
+
+        from amazonei_setup.errors import Signalled
+
+        self.received.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt  # exactly what Ctrl-C always raised
+        raise Signalled(signum)
+
+    def exit_code(self, interrupt: BaseException | None = None) -> int:
+        """128 + the first signal (the one that stopped the run); 130 for a Ctrl-C we did not see arrive."""
+        if self.received:
+            return 128 + self.received[0]
+        return 128 + getattr(interrupt, "signum", 2)
+
+    def __exit__(self, *exc):
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
 
 
 def _json_error_if_asked(argv, env, code, message) -> None:
@@ -295,8 +356,8 @@ def _json_error_if_asked(argv, env, code, message) -> None:
                                      "error": {"code": code, "message": message}}) + "\n")
 
 
-def _run(args: argparse.Namespace, env: Environment) -> int:
-    from amazonei_setup.errors import Interrupted, ToolError, UsageError
+def _run(args: argparse.Namespace, env: Environment, signals: _Signals | None = None) -> int:
+    from amazonei_setup.errors import Interrupted, ToolError, UsageError, stopped_by
     from amazonei_setup.ui import Ui
 
     ui = Ui(output=args.output, stdout=env.stdout, stderr=env.stderr, width=env.width)
@@ -315,23 +376,23 @@ def _run(args: argparse.Namespace, env: Environment) -> int:
             log_path = getattr(aws, "log_path", None)
             handler = {"setup": _setup, "export": _export, "teardown": _teardown, "list": _list}[command]
             return handler(args, env, ui, aws)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         ui.stop_status()
-        return _fail(ui, args, Interrupted("Interrupted: nothing more was done."), log_path)
+        return _fail(ui, args, Interrupted(f"{stopped_by(stop)}: nothing more was done."), log_path, signals)
     except ToolError as err:
         ui.stop_status()
         if args.debug:
             import traceback
 
             traceback.print_exception(err, file=env.stderr)
-        return _fail(ui, args, err, log_path)
+        return _fail(ui, args, err, log_path, signals)
     except Exception as err:  # noqa: BLE001 - last resort: one sentence, traceback only with --debug
         ui.stop_status()
         if args.debug:
             raise
         from amazonei_setup.aws import explain
 
-        return _fail(ui, args, explain(err), log_path)
+        return _fail(ui, args, explain(err), log_path, signals)
 
 
 def _check_state_dir(args) -> None:
@@ -389,7 +450,7 @@ def _check_key_dir(args, plan) -> None:
                          f"--key-dir with a directory you can write to{fix}.")
 
 
-def _fail(ui, args, err, log_path) -> int:
+def _fail(ui, args, err, log_path, signals: _Signals | None = None) -> int:
     message = str(err)
     if log_path and err.exit_code == 1:
         message += f" (AWS call log: {log_path})"
@@ -400,6 +461,8 @@ def _fail(ui, args, err, log_path) -> int:
     if args.output == "json":
         error = {"code": err.code, "message": message, **({"suggested_command": suggested} if suggested else {})}
         ui.emit_json(args.command, "error", error=error)
+    if signals is not None and signals.received:  # stopped by a signal: the shell's convention, 128 + its number
+        return signals.exit_code()
     return err.exit_code
 
 

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from amazonei_setup import cloudformation, tags
 from amazonei_setup.aws import Aws, explain
-from amazonei_setup.errors import Interrupted, ToolError
+from amazonei_setup.errors import Interrupted, ToolError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan
 from amazonei_setup.provision import SetupResult, explain_safely, rollback_outcome
@@ -101,7 +101,7 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
     def cause() -> ToolError:
         """After the rollback: explaining may call AWS (decoding EC2's refusal), which must not stop it."""
         if interrupted:
-            return Interrupted("Interrupted.")
+            return Interrupted(f"{stopped_by(failure)}.")
         try:
             return _explain(failure, aws)
         except (Exception, KeyboardInterrupt):  # noqa: BLE001 - the sentence is never worth a leftover stack
@@ -110,6 +110,7 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
     if not stack_id and not created_key:
         return cause()
     leftovers = []
+    pending = ([f"stack {stack_id}"] if stack_id else []) + ([f"key-pair {plan.key_name}"] if created_key else [])
     try:
         if stack_id:
             report(Event("rollback", "stack", "Deleting the stack and everything it created"))
@@ -117,12 +118,14 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
                 stack.delete(aws.client("cloudformation"), stack_id, report=report, sleep=sleep)
             except Exception as err:  # noqa: BLE001 - say what is left, with the command that finishes
                 leftovers.append(f"stack {stack_id} ({explain_safely(err).args[0]})")
+            pending.pop(0)
         if created_key:
             keypair.delete_key_pair(aws.ec2, plan.key_name)
             Path(plan.key_path).unlink(missing_ok=True)  # useless without its key pair, and it was ours
+            pending.pop()
             report(Event("rollback", "key-pair", f"Removed key-pair {plan.key_name}", plan.key_name))
-    except KeyboardInterrupt:
-        return rollback_outcome(cause(), leftovers, plan, account_flags, interrupted=True, finish=teardown)
+    except KeyboardInterrupt:  # a second signal: name what is still there
+        return rollback_outcome(cause(), leftovers + pending, plan, account_flags, interrupted=True, finish=teardown)
     return rollback_outcome(cause(), leftovers, plan, account_flags, finish=teardown)
 
 

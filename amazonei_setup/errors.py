@@ -28,5 +28,29 @@ class AwsError(ToolError):
 
 
 class Interrupted(ToolError):
+    """Ctrl-C, SIGTERM or SIGHUP. The CLI exits 128 + the signal's number (130, 143, 129)."""
+
     exit_code = 130
     code = "interrupted"
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C raises KeyboardInterrupt: every path that cleans
+    up after Ctrl-C (rollback, the sandbox's save, teardown's stop) then cleans up after them too."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stopped_by(interrupt: BaseException) -> str:
+    """'Interrupted' for Ctrl-C, 'Stopped by SIGTERM' for a signal the CLI turned into Signalled."""
+    signum = getattr(interrupt, "signum", None)
+    if signum is None:
+        return "Interrupted"
+    import signal
+
+    try:
+        return f"Stopped by {signal.Signals(signum).name}"
+    except ValueError:
+        return f"Stopped by signal {signum}"

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from amazonei_setup import catalog, tags
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import Cancelled, cancellable_sleep
-from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError
+from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan, teardown_command
 from amazonei_setup.resources import iam, keypair, network
@@ -159,10 +159,25 @@ def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
         result = _execute(run, pool)
     except BaseException as failure:
         run.cancel.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise _rolled_back(run, failure) from (failure if not isinstance(failure, KeyboardInterrupt) else None)
+        hurried = _finish_inflight(pool)
+        raise _rolled_back(run, failure, hurried=hurried) from (
+            failure if not isinstance(failure, KeyboardInterrupt) else None)
     pool.shutdown(wait=True)
     return result
+
+
+def _finish_inflight(pool: ThreadPoolExecutor) -> bool:
+    """Wait for the calls in flight (waits stop at their next pause), so whatever they create is journaled:
+    a run_instances in flight may be launching an instance. A further signal does not cut this short (the
+    instance would be abandoned unnamed); it returns True, and the rollback is then skipped and what is left
+    named instead."""
+    hurried = False
+    while True:
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return hurried
+        except KeyboardInterrupt:
+            hurried = True
 
 
 def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
@@ -444,16 +459,28 @@ def _wait_endpoint(run: Run, endpoint_id: str) -> None:
 
 
 
-def _rolled_back(run: Run, failure: BaseException) -> ToolError:
+def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> ToolError:
     """Delete what this run created, newest first; return the error to show the user.
 
     The rollback comes first and the explanation of the failure after it: explaining may call AWS (EC2's
-    encoded refusal is decoded through STS), and nothing that call does may keep the rollback from running."""
+    encoded refusal is decoded through STS), and nothing that call does may keep the rollback from running.
+    hurried: a second signal came while in-flight calls finished; the user wants out, so nothing is undone and
+    the message names everything left. A signal during the rollback stops it the same way."""
     interrupted = isinstance(failure, KeyboardInterrupt | Cancelled)
+
+    def cause() -> ToolError:
+        return Interrupted(f"{stopped_by(failure)}.") if interrupted else explain_safely(failure, run.aws)
+
     created = run.journal.created()
-    _find_inflight_launch(run, created)
+    if hurried:
+        return _rollback_interrupted(run, cause(), [f"{r.kind} {r.id}" for r in created])
+    try:
+        _find_inflight_launch(run, created)
+    except KeyboardInterrupt:
+        left = [f"{r.kind} {r.id}" for r in created] + ["any instance this run was launching"]
+        return _rollback_interrupted(run, cause(), left)
     if not created:
-        return Interrupted("Interrupted.") if interrupted else explain_safely(failure, run.aws)
+        return cause()
     run.report(Event("rollback", "", f"Rolling back {len(created)} change(s) this run made"))
     leftovers: list[str] = []
     # Newest first, except that the role goes last: it was created concurrently with the profile,
@@ -476,11 +503,13 @@ def _rolled_back(run: Run, failure: BaseException) -> ToolError:
         stopped_at = None
     except KeyboardInterrupt:
         pass
-    cause = Interrupted("Interrupted.") if interrupted else explain_safely(failure, run.aws)
     if stopped_at is not None:
-        left = leftovers + [f"{r.kind} {r.id}" for r in ordered[stopped_at:]]
-        return rollback_outcome(cause, left, run.plan, run.account_flags, interrupted=True, finish=run.teardown)
-    return rollback_outcome(cause, leftovers, run.plan, run.account_flags, finish=run.teardown)
+        return _rollback_interrupted(run, cause(), leftovers + [f"{r.kind} {r.id}" for r in ordered[stopped_at:]])
+    return rollback_outcome(cause(), leftovers, run.plan, run.account_flags, finish=run.teardown)
+
+
+def _rollback_interrupted(run: Run, cause: ToolError, left: list[str]) -> ToolError:
+    return rollback_outcome(cause, left, run.plan, run.account_flags, interrupted=True, finish=run.teardown)
 
 
 def explain_safely(failure: BaseException, aws: Aws | None = None) -> ToolError:
@@ -499,8 +528,9 @@ def rollback_outcome(cause: ToolError, leftovers: list[str], plan: Plan, account
     """The error to show after a rollback (setup's or a stack's): the cause, then either that everything is
     gone or what is left and the teardown command that finishes (`finish`, else built from account_flags)."""
     finish = finish or teardown_command(plan.region, plan.name, account_flags)
-    if interrupted:
-        return Interrupted(f"{cause} Rollback was interrupted; to remove what is left run: {finish}")
+    if interrupted:  # a second signal: say what is still there, never just that something is
+        what = f" before it removed {', '.join(leftovers)}" if leftovers else ""
+        return Interrupted(f"{cause} Rollback was interrupted{what}; to remove what is left run: {finish}")
     if leftovers:
         message = f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: {finish}"
         return Interrupted(message) if isinstance(cause, Interrupted) else type(cause)(message, code=cause.code)

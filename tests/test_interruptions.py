@@ -7,12 +7,19 @@ account holds afterwards (`snapshot`), never on our own functions.
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from botocore.parsers import ResponseParserError
 
 from tests.conftest import inject, setup_args, snapshot
+from tests.test_e2e import ROOT, assert_sandbox_is_empty, user_env
 from tests.test_faults import assert_clean_failure
 
 ENCODED_REFUSAL = ("You are not authorized to perform this operation. Encoded authorization failure message: "
@@ -173,3 +180,146 @@ def test_no_home_directory_at_all_names_home_and_key_dir(cli, account, monkeypat
     result = cli(*setup_args("nohome"))
 
     assert_refused_before_aws(result, account, before, "HOME", "--key-dir")
+
+
+# ---- (5) signals: SIGINT, SIGTERM and SIGHUP roll back, exit 128 + n, and never abandon an instance unnamed --
+
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
+
+
+@pytest.fixture
+def default_sigint():
+    """What a terminal's Ctrl-C meets in an interactive shell. pytest (and xdist's workers) may have inherited
+    SIGINT as ignored, which the CLI rightly leaves alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def send_on(client, operation: str, *signums: int, pause: float = 0.0):
+    """Deliver signals to this process when `client` starts `operation` (the call itself then goes ahead, as a
+    real call in flight would). Handlers run in the main thread; AWS calls may run in workers."""
+    fired: list[int] = []
+
+    def hook(**_):
+        if fired:
+            return
+        for signum in signums:
+            fired.append(signum)
+            os.kill(os.getpid(), signum)
+            time.sleep(pause)
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_name}.{operation}", hook)
+    return fired
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_instance_launches_rolls_everything_back(cli, account, default_sigint, name):
+    before = snapshot(account)
+    fired = send_on(account.ec2, "RunInstances", getattr(signal, name))
+
+    result = cli(*setup_args("sig"))
+
+    assert fired
+    message = assert_clean_failure(result, code=EXIT_CODES[name])
+    assert message.startswith(f"error: {'Interrupted' if name == 'SIGINT' else 'Stopped by ' + name}.")
+    assert "Everything this run created was removed" in message
+    assert snapshot(account) == before  # the instance launched by the call in flight was found and terminated
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the CLI put the handlers back
+
+
+def test_a_second_signal_during_rollback_names_what_is_left_and_the_command(cli, account, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["amazonei_setup.py"])
+    before = snapshot(account)
+    send_on(account.ec2, "RunInstances", signal.SIGTERM)
+    send_on(account.ec2, "TerminateInstances", signal.SIGHUP)  # the rollback's first undo
+
+    result = cli(*setup_args("twice"))
+
+    message = assert_clean_failure(result, code=143)  # the signal that stopped the run
+    [instance] = snapshot(account)["instances"] - before["instances"]
+    assert f"Rollback was interrupted before it removed instance {instance}" in message
+    command = "python amazonei_setup.py teardown --region us-west-2 --name twice"
+    assert message.endswith(f"to remove what is left run: {command}"), message
+    finished = cli(*command.split()[2:], "--yes")  # the printed command really finishes the job
+    assert finished.code == 0, finished.stderr
+    assert snapshot(account) == before
+
+
+def test_a_second_signal_while_the_launch_is_in_flight_still_names_the_instance(cli, account):
+    before = snapshot(account)
+    # The second signal lands while provision waits for the in-flight run_instances: it must not abandon the
+    # instance that call is creating.
+    send_on(account.ec2, "RunInstances", signal.SIGTERM, signal.SIGTERM, pause=0.2)
+
+    result = cli(*setup_args("hurry"))
+
+    message = assert_clean_failure(result, code=143)
+    [instance] = snapshot(account)["instances"] - before["instances"]
+    assert f"instance {instance}" in message
+    assert "python amazonei_setup.py teardown --region us-west-2 --name hurry" in message
+    assert cli("teardown", "--region", "us-west-2", "--name", "hurry", "--yes").code == 0
+    assert snapshot(account) == before
+
+
+# ---- (5) the same, on real processes -------------------------------------------------------------------
+
+def start(home, *argv: str, module: bool = False) -> subprocess.Popen:
+    program = ["-m", "amazonei_setup"] if module else ["amazonei_setup.py"]
+    return subprocess.Popen([sys.executable, *program, *argv], cwd=ROOT, env=user_env(home), text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+SANDBOX_SETUP = ("--sandbox", "--region", "us-west-2", "--instance-type", "m5.xlarge", "--yes", "--name", "s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_a_signal_during_a_sandbox_setup_rolls_back_and_exits_128_plus_n(tmp_path, name):
+    process = start(tmp_path, *SANDBOX_SETUP)
+    seen = []
+    for line in process.stderr:  # stderr is line-buffered: progress arrives as it happens
+        seen.append(line)
+        if line.startswith("+ Created"):
+            # Stop it where it stands (no scheduling luck: ~0.4 s of work remain), queue the signal, resume.
+            process.send_signal(signal.SIGSTOP)
+            process.send_signal(getattr(signal, name))
+            process.send_signal(signal.SIGCONT)
+            break
+    rest = process.stderr.read()
+    process.wait(timeout=120)
+    stderr = "".join(seen) + rest
+    assert process.returncode == EXIT_CODES[name], stderr
+    assert "Traceback" not in stderr
+    [error] = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: {'Interrupted' if name == 'SIGINT' else 'Stopped by ' + name}")
+    listed = subprocess.run([sys.executable, "amazonei_setup.py", "list", "--sandbox", "--region", "us-west-2",
+                             "--output", "json"], cwd=ROOT, env=user_env(tmp_path), capture_output=True, text=True,
+                            timeout=120)
+    assert json.loads(listed.stdout)["result"]["deployments"] == []
+    assert_sandbox_is_empty(tmp_path / ".amazonei-setup" / "sandbox")
+
+
+# The delays land in the program's own imports (boto3, rich: about the first second), past Python's start-up
+# (a Ctrl-C inside `site` is the interpreter's to report, before any line of ours runs).
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 0.6])
+def test_ctrl_c_while_the_launcher_loads_exits_130_quietly(tmp_path, delay):
+    process = start(tmp_path, *SANDBOX_SETUP)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 0.6])
+def test_ctrl_c_while_python_m_loads_exits_quietly(tmp_path, delay):
+    process = start(tmp_path, *SANDBOX_SETUP, module=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    # 130, or killed by SIGINT itself, which a shell shows as 130 too (Python's own exit on an interrupt).
+    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert "Traceback" not in stderr
