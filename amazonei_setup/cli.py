@@ -623,7 +623,7 @@ def _resolve_plan(args, env: Environment, ui, aws):
         families, offer = (), "its Elastic Inference offer"
     with ui.status(f"Looking up your account, {aws.region} and {offer}"):
         facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
-                                families=families, ei=not args.family)
+                                families=families, ei=not args.family, name=args.name)
     return wizard.build_plan(request, facts, asker), facts, asker
 
 
@@ -751,7 +751,8 @@ def _write_template(args, env, ui, plan, text: str, stack_name: str, template: d
                 "parameters.", style="bold green")
     elif args.output != "json":
         env.stdout.write(text)
-    owner_tags = " ".join(shlex.quote(f"{t['Key']}={t['Value']}") for t in tags.tag_list(plan.name, plan.owner))
+    owner_tags = " ".join(shlex.quote(f"{t['Key']}={t['Value']}")
+                          for t in tags.tag_list(plan.name, plan.owner, plan.region))
     command = (f"aws cloudformation deploy --region {plan.region} --stack-name {stack_name} --template-file "
                f"{shlex.quote(args.out) if args.out else 'TEMPLATE.yaml'} --capabilities CAPABILITY_NAMED_IAM "
                f"--tags {owner_tags}")

@@ -47,7 +47,7 @@ def deploy(aws: Aws, plan: Plan, *, template_body: str, fleet_size: int | None, 
     aws.preload("ec2", "cloudformation")
     ec2, cfn = aws.ec2, aws.client("cloudformation")
     name = cloudformation.stack_name(plan.name)
-    tag_list = tags.tag_list(plan.name, plan.owner)
+    tag_list = tags.tag_list(plan.name, plan.owner, plan.region)
     created_key = False
     stack_id = None
     try:
