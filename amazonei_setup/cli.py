@@ -628,7 +628,7 @@ def _resolve_plan(args, env: Environment, ui, aws):
 
 
 def _setup(args, env: Environment, ui, aws) -> int:
-    from amazonei_setup import provision
+    from amazonei_setup import locking, provision
     from amazonei_setup.errors import ToolError
 
     plan, _, asker = _resolve_plan(args, env, ui, aws)
@@ -649,8 +649,9 @@ def _setup(args, env: Environment, ui, aws) -> int:
             ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
         return 0
     try:
-        result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args),
-                                     teardown=_teardown_command(args, plan.region, plan.name))
+        with locking.deployment_locked(aws, plan.name, "setup", ui.progress):
+            result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args),
+                                         teardown=_teardown_command(args, plan.region, plan.name))
     except ToolError as err:
         _next_step_for(err, args, plan)
         raise
@@ -718,10 +719,13 @@ def _export(args, env: Environment, ui, aws) -> int:
         return 0
     if args.out:
         _save(args.out, text)
+    from amazonei_setup import locking
+
     try:
-        result = deploy.deploy(aws, plan, template_body=text, fleet_size=fleet_size, report=ui.progress,
-                               sleep=env.sleep, account_flags=_account_flags(args),
-                               teardown=_teardown_command(args, plan.region, plan.name))
+        with locking.deployment_locked(aws, plan.name, "export --deploy", ui.progress):
+            result = deploy.deploy(aws, plan, template_body=text, fleet_size=fleet_size, report=ui.progress,
+                                   sleep=env.sleep, account_flags=_account_flags(args),
+                                   teardown=_teardown_command(args, plan.region, plan.name))
     except ToolError as err:
         _next_step_for(err, args, plan)
         raise
@@ -770,6 +774,14 @@ def _write_template(args, env, ui, plan, text: str, stack_name: str, template: d
 # ---- teardown ----------------------------------------------------------------------------------
 
 def _teardown(args, env: Environment, ui, aws) -> int:
+    from amazonei_setup import locking
+
+    # Held from the look-up on: a setup of the same name must not create what this look-up has not seen.
+    with locking.deployment_locked(aws, args.name, "teardown", ui.progress):
+        return _teardown_locked(args, env, ui, aws)
+
+
+def _teardown_locked(args, env: Environment, ui, aws) -> int:
     from amazonei_setup import deployments, records, teardown
 
     with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):

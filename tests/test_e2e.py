@@ -174,3 +174,37 @@ def assert_sandbox_is_empty(state_dir: Path) -> None:
         assert ec2.describe_key_pairs()["KeyPairs"] == []
         assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("amazonei-setup")] == []
         assert iam.list_instance_profiles()["InstanceProfiles"] == []
+
+
+def test_two_setups_of_one_name_at_once_never_undo_each_other(moto_server, tmp_path):
+    """Two machines (two homes) run the same setup at the same moment: the deployment lock lets one write; the
+    other is told who holds it and deletes nothing, or (if it came late) converges. Either way the account ends
+    with one whole deployment."""
+    env = {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_MAX_ATTEMPTS": "2"}
+    argv = [sys.executable, "amazonei_setup.py", "--region", REGION, "--instance-type", "m5.xlarge", "--yes",
+            "--name", "race", "--ssh-cidr", SSH_CIDR]
+    runs = []
+    for who in ("laptop", "ci"):
+        home = tmp_path / who
+        home.mkdir()
+        runs.append(subprocess.Popen(argv, cwd=ROOT, env=user_env(home, **env), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True))
+    done = [(run.wait(timeout=180), run.stderr.read()) for run in runs]
+    for run in runs:
+        run.stdout.close()
+        run.stderr.close()
+
+    assert all("Traceback" not in err for _, err in done), done
+    assert any(code == 0 for code, _ in done), done
+    for code, err in done:
+        assert code == 0 or "being changed by another run" in " ".join(err.split()), err
+    ec2, iam = server_client(moto_server, "ec2"), server_client(moto_server, "iam")
+    live = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:amazonei-setup:deployment", "Values": ["race"]}])[
+        "Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+    assert len(live) == 1
+    profile = iam.get_instance_profile(InstanceProfileName="amazonei-setup-race")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == ["amazonei-setup-race"]
+    assert iam.list_role_policies(RoleName="amazonei-setup-race")["PolicyNames"]
+    assert ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["amazonei-setup-race"]}])[
+        "SecurityGroups"]

@@ -362,3 +362,78 @@ def test_an_endpoint_whose_reply_was_lost_serves_the_deployment(cli, account):
     [endpoint] = live_endpoints(plain.ec2)
     assert ("vpc-endpoint", endpoint, "created") in {(r["kind"], r["id"], r["action"])
                                                      for r in result.json["result"]["resources"]}
+
+
+# ---- 6, 7. one writer per deployment: a lock AWS makes atomic --------------------------------------------
+
+def hold_the_lock(ssm, name: str = NAME, since: float | None = None, command: str = "setup") -> None:
+    """What another run (another laptop, CI) holding deployment `name` leaves in the account."""
+    import json
+    import time
+
+    from amazonei_setup.resources import lock
+
+    ssm.put_parameter(Name=lock.parameter_name(name), Type="String", Overwrite=False, Value=json.dumps(
+        {"run": "setup-otherrun", "command": command, "who": "ci", "host": "runner-7",
+         "since": time.time() if since is None else since}))
+
+
+def test_setup_while_another_run_holds_the_name_changes_nothing(cli, account):
+    from tests.conftest import snapshot
+
+    before = snapshot(account)
+    hold_the_lock(account.client("ssm"))
+
+    result = cli(*setup_args(NAME))
+
+    assert result.code == 1, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "being changed by another run" in said and "runner-7" in said and "Traceback" not in said
+    assert snapshot(account) == before
+
+
+def test_teardown_while_another_run_holds_the_name_deletes_nothing(cli, account):
+    from tests.conftest import snapshot
+
+    assert cli(*setup_args(NAME)).code == 0
+    before = snapshot(account)
+    hold_the_lock(account.client("ssm"))
+
+    result = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
+
+    assert result.code == 1, result.stderr
+    assert "being changed by another run" in " ".join(result.stderr.split())
+    assert snapshot(account) == before
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_after_two_hours(cli, account):
+    import time
+
+    hold_the_lock(account.client("ssm"), since=time.time() - 3 * 3600)
+
+    result = cli(*setup_args(NAME))
+
+    assert result.code == 0, result.stderr
+    assert account.client("ssm").describe_parameters()["Parameters"] == []  # released at the end
+
+
+def test_teardown_during_setup_is_refused_and_setup_reports_what_exists(cli, account):
+    """Teardown started while setup launches: it must not delete pieces setup is using, and setup must not
+    then report an instance teardown terminated."""
+    seen: list = []
+
+    def teardown_now(**_):
+        if not seen:
+            seen.append(cli("teardown", "--region", REGION, "--name", NAME, "--yes"))
+
+    account.ec2.meta.events.register("before-call.ec2.RunInstances", teardown_now)
+
+    result = cli(*setup_args(NAME), "--output", "json")
+
+    [refused] = seen
+    assert refused.code == 1 and "being changed by another run" in " ".join(refused.stderr.split())
+    assert result.code == 0, result.stderr
+    [instance] = [i for r in account.ec2.describe_instances(InstanceIds=[result.json["result"]["instance_id"]])[
+        "Reservations"] for i in r["Instances"]]
+    assert instance["State"]["Name"] == "running"
+    assert account.iam.get_role(RoleName=GROUP_NAME)["Role"]
