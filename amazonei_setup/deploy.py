@@ -57,6 +57,7 @@ def deploy(aws: Aws, plan: Plan, *, template_body: str, fleet_size: int | None, 
             report(Event("created", "key-pair", f"Created key pair {plan.key_name}; private key saved to "
                                                 f"{plan.key_path}", plan.key_name))
         report(Event("start", "stack", f"Creating CloudFormation stack {name}"))
+        stack_id = ""  # sent: from here on a stack may exist even if CreateStack's reply never arrives
         stack_id = stack.create_stack(
             cfn, name=name, template_body=template_body, tag_list=tag_list,
             parameters=cloudformation.parameter_values(plan, fleet_size=fleet_size, key_name=plan.key_name),
@@ -107,6 +108,16 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
         except (Exception, KeyboardInterrupt):  # noqa: BLE001 - the sentence is never worth a leftover stack
             return explain_safely(failure)
 
+    if stack_id == "":
+        # Ctrl-C or a lost reply during CreateStack: AWS may have made the stack all the same. The name is ours
+        # (export refuses a name in use), and the tags must say so before anything is deleted.
+        try:
+            found = stack.find_stack(aws.client("cloudformation"), cloudformation.stack_name(plan.name))
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - then it is named as possibly left, below
+            found = None
+            stack_id = f"{cloudformation.stack_name(plan.name)} (if it was created)"
+        else:
+            stack_id = found.id if found is not None and tags.is_ours(found.tags, plan.name) else None
     if not stack_id and not created_key:
         return cause()
     leftovers = []

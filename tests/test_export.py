@@ -526,3 +526,24 @@ def test_sandbox_export_deploy_then_teardown_in_separate_processes(tmp_path):
     assert gone["found"] is True
     assert [d["kind"] for d in gone["deleted"]][0] == "cloudformation-stack"
     assert_sandbox_is_empty(home / ".amazonei-setup" / "sandbox")
+
+
+def test_ctrl_c_while_create_stack_is_in_flight_deletes_the_stack_aws_made(cli, account, cfn, before, ssh_dir):
+    """Ctrl-C lands while CreateStack's reply is on its way (the call runs on the main thread): AWS made the
+    stack, the run never learned its id. The rollback must find it by name and tags, not only delete the key."""
+    from amazonei_setup.aws import Aws
+
+    plain = Aws(REGION).client("cloudformation")
+
+    def made_then_interrupted(params, **_):
+        plain.create_stack(**params)
+        raise KeyboardInterrupt
+
+    cfn.meta.events.register("before-parameter-build.cloudformation.CreateStack", made_then_interrupted)
+    result = deploy(cli)
+
+    assert result.code == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert stack_gone(cfn), "the stack lives on after the message said it was removed"
+    assert "Everything this run created was removed." in result.json["error"]["message"]
+    assert_rolled_back(account, before, ssh_dir)
