@@ -775,7 +775,9 @@ def _write_template(args, env, ui, plan, text: str, stack_name: str, template: d
 
 def _teardown(args, env: Environment, ui, aws) -> int:
     from amazonei_setup import locking
+    from amazonei_setup.discover import check_region
 
+    check_region(aws.region, ei=False)  # before the lock's first call: a region without EC2 is a usage error
     # Held from the look-up on: a setup of the same name must not create what this look-up has not seen.
     with locking.deployment_locked(aws, args.name, "teardown", ui.progress):
         return _teardown_locked(args, env, ui, aws)

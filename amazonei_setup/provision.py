@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from amazonei_setup import catalog, tags
 from amazonei_setup.aws import Aws, error_code, explain
-from amazonei_setup.concurrency import Cancelled, cancellable_sleep
+from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurrently
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan, teardown_command
@@ -476,9 +476,14 @@ def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> 
         return _rollback_interrupted(run, cause(), [f"{r.kind} {r.id}" for r in created])
     try:
         _find_inflight_launch(run, created)
+        # What the run's tag finds that the journal does not know (a create whose reply never came back).
+        known = {(r.kind, r.id) for r in created}
+        created += [r for r in _tagged_by_this_run(run) if (r.kind, r.id) not in known]
     except KeyboardInterrupt:
         left = [f"{r.kind} {r.id}" for r in created] + ["any instance this run was launching"]
         return _rollback_interrupted(run, cause(), left)
+    except Exception:  # noqa: BLE001, S110 - the journal alone then; the check after the undo says what is left
+        pass
     if not created:
         return cause()
     run.report(Event("rollback", "", f"Rolling back {len(created)} change(s) this run made"))
@@ -505,7 +510,36 @@ def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> 
         pass
     if stopped_at is not None:
         return _rollback_interrupted(run, cause(), leftovers + [f"{r.kind} {r.id}" for r in ordered[stopped_at:]])
+    if not leftovers:  # "removed" only once AWS, asked by the run's tag, shows nothing of it
+        try:
+            leftovers = [f"{r.kind} {r.id} (still there)" for r in _tagged_by_this_run(run)]
+        except KeyboardInterrupt:
+            return _rollback_interrupted(run, cause(), ["whatever the check did not get to see"])
+        except Exception as err:  # noqa: BLE001 - unchecked is not "removed"
+            leftovers = [f"possibly some of it (the check by tags failed: {explain_safely(err).args[0]})"]
     return rollback_outcome(cause(), leftovers, run.plan, run.account_flags, finish=run.teardown)
+
+
+def _tagged_by_this_run(run: Run) -> list[Record]:
+    """Everything in AWS that carries this run's tag (tags.RUN) and is not on its way out."""
+    ec2, plan = run.ec2, run.plan
+    mark = [{"Name": f"tag:{tags.RUN}", "Values": [run.client_token]}]
+    found = run_concurrently({
+        "instance": lambda: [i["InstanceId"] for r in ec2.describe_instances(Filters=mark)["Reservations"]
+                             for i in r["Instances"] if i["State"]["Name"] not in ("terminated", "shutting-down")],
+        "vpc-endpoint": lambda: [e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints(Filters=mark)["VpcEndpoints"]
+                                 if e.get("State", "").lower() not in network.GONE_ENDPOINT_STATES],
+        "security-group": lambda: [g["GroupId"] for g in ec2.describe_security_groups(Filters=mark)["SecurityGroups"]],
+        "key-pair": lambda: [k["KeyName"] for k in ec2.describe_key_pairs(Filters=mark)["KeyPairs"]],
+        "instance-profile": lambda: [plan.profile_name] if run.made_by_this_run(
+            iam.get_instance_profile(run.iam, plan.profile_name)) else [],
+        "iam-role": lambda: [plan.role_name] if run.made_by_this_run(iam.get_role(run.iam, plan.role_name)) else [],
+    })
+    for value in found.values():
+        if isinstance(value, BaseException):
+            raise value
+    return [Record(kind, id_, "created", {"pem": plan.key_path} if kind == "key-pair" else {})
+            for kind, ids in found.items() for id_ in ids]
 
 
 def _rollback_interrupted(run: Run, cause: ToolError, left: list[str]) -> ToolError:

@@ -437,3 +437,41 @@ def test_teardown_during_setup_is_refused_and_setup_reports_what_exists(cli, acc
         "Reservations"] for i in r["Instances"]]
     assert instance["State"]["Name"] == "running"
     assert account.iam.get_role(RoleName=GROUP_NAME)["Role"]
+
+
+# ---- rollback removes exactly what exists, and says "removed" only after checking ---------------------------
+
+def test_a_create_the_run_never_heard_back_from_is_found_by_its_tag_and_rolled_back(cli, account):
+    """CreateSecurityGroup is performed but its reply lost, and the retry is throttled: the run fails without
+    ever learning the group's id. Its run tag still finds it."""
+    from amazonei_setup.aws import Aws
+    from tests.conftest import inject, snapshot
+
+    plain = Aws(REGION)
+    before = snapshot(plain)
+    lose_the_first_reply(account.ec2, plain.ec2, "CreateSecurityGroup")
+    inject(account.ec2, "CreateSecurityGroup", "RequestLimitExceeded", "Request limit exceeded.", times=1)
+
+    result = cli(*setup_args(NAME))
+
+    assert result.code == 1, result.stderr
+    assert "Everything this run created was removed" in " ".join(result.stderr.split())
+    assert snapshot(plain) == before
+
+
+def test_rollback_says_removed_only_after_checking(cli, account):
+    """A delete that AWS acknowledged but did not carry out (eventual consistency, an emulator, a proxy) must not
+    end in "everything was removed": the check by the run's tag names what is still there."""
+    from tests.conftest import inject
+    from tests.test_faults import respond
+
+    respond(account.ec2, "DeleteSecurityGroup", lambda params: {})  # "done", and nothing was deleted
+    inject(account.ec2, "RunInstances", "InsufficientInstanceCapacity", "no capacity", status=400)
+
+    result = cli(*setup_args(NAME))
+
+    assert result.code == 1, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "Everything this run created was removed" not in said
+    assert f"security-group {group(account.ec2)['GroupId']} (still there)" in said
+    assert f"teardown --region {REGION} --name {NAME}" in said
