@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     teardown.add_argument("--name", required=True, type=_name, help="the deployment to remove")
     teardown.add_argument("--keep-shared", action="store_true",
                           help="keep the EI endpoint even when no other deployment uses it")
-    _common(teardown)
+    _common(teardown, region_default="the region the deployment lives in, from its tags")
 
     listing = sub.add_parser("list", help="show deployments")
     listing.add_argument("--all-regions", action="store_true", help="query every EI region at once")
@@ -495,12 +495,23 @@ class _aws_for:
         given = self.env.aws
         if given is not None:
             return given if not args.region or args.region == given.region else given.in_region(args.region)
+        if args.command == "teardown" and not args.region:
+            # teardown finds the region itself (the role's region tag, IAM being global); any region reaches IAM
+            from amazonei_setup.errors import UsageError
+
+            try:
+                return Aws(None, profile=args.profile, endpoint_url=args.endpoint_url)
+            except UsageError:
+                return Aws(IAM_LOOKUP_REGION, profile=args.profile, endpoint_url=args.endpoint_url)
         return Aws(args.region, profile=args.profile, endpoint_url=args.endpoint_url)
 
     def __exit__(self, *exc):
         if self.sandbox is not None:
             self.sandbox.__exit__(*exc)
         return False
+
+
+IAM_LOOKUP_REGION = "us-east-1"  # where IAM's global endpoint is, for a look-up before the region is known
 
 
 def _account_flags(args) -> str:
@@ -777,10 +788,24 @@ def _teardown(args, env: Environment, ui, aws) -> int:
     from amazonei_setup import locking
     from amazonei_setup.discover import check_region
 
+    if not args.region:
+        aws = _home_of(args.name, aws)
     check_region(aws.region, ei=False)  # before the lock's first call: a region without EC2 is a usage error
     # Held from the look-up on: a setup of the same name must not create what this look-up has not seen.
     with locking.deployment_locked(aws, args.name, "teardown", ui.progress):
         return _teardown_locked(args, env, ui, aws)
+
+
+def _home_of(name: str, aws):
+    """Without --region: the region deployment `name` lives in, as its IAM role's region tag says."""
+    from amazonei_setup import deployments
+    from amazonei_setup.errors import UsageError
+
+    home = deployments.home_region(aws, name)
+    if home is None:
+        raise UsageError(f"No deployment named '{name}' says where it lives (its IAM role carries the region): pass "
+                         "--region with the region it runs in (see `list --all-regions`).")
+    return aws if home == aws.region else aws.in_region(home)
 
 
 def _teardown_locked(args, env: Environment, ui, aws) -> int:

@@ -122,6 +122,18 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     return inventory
 
 
+def home_region(aws: Aws, name: str) -> str | None:
+    """The region deployment `name` lives in, from its IAM role's region tag (IAM is global); None when no role of
+    ours says so."""
+    try:
+        role = iam.get_role(aws.iam, iam.role_name(name))
+    except Exception as err:  # noqa: BLE001 - one sentence, like every other look-up
+        raise explain(err, aws, doing="looking up the deployment's region") from None
+    if role is None or not tags.is_ours(role.get("Tags"), name):
+        return None
+    return tags.home_region(role.get("Tags"))
+
+
 def _stack_resources(aws: Aws, cfn, found: stack.StackInfo) -> set[tuple[str, str]]:
     try:
         return stack.held_resources(cfn, found.id)

@@ -475,3 +475,26 @@ def test_rollback_says_removed_only_after_checking(cli, account):
     assert "Everything this run created was removed" not in said
     assert f"security-group {group(account.ec2)['GroupId']} (still there)" in said
     assert f"teardown --region {REGION} --name {NAME}" in said
+
+
+def test_teardown_without_region_finds_where_the_deployment_lives(cli, account):
+    from amazonei_setup.sandbox import seed_deep_learning_amis
+    from tests.conftest import ACCOUNT
+
+    seed_deep_learning_amis(ACCOUNT, OTHER_REGION)
+    made = cli(*in_region(setup_args(NAME), OTHER_REGION), own_clients=True)
+    assert made.code == 0, made.stderr
+    east = account.in_region(OTHER_REGION)
+
+    gone = cli("teardown", "--name", NAME, "--yes", "--output", "json")  # the fixture's clients are us-west-2's
+
+    assert gone.code == 0, gone.stderr
+    assert gone.json["result"]["region"] == OTHER_REGION and gone.json["result"]["found"] is True
+    assert east.ec2.describe_security_groups(Filters=tags.filters_for(NAME))["SecurityGroups"] == []
+    assert account.iam.list_roles(PathPrefix=tags.IAM_PATH)["Roles"] == []
+
+
+def test_teardown_without_region_of_an_unknown_name_says_to_pass_it(cli, account):
+    result = cli("teardown", "--name", "nothing-here", "--yes")
+    assert result.code == 2, result.stderr
+    assert "pass --region" in " ".join(result.stderr.split())
