@@ -857,7 +857,7 @@ def _list(args, env: Environment, ui, aws) -> int:
     from amazonei_setup import deployments
     from amazonei_setup.discover import check_region
 
-    regions = _all_regions() if args.all_regions else [aws.region]
+    regions = deployments.regions_to_search(aws) if args.all_regions else [aws.region]
     if not args.all_regions:
         check_region(aws.region, ei=False)  # alternatives (inf2, gpu) may run outside the EI regions
     rows = deployments.list_all(aws, regions)

@@ -180,7 +180,19 @@ class DeploymentSummary:
         }
 
 
-def list_deployments(aws: Aws) -> list[DeploymentSummary]:
+def regions_to_search(aws: Aws) -> list[str]:
+    """Every region the account has enabled (today's alternatives run in any of them), and any region one of our
+    IAM roles says its deployment lives in; the EI regions first."""
+    try:
+        enabled = {r["RegionName"] for r in aws.ec2.describe_regions()["Regions"]}
+        homes = {tags.home_region(r.get("Tags")) for r in iam.our_roles(aws.iam)}
+    except Exception as err:  # noqa: BLE001 - one sentence, like every other look-up
+        raise explain(err, aws, doing="listing the account's regions") from None
+    found = (enabled | homes) - {None}
+    return [r for r in catalog.EI_REGIONS if r in found] + sorted(found - set(catalog.EI_REGIONS))
+
+
+def list_deployments(aws: Aws, roles: list[dict] | None = None) -> list[DeploymentSummary]:
     """One row per deployment: its instances, or — when a killed setup or teardown left no instance — one
     `partial` row naming the pieces that are left, found by tag: group, key pair, EI endpoint, and the IAM role
     whose region tag names this region (IAM is global)."""
@@ -193,7 +205,7 @@ def list_deployments(aws: Aws) -> list[DeploymentSummary]:
         "endpoints": lambda: [e for page in aws.ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=ours)
                               for e in page["VpcEndpoints"]
                               if e.get("State", "").lower() not in network.GONE_ENDPOINT_STATES],
-        "roles": lambda: iam.our_roles(aws.iam),
+        "roles": lambda: iam.our_roles(aws.iam) if roles is None else roles,
     })
     for value in results.values():
         if isinstance(value, BaseException):
@@ -233,8 +245,12 @@ def list_all(aws: Aws, regions: list[str]) -> list[DeploymentSummary]:
     """list_deployments over several regions at once (clients built first: Sessions are not thread-safe)."""
     per_region = {region: aws if region == aws.region else aws.in_region(region) for region in regions}
     for regional in per_region.values():
-        regional.preload("ec2")
-    results = run_concurrently({region: (lambda a=a: list_deployments(a)) for region, a in per_region.items()})
+        regional.preload("ec2", "iam")
+    try:
+        roles = iam.our_roles(aws.iam) if len(regions) > 1 else None  # IAM is global: read once
+    except Exception as err:  # noqa: BLE001 - one sentence, like every other look-up
+        raise explain(err, aws, doing="listing deployments") from None
+    results = run_concurrently({region: (lambda a=a: list_deployments(a, roles)) for region, a in per_region.items()})
     rows: list[DeploymentSummary] = []
     for region in regions:
         value = results[region]

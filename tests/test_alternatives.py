@@ -136,6 +136,10 @@ def test_families_run_outside_the_ei_regions(cli, account):
     assert [i["InstanceType"] for r in frankfurt.ec2.describe_instances()["Reservations"]
             for i in r["Instances"]] == ["g4dn.xlarge"]
     assert frankfurt.ec2.describe_vpc_endpoints()["VpcEndpoints"] == []
+    # list --all-regions finds it, outside the six EI regions
+    listed = cli("list", "--all-regions", "--output", "json")
+    assert listed.code == 0, listed.stderr
+    assert [(d["name"], d["region"]) for d in listed.json["result"]["deployments"]] == [("frankfurt", "eu-central-1")]
 
 
 # ---- the offering check --------------------------------------------------------------------------
