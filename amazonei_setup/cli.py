@@ -639,6 +639,21 @@ def _resolve_plan(args, env: Environment, ui, aws):
 
 
 def _setup(args, env: Environment, ui, aws) -> int:
+    from amazonei_setup import locking
+    from amazonei_setup.discover import check_region
+
+    if not args.name or args.dry_run:
+        return _setup_planned(args, env, ui, aws, locked=False)
+    # A named run plans from what it sees under the lock: a run that planned before another finished would act
+    # on a stale plan (create what now exists). A generated name is new, so its lock can wait for the confirm.
+    check_region(aws.region, ei=not args.family)  # before the lock's first call, as the look-ups would
+    with locking.deployment_locked(aws, args.name, "setup", ui.progress):
+        return _setup_planned(args, env, ui, aws, locked=True)
+
+
+def _setup_planned(args, env: Environment, ui, aws, *, locked: bool) -> int:
+    from contextlib import nullcontext
+
     from amazonei_setup import locking, provision
     from amazonei_setup.errors import ToolError
 
@@ -660,7 +675,7 @@ def _setup(args, env: Environment, ui, aws) -> int:
             ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
         return 0
     try:
-        with locking.deployment_locked(aws, plan.name, "setup", ui.progress):
+        with nullcontext() if locked else locking.deployment_locked(aws, plan.name, "setup", ui.progress):
             result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args),
                                          teardown=_teardown_command(args, plan.region, plan.name))
     except ToolError as err:
@@ -862,8 +877,15 @@ def _list(args, env: Environment, ui, aws) -> int:
         check_region(aws.region, ei=False)  # alternatives (inf2, gpu) may run outside the EI regions
     rows = deployments.list_all(aws, regions)
     data = [r.to_dict() for r in rows]
+    for row in data:
+        if row.get("left"):  # a run stopped part-way: say how to finish the job
+            row["teardown_command"] = _teardown_command(args, row["region"], row["name"])
     if data:
         ui.show(ui.deployments_table(data))
+        for row in data:
+            if row.get("left"):
+                ui.info(f"{row['name']} ({row['region']}) is partial: {', '.join(row['left'])} left by a run that "
+                        f"stopped part-way. Remove it with: {row['teardown_command']}")
     else:
         ui.info(f"No deployments in {', '.join(regions)}.")
     if args.output == "json":

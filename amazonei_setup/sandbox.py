@@ -204,6 +204,7 @@ class Sandbox:
         os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
         try:
             _share_motos_model_loader()
+            settle_moto_races()
             _load_state(self.state_dir / STATE_FILE)
             for region in self.regions:
                 seed_deep_learning_amis(self.account_id, region)
@@ -251,6 +252,18 @@ class Sandbox:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+
+
+def settle_moto_races() -> None:
+    """moto's DescribeKeyPairs adds a key to a dict shared by every EC2 response the first time it runs; an EC2
+    reply being serialized on another thread at that moment fails ("dictionary changed size during iteration",
+    an HTTP 500 the tool reports as an unreadable reply). The tool's look-ups run concurrently, so add the key
+    up front (moto's own default for it: the public key is left out)."""
+    from moto.core.serialize import never_return
+    from moto.ec2.responses._base_response import EC2BaseResponse
+
+    EC2BaseResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER.setdefault(
+        "DescribeKeyPairsResult.KeyPairs.KeyPairInfo.PublicKey", never_return)
 
 
 def _share_motos_model_loader() -> None:

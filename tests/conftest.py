@@ -127,6 +127,9 @@ def quick_moto():
 
     rsa.generate_private_key = generate_private_key
     responses.method_names_from_class = functools.cache(original_names)
+    from amazonei_setup.sandbox import settle_moto_races
+
+    settle_moto_races()  # the tool's concurrent look-ups would otherwise race moto's first DescribeKeyPairs
     yield
     rsa.generate_private_key, responses.method_names_from_class = original_generate, original_names
 

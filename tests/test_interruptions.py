@@ -264,10 +264,18 @@ def test_a_second_signal_while_the_launch_is_in_flight_still_names_the_instance(
 
 # ---- (5) the same, on real processes -------------------------------------------------------------------
 
+def _as_from_a_terminal() -> None:
+    # A program started from a terminal gets SIGINT and SIGHUP with their default action; pytest itself may have
+    # been started with them ignored (nohup, `&` in a script, some CI runners), and children inherit "ignored".
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def start(home, *argv: str, module: bool = False) -> subprocess.Popen:
     program = ["-m", "amazonei_setup"] if module else ["amazonei_setup.py"]
     return subprocess.Popen([sys.executable, *program, *argv], cwd=ROOT, env=user_env(home), text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_as_from_a_terminal)
 
 
 SANDBOX_SETUP = ("--sandbox", "--region", "us-west-2", "--instance-type", "m5.xlarge", "--yes", "--name", "s")

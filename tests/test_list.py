@@ -112,7 +112,8 @@ def test_partial_deployment_shows_as_no_instance(cli, account):
     assert set(rows) == {"a", "p"}
     assert rows["p"] == {"name": "p", "region": REGION, "instance_id": "", "state": "no instance (partial)",
                          "instance_type": "", "accelerator_type": "", "public_dns": "", "launched": "",
-                         "age_hours": None, "hourly_usd": None, "cost_so_far_usd": None, "left": ["security group"]}
+                         "age_hours": None, "hourly_usd": None, "cost_so_far_usd": None, "left": ["security group"],
+                         "teardown_command": f"python amazonei_setup.py teardown --region {REGION} --name p"}
     assert table.code == 0
     assert "no instance (partial)" in said(table)
 
