@@ -265,6 +265,17 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
     return AwsError(f"AWS refused {operation}{where}: {code}: {message.rstrip('.')}.", code=code or "aws")
 
 
+def explain_safely(failure: BaseException, aws: Aws | None = None) -> ToolError:
+    """explain(), which must not fail here: it may call AWS (decoding EC2's refusal) and that call can fail
+    in ways nobody listed, or be interrupted. Then the sentence without the decoding, then a generic one."""
+    for helper in ((aws, None) if aws is not None else (None,)):
+        try:
+            return explain(failure, helper)
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001, PERF203 - the sentence is never worth a crash
+            continue
+    return AwsError(f"Setup failed ({type(failure).__name__}).", code="internal")
+
+
 def _is_ei_refusal(message: str) -> bool:
     """Any RunInstances refusal that is about the EI accelerator spec rather than the instance."""
     text = message.lower()

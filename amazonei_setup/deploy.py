@@ -20,11 +20,11 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from amazonei_setup import cloudformation, tags
-from amazonei_setup.aws import Aws, explain
+from amazonei_setup.aws import Aws, explain, explain_safely
 from amazonei_setup.errors import Interrupted, ToolError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan
-from amazonei_setup.provision import SetupResult, explain_safely, rollback_outcome
+from amazonei_setup.provision import SetupResult, rollback_outcome
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.resources import keypair, stack
 from amazonei_setup.waiting import wait_for

@@ -6,9 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from amazonei_setup.aws import Aws, explain
+from amazonei_setup.aws import Aws, explain_safely
 from amazonei_setup.errors import AwsError
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.resources import lock
@@ -24,22 +22,25 @@ def deployment_locked(aws: Aws, name: str, command: str, report: Reporter = igno
         who = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
         who = "?"
+    why = "no SSM PutParameter permission"
     try:
         taken = lock.acquire(ssm, name, run, command, who)
     except lock.Held as held:
         raise AwsError(f"Deployment '{name}' in {aws.region} is being changed by another run ({held}): nothing was "
                        "changed; wait for that run to finish, then run this again.", code="locked") from None
-    except (ClientError, BotoCoreError) as err:
-        raise explain(err, aws, doing="taking the deployment lock") from None
+    except Exception as err:  # noqa: BLE001 - see below
+        # Not a refusal: SSM unreachable, throttled, or an endpoint without SSM. The command's own first calls
+        # meet the same trouble and say it in their words; if they succeed, the run goes on unlocked.
+        taken, why = False, explain_safely(err).args[0]
     if not taken:
-        report(Event("warning", "lock", f"Could not take the lock for '{name}' (no SSM PutParameter permission): "
-                                        "another run on the same name at the same time is not kept out"))
+        report(Event("warning", "lock", f"Could not take the lock for '{name}' ({why.rstrip('.')}): another run on "
+                                        "the same name at the same time is not kept out"))
     try:
         yield
     finally:
         if taken:
             try:
                 lock.release(ssm, name, run)
-            except (ClientError, BotoCoreError):
+            except Exception:  # noqa: BLE001 - never the reason a finished command fails
                 report(Event("warning", "lock", f"Could not release the lock {lock.parameter_name(name)}; it expires "
                                                 "by itself in two hours, or delete the SSM parameter"))

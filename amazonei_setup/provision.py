@@ -26,7 +26,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from amazonei_setup import catalog, tags
-from amazonei_setup.aws import Aws, error_code, explain
+from amazonei_setup.aws import Aws, error_code, explain, explain_safely
 from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurrently
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
@@ -544,17 +544,6 @@ def _tagged_by_this_run(run: Run) -> list[Record]:
 
 def _rollback_interrupted(run: Run, cause: ToolError, left: list[str]) -> ToolError:
     return rollback_outcome(cause, left, run.plan, run.account_flags, interrupted=True, finish=run.teardown)
-
-
-def explain_safely(failure: BaseException, aws: Aws | None = None) -> ToolError:
-    """explain(), which must not fail here: it may call AWS (decoding EC2's refusal) and that call can fail
-    in ways nobody listed, or be interrupted. Then the sentence without the decoding, then a generic one."""
-    for helper in ((aws, None) if aws is not None else (None,)):
-        try:
-            return explain(failure, helper)
-        except (Exception, KeyboardInterrupt):  # noqa: BLE001, PERF203 - the sentence is never worth a crash
-            continue
-    return AwsError(f"Setup failed ({type(failure).__name__}).", code="internal")
 
 
 def rollback_outcome(cause: ToolError, leftovers: list[str], plan: Plan, account_flags: str, *,

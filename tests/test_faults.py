@@ -134,9 +134,13 @@ def local_endpoint():
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                action = parse_qs(body).get("Action", ["?"])[0]
+                target = self.headers.get("X-Amz-Target")  # JSON-protocol services (SSM: the deployment lock)
+                action = target.rsplit(".", 1)[-1] if target else parse_qs(body).get("Action", ["?"])[0]
                 seen[action] += 1
                 status, text = reply(action)
+                code = re.search(r"<Code>([^<]+)</Code>", text)
+                if target and code:  # the same error as a JSON-protocol service words it
+                    text = json.dumps({"__type": code.group(1), "message": "injected"})
                 data = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(data)))

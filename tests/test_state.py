@@ -301,6 +301,7 @@ class RealEc2Endpoints:
 
         self.by_token: dict[str, dict] = {}
         self.lost = 0
+        self.created = False  # the run has its endpoint (the retry was answered)
 
         def build(params, context, **_):
             token = params.get("ClientToken")
@@ -325,6 +326,7 @@ class RealEc2Endpoints:
         def answer(context, **_):
             made = self.by_token.get(context.get("client_token"))
             if made is not None:
+                self.created = True
                 return AWSResponse("https://ec2.invalid", 200, {}, None), made
 
         client.meta.events.register("before-parameter-build.ec2.CreateVpcEndpoint", build)
@@ -337,12 +339,24 @@ def live_endpoints(ec2) -> list[str]:
 
 
 def test_an_endpoint_whose_reply_was_lost_is_the_runs_own_and_rolled_back(cli, account):
+    import time
+
+    from botocore.exceptions import ClientError
+
     from amazonei_setup.aws import Aws
-    from tests.conftest import inject
 
     plain = Aws(REGION)
     ec2 = RealEc2Endpoints(account.ec2, plain.ec2)
-    inject(account.ec2, "RunInstances", "InsufficientInstanceCapacity", "no capacity", status=400)
+
+    def refuse_once_the_endpoint_exists(**_):
+        # The launch and the endpoint are concurrent branches: fail the launch only after the endpoint was made.
+        deadline = time.monotonic() + 5
+        while not ec2.created and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise ClientError({"Error": {"Code": "InsufficientInstanceCapacity", "Message": "no capacity"}},
+                          "RunInstances")
+
+    account.ec2.meta.events.register("before-call.ec2.RunInstances", refuse_once_the_endpoint_exists)
 
     result = cli(*setup_args(NAME))
 
