@@ -381,6 +381,13 @@ def _forget_accounts() -> None:
         backend_dict.clear()
 
 
+def _any_stack(backend_dict) -> bool:
+    """A cloudformation state without stacks is left out of the file: loading it imports moto's CloudFormation
+    (and through it API Gateway and an OpenAPI validator), ~1.2 s of every later command. No other service's
+    objects refer to it."""
+    return any(getattr(regional, "stacks", None) for account in backend_dict.values() for regional in account.values())
+
+
 def _load_state(path: Path) -> None:
     _forget_accounts()
     try:
@@ -457,7 +464,7 @@ def _reduce_defaultdict(d: defaultdict):
 def _save_state(path: Path) -> None:
     services = {name: dict(backend_dict)
                 for name, backend_dict in _backend_dicts(_imported_services()).items()
-                if backend_dict}
+                if backend_dict and not (name == "cloudformation" and not _any_stack(backend_dict))}
     buf = io.BytesIO()
     _state_pickler(buf).dump({"moto": _moto_version(), "services": services})
     data = buf.getvalue()
