@@ -816,7 +816,7 @@ def _home_of(name: str, aws):
     from amazonei_setup import deployments
     from amazonei_setup.errors import UsageError
 
-    home = deployments.home_region(aws, name)
+    home = deployments.lives_in(aws, name)
     if home is None:
         raise UsageError(f"No deployment named '{name}' says where it lives (its IAM role carries the region): pass "
                          "--region with the region it runs in (see `list --all-regions`).")

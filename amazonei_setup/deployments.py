@@ -122,7 +122,7 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     return inventory
 
 
-def home_region(aws: Aws, name: str) -> str | None:
+def lives_in(aws: Aws, name: str) -> str | None:
     """The region deployment `name` lives in, from its IAM role's region tag (IAM is global); None when no role of
     ours says so."""
     try:

@@ -63,10 +63,6 @@ def _ssh_permission(cidr: str, *, described: bool = True) -> dict:
     return {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, key: [ssh_range]}
 
 
-def same_cidr(a: str, b: str) -> bool:
-    return ipaddress.ip_network(a, strict=False) == ipaddress.ip_network(b, strict=False)
-
-
 def our_ssh_cidrs(group: dict) -> list[str]:
     """The SSH ranges this tool opened on `group` (a describe_security_groups item); hand-made rules excluded."""
     found = []
