@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
     aws.preload("ec2", "iam")
     run = Run(aws, plan, report, sleep, account_flags)
     run.teardown = teardown
-    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="provision")
+    pool = _TrackedPool(max_workers=8, thread_name_prefix="provision")
     try:
         result = _execute(run, pool)
     except BaseException as failure:
@@ -166,16 +167,37 @@ def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
     return result
 
 
-def _finish_inflight(pool: ThreadPoolExecutor) -> bool:
+class _TrackedPool(ThreadPoolExecutor):
+    """A pool that remembers its futures: waiting for them is what "the calls in flight have finished" means.
+    (Thread.join, which shutdown uses, can return early once a signal has interrupted it: Python 3.11 then marks
+    the thread stopped while it still runs, and an in-flight run_instances would launch after the rollback.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.futures: list[Future] = []
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future = super().submit(fn, *args, **kwargs)
+        self.futures.append(future)
+        return future
+
+
+def _finish_inflight(pool: _TrackedPool) -> bool:
     """Wait for the calls in flight (waits stop at their next pause), so whatever they create is journaled:
     a run_instances in flight may be launching an instance. A further signal does not cut this short (the
     instance would be abandoned unnamed); it returns True, and the rollback is then skipped and what is left
     named instead."""
     hurried = False
+    for future in list(pool.futures):
+        if not future.running():
+            future.cancel()  # not started: it never will be
     while True:
         try:
-            pool.shutdown(wait=True, cancel_futures=True)
-            return hurried
+            pending = [f for f in pool.futures if not f.done()]
+            if not pending:
+                pool.shutdown(wait=False)
+                return hurried
+            wait_futures(pending, timeout=0.1)
         except KeyboardInterrupt:
             hurried = True
 

@@ -127,11 +127,28 @@ def quick_moto():
 
     rsa.generate_private_key = generate_private_key
     responses.method_names_from_class = functools.cache(original_names)
+    # EC2 returns the reservation a ClientToken already made instead of launching again; moto launches again. A
+    # botocore retry of RunInstances (after moto itself failed mid-reply, e.g. under load) would otherwise leave a
+    # second instance that no real account would ever see.
+    from moto.ec2.models.instances import InstanceBackend
+
+    original_run = InstanceBackend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        token = kwargs.get("client_token")
+        if token and token != "ABCDE":  # moto's stand-in when the request has none
+            for reservation in list(self.reservations.values()):
+                if any(i.client_token == token for i in reservation.instances):
+                    return reservation
+        return original_run(self, image_id, count, user_data, security_group_names, **kwargs)
+
+    InstanceBackend.run_instances = run_instances
     from amazonei_setup.sandbox import settle_moto_races
 
     settle_moto_races()  # the tool's concurrent look-ups would otherwise race moto's first DescribeKeyPairs
     yield
     rsa.generate_private_key, responses.method_names_from_class = original_generate, original_names
+    InstanceBackend.run_instances = original_run
 
 
 @pytest.fixture(autouse=True)
