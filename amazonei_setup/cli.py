@@ -872,10 +872,14 @@ def _list(args, env: Environment, ui, aws) -> int:
     from amazonei_setup import deployments
     from amazonei_setup.discover import check_region
 
-    regions = deployments.regions_to_search(aws) if args.all_regions else [aws.region]
-    if not args.all_regions:
+    roles = None
+    if args.all_regions:
+        roles = deployments.our_roles(aws)
+        regions = deployments.regions_to_search(aws, roles)
+    else:
+        regions = [aws.region]
         check_region(aws.region, ei=False)  # alternatives (inf2, gpu) may run outside the EI regions
-    rows = deployments.list_all(aws, regions)
+    rows = deployments.list_all(aws, regions, roles)
     data = [r.to_dict() for r in rows]
     for row in data:
         if row.get("left"):  # a run stopped part-way: say how to finish the job

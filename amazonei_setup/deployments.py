@@ -122,23 +122,25 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     return inventory
 
 
+def _looked_up(aws: Aws, doing: str, look_up):
+    """look_up(), with any failure as one sentence, like every other look-up."""
+    try:
+        return look_up()
+    except Exception as err:  # noqa: BLE001
+        raise explain(err, aws, doing=doing) from None
+
+
 def lives_in(aws: Aws, name: str) -> str | None:
     """The region deployment `name` lives in, from its IAM role's region tag (IAM is global); None when no role of
     ours says so."""
-    try:
-        role = iam.get_role(aws.iam, iam.role_name(name))
-    except Exception as err:  # noqa: BLE001 - one sentence, like every other look-up
-        raise explain(err, aws, doing="looking up the deployment's region") from None
+    role = _looked_up(aws, "looking up the deployment's region", lambda: iam.get_role(aws.iam, iam.role_name(name)))
     if role is None or not tags.is_ours(role.get("Tags"), name):
         return None
     return tags.home_region(role.get("Tags"))
 
 
 def _stack_resources(aws: Aws, cfn, found: stack.StackInfo) -> set[tuple[str, str]]:
-    try:
-        return stack.held_resources(cfn, found.id)
-    except Exception as err:  # noqa: BLE001 - one sentence, like every other look-up
-        raise explain(err, aws, doing="listing the stack's resources") from None
+    return _looked_up(aws, "listing the stack's resources", lambda: stack.held_resources(cfn, found.id))
 
 
 def _refuse_if_not_yours(name: str, region: str, me: str, owners: set[str | None]) -> None:
@@ -180,15 +182,17 @@ class DeploymentSummary:
         }
 
 
-def regions_to_search(aws: Aws) -> list[str]:
+def our_roles(aws: Aws) -> list[dict]:
+    """Every role of ours, with its tags (IAM is global: read once for any number of regions)."""
+    return _looked_up(aws, "listing deployments", lambda: iam.our_roles(aws.iam))
+
+
+def regions_to_search(aws: Aws, roles: list[dict]) -> list[str]:
     """Every region the account has enabled (today's alternatives run in any of them), and any region one of our
     IAM roles says its deployment lives in; the EI regions first."""
-    try:
-        enabled = {r["RegionName"] for r in aws.ec2.describe_regions()["Regions"]}
-        homes = {tags.home_region(r.get("Tags")) for r in iam.our_roles(aws.iam)}
-    except Exception as err:  # noqa: BLE001 - one sentence, like every other look-up
-        raise explain(err, aws, doing="listing the account's regions") from None
-    found = (enabled | homes) - {None}
+    enabled = _looked_up(aws, "listing the account's regions",
+                         lambda: {r["RegionName"] for r in aws.ec2.describe_regions()["Regions"]})
+    found = (enabled | {tags.home_region(r.get("Tags")) for r in roles}) - {None}
     return [r for r in catalog.EI_REGIONS if r in found] + sorted(found - set(catalog.EI_REGIONS))
 
 
@@ -241,15 +245,13 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None) -> list[Deployme
     return sorted(rows, key=lambda r: (r.name, r.instance_id))
 
 
-def list_all(aws: Aws, regions: list[str]) -> list[DeploymentSummary]:
+def list_all(aws: Aws, regions: list[str], roles: list[dict] | None = None) -> list[DeploymentSummary]:
     """list_deployments over several regions at once (clients built first: Sessions are not thread-safe)."""
     per_region = {region: aws if region == aws.region else aws.in_region(region) for region in regions}
     for regional in per_region.values():
         regional.preload("ec2", "iam")
-    try:
-        roles = iam.our_roles(aws.iam) if len(regions) > 1 else None  # IAM is global: read once
-    except Exception as err:  # noqa: BLE001 - one sentence, like every other look-up
-        raise explain(err, aws, doing="listing deployments") from None
+    if roles is None and len(regions) > 1:
+        roles = our_roles(aws)
     results = run_concurrently({region: (lambda a=a: list_deployments(a, roles)) for region, a in per_region.items()})
     rows: list[DeploymentSummary] = []
     for region in regions:

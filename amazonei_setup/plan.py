@@ -117,9 +117,7 @@ class Plan:
         if not self.security_group_id:
             return PlanItem("security-group", self.security_group_name, CREATE, f"22 from {self.ssh_cidr}{https}")
         stale = self.stale_ssh_cidrs
-        opened = any(ipaddress.ip_network(c, strict=False) == ipaddress.ip_network(self.ssh_cidr, strict=False)
-                     for c in self.ssh_cidrs_before)
-        if stale or not opened:
+        if stale or len(stale) == len(self.ssh_cidrs_before):  # a range to close, or --ssh-cidr not open yet
             before = ", ".join(self.ssh_cidrs_before) or "nowhere"
             return PlanItem("security-group", self.security_group_id, UPDATE, f"22 from {before} -> {self.ssh_cidr}")
         return PlanItem("security-group", self.security_group_id, REUSE, f"22 from {self.ssh_cidr}{https}")

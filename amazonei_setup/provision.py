@@ -497,8 +497,8 @@ def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> 
     if hurried:
         return _rollback_interrupted(run, cause(), [f"{r.kind} {r.id}" for r in created])
     try:
-        _find_inflight_launch(run, created)
-        # What the run's tag finds that the journal does not know (a create whose reply never came back).
+        # What the run's tag finds that the journal does not know: a create whose reply never came back, or the
+        # instances of a run_instances a Ctrl-C cut off (instances carry the run's tag from launch on).
         known = {(r.kind, r.id) for r in created}
         created += [r for r in _tagged_by_this_run(run) if (r.kind, r.id) not in known]
     except KeyboardInterrupt:
@@ -580,22 +580,6 @@ def rollback_outcome(cause: ToolError, leftovers: list[str], plan: Plan, account
         message = f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: {finish}"
         return Interrupted(message) if isinstance(cause, Interrupted) else type(cause)(message, code=cause.code)
     return type(cause)(f"{cause} Everything this run created was removed.", code=cause.code)
-
-
-def _find_inflight_launch(run: Run, created: list[Record]) -> None:
-    """A Ctrl-C can land while run_instances is in flight: find the instance by its token."""
-    if any(r.kind == "instance" for r in created) or run.plan.instance_id:
-        return
-    # By the deployment's tags (set at launch), then the token: emulators lack the client-token filter.
-    try:
-        found = run.ec2.describe_instances(Filters=tags.filters_for(run.plan.name))
-    except Exception:  # noqa: BLE001 - best effort: the instance is tagged, teardown finds it
-        return
-    for reservation in found.get("Reservations", []):
-        for raw in reservation["Instances"]:
-            if raw.get("ClientToken") == run.client_token and raw["State"]["Name"] not in ("terminated",
-                                                                                           "shutting-down"):
-                created.append(Record("instance", raw["InstanceId"], "created"))
 
 
 def _undo(run: Run, record: Record) -> None:
