@@ -470,28 +470,28 @@ class _aws_for:
     """Context manager yielding an Aws for the run: the real account, or a sandbox."""
 
     def __init__(self, args, ui, env):
-        self.args, self.ui, self.env, self.sandbox = args, ui, env, None
+        self.args, self.ui, self.env = args, ui, env
 
     def __enter__(self):
         from amazonei_setup.aws import Aws
 
         args = self.args
         if args.sandbox:
-            from amazonei_setup.sandbox import Sandbox
+            from amazonei_setup import sandbox_server
 
-            region = args.region or "us-west-2"
-            regions = _all_regions() if getattr(args, "all_regions", False) else [region]
             self.ui.banner("SANDBOX: an emulated AWS account on this machine (moto). Nothing real is created and "
                            "nothing is billed.")
-            self.sandbox = Sandbox(regions=regions)
             try:
-                sb = self.sandbox.__enter__()
-            except RuntimeError as err:  # the sandbox's own sentences (state in use, unreadable state)
+                sb = sandbox_server.find()
+                if sb is None:  # the first sandbox command in a while: ~2 s, then every command reuses it
+                    with self.ui.status("Starting the sandbox account (a local server that stops after "
+                                        f"{sandbox_server.IDLE_S / 60:g} idle minutes)..."):
+                        sb = sandbox_server.connect()
+            except sandbox_server.SandboxUnavailable as err:  # its own sentences (unreadable state, no start)
                 from amazonei_setup.errors import ToolError
 
-                self.sandbox = None
                 raise ToolError(str(err), code="sandbox") from None
-            return Aws(region, endpoint_url=sb.endpoint_url, credentials=sb.credentials)
+            return Aws(args.region or "us-west-2", endpoint_url=sb.endpoint_url, credentials=sb.credentials)
         given = self.env.aws
         if given is not None:
             return given if not args.region or args.region == given.region else given.in_region(args.region)
@@ -506,8 +506,6 @@ class _aws_for:
         return Aws(args.region, profile=args.profile, endpoint_url=args.endpoint_url)
 
     def __exit__(self, *exc):
-        if self.sandbox is not None:
-            self.sandbox.__exit__(*exc)
         return False
 
 
@@ -559,12 +557,6 @@ def _teardown_command(args, region: str, name: str) -> str:
     if command.startswith(LAUNCHER + " "):
         command = program_name() + command[len(LAUNCHER):]
     return command
-
-
-def _all_regions() -> list[str]:
-    from amazonei_setup.catalog import EI_REGIONS
-
-    return list(EI_REGIONS)
 
 
 def _asker(args, env):

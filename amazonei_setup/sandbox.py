@@ -69,6 +69,10 @@ STATE_FILE = "state.pickle"
 LOCK_FILE = "lock"
 LOCK_TIMEOUT = 30.0
 
+class SandboxLocked(RuntimeError):
+    """Another process holds the state directory (its background server, or an in-process sandbox)."""
+
+
 _open_in_process = threading.Lock()  # held while a Sandbox owns moto's in-process backends
 
 
@@ -181,8 +185,10 @@ class Sandbox:
     on the same `state_dir` to finish, then raises RuntimeError.
     """
 
-    def __init__(self, regions, state_dir=None, lock_timeout: float = LOCK_TIMEOUT):
+    def __init__(self, regions, state_dir=None, lock_timeout: float = LOCK_TIMEOUT, wrap_app=None):
         self.regions = list(regions)
+        self.wrap_app = wrap_app  # WSGI middleware around moto's app (the background server's `_Gate`)
+        self._discard = False
         self.state_dir = Path(state_dir) if state_dir is not None else paths.sandbox_dir()
         self.lock_timeout = lock_timeout
         self.account_id = SANDBOX_ACCOUNT_ID
@@ -224,13 +230,18 @@ class Sandbox:
             if self._server is not None:
                 self._server.stop()  # first, so no request changes the state while we save
                 self._server = None
-            _save_state(self.state_dir / STATE_FILE)
+            if not self._discard:
+                _save_state(self.state_dir / STATE_FILE)
         finally:
             _forget_accounts()  # the next sandbox in this process must start from its file
             self._restore_ami_setting()
             _open_in_process.release()
             _release_lock(self._lock_fd)
             self._lock_fd = None
+
+    def discard(self) -> None:
+        """Close without saving: the state directory was reset under an open sandbox."""
+        self._discard = True
 
     def _restore_ami_setting(self) -> None:
         if self._saved_ami_setting is None:
@@ -248,7 +259,7 @@ class Sandbox:
             werkzeug_log.setLevel(logging.WARNING)
         # Port 0: the OS picks a free port as the server binds, so no other process can take
         # it between a probe and the bind.
-        self._server = _server_class()(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = _server_class(self.wrap_app)(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
@@ -281,7 +292,7 @@ def _share_motos_model_loader() -> None:
         lambda session: session._components.lazy_register_component("data_loader", shared_loader))
 
 
-def _server_class():
+def _server_class(wrap_app=None):
     from moto.server import ThreadedMotoServer
 
     class _QuickStopServer(ThreadedMotoServer):
@@ -301,6 +312,8 @@ def _server_class():
             from werkzeug.serving import make_server
 
             app = DomainDispatcherApplication(create_backend_app)
+            if wrap_app is not None:
+                app = wrap_app(app)
             self._server = make_server(self._ip_address, self._port, app, True)
             self._server_ready_event.set()
             self._server.serve_forever(poll_interval=0.05)
@@ -315,9 +328,12 @@ def _server_class():
 
 def reset(state_dir=None, lock_timeout: float = LOCK_TIMEOUT) -> bool:
     """Delete the saved sandbox state; True if there was any."""
+    from amazonei_setup import sandbox_server
+
     state_dir = Path(state_dir) if state_dir is not None else paths.sandbox_dir()
     if not state_dir.is_dir():
         return False
+    sandbox_server.stop(state_dir)  # it would write the account back
     fd = _acquire_lock(state_dir, lock_timeout)  # an open sandbox would save it back
     try:
         for leftover in state_dir.glob(STATE_FILE + ".*.tmp"):  # from a save that died
@@ -344,7 +360,7 @@ def _acquire_lock(state_dir: Path, timeout: float) -> int:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(fd)
-                raise RuntimeError(
+                raise SandboxLocked(
                     f"Another sandbox run is using {state_dir} and did not finish within "
                     f"{timeout:g} seconds; wait for it to end and try again.") from None
             time.sleep(0.05)
@@ -394,7 +410,7 @@ def _load_state(path: Path) -> None:
         data = path.read_bytes()
     except FileNotFoundError:
         return
-    advice = f"delete it with `reset` to start a fresh sandbox ({path})"
+    advice = f"start a fresh sandbox with `rm -rf {path.parent}`"
     try:
         state = pickle.loads(data)
         version, services = state["moto"], state["services"]

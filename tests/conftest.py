@@ -66,6 +66,7 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     mp.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+    mp.setenv("AMAZONEI_SETUP_SANDBOX_IDLE_S", "300")  # a backstop: each test stops its sandbox server itself
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                 "AWS_REGION", "CI"):
         mp.delenv(var, raising=False)
@@ -76,10 +77,9 @@ def shared_botocore_loader():
     """The tool's Sessions share one botocore loader (aws.shared_loader); make every other Session in the test
     process share it too: moto's own, and the plain boto3 clients tests use to look at the account. Each would
     otherwise re-parse endpoints.json and every service model it builds a client for."""
-    import botocore.client
     import botocore.session
 
-    from amazonei_setup.aws import shared_loader
+    from amazonei_setup.aws import share_client_classes, shared_loader
 
     original = botocore.session.Session._register_data_loader
 
@@ -87,22 +87,9 @@ def shared_botocore_loader():
         self._components.lazy_register_component("data_loader", shared_loader)
 
     botocore.session.Session._register_data_loader = register
-    # botocore also builds a new client class (one method per operation: ~700 for EC2) for every client; the
-    # class depends only on the service's model and boto3's handlers, and a test's hooks live on the instance.
-    creator = botocore.client.ClientCreator
-    original_class = creator._create_client_class
-    classes: dict[tuple, type] = {}
-
-    def client_class(self, service_name, service_model):
-        key = (service_name, service_model.api_version)
-        if key not in classes:
-            classes[key] = original_class(self, service_name, service_model)
-        return classes[key]
-
-    creator._create_client_class = client_class
+    share_client_classes()  # the tool's own cache of client classes, for every client the tests build too
     yield
     botocore.session.Session._register_data_loader = original
-    creator._create_client_class = original_class
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -158,6 +145,17 @@ def isolated_env(tmp_path, monkeypatch):
     home.mkdir()
     isolate(monkeypatch, home)
     return home
+
+
+@pytest.fixture(autouse=True)
+def no_sandbox_server_outlives_its_test(tmp_path):
+    """A `--sandbox` command leaves its account's server running for the next command; a test's servers (their
+    state directories are under its tmp_path) stop with it."""
+    yield
+    from amazonei_setup import sandbox_server
+
+    for info in tmp_path.rglob(sandbox_server.SERVER_FILE):
+        sandbox_server.stop(info.parent)
 
 
 @pytest.fixture

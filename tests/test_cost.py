@@ -350,6 +350,8 @@ def test_one_flag_value_applies_to_every_setup(no_aws_at_all):
 
 def test_sandbox_is_not_needed(no_aws_at_all, monkeypatch):
     monkeypatch.setattr("amazonei_setup.sandbox.Sandbox.__init__", lambda *a, **k: pytest.fail("sandbox started"))
+    for opening in ("connect", "find"):
+        monkeypatch.setattr(f"amazonei_setup.sandbox_server.{opening}", lambda *a, **k: pytest.fail("sandbox used"))
     assert run("--sandbox", "--instance-type", "m5.xlarge").code == 0
     result = run("--sandbox", "--live-prices", "--instance-type", "m5.xlarge", "--output", "json")
     assert result.code == 0 and "sandbox" in said(result)

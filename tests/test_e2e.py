@@ -159,7 +159,10 @@ def test_sandbox_setup_list_teardown_in_separate_processes(home):
 
 def assert_sandbox_is_empty(state_dir: Path) -> None:
     """Open the saved sandbox account in this process and look for anything setup could have left."""
+    from amazonei_setup import sandbox_server
     from amazonei_setup.sandbox import Sandbox
+
+    sandbox_server.stop(state_dir)  # the commands' server owns the directory; it saves as it stops
 
     with Sandbox(regions=[REGION], state_dir=state_dir) as sb:
         ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=sb.endpoint_url,
