@@ -127,9 +127,9 @@ def check_region(region: str, ei: bool = True) -> None:
 
 
 def _ec2_regions() -> set[str]:
-    import boto3
+    from amazonei_setup.aws import new_session
 
-    session = boto3.session.Session()
+    session = new_session()
     return {r for partition in session.get_available_partitions()
             for r in session.get_available_regions("ec2", partition_name=partition)}
 

@@ -21,6 +21,11 @@ def logs_dir() -> Path:
     return app_home() / "logs"
 
 
+def cache_dir() -> Path:
+    """Derived files the tool can always rebuild (botocore's parsed models)."""
+    return app_home() / "cache"
+
+
 def sandbox_dir() -> Path:
     return app_home() / "sandbox"
 

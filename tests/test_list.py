@@ -149,7 +149,7 @@ def test_all_regions_queries_every_enabled_region_and_finds_each_deployment(cli,
         queried.add(context["client_region"])
 
     # Clients for the other regions are built during the command: hook the session they come from too.
-    for emitter in (account.session.events, account.ec2.meta.events):
+    for emitter in (account.session.get_component("event_emitter"), account.ec2.meta.events):
         emitter.register("before-call.ec2.DescribeInstances", seen)
 
     listed = cli("list", "--all-regions", "--output", "json")
