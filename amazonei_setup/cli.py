@@ -310,6 +310,8 @@ def _refuse_unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> N
     missing when it was only misspelled."""
     command, words = argv[0], argv[1:]
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command not in subparsers.choices:  # --help, --version
+        return
     known = [o for a in subparsers.choices[command]._actions for o in a.option_strings]
     for word in words:
         if word == "--":

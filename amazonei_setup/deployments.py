@@ -133,17 +133,18 @@ def nothing_left(aws: Aws, inventory: Inventory, record: dict | None) -> str:
                             lambda: instances.find_instances(aws.ec2, name, ["terminated"]))
     if terminated or record:
         why = "its instances are terminated" if terminated else "only this machine's record of its setup is left"
-        return f"Nothing is left of deployment {name} in {region} ({why}); nothing to delete."
+        return f"No deployment named {name} is left in {region} ({why}); nothing to delete."
     roles = our_roles(aws)
     here = {row.name for row in list_all(aws, [region], roles)}
     elsewhere = {tags.as_dict(r.get("Tags")).get(tags.DEPLOYMENT): tags.home_region(r.get("Tags")) for r in roles}
     candidates = here | {n for n, home in elsewhere.items() if n and home and home != region}
     matches = [m if m in here else f"{m} (--region {elsewhere[m]})" for m in rules.closest(name, candidates)]
-    not_ours = f"; left alone, not created by amazonei-setup: {', '.join(inventory.foreign)}" if inventory.foreign else ""
+    foreign = ", ".join(inventory.foreign)
+    not_ours = f" (left alone, not created by amazonei-setup: {foreign})" if foreign else ""
     if matches:
-        raise ToolError(f"No deployment named {name} in {region} (nothing was deleted{not_ours})"
+        raise ToolError(f"No deployment named {name} in {region}, so nothing was deleted{not_ours}"
                         f"{rules.did_you_mean(matches)}", code="not-found")
-    raise ToolError(f"No deployment named {name} in {region}: nothing was deleted{not_ours}; `list --all-regions` "
+    raise ToolError(f"No deployment named {name} in {region}, so nothing was deleted{not_ours}; `list --all-regions` "
                     "shows every deployment.", code="not-found")
 
 
