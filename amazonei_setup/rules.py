@@ -44,7 +44,7 @@ def did_you_mean(matches: list[str], quote: str = "") -> str:
 
 def name(value: str) -> str:
     """A deployment name: it becomes part of IAM, EC2 and CloudFormation names and tags."""
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):  # not match(): `$` would let a trailing newline through
         raise RuleError(f"'{value}' is not a valid deployment name: {NAME_RULE}")
     return value
 
