@@ -34,7 +34,7 @@ from botocore.parsers import ResponseParserError
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from amazonei_setup import __version__, paths
-from amazonei_setup.errors import AwsError, ToolError, UsageError
+from amazonei_setup.errors import AwsError, ToolError, UsageError, error_code, error_message  # noqa: F401 - re-exported
 
 log = logging.getLogger("amazonei_setup.aws")
 
@@ -257,14 +257,6 @@ def _log_after_call(http_response, parsed, model, **_):
 
 
 # ---- errors ----------------------------------------------------------------------------
-
-def error_code(err: BaseException) -> str:
-    return err.response.get("Error", {}).get("Code", "") if isinstance(err, ClientError) else ""
-
-
-def error_message(err: ClientError) -> str:
-    return err.response.get("Error", {}).get("Message", "")
-
 
 _CREDENTIAL_CODES = {"InvalidClientTokenId", "AuthFailure", "SignatureDoesNotMatch",
                      "UnrecognizedClientException", "InvalidAccessKeyId"}

@@ -244,3 +244,8 @@ FAMILIES: dict[str, Family] = {
 
 def family_of(instance_type: str) -> Family | None:
     return next((f for f in FAMILIES.values() if instance_type in f.instance_types), None)
+
+
+def known_instance_types() -> tuple[str, ...]:
+    """The instance types this catalog prices or offers, for suggesting a spelling without asking EC2."""
+    return tuple(sorted({*INSTANCE_PRICES, *(t for f in FAMILIES.values() for t in f.instance_types)}))

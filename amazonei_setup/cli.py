@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from amazonei_setup import __version__
+from amazonei_setup import __version__, rules
 
-COMMANDS = ("setup", "export", "teardown", "list", "cost")
+COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion")
 SANDBOX_SSH_CIDR = "127.0.0.1/32"
 
 EPILOG = """\
@@ -61,24 +60,30 @@ def _text(value: str) -> str:
     return value.strip()
 
 
-def _cidr(value: str) -> str:
+def _ruled(rule: Callable, value, *args):
+    """A rule from rules.py as an argparse type: its sentence becomes argparse's message for the flag."""
     try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{value}' is not an IP range like 203.0.113.7/32") from None
-    if "/" not in value:
-        raise argparse.ArgumentTypeError(f"'{value}' needs a prefix length, e.g. {value}/32")
-    return value
+        return rule(value, *args)
+    except rules.RuleError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _cidr(value: str) -> str:
+    return _ruled(rules.cidr, value)
 
 
 def _volume(value: str) -> int:
-    try:
-        size = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number of GiB") from None
-    if not 8 <= size <= 16384:
-        raise argparse.ArgumentTypeError(f"{size} GiB is outside 8-16384")
-    return size
+    return _ruled(rules.volume_size, value)
+
+
+def _instance_type(value: str) -> str:
+    from amazonei_setup.catalog import known_instance_types
+
+    return _ruled(rules.instance_type, _text(value), known_instance_types())
+
+
+def _region(value: str) -> str:
+    return _ruled(rules.region, _text(value))
 
 
 MAX_COUNT = 50  # a sanity bound on --count; the real limits are the account's quotas (see the README)
@@ -95,12 +100,7 @@ def _count(value: str) -> int:
 
 
 def _name(value: str) -> str:
-    import re
-
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", value):
-        raise argparse.ArgumentTypeError(
-            f"'{value}' is not a valid name: 1-32 lowercase letters, digits and '-', starting with a letter or digit")
-    return value
+    return _ruled(rules.name, value)
 
 
 def _accelerator(value: str) -> str:
@@ -151,7 +151,11 @@ def _check_setup_flags(args: argparse.Namespace) -> None:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one sentence naming the fix, exit 2 (argparse's own usage dump is noise)
-        raise _UsageExit(f"{message}. See `{self.prog} --help`.")
+        raise _UsageExit(f"{_sentence(message)} See `{self.prog} --help`.")
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "?")) else f"{text}."
 
 
 class _UsageExit(Exception):
@@ -160,7 +164,7 @@ class _UsageExit(Exception):
 
 def _common(parser: argparse.ArgumentParser, region_default: str = "your profile's") -> None:
     aws = parser.add_argument_group("AWS connection")
-    aws.add_argument("--region", type=_text,
+    aws.add_argument("--region", type=_region,
                      help=f"AWS region (default: {region_default}); EI ran in us-east-1, us-east-2, us-west-2, "
                           "eu-west-1, ap-northeast-1, ap-northeast-2")
     aws.add_argument("--profile", type=_text, help="named profile from ~/.aws/config")
@@ -176,7 +180,7 @@ def _common(parser: argparse.ArgumentParser, region_default: str = "your profile
 
 def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
     """The choices setup and export share: export resolves the very same Plan."""
-    parser.add_argument("--instance-type", type=_text,
+    parser.add_argument("--instance-type", type=_instance_type,
                         help="EC2 instance type, e.g. m5.xlarge; required for Elastic Inference, optional with "
                              "--accelerator inf2/gpu (default: the family's first type)")
     choice = parser.add_argument_group("choices (asked interactively when omitted)")
@@ -204,15 +208,19 @@ def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
                                                         "quota for --count")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(completion: bool = False) -> argparse.ArgumentParser:
+    """completion=True: setup's flags on the top level too (setup is the default command), for shell completion."""
     parser = _Parser(prog="amazonei_setup.py", formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Create an EC2 instance with an Elastic Inference accelerator (IAM role, security "
                                  "group, PrivateLink endpoint, key pair, Deep Learning AMI) and remove it again. "
                                  "Without a command, runs `setup`.",
                      epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"amazonei-setup {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{setup,export,teardown,list,cost}",
-                                parser_class=_Parser)
+    if completion:
+        _setup_flags(parser)
+        parser.add_argument("--dry-run", action="store_true")
+        _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
 
     setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -251,20 +259,70 @@ def build_parser() -> argparse.ArgumentParser:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     cost.add_arguments(costing)
     _common(costing, region_default="us-west-2, the catalog's region")
+
+    completing = sub.add_parser("completion", help="print a bash or zsh completion script for this command",
+                                description="Print a shell completion script on standard output, e.g. "
+                                            "`amazonei-setup completion bash > ~/.local/share/bash-completion/"
+                                            "completions/amazonei-setup`.")
+    completing.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
     return parser
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        _refuse_unknown_command(argv)
         argv = ["setup", *argv]  # setup is the default command
+    _refuse_unknown_flags(parser, argv)
     args = parser.parse_args(argv)
+    if getattr(args, "region", None):  # after parsing (--help stays instant), before any AWS call
+        from amazonei_setup import regions
+
+        try:
+            regions.check(args.region)
+        except rules.RuleError as err:
+            raise _UsageExit(f"--region: {_sentence(str(err))}") from None
     if args.command in ("setup", "export"):
         _check_setup_flags(args)
     if args.command == "export" and args.min_count:
         raise _UsageExit("--min-count is for setup's single launch request; a stack creates every instance or rolls "
                          "back: drop --min-count. See `amazonei_setup.py export --help`.")
     return args
+
+
+def _refuse_unknown_command(argv: list[str]) -> None:
+    """setup is the default command and takes no words, only flags: a first word that is not a command is a
+    mistake (`lst` for `list`), never something for setup to swallow."""
+    if not argv or argv[0].startswith("-"):
+        return
+    word = argv[0]
+    matches = rules.closest(word, COMMANDS, cutoff=0.6)  # commands are short words: `tear` is teardown's
+    if matches:
+        suggestion = rules.did_you_mean(matches, quote="'")
+        raise _UsageExit(f"'{word}' is not a command{suggestion}")
+    raise _UsageExit(f"'{word}' is not a command: use one of {', '.join(COMMANDS)}, or flags alone for setup (the "
+                     "default command).")
+
+
+def _refuse_unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """A mistyped flag gets the nearest real one of its command (`--dryrun`: did you mean --dry-run?) before
+    argparse sees it: argparse would report the flag and its value as two unknown words, or a required flag as
+    missing when it was only misspelled."""
+    command, words = argv[0], argv[1:]
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command not in subparsers.choices:  # --help, --version
+        return
+    known = [o for a in subparsers.choices[command]._actions for o in a.option_strings]
+    for word in words:
+        if word == "--":
+            return
+        flag = word.split("=", 1)[0]
+        if not flag.startswith("--") or flag == "--" or any(k.startswith(flag) for k in known):
+            continue  # a value, a known flag, or an abbreviation argparse resolves (or calls ambiguous)
+        matches = rules.closest(flag, [k for k in known if k.startswith("--")])
+        if matches:
+            raise _UsageExit(f"{command} has no flag {flag}{rules.did_you_mean(matches)}")
+        raise _UsageExit(f"{command} has no flag {flag}: see `amazonei_setup.py {command} --help` for its flags.")
 
 
 # ---- entry point -------------------------------------------------------------------------------
@@ -283,6 +341,11 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
                 return 2
             except SystemExit as exit_:  # --help / --version
                 return int(exit_.code or 0)
+            if args.command == "completion":  # no AWS, no UI: the script alone, on stdout
+                from amazonei_setup.completion import script
+
+                env.stdout.write(script(args.shell))
+                return 0
             return _run(args, env, signals)
     except KeyboardInterrupt as stop:
         # Last resort, outside every handler below: a signal while modules load (the first ~0.1 s) or while an
@@ -821,7 +884,7 @@ def _teardown_locked(args, env: Environment, ui, aws) -> int:
     with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):
         inventory = deployments.find_deployment(aws, args.name)
     if inventory.empty:
-        ui.info(f"No deployment named {args.name} in {aws.region}; nothing to delete.")
+        ui.info(deployments.nothing_left(aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox)))
         if inventory.foreign:
             ui.warn(f"Left alone (not created by amazonei-setup): {', '.join(inventory.foreign)}.")
         if args.output == "json":

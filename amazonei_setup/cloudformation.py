@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from amazonei_setup import catalog, tags
+from amazonei_setup import catalog, rules, tags
 from amazonei_setup.plan import Plan
 from amazonei_setup.resources import iam, keypair
 from amazonei_setup.resources import instance as instances
-from amazonei_setup.wizard import MAX_VOLUME_GIB, MIN_VOLUME_GIB, opens_to_world
+from amazonei_setup.rules import MAX_VOLUME_GIB, MIN_VOLUME_GIB, opens_to_world
 
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]  # the role and profile have names (setup's names)
 
@@ -167,7 +167,7 @@ def _default_key_name(plan: Plan) -> str:
 
 
 def _ssh_cidr(plan: Plan) -> str:
-    return str(ipaddress.ip_network(plan.ssh_cidr, strict=False))
+    return rules.cidr(plan.ssh_cidr)
 
 
 def _ssh_is_ipv6(plan: Plan) -> bool:

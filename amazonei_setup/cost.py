@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from amazonei_setup import catalog
+from amazonei_setup import catalog, rules
 from amazonei_setup.errors import UsageError
 
 MS_PER_HOUR = 3_600_000
@@ -50,7 +50,6 @@ REGION_LOCATIONS = {
     "sa-east-1": "South America (Sao Paulo)",
 }
 
-_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+")
 _THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 
@@ -84,8 +83,10 @@ instance type given; with several, write TYPE=USD (once per type).
 # ---- arguments -------------------------------------------------------------------------------
 
 def _instance_problem(value: str) -> str | None:
-    if not _INSTANCE_TYPE.fullmatch(value):
-        return f"'{value}' is not an instance type like c5.large"
+    try:
+        rules.instance_type(value, catalog.known_instance_types())
+    except rules.RuleError as err:
+        return str(err)
     return None
 
 
@@ -123,7 +124,7 @@ def _hourly_arg(value: str) -> tuple[str | None, float]:
     name, _, price = value.strip().rpartition("=")
     name = name.strip().lower() or None
     if name is not None and _instance_problem(name):
-        raise argparse.ArgumentTypeError(f"'{name}' is not an instance type like c5.large (write TYPE=USD)")
+        raise argparse.ArgumentTypeError(f"{_instance_problem(name)} (write TYPE=USD)")
     number = _positive_number(price)
     if number is None:
         raise argparse.ArgumentTypeError(f"'{value}' is not a price: give USD per hour above 0, e.g. 0.192, "

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from amazonei_setup import catalog, tags
+from amazonei_setup import catalog, rules, tags
 from amazonei_setup.aws import Aws, explain
 from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.discover import check_region, owner_of
-from amazonei_setup.errors import UsageError
+from amazonei_setup.errors import ToolError, UsageError
 from amazonei_setup.resources import iam, keypair, network, stack
 from amazonei_setup.resources import instance as instances
 
@@ -120,6 +120,32 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
         raise UsageError(f"Deployment '{name}' lives in {home}, not {aws.region}: nothing was deleted or changed; "
                          f"pass --region {home}.")
     return inventory
+
+
+def nothing_left(aws: Aws, inventory: Inventory, record: dict | None) -> str:
+    """For a teardown that found nothing of its deployment: the sentence to show when the name is known to have
+    existed (its terminated instances, which EC2 lists for about an hour after a teardown, or `record`, this
+    machine's note of its setup), so a re-run of a finished teardown still succeeds. Otherwise the name is most
+    likely mistyped, and a teardown that "succeeds" would leave the real deployment running and billed: NotFound
+    (exit 1), naming the closest deployments `list` finds here, and those our IAM roles place in other regions."""
+    name, region = inventory.name, aws.region
+    terminated = _looked_up(aws, "looking up the deployment's terminated instances",
+                            lambda: instances.find_instances(aws.ec2, name, ["terminated"]))
+    if terminated or record:
+        why = "its instances are terminated" if terminated else "only this machine's record of its setup is left"
+        return f"No deployment named {name} is left in {region} ({why}); nothing to delete."
+    roles = our_roles(aws)
+    here = {row.name for row in list_all(aws, [region], roles)}
+    elsewhere = {tags.as_dict(r.get("Tags")).get(tags.DEPLOYMENT): tags.home_region(r.get("Tags")) for r in roles}
+    candidates = here | {n for n, home in elsewhere.items() if n and home and home != region}
+    matches = [m if m in here else f"{m} (--region {elsewhere[m]})" for m in rules.closest(name, candidates)]
+    foreign = ", ".join(inventory.foreign)
+    not_ours = f" (left alone, not created by amazonei-setup: {foreign})" if foreign else ""
+    if matches:
+        raise ToolError(f"No deployment named {name} in {region}, so nothing was deleted{not_ours}"
+                        f"{rules.did_you_mean(matches)}", code="not-found")
+    raise ToolError(f"No deployment named {name} in {region}, so nothing was deleted{not_ours}; `list --all-regions` "
+                    "shows every deployment.", code="not-found")
 
 
 def _looked_up(aws: Aws, doing: str, look_up):

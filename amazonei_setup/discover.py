@@ -8,130 +8,34 @@ from __future__ import annotations
 import re
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import catalog, tags
+from amazonei_setup import catalog, regions, rules, tags
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.errors import UsageError
+from amazonei_setup.facts import Facts, Image, InstanceType, Subnet, Vpc, owner_of  # noqa: F401 - re-exported
 from amazonei_setup.resources import iam, keypair, network
 from amazonei_setup.resources import instance as instances
 
 CHECKIP_URL = "https://checkip.amazonaws.com"
 AMI_ID_RE = re.compile(r"ami-[0-9a-z]{1,32}")  # real ids are hex; emulators use letters too
-INSTANCE_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9-]*")
-
-
-@dataclass(frozen=True)
-class Image:
-    id: str
-    name: str
-    created: str
-    architecture: str
-    root_device: str
-    snapshot_gib: int | None
-    owner_alias: str
-
-    @property
-    def os_key(self) -> str | None:
-        """The EI-capable DLAMI line this image belongs to, if any."""
-        for os_ in catalog.OPERATING_SYSTEMS.values():
-            if fnmatchcase(self.name, os_.ami_name_pattern):
-                return os_.key
-        return None
-
-    @classmethod
-    def from_api(cls, raw: dict) -> Image:
-        root = raw.get("RootDeviceName", "/dev/xvda")
-        size = next((m["Ebs"].get("VolumeSize") for m in raw.get("BlockDeviceMappings", [])
-                     if m.get("DeviceName") == root and "Ebs" in m), None)
-        return cls(raw["ImageId"], raw.get("Name", ""), raw.get("CreationDate", ""), raw.get("Architecture", ""),
-                   root, size, raw.get("ImageOwnerAlias", ""))
-
-
-@dataclass(frozen=True)
-class Vpc:
-    id: str
-    cidr: str
-    is_default: bool
-    name: str
-
-
-@dataclass(frozen=True)
-class Subnet:
-    id: str
-    vpc_id: str
-    az: str
-    cidr: str
-    public_ip_on_launch: bool
-    free_ips: int
-    name: str
-
-
-@dataclass(frozen=True)
-class InstanceType:
-    name: str
-    architectures: tuple[str, ...]
-    vcpus: int
-    memory_mib: int
-
-
-@dataclass
-class Facts:
-    region: str
-    account_id: str
-    caller_arn: str
-    ei_azs: tuple[str, ...]
-    images: dict[str, list[Image]]  # os key -> newest first
-    requested_image: Image | None
-    vpcs: list[Vpc]
-    subnets: list[Subnet]
-    key_pairs: list[str]
-    instance_type: InstanceType | None  # None when no --instance-type was given (a family picks its own)
-    endpoints: list[network.Endpoint]
-    our_instances: list[instances.InstanceInfo]
-    our_security_groups: list[dict]
-    public_ip: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    key_pair_deployments: dict[str, str] = field(default_factory=dict)  # key made by this tool -> its deployment
-    family_images: dict[str, Image | None] = field(default_factory=dict)  # family key -> its Deep Learning AMI
-    offerings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # instance type -> AZs that offer it
-    named_role: dict | None = None  # the IAM role of the --name given, if it exists (IAM is global: any region's)
-
-    @property
-    def owner(self) -> str:
-        return owner_of(self.caller_arn)
-
-
-def owner_of(caller_arn: str) -> str:
-    """A stable name for the caller: an assumed role's session name changes every login."""
-    if ":assumed-role/" in caller_arn:
-        return caller_arn.rsplit("/", 1)[0]
-    return caller_arn
 
 
 def check_region(region: str, ei: bool = True) -> None:
-    """EI only ever ran in a few regions; say which before making any call. ei=False (today's alternatives
-    run in any region): only a region botocore knows EC2 in is accepted."""
-    if not ei:
-        if region in catalog.EI_REGIONS or region in _ec2_regions():
-            return
-        raise UsageError(f"{region} is not an AWS region with EC2: pass --region with one such as us-west-2 or "
-                         "eu-central-1.")
-    if region not in catalog.EI_REGIONS:
+    """Before any call: a region AWS has (botocore's partition data), and for EI one of the few it ran in.
+    ei=False (today's alternatives run in any region): any real region."""
+    try:
+        regions.check(region)
+    except rules.RuleError as err:
+        raise UsageError(f"--region: {err}.") from None
+    if ei and region not in catalog.EI_REGIONS:
+        families = "|".join(catalog.FAMILIES)
         raise UsageError(f"Elastic Inference is not offered in {region}: pass --region with one of "
-                         f"{', '.join(catalog.EI_REGIONS)}.")
-
-
-def _ec2_regions() -> set[str]:
-    from amazonei_setup.aws import new_session
-
-    session = new_session()
-    return {r for partition in session.get_available_partitions()
-            for r in session.get_available_regions("ec2", partition_name=partition)}
+                         f"{', '.join(catalog.EI_REGIONS)}, or stay in {region} with --accelerator {families} "
+                         "(Inferentia2 or GPU instances, today's alternatives to EI).")
 
 
 def lookup_public_ip(timeout: float = 3.0) -> str | None:
@@ -323,15 +227,30 @@ def list_subnets(ec2) -> list[Subnet]:
 
 def describe_instance_type(ec2, name: str) -> InstanceType:
     info = []
-    if INSTANCE_TYPE_RE.fullmatch(name):  # e.g. m5.xlarge, u-6tb1.metal; anything else is not a type
+    if rules.INSTANCE_TYPE_RE.fullmatch(name):  # e.g. m5.xlarge, u-6tb1.metal; anything else is not a type
         try:
             info = ec2.describe_instance_types(InstanceTypes=[name])["InstanceTypes"]
         except ClientError as err:
             if error_code(err) not in {"InvalidInstanceType", "InvalidParameterValue"}:
                 raise
     if not info:
-        raise UsageError(f"EC2 does not offer the instance type '{name}' in this region: pass a valid "
-                         "--instance-type such as m5.xlarge or c5.large.")
+        region = ec2.meta.region_name
+        nearest = rules.closest(name, offered_instance_types(ec2))
+        if nearest:
+            raise UsageError(f"--instance-type '{name}' is not an instance type EC2 offers in {region}"
+                             f"{rules.did_you_mean(nearest)}")
+        raise UsageError(f"EC2 does not offer the instance type '{name}' in {region}: pass a valid --instance-type "
+                         "such as m5.xlarge or c5.large.")
     raw = info[0]
     return InstanceType(name, tuple(raw.get("ProcessorInfo", {}).get("SupportedArchitectures", [])),
                         raw.get("VCpuInfo", {}).get("DefaultVCpus", 0), raw.get("MemoryInfo", {}).get("SizeInMiB", 0))
+
+
+def offered_instance_types(ec2) -> list[str]:
+    """Every instance type the region offers (for suggesting the nearest to a mistyped one); the catalog's types
+    when EC2 cannot say (no ec2:DescribeInstanceTypeOfferings): a suggestion must not turn into a failure."""
+    try:
+        pages = ec2.get_paginator("describe_instance_type_offerings").paginate(LocationType="region")
+        return sorted({o["InstanceType"] for page in pages for o in page["InstanceTypeOfferings"]})
+    except ClientError:
+        return list(catalog.known_instance_types())

@@ -54,3 +54,15 @@ def stopped_by(interrupt: BaseException) -> str:
         return f"Stopped by {signal.Signals(signum).name}"
     except ValueError:
         return f"Stopped by signal {signum}"
+
+
+# botocore's ClientError read here, at the bottom, so that modules which only name AWS errors (resources/, and
+# through them the wizard and the template builder) need not load boto3 by importing aws.py.
+def error_code(err: BaseException) -> str:
+    from botocore.exceptions import ClientError  # what raised err has loaded botocore already
+
+    return err.response.get("Error", {}).get("Code", "") if isinstance(err, ClientError) else ""
+
+
+def error_message(err: BaseException) -> str:
+    return err.response.get("Error", {}).get("Message", "")

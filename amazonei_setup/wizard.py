@@ -9,21 +9,18 @@ code serves interactive and scripted runs; only the Asker differs:
 from __future__ import annotations
 
 import ipaddress
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from amazonei_setup import catalog, tags
-from amazonei_setup.discover import Facts, Image, Subnet
+from amazonei_setup import catalog, rules, tags
 from amazonei_setup.errors import UsageError
+from amazonei_setup.facts import Facts, Image, Subnet
 from amazonei_setup.plan import Plan
 from amazonei_setup.resources import iam, keypair, network
-
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-MIN_VOLUME_GIB, MAX_VOLUME_GIB = 8, 16384
+from amazonei_setup.rules import MAX_VOLUME_GIB, MIN_VOLUME_GIB, NAME_RE, opens_to_world  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -129,24 +126,19 @@ def _answer(question):
 # ---- validation shared by flags and prompts -------------------------------------------------
 
 def name_problem(name: str) -> str | None:
-    if not NAME_RE.match(name):
-        return ("a deployment name is 1-32 characters of lowercase letters, digits and '-', starting with a "
-                "letter or digit")
+    try:
+        rules.name(name)
+    except rules.RuleError:
+        return f"a deployment name is {rules.NAME_RULE}"
     return None
 
 
 def cidr_problem(value: str) -> str | None:
     try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return f"'{value}' is not an IP range like 203.0.113.7/32"
-    if "/" not in value:
-        return f"'{value}' needs a prefix length, e.g. {value}/32"
+        rules.cidr(value)
+    except rules.RuleError as err:
+        return str(err)
     return None
-
-
-def opens_to_world(cidr: str) -> bool:
-    return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
 
 
 def generated_name() -> str:
@@ -512,14 +504,14 @@ def _choose_ssh_cidr(request, facts, asker) -> str:
         problem = cidr_problem(request.ssh_cidr)
         if problem:
             raise UsageError(f"--ssh-cidr: {problem}.")
-        return str(ipaddress.ip_network(request.ssh_cidr, strict=False))
+        return rules.cidr(request.ssh_cidr)
     default = request.default_ssh_cidr or _single_address(facts.public_ip)
     answer = asker.text("Allow SSH from (CIDR):", default, flag="--ssh-cidr (your address, e.g. 203.0.113.7/32)",
                         validate=cidr_problem)
     problem = cidr_problem(answer)
     if problem:  # an Asker that does not validate (or a default that was never checked)
         raise UsageError(f"--ssh-cidr: {problem}.")
-    return str(ipaddress.ip_network(answer, strict=False))
+    return rules.cidr(answer)
 
 
 def _single_address(public_ip: str | None) -> str | None:

@@ -180,11 +180,13 @@ def name_ok(value: str) -> bool:
 
 
 def cidr_ok(value: str) -> bool:
+    """A range, or (since issue 15) a bare address, taken as that one host; surrounding blanks are dropped."""
+    text = value.strip()
     try:
-        ipaddress.ip_network(value, strict=False)
+        ipaddress.ip_network(text, strict=False) if "/" in text else ipaddress.ip_address(text)
     except ValueError:
         return False
-    return "/" in value
+    return True
 
 
 TYPED = {"--volume-size": (volume_ok, st.one_of(st.integers(-100, 20000).map(str), junk)),

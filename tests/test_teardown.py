@@ -159,15 +159,16 @@ def test_text_output_then_teardown_again_and_unknown_name_find_nothing(cli, acco
     assert f"Terminated instance {result['instance_id']}" in said(gone)
 
     again = teardown(cli, "a", "--output", "json")
-    assert again.code == 0, again.stderr
-    assert "No deployment named a in us-west-2" in said(again)
+    assert again.code == 0, again.stderr  # its terminated instances prove the name: a re-run is not a typo
+    assert "No deployment named a is left in us-west-2 (its instances are terminated)" in said(again)
     assert again.json["result"] == {"name": "a", "region": REGION, "found": False, "deleted": [], "kept": []}
 
     setup(cli, "other")
     before = snapshot(account)
     never = teardown(cli, "never-used")
-    assert never.code == 0, never.stderr
-    assert "No deployment named never-used in us-west-2" in said(never)
+    # Since issue 15 a name with no trace is an error (exit 1), not a teardown that "succeeded": see test_input_rules
+    assert never.code == 1, never.stderr
+    assert "No deployment named never-used in us-west-2, so nothing was deleted" in said(never)
     assert snapshot(account) == before  # the other deployment is untouched
 
 
@@ -298,12 +299,13 @@ def test_hand_made_role_with_our_name_is_left_alone(cli, account):
     gone = teardown(cli, "c", "--output", "json")
     other = teardown(cli, "d")
 
-    assert gone.code == 0, gone.stderr
-    assert "No deployment named c in us-west-2" in said(gone)
-    assert "Left alone (not created by amazonei-setup): IAM role amazonei-setup-c" in said(gone)
-    assert gone.json["result"]["deleted"] == []
-    assert other.code == 0, other.stderr
-    assert "Left alone (not created by amazonei-setup): IAM role amazonei-setup-d" in said(other)
+    # Nothing of ours by that name: an error since issue 15 (exit 1), which names what it left alone
+    assert gone.code == 1, gone.stderr
+    assert "No deployment named c in us-west-2, so nothing was deleted" in said(gone)
+    assert "left alone, not created by amazonei-setup: IAM role amazonei-setup-c" in said(gone)
+    assert gone.json["error"]["code"] == "not-found"
+    assert other.code == 1, other.stderr
+    assert "left alone, not created by amazonei-setup: IAM role amazonei-setup-d" in said(other)
     assert snapshot(account) == before
     assert account.iam.get_role(RoleName="amazonei-setup-c")["Role"]["RoleName"] == "amazonei-setup-c"
 

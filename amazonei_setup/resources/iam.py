@@ -12,7 +12,7 @@ import json
 from botocore.exceptions import ClientError
 
 from amazonei_setup import tags
-from amazonei_setup.aws import error_code
+from amazonei_setup.errors import error_code
 
 POLICY_NAME = "amazonei-setup-elastic-inference"
 

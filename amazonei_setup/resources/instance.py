@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from amazonei_setup import tags
-from amazonei_setup.aws import error_code, error_message
+from amazonei_setup.errors import error_code, error_message
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # How long EC2 may take to see a brand-new instance profile (IAM is eventually consistent; users

@@ -7,7 +7,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from amazonei_setup import paths, tags
-from amazonei_setup.aws import error_code
+from amazonei_setup.errors import error_code
 
 key_name = tags.resource_name
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup.aws import error_code
+from amazonei_setup.errors import error_code
 
 PREFIX = "/amazonei-setup/locks/"
 STALE_AFTER = 2 * 3600.0  # seconds

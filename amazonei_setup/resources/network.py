@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 
 from amazonei_setup import tags
-from amazonei_setup.aws import error_code
 from amazonei_setup.catalog import EI_SERVICE_NAME
+from amazonei_setup.errors import error_code
 
 GONE_ENDPOINT_STATES = {"deleting", "deleted", "failed", "rejected", "expired"}
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup.aws import error_code, error_message
-from amazonei_setup.errors import AwsError
+from amazonei_setup.errors import AwsError, error_code, error_message
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.waiting import wait_for
 
