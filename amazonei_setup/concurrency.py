@@ -7,8 +7,10 @@ cancel event stops them at their next pause instead of after a ten-minute wait.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from graphlib import TopologicalSorter
 
 
 class Cancelled(Exception):
@@ -53,4 +55,32 @@ def run_concurrently(jobs: dict[str, Callable], cancel: threading.Event | None =
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+    return results
+
+
+Step = Callable[[Mapping[str, object]], object]
+
+
+def run_graph(steps: Mapping[str, tuple[tuple[str, ...], Step]], pool: ThreadPoolExecutor,
+              before_each: Callable[[], None] = lambda: None) -> dict[str, object]:
+    """Run a graph of steps on `pool`: name -> (the names it needs, step). Each step is submitted once all it
+    needs have finished, and gets their results (name -> value); no worker ever waits for another, so a pool
+    smaller than the graph cannot deadlock and every worker is doing an AWS call or a wait of its own.
+
+    The first step that fails ends the scheduling: its exception is raised here (nothing that needs it starts),
+    and steps already running are the caller's to wait for (provision's rollback does). `before_each` runs in
+    the scheduling thread before each submission (provision's cancellation check)."""
+    sorter = TopologicalSorter({name: needs for name, (needs, _) in steps.items()})
+    sorter.prepare()
+    results: dict[str, object] = {}
+    running: dict = {}
+    while sorter.is_active():
+        for name in sorter.get_ready():
+            before_each()
+            running[pool.submit(steps[name][1], results)] = name
+        done, _ = wait_futures(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            name = running.pop(future)
+            results[name] = future.result()
+            sorter.done(name)
     return results

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from amazonei_setup import catalog, tags
 from amazonei_setup.aws import Aws, error_code, explain, explain_safely
-from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurrently
+from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurrently, run_graph
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan, teardown_command
@@ -203,40 +203,27 @@ def _finish_inflight(pool: _TrackedPool) -> bool:
 
 
 def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
+    """The setup graph (docs/ARCHITECTURE.md draws it): each step starts once what it needs is done."""
     plan = run.plan
-
-    def after(*deps: Future):
-        def wrap(fn, *args):
-            def task():
-                for dep in deps:
-                    dep.result()
-                run.checkpoint()
-                return fn(*args)
-            return pool.submit(task)
-        return wrap
-
-    role = pool.submit(_ensure_role, run)
-    profile = pool.submit(_ensure_profile, run)
-    key = pool.submit(_ensure_key, run)
-    group = pool.submit(_ensure_group, run)
-    policy = after(role)(_put_policy, run)
-    link = after(role, profile)(_link_profile, run)
-    ingress = after(group)(lambda: _converge_ingress(run, group.result()))
-    endpoint = None
+    steps = {
+        "role": ((), lambda _: _ensure_role(run)),
+        "profile": ((), lambda _: _ensure_profile(run)),
+        "key": ((), lambda _: _ensure_key(run)),
+        "group": ((), lambda _: _ensure_group(run)),
+        "policy": (("role",), lambda _: _put_policy(run)),
+        "link": (("role", "profile"), lambda _: _link_profile(run)),
+        "ingress": (("group",), lambda done: _converge_ingress(run, done["group"])),
+        "launch": (("policy", "link", "key", "group"), lambda done: _launch(run, done["group"])),
+        "running": (("launch",), lambda done: _wait_running(run, done["launch"])),
+    }
     if plan.accelerator_type:
-        dns = pool.submit(_ensure_vpc_dns, run)
-        endpoint = after(group, dns)(lambda: _ensure_endpoint(run, group.result()))
-    launched = after(policy, link, key, group)(lambda: _launch(run, group.result()))
-    waits = [after(launched)(lambda: _wait_running(run, launched.result()))]
-    if endpoint is not None:
-        waits.append(after(endpoint)(lambda: _wait_endpoint(run, endpoint.result())))
-    ingress.result()
-    for future in waits:
-        future.result()
-    final = waits[0].result()
+        steps["vpc-dns"] = ((), lambda _: _ensure_vpc_dns(run))
+        steps["endpoint"] = (("group", "vpc-dns"), lambda done: _ensure_endpoint(run, done["group"]))
+        steps["endpoint-available"] = (("endpoint",), lambda done: _wait_endpoint(run, done["endpoint"]))
+    done = run_graph(steps, pool, before_each=run.checkpoint)
     resources = [{"kind": r.kind, "id": r.id, "action": r.action} for r in run.journal.records
                  if r.kind != "vpc-endpoint-membership"]
-    return SetupResult(plan, final, resources, plan.key_path)
+    return SetupResult(plan, done["running"], resources, plan.key_path)
 
 
 # ---- steps ---------------------------------------------------------------------------------
