@@ -210,7 +210,7 @@ class Sandbox:
         os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
         try:
             _share_motos_model_loader()
-            settle_moto_races()
+            make_moto_behave()
             _load_state(self.state_dir / STATE_FILE)
             for region in self.regions:
                 seed_deep_learning_amis(self.account_id, region)
@@ -263,6 +263,35 @@ class Sandbox:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+
+
+def make_moto_behave() -> None:
+    """What the sandbox's account changes in moto, once per process (idempotent):
+    * EC2 answers a RunInstances whose ClientToken it has seen with the reservation that token made; moto would
+      launch again, so a retried launch (the tool sends a token for exactly that) would leave a second instance
+      no real account would have;
+    * moto looks up its response class's methods (`inspect.getmembers`) on every request, ~10 ms that say
+      nothing: cached per class;
+    * see settle_moto_races."""
+    from moto.core import responses
+    from moto.ec2.models.instances import InstanceBackend
+
+    settle_moto_races()
+    if getattr(InstanceBackend.run_instances, "honours_client_token", False):
+        return
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+    launch = InstanceBackend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        token = kwargs.get("client_token")
+        if token and token != "ABCDE":  # moto's stand-in when the request has none
+            for reservation in list(self.reservations.values()):
+                if any(i.client_token == token for i in reservation.instances):
+                    return reservation
+        return launch(self, image_id, count, user_data, security_group_names, **kwargs)
+
+    run_instances.honours_client_token = True
+    InstanceBackend.run_instances = run_instances
 
 
 def settle_moto_races() -> None:

@@ -94,16 +94,15 @@ def shared_botocore_loader():
 
 @pytest.fixture(scope="session", autouse=True)
 def quick_moto():
-    """Two costs moto pays on every call that say nothing about our code:
-    - a new 2048-bit RSA key for every CreateKeyPair, and another for the KMS key behind the first encrypted
-      EBS volume of each account (~10% of the suite): moto gets one key per size, made once;
-    - `inspect.getmembers` over the response class on every request: cached per class."""
-    import functools
-
+    """What the sandbox changes in moto (sandbox.make_moto_behave: RunInstances honours ClientToken, as EC2 does;
+    moto's per-request method lookup cached), for every test; and one cost moto pays that says nothing about our
+    code: a new 2048-bit RSA key for every CreateKeyPair, and another for the KMS key behind the first encrypted
+    EBS volume of each account (~10% of the suite): moto gets one key per size, made once."""
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from moto.core import responses
 
-    original_generate, original_names = rsa.generate_private_key, responses.method_names_from_class
+    from amazonei_setup.sandbox import make_moto_behave
+
+    original_generate = rsa.generate_private_key
     made: dict[tuple, object] = {}
 
     def generate_private_key(public_exponent, key_size, backend=None):
@@ -113,29 +112,9 @@ def quick_moto():
         return made[key]
 
     rsa.generate_private_key = generate_private_key
-    responses.method_names_from_class = functools.cache(original_names)
-    # EC2 returns the reservation a ClientToken already made instead of launching again; moto launches again. A
-    # botocore retry of RunInstances (after moto itself failed mid-reply, e.g. under load) would otherwise leave a
-    # second instance that no real account would ever see.
-    from moto.ec2.models.instances import InstanceBackend
-
-    original_run = InstanceBackend.run_instances
-
-    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
-        token = kwargs.get("client_token")
-        if token and token != "ABCDE":  # moto's stand-in when the request has none
-            for reservation in list(self.reservations.values()):
-                if any(i.client_token == token for i in reservation.instances):
-                    return reservation
-        return original_run(self, image_id, count, user_data, security_group_names, **kwargs)
-
-    InstanceBackend.run_instances = run_instances
-    from amazonei_setup.sandbox import settle_moto_races
-
-    settle_moto_races()  # the tool's concurrent look-ups would otherwise race moto's first DescribeKeyPairs
+    make_moto_behave()
     yield
-    rsa.generate_private_key, responses.method_names_from_class = original_generate, original_names
-    InstanceBackend.run_instances = original_run
+    rsa.generate_private_key = original_generate
 
 
 @pytest.fixture(autouse=True)
