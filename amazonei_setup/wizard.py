@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from amazonei_setup import catalog, tags
 from amazonei_setup.discover import Facts, Image, Subnet
 from amazonei_setup.errors import UsageError
-from amazonei_setup.plan import Plan
+from amazonei_setup.plan import DEFAULT_VOLUME_GIB, Plan
 from amazonei_setup.resources import iam, keypair, network
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -130,8 +130,8 @@ def _answer(question):
 
 def name_problem(name: str) -> str | None:
     if not NAME_RE.match(name):
-        return ("a deployment name is 1-32 characters of lowercase letters, digits and '-', starting with a "
-                "letter or digit")
+        # Short: questionary shows it in a one-line toolbar that a terminal of 80 columns cuts, not wraps.
+        return "use 1-32 of a-z, 0-9 and '-', starting with a letter or digit"
     return None
 
 
@@ -178,8 +178,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
             instance_type = _choose_family_type(request, asker, family, warnings)
             os_key, image = None, _choose_family_image(request, facts, family)
         else:
-            if not instance_type:
-                raise UsageError("Elastic Inference needs a host instance: pass --instance-type (e.g. m5.xlarge).")
+            instance_type = instance_type or _choose_ei_host(asker, accelerator)
             os_key, image = _choose_image(request, facts, asker, warnings)
     arch = image.architecture if image else "x86_64"
     described = facts.instance_type if facts.instance_type and facts.instance_type.name == instance_type else None
@@ -193,7 +192,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     ssh_cidr = _choose_ssh_cidr(request, facts, asker)
     if opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
-    volume = request.volume_size or 100
+    volume = request.volume_size or DEFAULT_VOLUME_GIB
     if image and image.snapshot_gib and volume < image.snapshot_gib:
         raise UsageError(f"The image needs a root volume of at least {image.snapshot_gib} GiB: pass "
                          f"--volume-size {image.snapshot_gib} or more.")
@@ -222,6 +221,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
         ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
         replace_key=replace_key,
+        instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
+        ami_from_flag=bool(request.ami_id),
     )
 
 
@@ -318,7 +319,10 @@ def _choose_accelerator(request, facts, asker) -> str:
         return request.accelerator_type
     offered_types = [a.type for a in offered]
     default = catalog.DEFAULT_ACCELERATOR if catalog.DEFAULT_ACCELERATOR in offered_types else offered_types[0]
-    instance_price = catalog.INSTANCE_HOURLY_USD.get(facts.instance_type.name) if facts.instance_type else None
+    # Priced with the host the user gave, else with the host the next question defaults to: an accelerator's
+    # own price alone would not compare with the alternatives, whose price is the whole instance.
+    host = facts.instance_type.name if facts.instance_type else DEFAULT_EI_HOST
+    instance_price = catalog.INSTANCE_HOURLY_USD.get(host)
     options = [Option(accelerator_title(a, instance_price), a.type) for a in offered]
     # Today's alternatives on the same screen, so a user can compare (EI is closed to new customers); only
     # those discovery looked up (the CLI asks for them when this question will really be asked).
@@ -326,16 +330,17 @@ def _choose_accelerator(request, facts, asker) -> str:
     if families:
         options.append(Option("-- current alternatives (no EI) --", None, separator=True))
         options += [Option(family_title(f), f.key) for f in families]
-    return asker.select("Elastic Inference accelerator:", options, default,
-                        flag="--accelerator-type (or --accelerator)",
-                        hint="(GiB, TFLOPS or class, $/h incl. instance)")
+    with_host = f"$/h with {host}" if instance_price is not None else "$/h of the accelerator alone"
+    # A short question leaves room for labelled rows: the answer is echoed after it, on one line of 80 columns.
+    return asker.select("Accelerator:", options, default, flag="--accelerator-type (or --accelerator)",
+                        hint=f"(Elastic Inference{', then alternatives' if families else ''}; {with_host})")
 
 
 def accelerator_title(a: catalog.Accelerator, instance_price: float | None) -> str:
-    """One short line (it is echoed after the question, so it must fit 80 columns there too):
-    memory, FP32/FP16 TFLOPS, and $/hour with the instance when its price is known."""
+    """One line that says what each figure is: memory, FP32/FP16 TFLOPS (labelled in every row: the echo after
+    the question is all that stays on screen), and $/hour with the instance when its price is known."""
     price = f"${instance_price + a.hourly_usd:.3f}/h" if instance_price is not None else f"+${a.hourly_usd:.2f}/h"
-    return f"{a.type:<11} {a.memory_gib} GiB  {a.fp32_tflops}/{a.fp16_tflops:<2} TFLOPS  {price}"
+    return f"{a.type:<11}  {a.memory_gib} GiB  FP32/FP16 {a.fp32_tflops}/{a.fp16_tflops:<2} TFLOPS  {price}"
 
 
 def family_title(family: catalog.Family, instance_type: str | None = None) -> str:
@@ -359,6 +364,39 @@ def _choose_family_type(request, asker, family: catalog.Family, warnings) -> str
         return family.default_type
     options = [Option(family_title(family, t.type), t.type) for t in family.types]
     return asker.select(f"{family.label} instance type:", options, family.default_type, flag="--instance-type")
+
+
+# Hosts offered for Elastic Inference: (vCPUs, GiB of memory), from AWS's instance type pages. The accelerator
+# runs the model; the host still loads the framework (the DLAMI's conda environments) and does the pre- and
+# post-processing, so at least 4 vCPUs and 16 GiB, and no burstable t3 (its CPU credits run out under a steady
+# load). Priced from the catalog; the cheapest (m5.xlarge) is the default, for --yes too.
+EI_HOSTS: dict[str, tuple[int, int]] = {
+    "m5.xlarge": (4, 16), "r5.xlarge": (4, 32), "c5.2xlarge": (8, 16), "m5.2xlarge": (8, 32),
+    "r5.2xlarge": (8, 64), "c5.4xlarge": (16, 32), "m5.4xlarge": (16, 64),
+}
+DEFAULT_EI_HOST = min(EI_HOSTS, key=lambda t: catalog.INSTANCE_HOURLY_USD[t])
+
+
+def host_title(instance_type: str, accelerator: str | None) -> str:
+    """'m5.xlarge    4 vCPU  16 GiB  $0.192/h  $0.312/h': the host's price, then with the accelerator (the
+    question's hint says so); short enough to be echoed after the question at 80 columns."""
+    vcpus, memory = EI_HOSTS[instance_type]
+    price = f"${catalog.INSTANCE_HOURLY_USD[instance_type]:.3f}/h"
+    price += "" if catalog.INSTANCE_PRICES[instance_type].verified else "*"
+    total = catalog.hourly_usd(instance_type, accelerator) if accelerator else None
+    return f"{instance_type:<11} {vcpus:>2} vCPU {memory:>3} GiB  {price:<9}" + (
+        f"  ${total:.3f}/h" if total is not None else "")
+
+
+def _choose_ei_host(asker: Asker, accelerator: str | None) -> str:
+    """The host instance for Elastic Inference when --instance-type did not name one: a choice among EI_HOSTS,
+    cheapest first (the default; what --yes takes)."""
+    hosts = sorted(EI_HOSTS, key=lambda t: catalog.INSTANCE_HOURLY_USD[t])
+    options = [Option(host_title(t, accelerator), t) for t in hosts]
+    prices = f"$/h, with {accelerator}" if accelerator else "$/h"
+    unconfirmed = "; *unconfirmed" if any(not catalog.INSTANCE_PRICES[t].verified for t in hosts) else ""
+    return asker.select("Host instance type:", options, DEFAULT_EI_HOST, flag="--instance-type",
+                        hint=f"(vCPUs, memory, {prices}{unconfirmed})")
 
 
 def _requested_image(request, facts, otherwise: str) -> Image:

@@ -86,10 +86,12 @@ def test_the_plan_panel_shows_every_decision_within_80_columns(account, isolated
     for shown in ("Setup plan", "demo", "m5.xlarge + eia2.large", plan.ami_id, plan.subnet_id, "0.0.0.0/0",
                   "$0.432/h", "whole internet"):
         assert shown in flat or shown in screen, shown
-    actions = [re.match(r"│\s+(create|reuse|update)\s+(\S+)", line) for line in lines_of(screen)]
-    assert [(m.group(1), m.group(2)) for m in actions if m] == [
-        ("create", "iam-role"), ("create", "instance-profile"), ("create", "security-group"),
-        ("create", "vpc-endpoint"), ("create", "key-pair"), ("create", "instance")]
+    # One line per resource, the role and its instance profile (same name) on one.
+    actions = [re.match(r"│\s+(create|reuse|update)\s+(.+?)\s{2,}(\S+)", line) for line in lines_of(screen)]
+    assert [m.groups() for m in actions if m] == [
+        ("create", "role + profile", "amazonei-setup-demo"), ("create", "security group", "amazonei-setup-demo"),
+        ("create", "EI endpoint", "elastic-inference.runtime"), ("create", "key pair", "amazonei-setup-demo"),
+        ("create", "instance", "m5.xlarge")]
 
 
 def test_after_a_sandbox_setup_the_remove_command_stays_in_the_sandbox(tmp_path, monkeypatch):
