@@ -383,8 +383,8 @@ def _plan_rows(plan: Plan) -> list[tuple[str, str, str, str]]:
             continue
         if item.kind == "iam-role":
             note = "SSM + CloudWatch agent policies" if plan.family else "EI connect policy"
-        elif item.kind == "security-group" and item.action == CREATE:
-            note = ""
+        elif item.kind == "security-group" and item.action != UPDATE:
+            note = ""  # the SSH line says the range; an update shows before -> after
         elif item.kind == "vpc-endpoint" and item.action == CREATE:
             note = "new, shared by the VPC"
         elif item.kind == "key-pair" and item.action != UPDATE:
