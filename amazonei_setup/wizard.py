@@ -441,8 +441,8 @@ def _choose_image(request, facts, asker, warnings) -> tuple[str | None, Image]:
     for os_ in catalog.OPERATING_SYSTEMS.values():
         newest = facts.images.get(os_.key) or []
         options.append(Option(f"{os_.label:<13} {newest[0].name if newest else '(no image in this region)'}", os_.key))
-    os_key = request.os or asker.select("Operating system (Deep Learning AMI):", options, catalog.DEFAULT_OS,
-                                        flag="--os")
+    os_key = request.os or asker.select("Operating system:", options, catalog.DEFAULT_OS, flag="--os",
+                                        hint="(the newest Deep Learning AMI of each)")
     images = facts.images.get(os_key) or []
     if not images:
         label = catalog.OPERATING_SYSTEMS[os_key].label
@@ -485,8 +485,8 @@ def _choose_subnet(request, facts, asker, zones: tuple[tuple[str, ...], str]) ->
             vpc_id = facts.vpcs[0].id  # a list of one is no choice: the plan shows it
         else:
             default_vpc = next((v.id for v in facts.vpcs if v.is_default), None)
-            options = [Option(f"{v.id}  {v.cidr:<16} {'(default) ' if v.is_default else ''}{v.name}".rstrip(), v.id)
-                       for v in facts.vpcs]
+            options = [Option(_with_name(f"{v.id}  {v.cidr:<16} {'(default) ' if v.is_default else ''}", v.name,
+                                         len("? VPC: ")), v.id) for v in facts.vpcs]
             vpc_id = asker.select("VPC:", options, default_vpc, flag="--vpc-id")
     candidates = [s for s in facts.subnets if s.vpc_id == vpc_id and s.az in azs]
     if not candidates:
@@ -495,10 +495,20 @@ def _choose_subnet(request, facts, asker, zones: tuple[tuple[str, ...], str]) ->
     default = next((s.id for s in candidates if s.public_ip_on_launch), None)
     if default is None and len(candidates) == 1:
         default = candidates[0].id
-    options = [Option(f"{s.id}  {s.az:<12} {s.cidr:<18} {'public IPs' if s.public_ip_on_launch else 'private'} "
-                      f"{s.name}".rstrip(), s.id) for s in candidates]
-    chosen = asker.select(f"Subnet (only AZs that offer {offer}):", options, default, flag="--subnet-id")
+    options = [Option(_with_name(f"{s.id}  {s.az:<11} {s.cidr:<15} "
+                                 f"{'public IPs' if s.public_ip_on_launch else 'private'} ", s.name, len("? Subnet: ")),
+                      s.id) for s in candidates]
+    chosen = asker.select("Subnet:", options, default, flag="--subnet-id", hint=f"(in an AZ that offers {offer})")
     return by_id[chosen]
+
+
+def _with_name(row: str, name: str, question_width: int, width: int = 80) -> str:
+    """A row with the resource's Name tag, cut to fit `width` when echoed after the question; only the name is
+    cut (it is a label), never the id before it."""
+    room = width - question_width - len(row)
+    if len(name) > room:
+        name = name[:max(room - 1, 0)] + "…" if room > 1 else ""
+    return (row + name).rstrip()
 
 
 NEW_KEY = object()

@@ -311,7 +311,7 @@ def test_choosing_an_alternative_at_the_prompt_asks_its_instance_type(cli, accou
                  asker=asker, tty=True)
     assert result.code == 0, result.stderr
     assert asker.flags[:2] == ["--accelerator-type", "--instance-type"]
-    assert "Operating system (Deep Learning AMI):" not in [q.message for q in asker.asked]
+    assert "Operating system:" not in [q.message for q in asker.asked]
     assert [o.value for o in asker.question("--instance-type").options] == ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"]
     (instance,) = live(account)
     assert (instance["InstanceType"], instance["ImageId"]) == ("g5.xlarge", alt["gpu"])

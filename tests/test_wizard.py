@@ -110,7 +110,7 @@ class ScriptedAsker:
         return self._answer(flag, options, default)
 
     def text(self, message, default, *, flag, validate):
-        self.asked.append(SimpleNamespace(message=message, options=None, default=default))
+        self.asked.append(SimpleNamespace(message=message, options=None, default=default, hint=""))
         answer = self._answer(flag, None, default)
         assert validate(answer) is None, f"scripted answer {answer!r} fails the prompt's own validation"
         return answer
@@ -458,10 +458,10 @@ def test_prompts_ask_only_what_flags_left_open(cli, account):
                   asker=asker, tty=True)
     assert run.code == 0, run.stderr
     text = seen(screen)
-    for question in ("Operating system (Deep Learning AMI):", "Subnet (only AZs that offer Elastic Inference):",
+    for question in ("Operating system:", "Subnet:",
                      "Create these resources?"):
         assert question in text
-    for settled in ("Deployment name", "Elastic Inference accelerator", "Allow SSH from", "Key pair", "VPC:"):
+    for settled in ("Deployment name", "Accelerator:", "Host instance type", "Allow SSH from", "Key pair", "VPC:"):
         assert settled not in text
     instance = launched_instance(account)
     assert instance["InstanceType"] == "m5.xlarge"
@@ -734,3 +734,29 @@ def test_an_interactive_setup_ends_with_the_command_that_repeats_it(cli, account
     assert again.code == 0, again.stderr
     assert "Nothing to change: deployment demo is up to date." in again.stderr
     assert "The same setup without questions:" not in again.stderr  # --yes: nothing was asked
+
+
+def test_every_question_and_every_answer_fits_80_columns_when_echoed():
+    """questionary echoes the chosen row after its question: at 80 columns a longer line wraps into the next."""
+    long_name = "the production inference subnet that the platform team manages for everyone"
+    facts = hand_facts(
+        instance_type=None, key_pairs=["alice", "bob"],
+        vpcs=[Vpc("vpc-0123456789abcdef0", "10.0.0.0/16", True, ""),
+              Vpc("vpc-0fedcba9876543210", "10.100.0.0/16", False, "a very long VPC name " * 4)],
+        subnets=[Subnet("subnet-0123456789abcdef0", "vpc-0123456789abcdef0", "us-west-2a", "10.0.128.0/20", True, 250,
+                        long_name),
+                 Subnet("subnet-0123456789abcdef1", "vpc-0123456789abcdef0", "us-west-2b", "10.0.144.0/20", False,
+                        250, "")],
+        family_images={"inf2": None, "gpu": None})
+    asker = ScriptedAsker(vpc_id="vpc-0123456789abcdef0")
+    build_plan(SetupRequest(instance_type=None), facts, asker)
+    assert asker.flags == ["--name", "--accelerator-type", "--instance-type", "--os", "--vpc-id", "--subnet-id",
+                           "--key-name", "--ssh-cidr"]
+    for question in asker.asked:
+        assert len(f"? {question.message} {getattr(question, 'hint', '')}") <= 80, question.message
+        for option in question.options or []:
+            assert len(f"? {question.message} {option.title}") <= 80, (question.message, option.title)
+    subnets = {o.value: o.title for o in asker.question("--subnet-id").options}
+    assert subnets["subnet-0123456789abcdef0"].startswith("subnet-0123456789abcdef0  us-west-2a  10.0.128.0/20")
+    assert subnets["subnet-0123456789abcdef0"].endswith("public IPs the …")  # the name, cut at the end only
+    assert asker.question("--subnet-id").hint == "(in an AZ that offers Elastic Inference)"
