@@ -144,9 +144,7 @@ def _check_setup_flags(args: argparse.Namespace) -> None:
             raise _UsageExit(f"--accelerator {chosen} and --accelerator-type {args.accelerator_type} contradict "
                              f"each other: pass only one. {see}")
         args.accelerator_type = chosen
-    if not args.instance_type:
-        raise _UsageExit("the following arguments are required: --instance-type (with Elastic Inference; "
-                         f"--accelerator inf2 or gpu picks one itself). {see}")
+    # Without --instance-type the wizard asks for the EI host (with --yes: the cheapest sensible one, m5.xlarge).
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,8 +179,8 @@ def _common(parser: argparse.ArgumentParser, region_default: str = "your profile
 def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
     """The choices setup and export share: export resolves the very same Plan."""
     parser.add_argument("--instance-type", type=_instance_type,
-                        help="EC2 instance type, e.g. m5.xlarge; required for Elastic Inference, optional with "
-                             "--accelerator inf2/gpu (default: the family's first type)")
+                        help="EC2 instance type, e.g. m5.xlarge; asked when omitted (--yes: m5.xlarge for Elastic "
+                             "Inference, the family's first type with --accelerator inf2/gpu)")
     choice = parser.add_argument_group("choices (asked interactively when omitted)")
     choice.add_argument("--accelerator-type", type=_text,
                         help="eia2.medium (default), eia2.large, eia2.xlarge, eia1.medium, eia1.large, eia1.xlarge")
@@ -724,7 +722,7 @@ def _setup_planned(args, env: Environment, ui, aws, *, locked: bool) -> int:
                                                      "permission_problems": problems})
         ui.info("Dry run: nothing was created.")
         return 1 if problems else 0
-    if not asker.confirm("Create these resources?", default=True):
+    if plan.changes_anything and not asker.confirm("Create these resources?", default=True):
         ui.info("Nothing was created.")
         if args.output == "json":
             ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
@@ -736,7 +734,18 @@ def _setup_planned(args, env: Environment, ui, aws, *, locked: bool) -> int:
     except ToolError as err:
         _next_step_for(err, args, plan)
         raise
-    return _ready(args, ui, result)
+    code = _ready(args, ui, result)
+    if getattr(asker, "interactive", False):  # what was answered, as flags: the run can be scripted next time
+        ui.show(ui.suggestion("The same setup without questions:", plan.equivalent_command(
+            program_name(), _account_flags(args), default_key_dir=_default_key_dir(args))))
+    return code
+
+
+def _default_key_dir(args) -> str:
+    """Where a key's .pem goes without --key-dir (the sandbox keeps its fake keys out of ~/.ssh)."""
+    from amazonei_setup import paths
+
+    return str(paths.sandbox_dir() / "keys") if args.sandbox else "~/.ssh"
 
 
 def _next_step_for(err, args, plan) -> None:

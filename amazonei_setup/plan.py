@@ -6,15 +6,19 @@ provision executes it. It is plain data: frozen, JSON-able, no AWS clients.
 from __future__ import annotations
 
 import ipaddress
+import os
+import shlex
 from dataclasses import asdict, dataclass, field
 
 CREATE, REUSE, UPDATE = "create", "reuse", "update"
+LAUNCHER = "python amazonei_setup.py"  # the program a printed command names when the caller gives none
+DEFAULT_VOLUME_GIB = 100
 
 
 def teardown_command(region: str, name: str, account_flags: str = "") -> str:
     """The command that removes a deployment. account_flags (" --sandbox", " --profile p") must
     address the same account as the setup: without --sandbox a copied command would reach real AWS."""
-    return f"python amazonei_setup.py teardown{account_flags} --region {region} --name {name}"
+    return f"{LAUNCHER} teardown{account_flags} --region {region} --name {name}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class Plan:
     instance_ids: tuple[str, ...] = ()  # every live instance of an existing deployment (instance_id is the first)
     ssh_cidrs_before: tuple[str, ...] = ()  # SSH ranges this tool opened on the existing group (a re-run converges)
     replace_key: bool = False  # the deployment's own key pair exists but its private key is gone: make a new one
+    instance_states: tuple[str, ...] = ()  # the state of each of instance_ids (a stopped one is started)
+    ami_from_flag: bool = False  # the image was named with --ami-id (else: the newest image of its line)
 
     @property
     def stale_ssh_cidrs(self) -> list[str]:
@@ -103,14 +109,57 @@ class Plan:
             items.append(PlanItem("key-pair", self.key_name, CREATE if self.create_key else REUSE, key_note))
         if self.instance_id:
             others = len(self.instance_ids) - 1
-            items.append(PlanItem("instance", self.instance_id + (f" (+{others} more)" if others > 0 else ""), REUSE,
-                                  "any stopped one is started" if others > 0 else
-                                  "will be started" if self.instance_state == "stopped" else self.instance_state or ""))
+            stopped = self.instance_states.count("stopped") or int(self.instance_state == "stopped")
+            ident = self.instance_id + (f" (+{others} more)" if others > 0 else "")
+            if stopped:  # starting an instance is a change (and a cost): the user confirms it
+                items.append(PlanItem("instance", ident, UPDATE, "stopped: will be started" if not others else
+                                      f"{stopped} stopped: will be started"))
+            else:
+                items.append(PlanItem("instance", ident, REUSE, self.instance_state or ""))
         else:
             items.append(PlanItem("instance", self.instance_type if self.count == 1 else
                                   f"{self.count} x {self.instance_type}", CREATE,
                                   f"{self.accelerator_label}, {self.ami_name}" + self.count_detail))
         return items
+
+    @property
+    def changes_anything(self) -> bool:
+        """False for a re-run that finds everything as the flags want it: nothing to confirm."""
+        return any(item.action != REUSE for item in self.items())
+
+    def equivalent_command(self, program: str = LAUNCHER, account_flags: str = "", *,
+                           default_key_dir: str = "~/.ssh") -> str:
+        """The setup command that makes every choice of this plan with flags and --yes, so that an interactive
+        run can be scripted. program: how the user started the tool; account_flags (" --sandbox",
+        " --profile p"): the same account. Flags at their built-in default (volume, count) are left out;
+        the key directory too when it is default_key_dir."""
+        parts = [*shlex.split(program), *shlex.split(account_flags), "--region", self.region, "--name", self.name,
+                 "--instance-type", self.instance_type]
+        if self.family:
+            parts += ["--accelerator", self.family]
+        else:
+            parts += ["--accelerator-type", self.accelerator_type] if self.accelerator_type else []
+            if self.os_key and not self.ami_from_flag:
+                parts += ["--os", self.os_key]
+        if self.ami_from_flag:
+            parts += ["--ami-id", self.ami_id]
+        parts += ["--vpc-id", self.vpc_id, "--subnet-id", self.subnet_id]
+        if self.create_key and not self.replace_key:
+            parts.append("--new-key")  # the key is named after the deployment: amazonei-setup-<name>
+        else:
+            parts += ["--key-name", self.key_name]
+        key_dir = os.path.dirname(self.key_path) if self.key_path else None
+        if key_dir and os.path.normpath(key_dir) != os.path.normpath(os.path.expanduser(default_key_dir)):
+            parts += ["--key-dir", key_dir]
+        parts += ["--ssh-cidr", self.ssh_cidr]
+        if self.volume_size != DEFAULT_VOLUME_GIB:
+            parts += ["--volume-size", str(self.volume_size)]
+        if self.count > 1:
+            parts += ["--count", str(self.count)]
+        if self.min_count < self.count:
+            parts += ["--min-count", str(self.min_count)]
+        parts.append("--yes")
+        return " ".join(shlex.quote(p) for p in parts)
 
     def _group_item(self) -> PlanItem:
         https = "" if self.family else "; 443 from itself"

@@ -12,15 +12,17 @@ import sys
 import threading
 from typing import IO
 
+from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.measure import Measurement
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from amazonei_setup.catalog import FAMILIES
+from amazonei_setup.catalog import ACCELERATORS, FAMILIES
 from amazonei_setup.events import Event
-from amazonei_setup.plan import Plan, teardown_command
+from amazonei_setup.plan import CREATE, UPDATE, Plan, teardown_command
 
 JSON_VERSION = 1
 
@@ -86,26 +88,14 @@ class Ui:
 
     # ---- documents -----------------------------------------------------------------------
     def plan_panel(self, plan: Plan, *, title: str = "Setup plan") -> Panel:
-        choices = Table.grid(padding=(0, 2))
-        choices.add_column(style="bold")
-        choices.add_column(overflow="fold")
-        total = plan.hourly_usd * plan.count if plan.hourly_usd is not None else None
-        cost = f"${total:.3f}/h (about ${total * 24 * 30:,.0f} per 30 days)" if total is not None \
-            else "unknown for this instance type"
-        if total is not None and plan.count > 1:
-            cost += f" for {plan.count} instances at ${plan.hourly_usd:.3f}/h each"
-        for label, value in (
-            ("Deployment", f"{plan.name}  ({plan.region}, account {plan.account_id})"),
-            ("Instance", _instance_line(plan.instance_type, plan.accelerator_type, plan.family)),
-            ("Image", f"{plan.ami_name or plan.ami_id} ({plan.ami_id})" if plan.ami_name else plan.ami_id),
-            ("Network", f"{plan.vpc_id} / {plan.subnet_id} ({plan.availability_zone})"),
-            ("SSH", f"{plan.ssh_user} with key {plan.key_name}, from {plan.ssh_cidr}"),
-            ("Root volume", f"{plan.volume_size} GiB gp3, encrypted; IMDSv2 required"),
-            ("Cost", cost),
-        ):
-            choices.add_row(label, value)
-        items = _action_table("Name / id", "Notes", [(i.action, i.kind, i.name, i.detail) for i in plan.items()])
-        parts = [choices, Text(""), items]
+        """Every choice, then what happens to each resource, dense enough that plan and confirm fit in about 20
+        lines at 80 columns. No identifier, path or CIDR is ever split: on a narrow screen the choices and the
+        resources stack instead (label above value, note under the resource)."""
+        inner = max(self.console.width - 4, 20)  # the panel's border and padding
+        parts = [_label_values(_plan_choices(plan), inner), Text(""),
+                 _action_table("", "", _plan_rows(plan), width=inner)]
+        if not plan.changes_anything:
+            parts.append(Text(f"Nothing to change: deployment {plan.name} is up to date.", style="bold green"))
         for warning in plan.warnings:
             parts.append(Text.assemble(("! ", "yellow"), warning))
         return Panel(Group(*parts), title=title, title_align="left", border_style="blue")
@@ -178,7 +168,8 @@ class Ui:
         return Copyable(_caption(caption), Command(command))
 
     def teardown_table(self, items, *, title: str) -> Panel:
-        table = _action_table("Id", "Why", [(i.action, i.kind, i.id, i.reason) for i in items])
+        table = _action_table("Id", "Why", [(i.action, i.kind, i.id, i.reason) for i in items],
+                              width=self.console.width - 4)
         return Panel(table, title=title, title_align="left", border_style="red")
 
     def deployments_table(self, rows: list[dict]) -> Table:
@@ -278,18 +269,130 @@ class Copyable:
 
 _ACTION_COLORS = {"create": "green", "reuse": "cyan", "update": "yellow", "delete": "red", "keep": "cyan",
                   "detach": "yellow"}
+_GAP = 2  # columns between a table's columns
 
 
-def _action_table(id_header: str, note_header: str, rows: list[tuple[str, str, str, str]]) -> Table:
-    """What will happen to each resource: action (coloured), kind, name or id, a note."""
-    table = Table(show_edge=False, box=None, padding=(0, 1), header_style="bold")
-    table.add_column("Action")
-    table.add_column("Resource")
-    table.add_column(id_header, overflow="fold")
-    table.add_column(note_header, overflow="fold")
+def _longest_word(*texts: str) -> int:
+    return max((cell_len(word) for text in texts for word in text.split()), default=0)
+
+
+def _action_table(id_header: str, note_header: str, rows: list[tuple[str, str, str, str]], *,
+                  width: int | None = None) -> Table:
+    """What will happen to each resource: action (coloured), kind, name or id, a note.
+
+    Names, ids and paths are never split: the id column is as wide as its longest id and the note wraps between
+    words. When that leaves the note too little room (a narrow screen, a long name), each resource takes two
+    lines instead: action, kind and id, then the note under them. Headers are shown only when given."""
+    headers = bool(id_header or note_header)
+    action_w = max([cell_len(r[0]) for r in rows] + [len("Action") if headers else 0])
+    kind_w = max([cell_len(r[1]) for r in rows] + [len("Resource") if headers else 0])
+    id_w = max([cell_len(r[2]) for r in rows] + [cell_len(id_header)])
+    note_min = max(_longest_word(*(r[3] for r in rows)), 16 if any(r[3] for r in rows) else 0)
+    if width is None or action_w + kind_w + id_w + note_min + 3 * _GAP <= width:
+        table = Table.grid(padding=(0, _GAP))
+        table.add_column("Action", no_wrap=True)
+        table.add_column("Resource", no_wrap=True)
+        table.add_column(id_header, no_wrap=True, min_width=id_w)
+        table.add_column(note_header, overflow="fold")
+        if headers:
+            table.add_row(*(Text(h, style="bold") for h in ("Action", "Resource", id_header, note_header)))
+        for action, kind, ident, note in rows:
+            table.add_row(Text(action, style=_ACTION_COLORS.get(action, "")), kind, ident, note)
+        return table
+    table = Table.grid(padding=(0, _GAP))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # folds only a word wider than the whole screen
     for action, kind, ident, note in rows:
-        table.add_row(Text(action, style=_ACTION_COLORS.get(action, "")), kind, ident, note)
+        table.add_row(Text(action, style=_ACTION_COLORS.get(action, "")), f"{kind} {ident}" + (
+            f"\n{note}" if note else ""))
     return table
+
+
+def _label_values(rows: list[tuple[str, str]], width: int) -> Group:
+    """Label and value side by side; a value with a word wider than its column (a long path on a narrow
+    screen) goes under its label instead, indented, so an id or a path is never split."""
+    label_w = max(cell_len(label) for label, _ in rows)
+    lines = []
+    for label, value in rows:
+        if label_w + _GAP + _longest_word(value) <= width:
+            row = Table.grid(padding=(0, _GAP))
+            row.add_column(style="bold", no_wrap=True, width=label_w)
+            row.add_column(overflow="fold")
+            row.add_row(label, value)
+            lines.append(row)
+        else:
+            lines += [Text(label, style="bold"), Padding(Text(value, overflow="fold"), (0, 0, 0, _GAP))]
+    return Group(*lines)
+
+
+def _display_path(path: str) -> str:
+    """~ for the home directory: shorter, and the same file."""
+    home = os.path.expanduser("~")
+    if home not in ("", "~", "/") and (path == home or path.startswith(home + os.sep)):
+        return "~" + path[len(home):]
+    return path
+
+
+def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
+    """The decisions, one short line each (the resources' own lines below say what is created)."""
+    total = plan.hourly_usd * plan.count if plan.hourly_usd is not None else None
+    cost = f"${total:.3f}/h (about ${total * 24 * 30:,.0f} per 30 days)" if total is not None \
+        else "unknown for this instance type"
+    if total is not None and plan.count > 1:
+        cost += f" for {plan.count} instances at ${plan.hourly_usd:.3f}/h each"
+    image = f"{plan.ami_name} ({plan.ami_id})" if plan.ami_name else plan.ami_id
+    key = f"key {plan.key_name}"
+    if plan.create_key and plan.key_path:
+        key = f"new key {plan.key_name}, saved to {_display_path(plan.key_path)}"
+    elif plan.create_key:
+        key = f"new key {plan.key_name}, made by the stack"
+    return [
+        ("Deployment", f"{plan.name} in {plan.region} (account {plan.account_id})"),
+        ("Instance", _instance_line(plan.instance_type, plan.accelerator_type, plan.family)
+         + _accelerator_spec(plan.accelerator_type)),
+        ("Image", image),
+        ("Network", f"{plan.vpc_id} / {plan.subnet_id} ({plan.availability_zone})"),
+        ("SSH", f"{plan.ssh_user} from {plan.ssh_cidr}, {key}"),
+        ("Disk", f"{plan.volume_size} GiB gp3, encrypted; IMDSv2 required"),
+        ("Cost", cost),
+    ]
+
+
+def _accelerator_spec(accelerator_type: str | None) -> str:
+    spec = ACCELERATORS.get(accelerator_type or "")
+    if spec is None:
+        return ""
+    return f" ({spec.memory_gib} GiB, FP32/FP16 {spec.fp32_tflops}/{spec.fp16_tflops} TFLOPS)"
+
+
+_KIND_LABELS = {"iam-role": "IAM role", "instance-profile": "instance profile", "security-group": "security group",
+                "vpc-endpoint": "EI endpoint", "key-pair": "key pair", "instance": "instance"}
+
+
+def _plan_rows(plan: Plan) -> list[tuple[str, str, str, str]]:
+    """The plan's items as the panel shows them: the role and its instance profile (same name, same action) on
+    one line, and no note that the choices above already say (the instance's type and image, the SSH range
+    of a new group, the new key's path)."""
+    items = plan.items()
+    rows: list[tuple[str, str, str, str]] = []
+    for item in items:
+        kind, note = _KIND_LABELS.get(item.kind, item.kind), item.detail
+        if item.kind == "instance-profile" and rows and rows[-1][1] == "IAM role" and \
+                (rows[-1][0], rows[-1][2]) == (item.action, item.name):
+            rows[-1] = (item.action, "role + profile", item.name, rows[-1][3])
+            continue
+        if item.kind == "iam-role":
+            note = "SSM + CloudWatch agent policies" if plan.family else "EI connect policy"
+        elif item.kind == "security-group" and item.action != UPDATE:
+            note = ""  # the SSH line says the range; an update shows before -> after
+        elif item.kind == "vpc-endpoint" and item.action == CREATE:
+            note = "new, shared by the VPC"
+        elif item.kind == "key-pair" and item.action != UPDATE:
+            note = ""
+        elif item.kind == "instance" and item.action == CREATE:
+            kind, note = ("instance" if plan.count == 1 else "instances"), plan.count_detail.lstrip("; ")
+        rows.append((item.action, kind, item.name, note))
+    return rows
 
 
 class _NullContext:

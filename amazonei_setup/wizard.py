@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from amazonei_setup import catalog, rules, tags
 from amazonei_setup.errors import UsageError
 from amazonei_setup.facts import Facts, Image, Subnet
-from amazonei_setup.plan import Plan
+from amazonei_setup.plan import DEFAULT_VOLUME_GIB, Plan
 from amazonei_setup.resources import iam, keypair, network
 from amazonei_setup.rules import MAX_VOLUME_GIB, MIN_VOLUME_GIB, NAME_RE, opens_to_world  # noqa: F401 - re-exported
 
@@ -129,7 +129,8 @@ def name_problem(name: str) -> str | None:
     try:
         rules.name(name)
     except rules.RuleError:
-        return f"a deployment name is {rules.NAME_RULE}"
+        # Short: questionary shows it in a one-line toolbar that a terminal of 80 columns cuts, not wraps.
+        return "use 1-32 of a-z, 0-9 and '-', starting with a letter or digit"
     return None
 
 
@@ -170,8 +171,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
             instance_type = _choose_family_type(request, asker, family, warnings)
             os_key, image = None, _choose_family_image(request, facts, family)
         else:
-            if not instance_type:
-                raise UsageError("Elastic Inference needs a host instance: pass --instance-type (e.g. m5.xlarge).")
+            instance_type = instance_type or _choose_ei_host(asker, accelerator)
             os_key, image = _choose_image(request, facts, asker, warnings)
     arch = image.architecture if image else "x86_64"
     described = facts.instance_type if facts.instance_type and facts.instance_type.name == instance_type else None
@@ -185,7 +185,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     ssh_cidr = _choose_ssh_cidr(request, facts, asker)
     if opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
-    volume = request.volume_size or 100
+    volume = request.volume_size or DEFAULT_VOLUME_GIB
     if image and image.snapshot_gib and volume < image.snapshot_gib:
         raise UsageError(f"The image needs a root volume of at least {image.snapshot_gib} GiB: pass "
                          f"--volume-size {image.snapshot_gib} or more.")
@@ -214,6 +214,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
         ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
         replace_key=replace_key,
+        instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
+        ami_from_flag=bool(request.ami_id),
     )
 
 
@@ -310,7 +312,10 @@ def _choose_accelerator(request, facts, asker) -> str:
         return request.accelerator_type
     offered_types = [a.type for a in offered]
     default = catalog.DEFAULT_ACCELERATOR if catalog.DEFAULT_ACCELERATOR in offered_types else offered_types[0]
-    instance_price = catalog.INSTANCE_HOURLY_USD.get(facts.instance_type.name) if facts.instance_type else None
+    # Priced with the host the user gave, else with the host the next question defaults to: an accelerator's
+    # own price alone would not compare with the alternatives, whose price is the whole instance.
+    host = facts.instance_type.name if facts.instance_type else DEFAULT_EI_HOST
+    instance_price = catalog.INSTANCE_HOURLY_USD.get(host)
     options = [Option(accelerator_title(a, instance_price), a.type) for a in offered]
     # Today's alternatives on the same screen, so a user can compare (EI is closed to new customers); only
     # those discovery looked up (the CLI asks for them when this question will really be asked).
@@ -318,16 +323,17 @@ def _choose_accelerator(request, facts, asker) -> str:
     if families:
         options.append(Option("-- current alternatives (no EI) --", None, separator=True))
         options += [Option(family_title(f), f.key) for f in families]
-    return asker.select("Elastic Inference accelerator:", options, default,
-                        flag="--accelerator-type (or --accelerator)",
-                        hint="(GiB, TFLOPS or class, $/h incl. instance)")
+    with_host = f"$/h with {host}" if instance_price is not None else "$/h of the accelerator alone"
+    # A short question leaves room for labelled rows: the answer is echoed after it, on one line of 80 columns.
+    return asker.select("Accelerator:", options, default, flag="--accelerator-type (or --accelerator)",
+                        hint=f"(Elastic Inference{', then alternatives' if families else ''}; {with_host})")
 
 
 def accelerator_title(a: catalog.Accelerator, instance_price: float | None) -> str:
-    """One short line (it is echoed after the question, so it must fit 80 columns there too):
-    memory, FP32/FP16 TFLOPS, and $/hour with the instance when its price is known."""
+    """One line that says what each figure is: memory, FP32/FP16 TFLOPS (labelled in every row: the echo after
+    the question is all that stays on screen), and $/hour with the instance when its price is known."""
     price = f"${instance_price + a.hourly_usd:.3f}/h" if instance_price is not None else f"+${a.hourly_usd:.2f}/h"
-    return f"{a.type:<11} {a.memory_gib} GiB  {a.fp32_tflops}/{a.fp16_tflops:<2} TFLOPS  {price}"
+    return f"{a.type:<11}  {a.memory_gib} GiB  FP32/FP16 {a.fp32_tflops}/{a.fp16_tflops:<2} TFLOPS  {price}"
 
 
 def family_title(family: catalog.Family, instance_type: str | None = None) -> str:
@@ -351,6 +357,39 @@ def _choose_family_type(request, asker, family: catalog.Family, warnings) -> str
         return family.default_type
     options = [Option(family_title(family, t.type), t.type) for t in family.types]
     return asker.select(f"{family.label} instance type:", options, family.default_type, flag="--instance-type")
+
+
+# Hosts offered for Elastic Inference: (vCPUs, GiB of memory), from AWS's instance type pages. The accelerator
+# runs the model; the host still loads the framework (the DLAMI's conda environments) and does the pre- and
+# post-processing, so at least 4 vCPUs and 16 GiB, and no burstable t3 (its CPU credits run out under a steady
+# load). Priced from the catalog; the cheapest (m5.xlarge) is the default, for --yes too.
+EI_HOSTS: dict[str, tuple[int, int]] = {
+    "m5.xlarge": (4, 16), "r5.xlarge": (4, 32), "c5.2xlarge": (8, 16), "m5.2xlarge": (8, 32),
+    "r5.2xlarge": (8, 64), "c5.4xlarge": (16, 32), "m5.4xlarge": (16, 64),
+}
+DEFAULT_EI_HOST = min(EI_HOSTS, key=lambda t: catalog.INSTANCE_HOURLY_USD[t])
+
+
+def host_title(instance_type: str, accelerator: str | None) -> str:
+    """'m5.xlarge    4 vCPU  16 GiB  $0.192/h  $0.312/h': the host's price, then with the accelerator (the
+    question's hint says so); short enough to be echoed after the question at 80 columns."""
+    vcpus, memory = EI_HOSTS[instance_type]
+    price = f"${catalog.INSTANCE_HOURLY_USD[instance_type]:.3f}/h"
+    price += "" if catalog.INSTANCE_PRICES[instance_type].verified else "*"
+    total = catalog.hourly_usd(instance_type, accelerator) if accelerator else None
+    return f"{instance_type:<11} {vcpus:>2} vCPU {memory:>3} GiB  {price:<9}" + (
+        f"  ${total:.3f}/h" if total is not None else "")
+
+
+def _choose_ei_host(asker: Asker, accelerator: str | None) -> str:
+    """The host instance for Elastic Inference when --instance-type did not name one: a choice among EI_HOSTS,
+    cheapest first (the default; what --yes takes)."""
+    hosts = sorted(EI_HOSTS, key=lambda t: catalog.INSTANCE_HOURLY_USD[t])
+    options = [Option(host_title(t, accelerator), t) for t in hosts]
+    prices = f"$/h, with {accelerator}" if accelerator else "$/h"
+    unconfirmed = "; *unconfirmed" if any(not catalog.INSTANCE_PRICES[t].verified for t in hosts) else ""
+    return asker.select("Host instance type:", options, DEFAULT_EI_HOST, flag="--instance-type",
+                        hint=f"(vCPUs, memory, {prices}{unconfirmed})")
 
 
 def _requested_image(request, facts, otherwise: str) -> Image:
@@ -395,8 +434,8 @@ def _choose_image(request, facts, asker, warnings) -> tuple[str | None, Image]:
     for os_ in catalog.OPERATING_SYSTEMS.values():
         newest = facts.images.get(os_.key) or []
         options.append(Option(f"{os_.label:<13} {newest[0].name if newest else '(no image in this region)'}", os_.key))
-    os_key = request.os or asker.select("Operating system (Deep Learning AMI):", options, catalog.DEFAULT_OS,
-                                        flag="--os")
+    os_key = request.os or asker.select("Operating system:", options, catalog.DEFAULT_OS, flag="--os",
+                                        hint="(the newest Deep Learning AMI of each)")
     images = facts.images.get(os_key) or []
     if not images:
         label = catalog.OPERATING_SYSTEMS[os_key].label
@@ -439,8 +478,8 @@ def _choose_subnet(request, facts, asker, zones: tuple[tuple[str, ...], str]) ->
             vpc_id = facts.vpcs[0].id  # a list of one is no choice: the plan shows it
         else:
             default_vpc = next((v.id for v in facts.vpcs if v.is_default), None)
-            options = [Option(f"{v.id}  {v.cidr:<16} {'(default) ' if v.is_default else ''}{v.name}".rstrip(), v.id)
-                       for v in facts.vpcs]
+            options = [Option(_with_name(f"{v.id}  {v.cidr:<16} {'(default) ' if v.is_default else ''}", v.name,
+                                         len("? VPC: ")), v.id) for v in facts.vpcs]
             vpc_id = asker.select("VPC:", options, default_vpc, flag="--vpc-id")
     candidates = [s for s in facts.subnets if s.vpc_id == vpc_id and s.az in azs]
     if not candidates:
@@ -449,10 +488,20 @@ def _choose_subnet(request, facts, asker, zones: tuple[tuple[str, ...], str]) ->
     default = next((s.id for s in candidates if s.public_ip_on_launch), None)
     if default is None and len(candidates) == 1:
         default = candidates[0].id
-    options = [Option(f"{s.id}  {s.az:<12} {s.cidr:<18} {'public IPs' if s.public_ip_on_launch else 'private'} "
-                      f"{s.name}".rstrip(), s.id) for s in candidates]
-    chosen = asker.select(f"Subnet (only AZs that offer {offer}):", options, default, flag="--subnet-id")
+    options = [Option(_with_name(f"{s.id}  {s.az:<11} {s.cidr:<15} "
+                                 f"{'public IPs' if s.public_ip_on_launch else 'private'} ", s.name, len("? Subnet: ")),
+                      s.id) for s in candidates]
+    chosen = asker.select("Subnet:", options, default, flag="--subnet-id", hint=f"(in an AZ that offers {offer})")
     return by_id[chosen]
+
+
+def _with_name(row: str, name: str, question_width: int, width: int = 80) -> str:
+    """A row with the resource's Name tag, cut to fit `width` when echoed after the question; only the name is
+    cut (it is a label), never the id before it."""
+    room = width - question_width - len(row)
+    if len(name) > room:
+        name = name[:max(room - 1, 0)] + "…" if room > 1 else ""
+    return (row + name).rstrip()
 
 
 NEW_KEY = object()

@@ -184,11 +184,16 @@ def test_an_instance_type_outside_the_family_names_both_flags(cli, account, alt)
     assert calls == []  # refused before any AWS call
 
 
-def test_ei_without_instance_type_names_the_flag(cli, account):
-    message = assert_clean_failure(cli("--region", REGION, "--yes", "--name", "x", "--accelerator", "eia2.large"), 2)
-    assert "--instance-type" in message
-    message = assert_clean_failure(cli("--region", REGION, "--yes", "--name", "x"), 2)
-    assert "--instance-type" in message
+def test_ei_without_instance_type_takes_the_cheapest_sensible_host_with_yes(cli, account):
+    # Was a usage error naming --instance-type; now --yes takes the host question's default, as it takes every
+    # other default (the family types already did): m5.xlarge, the cheapest EI host with 4 vCPUs and 16 GiB.
+    result = cli("--region", REGION, "--yes", "--name", "x", "--accelerator", "eia2.large", "--ssh-cidr", SSH_CIDR,
+                 "--output", "json")
+    assert result.code == 0, result.stderr
+    assert (result.json["result"]["instance_type"], result.json["result"]["accelerator_type"]) == (
+        "m5.xlarge", "eia2.large")
+    (instance,) = live(account)
+    assert instance["InstanceType"] == "m5.xlarge"
 
 
 def test_unknown_accelerator_and_contradicting_flags(cli, account):
@@ -284,7 +289,7 @@ def test_the_accelerator_question_lists_ei_first_then_the_alternatives():
     assert "32 GiB" in titles["inf2"] and "high" in titles["inf2"] and "$0.758/h" in titles["inf2"]
     assert "16 GiB" in titles["gpu"] and "entry" in titles["gpu"] and "$0.526/h" in titles["gpu"]
     for option in question.options:
-        assert len("? Elastic Inference accelerator: " + option.title) <= 80, option.title
+        assert len(f"? {question.message} " + option.title) <= 80, option.title  # the echo after the answer
 
 
 def test_alternatives_are_offered_only_when_discovery_looked_them_up():
@@ -306,7 +311,7 @@ def test_choosing_an_alternative_at_the_prompt_asks_its_instance_type(cli, accou
                  asker=asker, tty=True)
     assert result.code == 0, result.stderr
     assert asker.flags[:2] == ["--accelerator-type", "--instance-type"]
-    assert "Operating system (Deep Learning AMI):" not in [q.message for q in asker.asked]
+    assert "Operating system:" not in [q.message for q in asker.asked]
     assert [o.value for o in asker.question("--instance-type").options] == ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"]
     (instance,) = live(account)
     assert (instance["InstanceType"], instance["ImageId"]) == ("g5.xlarge", alt["gpu"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -67,11 +68,11 @@ def test_the_wizard_in_a_terminal_from_prompts_to_the_ssh_command(home):
     try:
         child.expect("Deployment name")
         child.send("\r")                       # the generated name
-        child.expect("Elastic Inference accelerator")
+        child.expect("Accelerator:")            # Elastic Inference types, then the alternatives
         child.send(DOWN + "\r")                # eia2.medium -> eia2.large
         child.expect(r"Operating system")
         child.send("\r")                       # Amazon Linux
-        child.expect(r"Subnet \(only AZs that offer Elastic Inference\)")
+        child.expect(r"Subnet:.*in an AZ that offers Elastic Inference")
         child.send("\r")                       # the first public subnet
         child.expect("Setup plan")
         child.expect(r"m5\.xlarge \+ eia2\.large")
@@ -103,3 +104,72 @@ def test_ctrl_c_at_the_first_prompt_exits_130_and_creates_nothing(home):
         child.close(force=True)
     assert status == 130
     assert sandbox_deployments(home) == []
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
+
+
+def screen_lines(text: str) -> list[str]:
+    return [ANSI.sub("", line) for line in text.replace("\r\n", "\n").split("\n")]
+
+
+def test_at_80_columns_the_wizard_asks_the_host_fits_the_plan_and_prints_the_command_to_repeat_it(home):
+    argv = ["amazonei_setup.py", "--sandbox", "--region", "us-west-2", "--ssh-cidr", "198.51.100.4/32"]
+    child = pexpect.spawn(sys.executable, argv, cwd=str(ROOT), env=user_env(home), dimensions=(30, 80),
+                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace")
+    try:
+        child.expect("Deployment name")
+        child.send("\r")
+        child.expect("Accelerator:")
+        child.expect("FP32/FP16 1/8  TFLOPS")  # the figures are labelled in the row itself
+        child.send("\r")                       # eia2.medium
+        child.expect(r"Host instance type:")   # no --instance-type: asked, not an argparse error
+        child.expect(r"m5\.xlarge\s+4 vCPU\s+16 GiB\s+\$0\.192/h\s+\$0\.312/h")
+        child.send(DOWN + DOWN + "\r")         # m5.xlarge -> r5.xlarge -> c5.2xlarge
+        child.expect(r"Operating system")
+        child.send("\r")
+        child.expect(r"Subnet:.*in an AZ that offers Elastic Inference")
+        child.send("\r")
+        child.expect("Setup plan")
+        child.expect(r"Create these resources\?")
+        plan = screen_lines(child.before)
+        child.send("\r")
+        child.expect("The same setup without questions:")
+        child.expect(r"(python amazonei_setup\.py --sandbox [^\r\n]*--yes)")
+        command = child.match.group(1)
+        status = finish(child)
+    finally:
+        child.close(force=True)
+    assert status == 0, child.before
+    # The plan and its question fit a small terminal without scrolling the answers away, in 80 columns.
+    assert len(plan) + 1 <= 20, "\n".join(plan)
+    assert all(len(line) <= 80 for line in plan), "\n".join(plan)
+    assert any("c5.2xlarge + eia2.medium" in line for line in plan)
+    [deployment] = sandbox_deployments(home)
+    assert (deployment["instance_type"], deployment["accelerator_type"]) == ("c5.2xlarge", "eia2.medium")
+    assert f"--name {deployment['name']} --instance-type c5.2xlarge --accelerator-type eia2.medium" in command
+
+    # The printed command runs as printed (with this test's interpreter) and converges: nothing to create,
+    # so nothing is asked.
+    program, *flags = shlex.split(command)
+    assert program == "python"  # the interpreter the user ran the tool with; here, this test's own
+    again = subprocess.run([sys.executable, *flags], cwd=ROOT, env=user_env(home), capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"Nothing to change: deployment {deployment['name']} is up to date." in again.stderr
+    assert len(sandbox_deployments(home)) == 1
+
+    # The same re-run in the terminal: no confirmation for a plan that changes nothing.
+    child = pexpect.spawn(sys.executable, [*argv, "--instance-type", "c5.2xlarge", "--name", deployment["name"],
+                                           "--accelerator-type", "eia2.medium", "--os", "amazon-linux"],
+                          cwd=str(ROOT), env=user_env(home), dimensions=(30, 80), timeout=TIMEOUT, encoding="utf-8",
+                          codec_errors="replace")
+    try:
+        child.expect("Nothing to change")
+        child.expect(f"Ready: {deployment['name']}")
+        status = finish(child)
+        transcript = child.before
+    finally:
+        child.close(force=True)
+    assert status == 0, transcript
+    assert "Create these resources" not in transcript

@@ -86,10 +86,86 @@ def test_the_plan_panel_shows_every_decision_within_80_columns(account, isolated
     for shown in ("Setup plan", "demo", "m5.xlarge + eia2.large", plan.ami_id, plan.subnet_id, "0.0.0.0/0",
                   "$0.432/h", "whole internet"):
         assert shown in flat or shown in screen, shown
-    actions = [re.match(r"│\s+(create|reuse|update)\s+(\S+)", line) for line in lines_of(screen)]
-    assert [(m.group(1), m.group(2)) for m in actions if m] == [
-        ("create", "iam-role"), ("create", "instance-profile"), ("create", "security-group"),
-        ("create", "vpc-endpoint"), ("create", "key-pair"), ("create", "instance")]
+    # One line per resource, the role and its instance profile (same name) on one.
+    actions = [re.match(r"│\s+(create|reuse|update)\s+(.+?)\s{2,}(\S+)", line) for line in lines_of(screen)]
+    assert [m.groups() for m in actions if m] == [
+        ("create", "role + profile", "amazonei-setup-demo"), ("create", "security group", "amazonei-setup-demo"),
+        ("create", "EI endpoint", "elastic-inference.runtime"), ("create", "key pair", "amazonei-setup-demo"),
+        ("create", "instance", "m5.xlarge")]
+
+
+def rendered_plan(plan, width: int) -> str:
+    ui = Ui(stderr=io.StringIO(), width=width)
+    ui.show(ui.plan_panel(plan))
+    return ui.console.file.getvalue()
+
+
+def whole_on_a_line(screen: str, *tokens: str) -> list[str]:
+    """The tokens that no line of the screen holds in one piece (split by a wrap or a fold)."""
+    return [t for t in tokens if not any(t in line for line in lines_of(screen))]
+
+
+def test_plan_and_confirm_fit_in_20_lines_at_80_columns(account, isolated_env):
+    from amazonei_setup import discover
+
+    facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
+    plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="amazonei-3fa9c1"), facts, DefaultsAsker())
+    screen = rendered_plan(plan, 80)
+    assert too_wide(screen, 80) == []
+    assert len(lines_of(screen)) + 1 <= 20, screen  # + the "Create these resources?" line
+    # Dense, but every decision is still there, and the accelerator's figures say what they are.
+    flat = " ".join(line.strip("│ ") for line in lines_of(screen))
+    for shown in ("amazonei-3fa9c1", "us-west-2", ACCOUNT, "m5.xlarge + eia2.medium (2 GiB, FP32/FP16 1/8 TFLOPS)",
+                  plan.ami_id, plan.vpc_id, plan.subnet_id, "198.51.100.4/32", "~/.ssh/amazonei-3fa9c1.pem",
+                  "100 GiB", "$0.312/h"):
+        assert shown in flat, shown
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_the_plan_never_splits_an_id_a_path_or_a_range(account, isolated_env, width):
+    from amazonei_setup import discover
+
+    facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
+    fresh = build_plan(SetupRequest(instance_type="m5.xlarge", name="inference-demo-2", accelerator_type="eia2.large"),
+                       facts, DefaultsAsker())
+    screen = rendered_plan(fresh, width)
+    assert too_wide(screen, width) == []
+    assert whole_on_a_line(screen, fresh.ami_id, fresh.vpc_id, fresh.subnet_id, "amazonei-setup-inference-demo-2",
+                           "~/.ssh/amazonei-setup-inference-demo-2.pem", "198.51.100.4/32",
+                           "elastic-inference.runtime") == []
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_a_rerun_plan_shows_whole_ids_and_says_when_nothing_changes(run, account, isolated_env, width):
+    from amazonei_setup import discover
+
+    made = run(*setup_args("demo", "--output", "json"))
+    assert made.code == 0, made.stderr
+    ids = {r["kind"]: r["id"] for r in made.json["result"]["resources"]}
+    facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
+    same = build_plan(SetupRequest(instance_type="m5.xlarge", name="demo", ssh_cidr="198.51.100.4/32"), facts,
+                      DefaultsAsker())
+    screen = rendered_plan(same, width)
+    assert too_wide(screen, width) == []
+    assert whole_on_a_line(screen, ids["instance"], ids["security-group"], ids["vpc-endpoint"]) == []
+    assert "Nothing to change: deployment demo is up to date." in " ".join(screen.replace("│", " ").split())
+
+    moved = build_plan(SetupRequest(instance_type="m5.xlarge", name="demo", ssh_cidr="203.0.113.0/24"), facts,
+                       DefaultsAsker())
+    screen = rendered_plan(moved, width)
+    assert too_wide(screen, width) == []
+    assert whole_on_a_line(screen, ids["security-group"], "198.51.100.4/32", "203.0.113.0/24") == []
+    assert re.search(r"update\s+security group", screen) and "Nothing to change" not in screen
+
+
+def test_teardown_table_at_60_columns_keeps_ids_whole(run, account):
+    made = run(*setup_args("demo", "--output", "json"))
+    resources = {r["kind"]: r["id"] for r in made.json["result"]["resources"]}
+    gone = run("teardown", "--region", REGION, "--name", "demo", "--yes", width=60)
+    assert gone.code == 0, gone.stderr
+    table = gone.stderr[gone.stderr.index("Teardown of demo"):gone.stderr.index("Deployment demo removed")]
+    assert too_wide(table, 60) == []
+    assert whole_on_a_line(table, *resources.values()) == []
 
 
 def test_after_a_sandbox_setup_the_remove_command_stays_in_the_sandbox(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from amazonei_setup import discover
 from amazonei_setup.discover import Facts, Image, InstanceType, Subnet, Vpc
 from amazonei_setup.errors import UsageError
 from amazonei_setup.plan import CREATE, REUSE, UPDATE
-from amazonei_setup.wizard import DefaultsAsker, QuestionaryAsker, SetupRequest, build_plan
+from amazonei_setup.wizard import DefaultsAsker, QuestionaryAsker, SetupRequest, build_plan, name_problem
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, isolate, record, setup_args, snapshot
 
 AL44 = "Deep Learning AMI (Amazon Linux) Version 44.0"
@@ -106,11 +106,11 @@ class ScriptedAsker:
         return answer(options) if callable(answer) else answer
 
     def select(self, message, options, default, *, flag, hint=""):
-        self.asked.append(SimpleNamespace(message=message, options=options, default=default))
+        self.asked.append(SimpleNamespace(message=message, options=options, default=default, hint=hint))
         return self._answer(flag, options, default)
 
     def text(self, message, default, *, flag, validate):
-        self.asked.append(SimpleNamespace(message=message, options=None, default=default))
+        self.asked.append(SimpleNamespace(message=message, options=None, default=default, hint=""))
         answer = self._answer(flag, None, default)
         assert validate(answer) is None, f"scripted answer {answer!r} fails the prompt's own validation"
         return answer
@@ -458,10 +458,10 @@ def test_prompts_ask_only_what_flags_left_open(cli, account):
                   asker=asker, tty=True)
     assert run.code == 0, run.stderr
     text = seen(screen)
-    for question in ("Operating system (Deep Learning AMI):", "Subnet (only AZs that offer Elastic Inference):",
+    for question in ("Operating system:", "Subnet:",
                      "Create these resources?"):
         assert question in text
-    for settled in ("Deployment name", "Elastic Inference accelerator", "Allow SSH from", "Key pair", "VPC:"):
+    for settled in ("Deployment name", "Accelerator:", "Host instance type", "Allow SSH from", "Key pair", "VPC:"):
         assert settled not in text
     instance = launched_instance(account)
     assert instance["InstanceType"] == "m5.xlarge"
@@ -546,3 +546,217 @@ def test_end_of_input_at_a_prompt_is_an_interruption_not_an_unexpected_error(cli
     assert "Unexpected error" not in run.stderr
     assert run.code == 130 and "Interrupted" in run.stderr
     assert snapshot(account) == before
+
+
+# ---- the EI host: asked when --instance-type is not given -------------------------------------------
+
+def test_without_instance_type_the_wizard_asks_for_the_host_cheapest_first_with_prices():
+    asker = ScriptedAsker(instance_type="c5.2xlarge")
+    plan = build_plan(SetupRequest(instance_type=None, name="lab", ssh_cidr=SSH_CIDR, accelerator_type="eia2.large"),
+                      hand_facts(instance_type=None), asker)
+    assert asker.flags == ["--instance-type", "--os", "--subnet-id"]
+    question = asker.question("--instance-type")
+    assert question.message == "Host instance type:"
+    values = [o.value for o in question.options]
+    assert values[0] == question.default == "m5.xlarge"  # the cheapest sensible host is the default
+    assert "m5.large" not in values and "c5.large" not in values and not any(v.startswith("t3") for v in values)
+    titles = {o.value: o.title for o in question.options}
+    # The host's own price, then with the accelerator already chosen (m5.xlarge 0.192 + eia2.large 0.24).
+    assert "4 vCPU" in titles["m5.xlarge"] and "16 GiB" in titles["m5.xlarge"]
+    assert "$0.192/h" in titles["m5.xlarge"] and "$0.432/h" in titles["m5.xlarge"]
+    assert "with eia2.large" in question.hint
+    for option in question.options:
+        assert len(f"? {question.message} {option.title}") <= 80, option.title  # echoed after the answer
+    assert (plan.instance_type, plan.hourly_usd) == ("c5.2xlarge", 0.58)
+
+
+def test_yes_without_instance_type_takes_m5_xlarge():
+    plan = yes(hand_facts(instance_type=None), instance_type=None, name="lab")
+    assert (plan.instance_type, plan.accelerator_type, plan.hourly_usd) == ("m5.xlarge", "eia2.medium", 0.312)
+
+
+def test_the_accelerator_rows_label_their_tflops_and_fit_80_columns_when_echoed():
+    asker = ScriptedAsker()
+    build_plan(SetupRequest(instance_type=None, name="lab", ssh_cidr=SSH_CIDR), hand_facts(instance_type=None), asker)
+    question = asker.question("--accelerator-type")
+    titles = {o.value: o.title for o in question.options}
+    assert re.search(r"eia2\.large\s+4 GiB\s+FP32/FP16 2/16 TFLOPS\s+\$0\.432/h", titles["eia2.large"])
+    assert "with m5.xlarge" in question.hint  # the price includes the host the next question defaults to
+    for option in question.options:
+        assert len(f"? {question.message} {option.title}") <= 80, option.title
+        assert len(f"? {question.message} {question.hint}") <= 80
+
+
+def test_a_bad_name_at_the_prompt_says_why_within_80_columns(cli, account):
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    screen = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text("\x15Bad_Name" + ENTER)  # Ctrl-U empties the default, then a name with _ and capitals
+        pipe.close()
+        asker = QuestionaryAsker(input=pipe, output=Vt100_Output(screen, lambda: Size(rows=30, columns=80),
+                                                                 term="xterm"))
+        run = cli(*interactive("--ssh-cidr", SSH_CIDR), asker=asker, tty=True)
+    assert run.code == 130  # the input ended at the question asked again
+    # prompt_toolkit draws the reason in a one-line toolbar and cuts what does not fit the 80 columns.
+    assert "Bad_Name" in seen(screen)
+    assert name_problem("Bad_Name") in seen(screen)  # whole
+
+
+# ---- a re-run that changes nothing -------------------------------------------------------------------
+
+class ConfirmCountingAsker(ScriptedAsker):
+    def __init__(self, **answers):
+        super().__init__(**answers)
+        self.confirms: list[str] = []
+
+    def confirm(self, message, default=False):
+        self.confirms.append(message)
+        return True
+
+
+def test_a_converging_rerun_changes_nothing_so_nothing_is_confirmed(cli, account):
+    first = cli(*setup_args("demo"), "--output", "json")
+    assert first.code == 0, first.stderr
+    facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
+    assert not yes(facts, name="demo", ssh_cidr=SSH_CIDR).changes_anything
+    assert yes(facts, name="other", ssh_cidr=SSH_CIDR).changes_anything  # a new deployment creates
+    assert yes(facts, name="demo", ssh_cidr="203.0.113.9/32").changes_anything  # an SSH range to change
+
+    asker = ConfirmCountingAsker()
+    again = cli("--region", REGION, "--instance-type", "m5.xlarge", "--name", "demo", "--ssh-cidr", SSH_CIDR,
+                asker=asker, tty=True)
+    assert again.code == 0, again.stderr
+    assert asker.confirms == []
+    assert "Nothing to change: deployment demo is up to date." in again.stderr
+    assert "Ready: demo" in again.stderr and first.json["result"]["instance_id"] in again.stderr
+
+
+def test_a_stopped_instance_is_a_change_to_confirm(cli, account):
+    first = cli(*setup_args("demo"), "--output", "json")
+    assert first.code == 0, first.stderr
+    account.ec2.stop_instances(InstanceIds=[first.json["result"]["instance_id"]])
+    facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
+    plan = yes(facts, name="demo", ssh_cidr=SSH_CIDR)
+    assert plan.changes_anything
+    assert {i.kind: (i.action, i.detail) for i in plan.items()}["instance"] == (UPDATE, "stopped: will be started")
+
+    asker = ConfirmCountingAsker()
+    again = cli("--region", REGION, "--instance-type", "m5.xlarge", "--name", "demo", "--ssh-cidr", SSH_CIDR,
+                asker=asker, tty=True)
+    assert again.code == 0, again.stderr
+    assert asker.confirms == ["Create these resources?"] and "Nothing to change" not in again.stderr
+
+
+# ---- the equivalent non-interactive command ---------------------------------------------------------------
+
+def request_from(argv: list[str]) -> SetupRequest:
+    """What cli.parse makes of a command line, as the CLI hands it to the wizard."""
+    from amazonei_setup.cli import parse
+
+    args = parse(argv)
+    assert args.yes and args.command == "setup"
+    return SetupRequest(instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type,
+                        os=args.os, ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id,
+                        key_name=args.key_name, new_key=args.new_key, key_dir=args.key_dir, ssh_cidr=args.ssh_cidr,
+                        volume_size=args.volume_size, family=args.family, count=args.count, min_count=args.min_count)
+
+
+def round_trip(plan, facts, program="python amazonei_setup.py", account_flags=""):
+    """The plan's command, parsed by cli.parse and planned again with --yes on the same facts."""
+    import shlex
+
+    command = plan.equivalent_command(program, account_flags)
+    argv = shlex.split(command)
+    prefix = shlex.split(program) + shlex.split(account_flags)
+    assert argv[:len(prefix)] == prefix and argv[-1] == "--yes"
+    return command, build_plan(request_from(argv[len(prefix):]), facts, DefaultsAsker())
+
+
+def test_the_equivalent_command_spells_every_choice(isolated_env):
+    facts = hand_facts(key_pairs=["alice", "bob"], instance_type=None)
+    plan = build_plan(SetupRequest(instance_type=None), facts, ScriptedAsker(
+        name="lab", accelerator_type="eia2.large", instance_type="c5.2xlarge", os="ubuntu-16.04",
+        subnet_id="subnet-b", key_name="bob", ssh_cidr="203.0.113.0/24"))
+    command = plan.equivalent_command("amazonei-setup", " --profile work")
+    assert command == ("amazonei-setup --profile work --region us-west-2 --name lab --instance-type c5.2xlarge "
+                       "--accelerator-type eia2.large --os ubuntu-16.04 --vpc-id vpc-1 --subnet-id subnet-b "
+                       "--key-name bob --ssh-cidr 203.0.113.0/24 --yes")
+    _, again = round_trip(plan, facts, "amazonei-setup", " --profile work")
+    assert again == plan
+
+
+@pytest.mark.parametrize("request_, answers", [
+    (dict(), dict(name="fresh")),  # every default: a new key, the looked-up address
+    (dict(name="vol", volume_size=250, key_dir="keys here"), dict(accelerator_type="eia1.large",
+                                                                  instance_type="r5.2xlarge")),
+    (dict(name="fleet", count=4, min_count=2, ami_id="ami-custom"), dict()),
+    (dict(name="gpu"), dict(accelerator_type="gpu", instance_type="g5.xlarge")),
+    (dict(name="inf", family="inf2", instance_type="inf2.8xlarge"), dict()),
+])
+def test_the_equivalent_command_parses_back_to_the_same_plan(isolated_env, request_, answers):
+    if "key_dir" in request_:
+        request_["key_dir"] = str(isolated_env / request_["key_dir"])
+    facts = hand_facts(
+        instance_type=None, requested_image=image(AL44, "2021-06-01", "ami-custom"),
+        family_images={"inf2": image("Deep Learning AMI Neuron (Ubuntu 22.04) 1", "2025-01-01", "ami-neuron"),
+                       "gpu": image("Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 1", "2025-01-01",
+                                    "ami-gpu")},
+        offerings={"inf2.8xlarge": ("us-west-2a",), "inf2.xlarge": ("us-west-2a",), "g5.xlarge": ("us-west-2b",)})
+    request = SetupRequest(**{"instance_type": None, **request_})
+    plan = build_plan(request, facts, ScriptedAsker(**answers))
+    command, again = round_trip(plan, facts, "python -m amazonei_setup", " --sandbox")
+    assert again == plan, command
+    assert command.startswith("python -m amazonei_setup --sandbox --region us-west-2 ")
+
+
+def test_an_interactive_setup_ends_with_the_command_that_repeats_it(cli, account, isolated_env):
+    import shlex
+
+    asker = ScriptedAsker(accelerator_type="eia2.large", instance_type="m5.2xlarge")
+    run = cli("--region", REGION, "--name", "demo", "--profile", "default", asker=asker, tty=True)
+    assert run.code == 0, run.stderr
+    screen = run.stderr.splitlines()
+    at = screen.index("The same setup without questions:")
+    command = screen[at + 1]  # a line of its own, after the ready panel and its commands
+    assert at > next(i for i, line in enumerate(screen) if "Ready: demo" in line)
+    subnet_id = launched_instance(account)["SubnetId"]
+    assert command == ("python amazonei_setup.py --profile default --region us-west-2 --name demo --instance-type "
+                       f"m5.2xlarge --accelerator-type eia2.large --os amazon-linux --vpc-id "
+                       f"{account.ec2.describe_subnets(SubnetIds=[subnet_id])['Subnets'][0]['VpcId']} --subnet-id "
+                       f"{subnet_id} --new-key --ssh-cidr 198.51.100.4/32 --yes")
+    request_from(shlex.split(command)[2:])  # cli.parse takes it as it is
+
+    # Run as printed (a re-run of the same name): it converges, asks nothing and changes nothing.
+    again = cli(*shlex.split(command)[2:])
+    assert again.code == 0, again.stderr
+    assert "Nothing to change: deployment demo is up to date." in again.stderr
+    assert "The same setup without questions:" not in again.stderr  # --yes: nothing was asked
+
+
+def test_every_question_and_every_answer_fits_80_columns_when_echoed():
+    """questionary echoes the chosen row after its question: at 80 columns a longer line wraps into the next."""
+    long_name = "the production inference subnet that the platform team manages for everyone"
+    facts = hand_facts(
+        instance_type=None, key_pairs=["alice", "bob"],
+        vpcs=[Vpc("vpc-0123456789abcdef0", "10.0.0.0/16", True, ""),
+              Vpc("vpc-0fedcba9876543210", "10.100.0.0/16", False, "a very long VPC name " * 4)],
+        subnets=[Subnet("subnet-0123456789abcdef0", "vpc-0123456789abcdef0", "us-west-2a", "10.0.128.0/20", True, 250,
+                        long_name),
+                 Subnet("subnet-0123456789abcdef1", "vpc-0123456789abcdef0", "us-west-2b", "10.0.144.0/20", False,
+                        250, "")],
+        family_images={"inf2": None, "gpu": None})
+    asker = ScriptedAsker(vpc_id="vpc-0123456789abcdef0")
+    build_plan(SetupRequest(instance_type=None), facts, asker)
+    assert asker.flags == ["--name", "--accelerator-type", "--instance-type", "--os", "--vpc-id", "--subnet-id",
+                           "--key-name", "--ssh-cidr"]
+    for question in asker.asked:
+        assert len(f"? {question.message} {getattr(question, 'hint', '')}") <= 80, question.message
+        for option in question.options or []:
+            assert len(f"? {question.message} {option.title}") <= 80, (question.message, option.title)
+    subnets = {o.value: o.title for o in asker.question("--subnet-id").options}
+    assert subnets["subnet-0123456789abcdef0"].startswith("subnet-0123456789abcdef0  us-west-2a  10.0.128.0/20")
+    assert subnets["subnet-0123456789abcdef0"].endswith("public IPs the …")  # the name, cut at the end only
+    assert asker.question("--subnet-id").hint == "(in an AZ that offers Elastic Inference)"
