@@ -21,9 +21,9 @@ _DEFAULTED = "setup's default (--accelerator-type none prices the instance alone
 
 def render(result: Result, ui) -> int:
     """Show `result` once, as text or JSON; returns the command's exit status."""
+    ui.stop_status()
     for warning in result.warnings:
         ui.warn(warning)
-    ui.stop_status()
     if ui.output == "json":
         ui.emit_json(result.command, result.status, result=result.data)
     else:

@@ -15,7 +15,7 @@ def test_teardown_names_the_pem_setup_saved_and_forgets_the_record(cli, account,
     gone = cli("teardown", "--region", REGION, "--name", "rec", "--yes")
 
     assert gone.code == 0, gone.stderr
-    screen = " ".join(gone.stdout.split())  # the summary of what was removed: the result
+    screen = " ".join(gone.stderr.split())  # advice about the key file: said on stderr, beside the result
     assert str(key_dir / "amazonei-setup-rec.pem") in screen
     assert (key_dir / "amazonei-setup-rec.pem").is_file()  # left in place, as promised
     assert not record.exists()
@@ -30,5 +30,5 @@ def test_teardown_without_the_record_still_finishes(cli, account, isolated_env):
     gone = cli("teardown", "--region", REGION, "--name", "other", "--yes")
 
     assert gone.code == 0, gone.stderr
-    assert "amazonei-setup-other.pem" in gone.stdout and "~/.ssh" in gone.stdout
+    assert "amazonei-setup-other.pem" in gone.stderr and "~/.ssh" in gone.stderr
     assert snapshot(account) == before

@@ -49,18 +49,18 @@ def _locked(args, env: Environment, ui, aws) -> Result:
                       message="Nothing was deleted.")
     done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}))
     ui.stop_status()
-    pem_note = ""
+    notes = []
     record = records.load(aws.region, args.name, sandbox=args.sandbox)
-    if inventory.key_pair:
+    if inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
         key = inventory.key_pair["KeyName"]
         where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
-        pem_note = f" The private key file {where} was left in place; delete it when you no longer need it."
+        notes.append(f"The private key file {where} was left in place; delete it when you no longer need it.")
     records.remove(aws.region, args.name, sandbox=args.sandbox)
     return Result("teardown", {
         "name": args.name, "region": aws.region, "found": True,
         "deleted": [vars_of(i) for i in done if i.action == "delete"],
         "kept": [vars_of(i) for i in done if i.action != "delete"]},
-        view="teardown", message=f"Deployment {args.name} removed.{pem_note}")
+        view="teardown", warnings=notes, message=f"Deployment {args.name} removed.")
 
 
 def vars_of(item) -> dict:
