@@ -7,7 +7,6 @@ from __future__ import annotations
 from amazonei_setup.cli import Environment, _account_flags, _teardown_command
 from amazonei_setup.commands import Result
 from amazonei_setup.commands.common import cancelled, check_key_dir, next_step_for, ready, resolve_plan
-from amazonei_setup.render import PERMISSION_CHECK
 
 
 def run(args, env: Environment, ui, aws) -> Result:
@@ -33,7 +32,7 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
     check_key_dir(args, plan)
     ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
     if args.dry_run:
-        with ui.status(f"Asking EC2 whether you may create this ({PERMISSION_CHECK})"):
+        with ui.status("Asking EC2 (DryRun) whether you may create the security group and launch"):
             problems = provision.check_permissions(aws, plan)
         return Result("setup", {"dry_run": True, "plan": plan.to_dict(), "permission_problems": problems},
                       view="dry-run", exit_code=1 if problems else 0)
