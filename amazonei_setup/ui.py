@@ -65,7 +65,7 @@ class Ui:
                 else:
                     self._status.update(event.message)
                 return
-            self.console.print(Text.assemble((f"{mark} ", style), event.message))
+            self.sentence(Text.assemble((f"{mark} ", style), event.message))  # ids and paths stay whole
 
     def stop_status(self) -> None:
         with self._lock:

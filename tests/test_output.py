@@ -190,3 +190,13 @@ def test_warnings_wrap_without_folding(monkeypatch):
     path = "/home/someone/.amazonei-setup/deployments/us-west-2--demo.json"
     ui.warn(f"Could not write {path}: check the directory.")
     assert err.getvalue().splitlines() == ["! Could not write", f"{path}:", "check the directory."]
+
+
+def test_progress_prints_a_long_key_path_whole(account, isolated_env):
+    key_dir = isolated_env / ("keys-in-a-directory-with-a-long-name-" * 2)
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(stdin_isatty=False, stdout=out, stderr=err, public_ip_lookup=lambda: "198.51.100.4",
+                      sleep=lambda seconds: None, width=60, aws=account)
+    assert main([*setup_args("demo"), "--key-dir", str(key_dir)], env) == 0, err.getvalue()
+    pem = str(key_dir / "amazonei-setup-demo.pem")
+    assert len(pem) > 60 and pem in err.getvalue().splitlines(), err.getvalue()
