@@ -52,10 +52,8 @@ def _dry_run(result: Result, ui) -> None:
 
 
 def _template(result: Result, ui) -> None:
-    from amazonei_setup.ui import Command, Copyable, _caption
-
     data, context = result.data, result.context
-    next_step = Copyable(_caption(context["caption"]), Command(data["deploy_command"]))
+    next_step = ui.suggestion(context["caption"], data["deploy_command"])  # the command on a line of its own
     if data["path"]:
         ui.result(Text(f"Wrote {data['path']}: {context['resources']} resources, {context['parameters']} "
                        "parameters.", style="bold green"))
@@ -67,6 +65,9 @@ def _template(result: Result, ui) -> None:
         ui.show(next_step)
 
 
+_DONE = {"delete": "deleted", "keep": "kept", "detach": "detached"}
+
+
 def _teardown(result: Result, ui) -> None:
     done = [*result.data["deleted"], *result.data["kept"]]
     if done:
@@ -75,8 +76,7 @@ def _teardown(result: Result, ui) -> None:
             table.add_column(column, no_wrap=True)
         table.add_column("Why")
         for item in done:
-            table.add_row("deleted" if item["action"] == "delete" else item["action"], item["kind"], item["id"],
-                          item["reason"] or "")
+            table.add_row(_DONE.get(item["action"], item["action"]), item["kind"], item["id"], item["reason"] or "")
         ui.result(table)
     ui.result(Text(result.message, style="bold green"))
 
@@ -89,8 +89,8 @@ def _list(result: Result, ui) -> None:
     ui.result(ui.deployments_table(rows))
     for row in rows:
         if row.get("left"):
-            ui.result(Text(f"{row['name']} ({row['region']}) is partial: {', '.join(row['left'])} left by a run "
-                           f"that stopped part-way. Remove it with: {row['teardown_command']}"))
+            ui.result(ui.suggestion(f"{row['name']} ({row['region']}) is partial: {', '.join(row['left'])} left by "
+                                    "a run that stopped part-way. Remove it with:", row["teardown_command"]))
 
 
 def _cost(result: Result, ui) -> None:

@@ -200,3 +200,13 @@ def test_progress_prints_a_long_key_path_whole(account, isolated_env):
     assert main([*setup_args("demo"), "--key-dir", str(key_dir)], env) == 0, err.getvalue()
     pem = str(key_dir / "amazonei-setup-demo.pem")
     assert len(pem) > 60 and pem in err.getvalue().splitlines(), err.getvalue()
+
+
+def test_teardown_says_what_it_left_for_a_sibling(cli, account):
+    assert cli(*setup_args("a")).code == 0
+    assert cli(*setup_args("b", "--new-key")).code == 0
+    endpoint = next(r["id"] for r in records.load(REGION, "a")["resources"] if r["kind"] == "vpc-endpoint")
+    gone = cli("teardown", "--region", REGION, "--name", "a", "--yes")
+    assert gone.code == 0, gone.stderr
+    [line] = [line for line in gone.stdout.splitlines() if endpoint in line]
+    assert line.split()[:3] == ["detached", "vpc-endpoint", endpoint] and "still used by 1 other" in line
