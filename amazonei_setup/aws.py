@@ -186,7 +186,7 @@ class Aws:
             if service not in self._clients:
                 client = self.session.create_client(service, region_name=self.region,
                                              endpoint_url=self.endpoint_url, config=self.config)
-                client.meta.events.register("before-call", _log_before_call)
+                client.meta.events.register("before-parameter-build", _log_before_call)  # the API parameters
                 client.meta.events.register("after-call", _log_after_call)
                 self._clients[service] = client
             return self._clients[service]
@@ -245,7 +245,8 @@ def start_call_log() -> Path | None:
 
 
 def _log_before_call(model, params, **_):
-    # Parameter names only: values can hold key material or user data.
+    # Parameter names only: values can hold key material or user data. (On before-call, `params` would be the
+    # HTTP request: body, headers, url...)
     log.info("call %s.%s params=%s", model.service_model.service_name, model.name, sorted(params))
 
 

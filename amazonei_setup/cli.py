@@ -1,4 +1,5 @@
-"""Command line: parse, pick the asker, call the layers, print, map failures to exit codes.
+"""Command line: parse, run one command (commands/*: each returns a Result), render it once (render.py),
+map failures to exit codes.
 
 Knows no boto3. Heavy imports (boto3, rich, questionary, moto) happen after parsing, so
 `--help` and usage errors stay instant. Exit codes: 0 ok, 1 AWS/runtime failure, 2 usage
@@ -7,7 +8,6 @@ error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -428,15 +428,15 @@ def _run(args: argparse.Namespace, env: Environment, signals: _Signals | None = 
         if command in ("setup", "export", "teardown") and not args.yes and not env.stdin_isatty and env.asker is None:
             raise UsageError("Standard input is not a terminal, so nothing can be asked: pass --yes to take the "
                              "defaults (and name any choice that has none with its flag).")
-        if command == "cost":  # needs AWS only for --live-prices: the command opens it itself
-            from amazonei_setup import cost
+        from amazonei_setup.commands import handler
+        from amazonei_setup.render import render
 
-            return cost.run(args, env, ui, lambda: _aws_for(args, ui, env))
+        if command == "cost":  # needs AWS only for --live-prices: the command opens it itself
+            return render(handler(command)(args, env, ui, lambda: _aws_for(args, ui, env)), ui)
         _check_state_dir(args)
         with _aws_for(args, ui, env) as aws:
             log_path = getattr(aws, "log_path", None)
-            handler = {"setup": _setup, "export": _export, "teardown": _teardown, "list": _list}[command]
-            return handler(args, env, ui, aws)
+            return render(handler(command)(args, env, ui, aws), ui)  # one result, rendered once
     except KeyboardInterrupt as stop:
         ui.stop_status()
         return _fail(ui, args, Interrupted(f"{stopped_by(stop)}: nothing more was done."), log_path, signals)
@@ -475,40 +475,6 @@ def _check_state_dir(args) -> None:
     if problem:
         raise UsageError(f"The tool's directory {home} cannot be used ({problem}): move that away, or set "
                          "AMAZONEI_SETUP_HOME to a directory you can write to.")
-
-
-def _check_home_for_keys(args) -> None:
-    """Without --key-dir, key paths are under ~/.ssh: a user with no home directory (no HOME, no passwd entry:
-    containers with an arbitrary uid) gets a sentence instead of a crash in the wizard."""
-    from amazonei_setup import paths
-    from amazonei_setup.errors import UsageError
-
-    if args.key_dir or args.sandbox:
-        return
-    try:
-        paths.ssh_dir()
-    except RuntimeError:
-        raise UsageError("No home directory is known for the default key directory ~/.ssh (HOME is not set and "
-                         "your user has none): pass --key-dir, or set HOME.") from None
-
-
-def _check_key_dir(args, plan) -> None:
-    """A new key's .pem is written right after AWS creates the key pair: a directory that cannot take it would
-    fail the run after resources exist. Checked once the plan says a key will be created, before any create."""
-    from pathlib import Path
-
-    from amazonei_setup import paths
-    from amazonei_setup.errors import UsageError
-
-    if not plan.create_key or not plan.key_path:
-        return
-    key_dir = Path(plan.key_path).parent
-    problem = paths.unusable(key_dir)
-    if problem:
-        origin = "" if args.key_dir or args.sandbox else " (~/.ssh, from HOME)"
-        fix = "" if args.key_dir or args.sandbox else ", or fix HOME"
-        raise UsageError(f"The new key pair's private key cannot be saved in {key_dir}{origin}: {problem}; pass "
-                         f"--key-dir with a directory you can write to{fix}.")
 
 
 def _fail(ui, args, err, log_path, signals: _Signals | None = None) -> int:
@@ -620,345 +586,11 @@ def _teardown_command(args, region: str, name: str) -> str:
     return command
 
 
-def _asker(args, env):
-    from amazonei_setup.wizard import DefaultsAsker, QuestionaryAsker
-
-    if env.asker is not None:
-        return env.asker
-    if args.yes:
-        return DefaultsAsker()
-    from prompt_toolkit.output import create_output
-
-    # Prompts render on stderr so stdout stays clean for --output json.
-    return QuestionaryAsker(output=create_output(stdout=sys.stderr))
-
-
-# ---- setup -------------------------------------------------------------------------------------
-
 def alternative_command(args, plan, family: str = "inf2") -> str:
-    """The setup command that makes the same choices on today's alternative (after an EI refusal): same
-    region, account flags, key, SSH range, volume, network and --yes; the name with a -<family> suffix."""
-    import shlex
+    """The setup command with the same choices on today's alternative (commands/common.py builds it)."""
+    from amazonei_setup.commands.common import alternative_command as build
 
-    name = f"{plan.name[:31 - len(family)].rstrip('-')}-{family}"
-    parts = [*shlex.split(program_name()), *shlex.split(_account_flags(args))]
-    parts += ["--region", plan.region, "--accelerator", family, "--name", name]
-    for flag, value in (("--key-name", args.key_name), ("--key-dir", args.key_dir), ("--ssh-cidr", args.ssh_cidr),
-                        ("--volume-size", args.volume_size), ("--vpc-id", args.vpc_id),
-                        ("--subnet-id", args.subnet_id)):
-        if value:
-            parts += [flag, str(value)]
-    if args.new_key:
-        parts.append("--new-key")
-    if args.yes:
-        parts.append("--yes")
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def _resolve_plan(args, env: Environment, ui, aws):
-    """Discovery and the wizard, shared by setup and export: both act on the very same Plan."""
-    from amazonei_setup import discover, wizard
-
-    _check_home_for_keys(args)
-    asker = _asker(args, env)
-    lookup = None
-    default_cidr = SANDBOX_SSH_CIDR if args.sandbox else None
-    key_dir = args.key_dir
-    if args.sandbox and not key_dir:
-        from amazonei_setup import paths
-
-        key_dir = str(paths.sandbox_dir() / "keys")  # sandbox keys are fake: keep them out of ~/.ssh
-    if not args.ssh_cidr and not args.sandbox:
-        lookup = env.public_ip_lookup or discover.lookup_public_ip
-    request = wizard.SetupRequest(
-        instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type, os=args.os,
-        ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
-        new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
-        default_ssh_cidr=default_cidr, family=args.family, count=args.count, min_count=args.min_count)
-    # Which alternatives the wizard may pick: the flagged family; all of them when the accelerator question
-    # will really be asked (a prompt without --accelerator/--accelerator-type); none otherwise.
-    if args.family:
-        families, offer = (args.family,), "the instance type's offer"
-    elif not args.accelerator_type and getattr(asker, "interactive", False):
-        from amazonei_setup.catalog import FAMILIES
-
-        families, offer = tuple(FAMILIES), "its Elastic Inference offer"
-    else:
-        families, offer = (), "its Elastic Inference offer"
-    with ui.status(f"Looking up your account, {aws.region} and {offer}"):
-        facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
-                                families=families, ei=not args.family, name=args.name)
-    return wizard.build_plan(request, facts, asker), facts, asker
-
-
-def _setup(args, env: Environment, ui, aws) -> int:
-    from amazonei_setup import locking
-    from amazonei_setup.discover import check_region
-
-    if not args.name or args.dry_run:
-        return _setup_planned(args, env, ui, aws, locked=False)
-    # A named run plans from what it sees under the lock: a run that planned before another finished would act
-    # on a stale plan (create what now exists). A generated name is new, so its lock can wait for the confirm.
-    check_region(aws.region, ei=not args.family)  # before the lock's first call, as the look-ups would
-    with locking.deployment_locked(aws, args.name, "setup", ui.progress):
-        return _setup_planned(args, env, ui, aws, locked=True)
-
-
-def _setup_planned(args, env: Environment, ui, aws, *, locked: bool) -> int:
-    from contextlib import nullcontext
-
-    from amazonei_setup import locking, provision
-    from amazonei_setup.errors import ToolError
-
-    plan, _, asker = _resolve_plan(args, env, ui, aws)
-    _check_key_dir(args, plan)
-    ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
-    if args.dry_run:
-        problems = provision.check_permissions(aws, plan)
-        for problem in problems:
-            ui.warn(problem)
-        if args.output == "json":
-            ui.emit_json("setup", "success", result={"dry_run": True, "plan": plan.to_dict(),
-                                                     "permission_problems": problems})
-        ui.info("Dry run: nothing was created.")
-        return 1 if problems else 0
-    if plan.changes_anything and not asker.confirm("Create these resources?", default=True):
-        ui.info("Nothing was created.")
-        if args.output == "json":
-            ui.emit_json("setup", "cancelled", result={"plan": plan.to_dict()})
-        return 0
-    try:
-        with nullcontext() if locked else locking.deployment_locked(aws, plan.name, "setup", ui.progress):
-            result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args),
-                                         teardown=_teardown_command(args, plan.region, plan.name))
-    except ToolError as err:
-        _next_step_for(err, args, plan)
-        raise
-    code = _ready(args, ui, result)
-    if getattr(asker, "interactive", False):  # what was answered, as flags: the run can be scripted next time
-        ui.show(ui.suggestion("The same setup without questions:", plan.equivalent_command(
-            program_name(), _account_flags(args), default_key_dir=_default_key_dir(args))))
-    return code
-
-
-def _default_key_dir(args) -> str:
-    """Where a key's .pem goes without --key-dir (the sandbox keeps its fake keys out of ~/.ssh)."""
-    from amazonei_setup import paths
-
-    return str(paths.sandbox_dir() / "keys") if args.sandbox else "~/.ssh"
-
-
-def _next_step_for(err, args, plan) -> None:
-    """A launch refusal the user can route around: say how, in the error itself."""
-    if err.code == "ei-unavailable":  # most accounts today: offer the same choices on Inferentia2
-        err.suggested_command = alternative_command(args, plan)
-    elif err.code in ("capacity", "quota", "ei-quota") and plan.min_count > 1:
-        fewer = max(1, min(plan.min_count - 1, plan.count // 2))
-        err.args = (f"{err} With --count, --min-count {fewer} accepts fewer instances when EC2 cannot launch all "
-                    "of them.",)
-
-
-def _ready(args, ui, result) -> int:
-    """The end of a successful setup or deploy: the local record, the ready panel, the JSON."""
-    from amazonei_setup import records
-
-    records.save(result.plan.region, result.plan.name, result.to_dict(), sandbox=args.sandbox)
-    teardown = _teardown_command(args, result.plan.region, result.plan.name)
-    ui.show(ui.result_panel(result, teardown=teardown))
-    if args.output == "json":
-        ui.emit_json(args.command, "success", result=result.to_dict())
-    return 0
-
-
-# ---- export ------------------------------------------------------------------------------------
-
-def _export(args, env: Environment, ui, aws) -> int:
-    """The same Plan as setup, written as a CloudFormation template; --deploy creates the stack too."""
-    from amazonei_setup import cloudformation, deploy
-    from amazonei_setup.errors import ToolError, UsageError
-
-    plan, facts, asker = _resolve_plan(args, env, ui, aws)
-    if plan.exists:
-        raise UsageError(f"Deployment '{plan.name}' already exists in {plan.region} without CloudFormation: choose "
-                         "another --name for the stack, or tear the deployment down first.")
-    fleet_size = plan.count if plan.count > 1 or args.fleet else None
-    if fleet_size and plan.accelerator_type and fleet_size > cloudformation.MAX_EI_FLEET:
-        raise UsageError(f"An Elastic Inference fleet template holds one instance resource per member (launch "
-                         f"templates cannot carry EI): pass --count {cloudformation.MAX_EI_FLEET} or less.")
-    # A VPC holds one private-DNS EI endpoint: when there is one, the stack lets its instances reach it
-    # (443 into the endpoint's group) instead of creating a second one.
-    endpoint = next((e for e in facts.endpoints if e.id == plan.endpoint_id), None)
-    endpoint_group = endpoint.group_ids[0] if endpoint and endpoint.group_ids else None
-    if endpoint and not endpoint_group:
-        raise UsageError(f"The VPC's EI endpoint {endpoint.id} has no security group for the stack to open 443 "
-                         "into: attach one in the VPC console (Endpoints > Manage security groups), or pick "
-                         "another --vpc-id.")
-    template = cloudformation.build_template(plan, fleet_size=fleet_size, endpoint_group_id=endpoint_group)
-    text = cloudformation.to_yaml(template)
-    stack_name = cloudformation.stack_name(plan.name)
-    title = f"CloudFormation stack {stack_name}" + ("" if args.deploy else ": template only, nothing is created")
-    # Without --deploy a new key pair is the stack's own (AWS::EC2::KeyPair): no .pem is written here.
-    ui.show(ui.plan_panel(plan if args.deploy else dataclasses.replace(plan, key_path=None), title=title))
-    if not args.deploy:
-        return _write_template(args, env, ui, plan, text, stack_name, template)
-    _check_key_dir(args, plan)
-    if not asker.confirm(f"Create stack {stack_name}?", default=True):
-        ui.info("Nothing was created.")
-        if args.output == "json":
-            ui.emit_json("export", "cancelled", result={"plan": plan.to_dict()})
-        return 0
-    if args.out:
-        _save(args.out, text)
-    from amazonei_setup import locking
-
-    try:
-        with locking.deployment_locked(aws, plan.name, "export --deploy", ui.progress):
-            result = deploy.deploy(aws, plan, template_body=text, fleet_size=fleet_size, report=ui.progress,
-                                   sleep=env.sleep, account_flags=_account_flags(args),
-                                   teardown=_teardown_command(args, plan.region, plan.name))
-    except ToolError as err:
-        _next_step_for(err, args, plan)
-        raise
-    return _ready(args, ui, result)
-
-
-def _save(path: str, text: str) -> None:
-    from pathlib import Path
-
-    from amazonei_setup.errors import UsageError
-
-    try:
-        Path(path).expanduser().write_text(text)
-    except OSError as err:
-        raise UsageError(f"Cannot write the template to {path} ({err.strerror}): pass another --out.") from None
-
-
-def _write_template(args, env, ui, plan, text: str, stack_name: str, template: dict) -> int:
-    import shlex
-
-    from amazonei_setup import tags
-    from amazonei_setup.wizard import opens_to_world
-
-    if args.out:
-        _save(args.out, text)
-        ui.info(f"Wrote {args.out}: {len(template['Resources'])} resources, {len(template['Parameters'])} "
-                "parameters.", style="bold green")
-    elif args.output != "json":
-        env.stdout.write(text)
-    owner_tags = " ".join(shlex.quote(f"{t['Key']}={t['Value']}")
-                          for t in tags.tag_list(plan.name, plan.owner, plan.region))
-    command = (f"aws cloudformation deploy --region {plan.region} --stack-name {stack_name} --template-file "
-               f"{shlex.quote(args.out) if args.out else 'TEMPLATE.yaml'} --capabilities CAPABILITY_NAMED_IAM "
-               f"--tags {owner_tags}")
-    if opens_to_world(plan.ssh_cidr):  # the template never defaults to an open SSH range: say it explicitly
-        command += f" --parameter-overrides SshCidr={plan.ssh_cidr}"
-    ui.show(ui.suggestion("Deploy it yourself (the tags let `list` and `teardown` find it), or run export again "
-                          "with --deploy:", command))
-    if args.output == "json":
-        ui.emit_json("export", "success", result={
-            "format": args.format, "stack_name": stack_name, "path": args.out,
-            "template": None if args.out else text, "deploy_command": command, "plan": plan.to_dict()})
-    return 0
-
-
-# ---- teardown ----------------------------------------------------------------------------------
-
-def _teardown(args, env: Environment, ui, aws) -> int:
-    from amazonei_setup import locking
-    from amazonei_setup.discover import check_region
-
-    if not args.region:
-        aws = _home_of(args.name, aws)
-    check_region(aws.region, ei=False)  # before the lock's first call: a region without EC2 is a usage error
-    # Held from the look-up on: a setup of the same name must not create what this look-up has not seen.
-    with locking.deployment_locked(aws, args.name, "teardown", ui.progress):
-        return _teardown_locked(args, env, ui, aws)
-
-
-def _home_of(name: str, aws):
-    """Without --region: the region deployment `name` lives in, as its IAM role's region tag says."""
-    from amazonei_setup import deployments
-    from amazonei_setup.errors import UsageError
-
-    home = deployments.lives_in(aws, name)
-    if home is None:
-        raise UsageError(f"No deployment named '{name}' says where it lives (its IAM role carries the region): pass "
-                         "--region with the region it runs in (see `list --all-regions`).")
-    return aws if home == aws.region else aws.in_region(home)
-
-
-def _teardown_locked(args, env: Environment, ui, aws) -> int:
-    from amazonei_setup import deployments, records, teardown
-
-    with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):
-        inventory = deployments.find_deployment(aws, args.name)
-    if inventory.empty:
-        ui.info(deployments.nothing_left(aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox)))
-        if inventory.foreign:
-            ui.warn(f"Left alone (not created by amazonei-setup): {', '.join(inventory.foreign)}.")
-        if args.output == "json":
-            ui.emit_json("teardown", "success", result={"name": args.name, "region": aws.region, "found": False,
-                                                        "deleted": [], "kept": []})
-        return 0
-    items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
-    ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
-    asker = _asker(args, env)
-    if not asker.confirm(f"Delete deployment {args.name}?", default=False):
-        ui.info("Nothing was deleted.")
-        if args.output == "json":
-            ui.emit_json("teardown", "cancelled", result={"name": args.name})
-        return 0
-    done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}))
-    ui.stop_status()
-    pem_note = ""
-    record = records.load(aws.region, args.name, sandbox=args.sandbox)
-    if inventory.key_pair:
-        key = inventory.key_pair["KeyName"]
-        where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
-        pem_note = f" The private key file {where} was left in place; delete it when you no longer need it."
-    records.remove(aws.region, args.name, sandbox=args.sandbox)
-    ui.info(f"Deployment {args.name} removed.{pem_note}", style="bold green")
-    if args.output == "json":
-        ui.emit_json("teardown", "success", result={
-            "name": args.name, "region": aws.region, "found": True,
-            "deleted": [vars_of(i) for i in done if i.action == "delete"],
-            "kept": [vars_of(i) for i in done if i.action != "delete"]})
-    return 0
-
-
-def vars_of(item) -> dict:
-    return {"kind": item.kind, "id": item.id, "action": item.action, "reason": item.reason}
-
-
-# ---- list --------------------------------------------------------------------------------------
-
-def _list(args, env: Environment, ui, aws) -> int:
-    from amazonei_setup import deployments
-    from amazonei_setup.discover import check_region
-
-    roles = None
-    if args.all_regions:
-        roles = deployments.our_roles(aws)
-        regions = deployments.regions_to_search(aws, roles)
-    else:
-        regions = [aws.region]
-        check_region(aws.region, ei=False)  # alternatives (inf2, gpu) may run outside the EI regions
-    rows = deployments.list_all(aws, regions, roles)
-    data = [r.to_dict() for r in rows]
-    for row in data:
-        if row.get("left"):  # a run stopped part-way: say how to finish the job
-            row["teardown_command"] = _teardown_command(args, row["region"], row["name"])
-    if data:
-        ui.show(ui.deployments_table(data))
-        for row in data:
-            if row.get("left"):
-                ui.info(f"{row['name']} ({row['region']}) is partial: {', '.join(row['left'])} left by a run that "
-                        f"stopped part-way. Remove it with: {row['teardown_command']}")
-    else:
-        ui.info(f"No deployments in {', '.join(regions)}.")
-    if args.output == "json":
-        ui.emit_json("list", "success", result={"regions": regions, "deployments": data})
-    return 0
+    return build(args, plan, family)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,9 @@ Prices come from the dated catalog (`catalog.py`, us-west-2) or, with --live-pri
 Pricing API (us-east-1 endpoint), with the catalog as the fallback. Money is computed in Decimal
 and rounded half-up, so the JSON figures are the ones a person gets by hand.
 
-Loading this module imports neither boto3/botocore nor rich: cli.py imports it to build its parser.
+This module holds the inputs, the prices and the formula; render.py draws the panel and the table, and
+commands/cost.py runs the command. Loading it imports neither boto3/botocore nor rich: cli.py imports it
+to build its parser.
 """
 from __future__ import annotations
 
@@ -139,7 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--instance-type", action="append", type=_instance_arg, metavar="T",
                       help="EC2 instance type, e.g. c5.large; repeat to compare")
     what.add_argument("--accelerator-type", action="append", type=_accelerator_arg, metavar="A",
-                      help=f"{', '.join(catalog.ACCELERATORS)} or none (default none); repeat to compare")
+                      help=f"{', '.join(catalog.ACCELERATORS)} or none (default: what setup creates for the type: "
+                           f"{catalog.DEFAULT_ACCELERATOR}, none for an inf2/gpu type); repeat to compare")
     what.add_argument("--latency-ms", action="append", type=_latency_arg, metavar="L",
                       help="measured single-request latency in ms (batch 1, requests back to back)")
     what.add_argument(LATENCIES_FLAG, metavar="FILE",
@@ -160,6 +163,7 @@ class Setup:
     instance_type: str
     accelerator_type: str | None = None
     latency_ms: float | None = None
+    accelerator_defaulted: bool = False  # no --accelerator-type: priced with what setup would attach
 
     @property
     def label(self) -> str:
@@ -186,6 +190,7 @@ def setups_from_flags(instance_types, accelerator_types, latencies) -> list[Setu
     if unknown:
         raise UsageError(f"Unknown --accelerator-type '{unknown[0]}': use one of {', '.join(catalog.ACCELERATORS)}, "
                          "or none (no accelerator).")
+    defaulted = not accelerator_types
     accelerators = [_accelerator(a) for a in accelerator_types or [None]]
     latencies = list(latencies or [None])
     count = max(len(instance_types), len(accelerators), len(latencies))
@@ -198,7 +203,16 @@ def setups_from_flags(instance_types, accelerator_types, latencies) -> list[Setu
     def nth(values, i):
         return values[0] if len(values) == 1 else values[i]
 
+    if defaulted:
+        return [Setup(t, default_accelerator(t), nth(latencies, i), accelerator_defaulted=True)
+                for i, t in ((i, nth(instance_types, i)) for i in range(count))]
     return [Setup(nth(instance_types, i), nth(accelerators, i), nth(latencies, i)) for i in range(count)]
+
+
+def default_accelerator(instance_type: str) -> str | None:
+    """What `setup --instance-type T` attaches without an accelerator flag: the default EI accelerator, or
+    nothing for a type of today's alternatives (inf2, gpu: the accelerator is in the instance)."""
+    return None if catalog.family_of(instance_type) else catalog.DEFAULT_ACCELERATOR
 
 
 def read_latencies(path: str) -> list[Setup]:
@@ -329,6 +343,7 @@ class Priced:
         return {
             "instance_type": self.setup.instance_type,
             "accelerator_type": self.setup.accelerator_type,
+            "accelerator_defaulted": self.setup.accelerator_defaulted,
             "latency_ms": latency,
             "instance_hourly_usd": rounded(self.instance_usd),
             "accelerator_hourly_usd": rounded(self.accelerator_usd),
@@ -516,186 +531,11 @@ def live_prices(open_aws, instance_types: list[str], accelerator_types: list[str
     return found_instances, found_accelerators
 
 
-# ---- rendering -------------------------------------------------------------------------------
-
-def _usd(value: Decimal) -> str:
-    return "<0.0001" if 0 < value < Decimal("0.00005") else f"{rounded(value):.4f}"
-
-
-def _count(value: Decimal) -> str:
-    """Inferences: whole numbers up to a million, then M/B with one decimal (at most 7 characters)."""
-    if value < 1_000_000:
-        return f"{value:,.0f}"
-    if value < 1_000_000_000:
-        return f"{value / 1_000_000:.1f}M"
-    return f"{value / 1_000_000_000:.1f}B"
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.1f}" if value < 100 and value != int(value) else f"{value:,.0f}"
-
-
-def _sources_line(rows: list[Priced], region: str) -> str:
-    used = {r.instance_source for r in rows} | {r.accelerator_source for r in rows if r.accelerator_source}
-    parts = []
-    if "live" in used:
-        parts.append(f"AWS Pricing API ({region})")
-    if "catalog" in used:
-        parts.append(f"catalog ({catalog.CATALOG_REGION} on-demand Linux, reviewed {catalog.CATALOG_DATE})")
-    if "by hand" in used:
-        parts.append("by hand (--hourly-usd)")
-    line = "Prices: " + ", ".join(parts) + "."
-    if not all(r.verified for r in rows):
-        line += " * includes a catalog price no source confirmed."
-    return line
-
-
-def summary_panel(row: Priced, region: str):
-    """One setup: its prices, the 30-day estimate, and with a latency the cost per 100k inferences."""
-    from rich.panel import Panel
-    from rich.table import Table
-
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    s = row.setup
-    star = "" if row.verified else "*"
-    grid.add_row("Instance", f"{s.instance_type}  ${_usd(row.instance_usd)}/h ({row.instance_source})")
-    if s.accelerator_type:
-        grid.add_row("Accelerator", f"{s.accelerator_type}  ${_usd(row.accelerator_usd)}/h ({row.accelerator_source})")
-    else:
-        grid.add_row("Accelerator", "none")
-    grid.add_row("Total", f"${_usd(row.hourly_usd)}/h{star} (about ${row.hourly_usd * HOURS_30_DAYS:,.2f} per 30 days)")
-    if s.latency_ms:
-        per_hour = inferences_per_hour(s.latency_ms)
-        grid.add_row("Latency", f"{_ms(s.latency_ms)} ms per inference (batch 1, back to back)")
-        grid.add_row("Per 100k", f"${_usd(row.per_100k_usd)} per 100,000 inferences")
-        grid.add_row("Throughput", f"{_count(per_hour)} inferences/h, {_count(per_hour / row.hourly_usd)} per $")
-    else:
-        grid.add_row("Per 100k", "pass --latency-ms (your measured latency) for the cost per 100k inferences")
-    grid.add_row("", _sources_line([row], region))
-    return Panel(grid, title=f"Cost of {s.label} in {region}", title_align="left", border_style="blue")
-
-
-def comparison_table(rows: list[Priced], region: str, console):
-    """Setups cheapest first with the cheapest and fastest marked, then where the prices come from.
-    The wide layout when it fits the console; else setup and marks over two lines each, so no
-    instance or accelerator name is ever cut."""
-    from rich.console import Group
-    from rich.measure import Measurement
-    from rich.text import Text
-
-    ranking = ranked(rows)
-    table = _comparison(ranking, region, narrow=False)
-    unlimited = console.options.update_width(10_000)
-    if Measurement.get(console, unlimited, table).maximum > console.width:
-        table = _comparison(ranking, region, narrow=True)
-    notes = _sources_line(rows, region)
-    if any(r.setup.latency_ms for r in rows):
-        notes += " $/100k = $/hour x ms x 100,000 / 3,600,000 (batch 1, requests back to back)."
-    return Group(table, Text(notes, style="dim"))
-
-
-def _comparison(ranking, region: str, *, narrow: bool):
-    from rich.table import Table
-    from rich.text import Text
-
-    timed = any(r.setup.latency_ms for r, _, _ in ranking)
-    title = f"Cost per 100k inferences in {region}" if timed else f"Hourly cost in {region}"
-    table = Table(title=title, title_justify="left", header_style="bold", box=None, padding=(0, 1),
-                  pad_edge=False)
-    table.add_column("Setup", no_wrap=True)
-    if timed:
-        table.add_column("ms", justify="right", no_wrap=True)
-    table.add_column("$/hour", justify="right", no_wrap=True)
-    if timed:
-        table.add_column("$/100k", justify="right", no_wrap=True)
-        table.add_column("inf/hour" if narrow else "inferences/h", justify="right", no_wrap=True)
-        table.add_column("inf/$" if narrow else "per $", justify="right", no_wrap=True)
-    else:
-        table.add_column("$/30 days", justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    for row, cheapest, fastest in ranking:
-        s = row.setup
-        name = s.instance_type
-        if s.accelerator_type:
-            name += ("\n+ " if narrow else " + ") + s.accelerator_type
-        marks = Text(("\n" if narrow else ", ").join(
-            m for m, on in (("cheapest", cheapest), ("fastest", fastest)) if on))
-        if cheapest:
-            marks.stylize("bold green", 0, len("cheapest"))
-        if fastest:
-            marks.stylize("bold cyan", len(marks) - len("fastest"), len(marks))
-        hourly = f"{_usd(row.hourly_usd)}{'' if row.verified else '*'}"
-        cells = [name]
-        if timed:
-            latency = s.latency_ms
-            cells.append(_ms(latency) if latency else "-")
-            cells.append(hourly)
-            if latency:
-                per_hour = inferences_per_hour(latency)
-                cells += [_usd(row.per_100k_usd), _count(per_hour), _count(per_hour / row.hourly_usd)]
-            else:
-                cells += ["-", "-", "-"]
-        else:
-            cells += [hourly, f"{row.hourly_usd * HOURS_30_DAYS:,.2f}"]
-        table.add_row(*cells, marks)
-    return table
-
-
-# ---- the command -----------------------------------------------------------------------------
-
-def _region_notes(setups: list[Setup], region: str, warn) -> None:
+def region_notes(setups: list[Setup], region: str) -> list[str]:
+    """Where the accelerators priced never ran."""
     accelerators = {s.accelerator_type for s in setups if s.accelerator_type}
     if accelerators and region not in catalog.EI_REGIONS:
-        warn(f"Elastic Inference never ran in {region} (it ran in {', '.join(catalog.EI_REGIONS)}).")
-    elif region in catalog.EIA2_UNAVAILABLE_REGIONS and any(a.startswith("eia2.") for a in accelerators):
-        warn(f"eia2 accelerators were never offered in {region}; eia1 were.")
-
-
-def run(args, env, ui, open_aws) -> int:
-    region = args.region or catalog.CATALOG_REGION
-    if args.latencies:
-        if args.instance_type or args.accelerator_type or args.latency_ms:
-            raise UsageError(f"{LATENCIES_FLAG} FILE already names the setups: drop --instance-type, "
-                             f"--accelerator-type and --latency-ms, or drop {LATENCIES_FLAG}.")
-        setups = read_latencies(args.latencies)
-    else:
-        setups = setups_from_flags(args.instance_type, args.accelerator_type, args.latency_ms)
-    manual = manual_prices(args.hourly_usd, setups)
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        warnings.append(message)
-        ui.warn(message)
-
-    live_instances: dict[str, float] = {}
-    live_accelerators: dict[str, float] = {}
-    if args.live_prices and args.sandbox:  # moto has no Pricing API: no server started just to be refused
-        warn(f"No live prices in the sandbox (it emulates no Pricing API): using the catalog "
-             f"({catalog.CATALOG_REGION} on-demand, {catalog.CATALOG_DATE}).")
-    elif args.live_prices:
-        args.region = region  # the Aws behind the lookup needs a region; the catalog's is the default
-        instance_types = [t for t in dict.fromkeys(s.instance_type for s in setups) if t not in manual]
-        accelerator_types = list(dict.fromkeys(s.accelerator_type for s in setups if s.accelerator_type))
-        live_instances, live_accelerators = live_prices(open_aws, instance_types, accelerator_types, region, warn)
-    asked = args.live_prices and not args.sandbox
-    rows = price_setups(setups, manual=manual, live_instances=live_instances,
-                        live_accelerators=live_accelerators, live_asked=asked)
-    if not asked and region != catalog.CATALOG_REGION and any(
-            r.instance_source == "catalog" or r.accelerator_source == "catalog" for r in rows):
-        warn(f"Catalog prices are {catalog.CATALOG_REGION}'s; {region} may differ: add --live-prices to ask AWS.")
-    _region_notes(setups, region, warn)
-
-    compare = args.compare or len(rows) > 1
-    ui.show(comparison_table(rows, region, ui.console) if compare else summary_panel(rows[0], region))
-    if args.output == "json":
-        ui.emit_json("cost", "success", result={
-            "region": region,
-            "catalog": {"region": catalog.CATALOG_REGION, "date": catalog.CATALOG_DATE},
-            "live_prices": bool(args.live_prices),
-            "formula": FORMULA,
-            "rows": [r.to_dict(cheapest=c, fastest=f) for r, c, f in ranked(rows)],
-            "warnings": warnings,
-        })
-    return 0
+        return [f"Elastic Inference never ran in {region} (it ran in {', '.join(catalog.EI_REGIONS)})."]
+    if region in catalog.EIA2_UNAVAILABLE_REGIONS and any(a.startswith("eia2.") for a in accelerators):
+        return [f"eia2 accelerators were never offered in {region}; eia1 were."]
+    return []

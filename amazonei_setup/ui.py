@@ -1,7 +1,11 @@
-"""Everything the user sees. Human output is rich text on stderr; `--output json` puts one JSON
-document on stdout, so `amazonei-setup ... --output json | jq` always works.
+"""Everything the user sees, on two consoles: stdout is the result, stderr is the conversation.
 
-No AWS calls here: the UI renders Plans, Events and results handed to it.
+`console` (stderr): progress, prompts' panels, warnings, errors. `out` (stdout): the result (the list
+table, the ready summary with the connect commands, ...), or with `--output json` the one JSON document
+(`emit_json`), so `list | grep`, `cost > file` and `--output json | jq` all work. When stdout is not a
+terminal the result is plain: no colour, no boxes, never cut at a width (a table greps one row per line).
+
+No AWS calls here: the UI renders Plans, Events and results handed to it (render.py decides what).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from amazonei_setup.events import Event
 from amazonei_setup.plan import CREATE, UPDATE, Plan, teardown_command
 
 JSON_VERSION = 1
+PLAIN_WIDTH = 10_000  # a piped result: as wide as its longest line, so no row or command is ever wrapped
 
 _EVENT_STYLE = {
     "created": ("+", "green"), "reused": ("=", "cyan"), "updated": ("~", "yellow"), "deleted": ("-", "red"),
@@ -38,10 +43,15 @@ class Ui:
                  width: int | None = None):
         self.output = output
         self.stdout = stdout or sys.stdout
-        plain = bool(os.environ.get("CI")) or not (stderr or sys.stderr).isatty()
+        plain = bool(os.environ.get("CI")) or not _isatty(stderr or sys.stderr)
         self.console = Console(file=stderr or sys.stderr, width=width, highlight=False,
                                force_terminal=None if not plain else False)
         self.plain = plain
+        # The result's console. A pipe or a file gets plain text (no colour codes, no box borders) as wide as it
+        # needs; `width` (tests) stands for the screen either way.
+        self.out_plain = not _isatty(self.stdout)
+        self.out = Console(file=self.stdout, width=width or (PLAIN_WIDTH if self.out_plain else None),
+                           highlight=False, force_terminal=False if self.out_plain else None)
         self._lock = threading.Lock()
         self._status = None
 
@@ -57,7 +67,7 @@ class Ui:
                 else:
                     self._status.update(event.message)
                 return
-            self.console.print(Text.assemble((f"{mark} ", style), event.message))
+            self.sentence(Text.assemble((f"{mark} ", style), event.message))  # ids and paths stay whole
 
     def stop_status(self) -> None:
         with self._lock:
@@ -73,15 +83,52 @@ class Ui:
         return self.console.status(message)
 
     def info(self, message: str, style: str = "") -> None:
-        self.console.print(Text(message, style=style))
+        self.sentence(Text(message, style=style))
 
     def error(self, message: str) -> None:
         # Text, not markup: AWS messages may contain [brackets] that rich would read as styles.
         self.stop_status()
-        self.console.print(Text.assemble(("error:", "bold red"), " ", message))
+        self.sentence(Text.assemble(("error:", "bold red"), " ", message))
 
     def warn(self, message: str) -> None:
-        self.console.print(Text.assemble(("! ", "yellow"), message))
+        self.sentence(Text.assemble(("! ", "yellow"), message))
+
+    def sentence(self, text: Text, console: Console | None = None) -> None:
+        """Print a sentence wrapped at spaces only: a path, a command or an ARN longer than the line is printed
+        whole on a line of its own (rich would fold it mid-word, and a copied path would come out broken)."""
+        console = console or self.console
+        for line in word_wrap(text, console.width):
+            console.print(line, soft_wrap=True)
+
+    # ---- the result (stdout) -------------------------------------------------------------
+    def result(self, renderable) -> None:
+        """One piece of the command's result, on stdout."""
+        self.stop_status()
+        if isinstance(renderable, Copyable):
+            for part in renderable.parts:
+                self._print_result(part, soft_wrap=isinstance(part, Command))
+            return
+        if isinstance(renderable, Text):
+            self.sentence(renderable, self.out)
+            return
+        self._print_result(renderable)
+
+    def _print_result(self, renderable, *, soft_wrap: bool = False) -> None:
+        if not self.out_plain:
+            self.out.print(renderable, soft_wrap=soft_wrap)
+            return
+        # Piped: the lines without the padding rich adds up to the table's width (grep and diff see the text).
+        with self.out.capture() as captured:
+            self.out.print(renderable, soft_wrap=soft_wrap)
+        lines = captured.get().splitlines()
+        self.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+        self.stdout.flush()
+
+    def frame(self, body, *, title: str, border_style: str = "blue"):
+        """A titled box on a terminal; piped, the title over the body (no borders to grep through)."""
+        if self.out_plain:
+            return Group(Text(title, style="bold"), body)
+        return Panel(body, title=title, title_align="left", border_style=border_style)
 
     def banner(self, message: str) -> None:
         self.console.print(Panel(Text(message, style="bold"), border_style="magenta", expand=False))
@@ -117,7 +164,7 @@ class Ui:
         inside a panel they would wrap with border characters in between, and a copied command would
         come out broken. A long command is wrapped by the terminal only, so copying keeps it whole.
         """
-        d = result.to_dict()
+        d = result if isinstance(result, dict) else result.to_dict()
         fleet = d.get("instances") or []
         lines = Table.grid(padding=(0, 2))
         lines.add_column(style="bold")
@@ -146,7 +193,7 @@ class Ui:
             lines.add_row("Shortfall", Text(f"EC2 launched {d['requested_count'] - d['launched_count']} fewer than "
                                             "--count (capacity or quota); run setup with a new --name for more",
                                             style="yellow"))
-        panel = Panel(lines, title=f"Ready: {d['name']}", title_align="left", border_style="green")
+        panel = self.frame(lines, title=f"Ready: {d['name']}", border_style="green")
         teardown = teardown or teardown_command(d["region"], d["name"], account_flags)
         connect = [Command(each["ssh_command"]) for each in fleet] or [Command(d["ssh_command"])]
         parts = [panel,
@@ -172,17 +219,18 @@ class Ui:
                               width=self.console.width - 4)
         return Panel(table, title=title, title_align="left", border_style="red")
 
-    def deployments_table(self, rows: list[dict]) -> Table:
+    def deployments_table(self, rows: list[dict], console: Console | None = None) -> Table:
         """One row per deployment; a Region column only when rows span regions (else the title says it).
 
         When the table fits the terminal: the full public DNS name. When it does not (80 columns), a
         narrower layout: the public IP (read from the DNS name) under the instance id, the accelerator
         under the instance type, the region under the name, so no identifier is folded into fragments.
         """
+        console = console or self.out
         regions = sorted({r["region"] for r in rows})
         wide = self._deployments(rows, regions, narrow=False)
-        unlimited = self.console.options.update_width(10_000)  # measured unconstrained: what it needs
-        if Measurement.get(self.console, unlimited, wide).maximum <= self.console.width:
+        unlimited = console.options.update_width(10_000)  # measured unconstrained: what it needs
+        if Measurement.get(console, unlimited, wide).maximum <= console.width:
             return wide
         return self._deployments(rows, regions, narrow=True)
 
@@ -226,6 +274,35 @@ class Ui:
             document["error"] = error
         self.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
         self.stdout.flush()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+_WORD = re.compile(r"\S+\s*")
+
+
+def word_wrap(text: Text, width: int) -> list[Text]:
+    """`text` split into lines of at most `width` cells at spaces, never inside a word: a word longer than the
+    line gets a line of its own, whole. Newlines in the text are kept."""
+    from rich.cells import cell_len
+
+    lines: list[Text] = []
+    for paragraph in text.split("\n", allow_blank=True):
+        offsets, used = [], 0
+        for word in _WORD.finditer(paragraph.plain):
+            if used and used + cell_len(word.group(0).rstrip()) > width:
+                offsets.append(word.start())
+                used = 0
+            used += cell_len(word.group(0))
+        for line in paragraph.divide(offsets):
+            line.rstrip()
+            lines.append(line)
+    return lines
 
 
 _EC2_DNS = re.compile(r"^ec2-(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})\.")

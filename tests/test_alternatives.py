@@ -12,7 +12,7 @@ import shlex
 
 import pytest
 
-from amazonei_setup import catalog
+from amazonei_setup import catalog, records
 from amazonei_setup.wizard import SetupRequest, build_plan
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, inject, record, snapshot
 from tests.test_faults import assert_clean_failure, respond
@@ -50,7 +50,7 @@ def words(text: str) -> str:
 def test_family_setup_and_teardown(cli, account, alt, family, instance_type):
     before = snapshot(account)
     launches = record(account.ec2, "RunInstances")
-    result = cli(*family_args(f"lab-{family}", family), "--output", "json")
+    result = cli(*family_args(f"lab-{family}", family))  # text: the ready summary on stdout
     assert result.code == 0, result.stderr
 
     (instance,) = live(account)
@@ -74,11 +74,11 @@ def test_family_setup_and_teardown(cli, account, alt, family, instance_type):
     assert [(p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in group["IpPermissions"]] == [
         (22, [SSH_CIDR])]  # the self-443 rule is EI-only
 
-    out = result.json["result"]
+    out = records.load(REGION, f"lab-{family}")  # the JSON result, as the local record saved it
     assert (out["instance_type"], out["accelerator_type"], out["family"]) == (instance_type, None, family)
     assert out["ssh_command"].startswith("ssh -i ") and "ubuntu@" in out["ssh_command"]
     assert out["hourly_usd"] == catalog.INSTANCE_HOURLY_USD[instance_type]
-    screen = words(result.stderr)
+    screen = words(result.stdout)
     assert f"{instance_type} ({catalog.FAMILIES[family].label}, family {family}" in screen
     assert catalog.FAMILIES[family].check_command in screen
 

@@ -17,7 +17,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from amazonei_setup import catalog, cost
+from amazonei_setup import catalog, cost, render
 from amazonei_setup.cli import Environment, main
 from tests.conftest import WIDE, CliResult
 
@@ -270,7 +270,7 @@ def screen(renderable, width: int) -> str:
 @pytest.mark.parametrize("width", [80, 120])
 def test_the_comparison_fits_the_width_with_every_name_whole(width):
     console = Console(file=io.StringIO(), width=width)
-    text = screen(cost.comparison_table(cost.price_setups(LONG), "us-west-2", console), width)
+    text = screen(render.cost_comparison(cost.price_setups(LONG), "us-west-2", console), width)
     assert all(cell_len(line) <= width for line in text.splitlines()), text
     for name in ("inf2.8xlarge", "eia2.xlarge", "c5.large", "eia2.medium", "p3.2xlarge", "m5.4xlarge",
                  "eia1.xlarge", "g4dn.xlarge", "cheapest", "fastest", "$/100k"):
@@ -280,21 +280,21 @@ def test_the_comparison_fits_the_width_with_every_name_whole(width):
 
 def test_the_wide_layout_keeps_a_setup_on_one_line_when_it_fits():
     rows = cost.price_setups([cost.Setup("c5.large", "eia2.medium", 45), cost.Setup("p3.2xlarge", None, 12)])
-    text = screen(cost.comparison_table(rows, "us-west-2", Console(width=120)), 120)
+    text = screen(render.cost_comparison(rows, "us-west-2", Console(width=120)), 120)
     assert "c5.large + eia2.medium" in text
-    narrow = screen(cost.comparison_table(cost.price_setups(LONG), "us-west-2", Console(width=80)), 80)
+    narrow = screen(render.cost_comparison(cost.price_setups(LONG), "us-west-2", Console(width=80)), 80)
     assert "+ eia2.xlarge" in narrow  # the accelerator under its instance, whole
 
 
 def test_the_table_shows_the_figures_and_the_unverified_star():
-    text = screen(cost.comparison_table(cost.price_setups(LONG[1:3]), "us-west-2", Console(width=80)), 80)
+    text = screen(render.cost_comparison(cost.price_setups(LONG[1:3]), "us-west-2", Console(width=80)), 80)
     assert "0.2050*" in text and "0.2563" in text and "1.0200" in text  # c5.large+eia2.medium, p3.2xlarge
     assert "no source confirmed" in " ".join(text.split())
 
 
 def test_the_single_setup_panel_fits_80_columns():
     row = cost.price_setups([cost.Setup("c5.large", "eia2.medium", 40)])[0]
-    text = screen(cost.summary_panel(row, "us-west-2"), 80)
+    text = screen(render.cost_summary(row, "us-west-2"), 80)
     assert all(cell_len(line) <= 80 for line in text.splitlines()), text
     flat = " ".join(text.split())
     assert "$0.2278 per 100,000 inferences" in flat and "90,000 inferences/h" in flat and "$147.60" in flat
@@ -312,7 +312,7 @@ def test_cost_needs_no_aws_account_and_makes_no_call(no_aws_at_all, no_network):
     assert no_network == []
 
 
-def test_json_is_one_document_on_stdout_and_the_table_on_stderr(no_aws_at_all):
+def test_json_is_one_document_on_stdout_and_no_table_anywhere(no_aws_at_all):
     result = run("--compare", "--instance-type", "c5.large", "--accelerator-type", "eia2.medium",
                  "--latency-ms", "45", "--instance-type", "p3.2xlarge", "--accelerator-type", "none",
                  "--latency-ms", "12", "--output", "json")
@@ -325,7 +325,8 @@ def test_json_is_one_document_on_stdout_and_the_table_on_stderr(no_aws_at_all):
     assert [(r["instance_type"], r["per_100k_usd"], r["cheapest"], r["fastest"]) for r in rows] == [
         ("c5.large", 0.2563, True, False), ("p3.2xlarge", 1.02, False, True)]
     assert document["result"]["formula"] == cost.FORMULA
-    assert "cheapest" in result.stderr and "{" not in result.stderr
+    # The JSON is the result: the human table is not also drawn on stderr (it was, before issue 15).
+    assert "cheapest" not in result.stderr and "{" not in result.stderr
 
 
 def test_the_comparison_through_the_cli_fits_80_columns_without_escape_codes(no_aws_at_all, monkeypatch):
@@ -336,8 +337,45 @@ def test_the_comparison_through_the_cli_fits_80_columns_without_escape_codes(no_
                  "--latency-ms", str(s.latency_ms)]
     result = run(*argv)
     assert result.code == 0, result.stderr
-    assert all(cell_len(line) <= 80 for line in result.stderr.splitlines()), result.stderr
+    assert "cheapest" in result.stdout and "fastest" in result.stdout  # the table is the result: stdout
+    assert all(cell_len(line) <= 80 for line in result.stdout.splitlines()), result.stdout
     assert ESC not in result.stderr + result.stdout
+
+
+def test_the_price_is_the_result_on_stdout_and_stderr_stays_quiet(no_aws_at_all):
+    """`cost ... > prices.txt` keeps the prices: the panel goes to stdout, nothing to stderr."""
+    result = run("--instance-type", "c5.large", "--accelerator-type", "eia2.medium", "--latency-ms", "40")
+    assert result.code == 0, result.stderr
+    flat = " ".join(result.stdout.split())
+    assert "Cost of c5.large + eia2.medium in us-west-2" in flat and "$0.2278 per 100,000 inferences" in flat
+    assert result.stderr == ""
+    assert "╭" not in result.stdout and "│" not in result.stdout, "not a terminal: no box to grep through"
+
+
+def test_without_an_accelerator_flag_cost_prices_what_setup_would_create(no_aws_at_all):
+    """setup --instance-type m5.xlarge attaches eia2.medium; cost of the same choice says so and prices it."""
+    result = run("--instance-type", "m5.xlarge", "--output", "json")
+    [row] = result.json["result"]["rows"]
+    assert (row["accelerator_type"], row["accelerator_defaulted"], row["hourly_usd"]) == ("eia2.medium", True, 0.312)
+    text = " ".join(run("--instance-type", "m5.xlarge").stdout.split())
+    assert "Cost of m5.xlarge + eia2.medium" in text and "$0.3120/h" in text
+    assert "setup's default (--accelerator-type none prices the instance alone)" in text
+    alone = run("--instance-type", "m5.xlarge", "--accelerator-type", "none", "--output", "json")
+    assert alone.json["result"]["rows"][0]["hourly_usd"] == 0.192
+    # An inf2/gpu type carries its accelerator: setup attaches no EI to it, and cost adds none.
+    [family] = run("--instance-type", "inf2.xlarge", "--output", "json").json["result"]["rows"]
+    assert family["accelerator_type"] is None and family["accelerator_defaulted"] is True
+
+
+def test_cost_and_the_setup_plan_agree_on_the_default_hourly_price(cli):
+    from tests.conftest import REGION, SSH_CIDR
+
+    planned = cli("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--ssh-cidr", SSH_CIDR, "--dry-run",
+                  "--output", "json")
+    priced = cli("cost", "--region", REGION, "--instance-type", "m5.xlarge", "--output", "json")
+    plan = planned.json["result"]["plan"]
+    [row] = priced.json["result"]["rows"]
+    assert (row["accelerator_type"], row["hourly_usd"]) == (plan["accelerator_type"], plan["hourly_usd"])
 
 
 def test_one_flag_value_applies_to_every_setup(no_aws_at_all):
@@ -413,7 +451,7 @@ def test_flag_mistakes_are_usage_errors_naming_the_fix(no_aws_at_all, argv, expe
 
 def test_hourly_usd_prices_each_named_type(no_aws_at_all):
     result = run("--instance-type", "g6.xlarge", "--instance-type", "c5.large", "--hourly-usd", "g6.xlarge=0.8048",
-                 "--hourly-usd", "c5.large=0.09", "--output", "json")
+                 "--hourly-usd", "c5.large=0.09", "--accelerator-type", "none", "--output", "json")
     assert result.code == 0, result.stderr
     prices = {r["instance_type"]: (r["hourly_usd"], r["prices"]["instance"]) for r in result.json["result"]["rows"]}
     assert prices == {"g6.xlarge": (0.8048, "by hand"), "c5.large": (0.09, "by hand")}
@@ -437,7 +475,9 @@ def test_a_csv_of_measured_latencies_is_compared(no_aws_at_all, tmp_path):
     assert result.code == 0, result.stderr
     rows = [(r["instance_type"], r["accelerator_type"], r["latency_ms"]) for r in result.json["result"]["rows"]]
     assert rows == [("c5.large", "eia2.medium", 45.0), ("m5.xlarge", None, 80.0), ("p3.2xlarge", None, 12.0)]
-    assert "Cost per 100k inferences" in result.stderr
+    assert "Cost per 100k inferences" not in result.stdout + result.stderr  # JSON mode: the JSON only
+    table = run("--latencies", path)
+    assert "Cost per 100k inferences" in table.stdout and "c5.large + eia2.medium" in table.stdout
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -564,7 +604,7 @@ def test_unreachable_pricing_api_falls_back_to_the_catalog():
         raise EndpointConnectionError(endpoint_url="https://api.pricing.us-east-1.amazonaws.com/")
 
     client.meta.events.register("before-call.pricing.GetProducts", unreachable)
-    result, _ = live_run(client, "--instance-type", "p3.2xlarge", "--latency-ms", "12")
+    result, _ = live_run(client, "--instance-type", "p3.2xlarge", "--accelerator-type", "none", "--latency-ms", "12")
     assert result.code == 0, result.stderr
     assert "could not be reached" in result.json["result"]["warnings"][0]
     assert result.json["result"]["rows"][0]["per_100k_usd"] == 1.02
@@ -576,7 +616,7 @@ def test_no_live_result_falls_back_to_the_catalog_or_names_hourly_usd():
     client = pricing_client()
     with Stubber(client) as stub:
         stub.add_response("get_products", page(), expected_params=ec2_params("m5.large"))
-        result, _ = live_run(client, "--instance-type", "m5.large")
+        result, _ = live_run(client, "--instance-type", "m5.large", "--accelerator-type", "none")
     assert result.code == 0 and result.json["result"]["rows"][0]["hourly_usd"] == 0.096
     assert "no us-west-2 price for m5.large" in result.json["result"]["warnings"][0]
     with Stubber(client) as stub:
@@ -592,7 +632,8 @@ def test_live_prices_use_the_regions_location_name():
     with Stubber(client) as stub:
         stub.add_response("get_products", page(ec2_item("c5.large", "0.096")),
                           expected_params=ec2_params("c5.large", location="EU (Ireland)"))
-        result, _ = live_run(client, "--region", "eu-west-1", "--instance-type", "c5.large")
+        result, _ = live_run(client, "--region", "eu-west-1", "--instance-type", "c5.large", "--accelerator-type",
+                             "none")
     assert result.code == 0 and result.json["result"]["rows"][0]["hourly_usd"] == 0.096
     assert result.json["result"]["region"] == "eu-west-1" and result.json["result"]["warnings"] == []
 

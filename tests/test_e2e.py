@@ -47,7 +47,7 @@ class Cli:
         done = subprocess.run([sys.executable, "amazonei_setup.py", *argv], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
         assert done.returncode == expect, f"exit {done.returncode}\n{done.stderr}"
-        assert "\x1b" not in done.stderr, "NO_COLOR and a pipe, yet escape codes on the screen"
+        assert "\x1b" not in done.stderr + done.stdout, "NO_COLOR and a pipe, yet escape codes on the screen"
         return done
 
     def json(self, *argv: str) -> dict:
@@ -133,7 +133,7 @@ def test_setup_list_teardown_against_a_moto_server(moto_server, home):
     assert key_path.exists(), "teardown leaves the private key file where setup saved it"
 
     again = cli("teardown", "--region", REGION, "--name", "e2e", "--yes")
-    assert "No deployment named e2e" in again.stderr
+    assert "No deployment named e2e" in again.stdout
     assert cli.json("list", "--region", REGION)["deployments"] == []
 
 
@@ -211,3 +211,61 @@ def test_two_setups_of_one_name_at_once_never_undo_each_other(moto_server, tmp_p
     assert iam.list_role_policies(RoleName="amazonei-setup-race")["PolicyNames"]
     assert ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["amazonei-setup-race"]}])[
         "SecurityGroups"]
+
+
+# ---- (c) stdout is the result, stderr is the conversation ------------------------------------------------
+
+BOX = set("│╭╮╰╯─┃━")
+
+
+def test_each_command_puts_its_result_on_stdout_and_its_progress_on_stderr(home):
+    """Separate processes with pipes, as `list | grep running` and `cost > prices.txt` see them."""
+    cli = Cli(user_env(home))
+    sandbox = ("--sandbox", "--region", REGION)
+
+    made = cli(*sandbox, "--instance-type", "m5.xlarge", "--yes", "--name", "split")
+    key = home / ".amazonei-setup" / "sandbox" / "keys" / "amazonei-setup-split.pem"
+    ssh = next(line for line in made.stdout.splitlines() if line.startswith("ssh -i "))
+    assert ssh.startswith(f"ssh -i {key} ec2-user@"), "the connect command, whole, on stdout"
+    assert "Ready: split" in made.stdout
+    assert f"python amazonei_setup.py teardown --sandbox --region {REGION} --name split" in made.stdout.splitlines()
+    assert "Launched instance" in made.stderr and "ssh -i" not in made.stderr, "progress on stderr, results not"
+    assert not BOX & set(made.stdout), "piped: no box borders in the result"
+
+    listed = cli("list", *sandbox)
+    [row] = [line for line in listed.stdout.splitlines() if "running" in line]  # what `grep running` prints
+    assert row.split()[:3] == ["split", row.split()[1], "running"] and row.split()[1].startswith("i-")
+    assert "ec2-" in row and row == row.rstrip(), "one whole line per deployment, not cut at a width"
+    assert not BOX & set(listed.stdout)
+    assert "SANDBOX" in listed.stderr and "split" not in listed.stderr  # the banner is all the conversation
+
+    priced = cli("cost", "--instance-type", "m5.xlarge", "--latency-ms", "40")
+    assert "Cost of m5.xlarge + eia2.medium in us-west-2" in priced.stdout and "$0.3120/h" in priced.stdout
+    assert priced.stderr == ""
+
+    gone = cli("teardown", *sandbox, "--name", "split", "--yes")
+    assert "Deployment split removed." in gone.stdout.splitlines()
+    assert any(line.split()[:2] == ["deleted", "instance"] for line in gone.stdout.splitlines())
+    assert "Terminated instance" in gone.stderr and "Teardown of split" in gone.stderr
+    assert str(key) in gone.stderr, "the advice about the key file is said on stderr"
+
+
+def test_with_output_json_stdout_is_exactly_one_json_document(home):
+    cli = Cli(user_env(home))
+    sandbox = ("--sandbox", "--region", REGION)
+
+    def one_document(*argv: str) -> tuple[dict, str]:
+        done = cli(*argv, "--output", "json")
+        document = json.loads(done.stdout)  # exactly one document: trailing text would not parse
+        assert (document["version"], document["status"]) == (1, "success"), document
+        return document["result"], done.stderr
+
+    made, progress = one_document(*sandbox, "--instance-type", "m5.xlarge", "--yes", "--name", "doc")
+    assert made["ssh_command"].startswith("ssh -i ") and "Launched instance" in progress
+    assert "Ready: doc" not in progress and made["ssh_command"] not in progress, "no human summary besides the JSON"
+    listed, said = one_document("list", *sandbox)
+    assert [d["name"] for d in listed["deployments"]] == ["doc"] and "Deployments in" not in said
+    priced, said = one_document("cost", "--instance-type", "m5.xlarge")
+    assert priced["rows"][0]["hourly_usd"] == 0.312 and said == ""
+    gone, said = one_document("teardown", *sandbox, "--name", "doc", "--yes")
+    assert gone["found"] is True and "Terminated instance" in said and "Deployment doc removed" not in said

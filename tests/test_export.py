@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amazonei_setup import cloudformation, tags
+from amazonei_setup import cloudformation, records, tags
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, record, setup_args, snapshot
 
 NAME = "cfn"
@@ -182,7 +182,8 @@ def test_export_to_a_file_writes_the_template_and_creates_nothing(cli, account, 
     out = tmp_path / "ei.yaml"
     result = export(cli, NAME, "--out", str(out))
     assert result.code == 0, result.stderr
-    assert result.stdout == "", "with --out the template goes to the file only"
+    assert "AWSTemplateFormatVersion" not in result.stdout, "with --out the template goes to the file only"
+    assert result.stdout.startswith(f"Wrote {out}: "), "the result: where it went, and the next command"
 
     template = yaml.safe_load(out.read_text())
     kinds = {r["Type"] for r in template["Resources"].values()}
@@ -192,7 +193,7 @@ def test_export_to_a_file_writes_the_template_and_creates_nothing(cli, account, 
     assert snapshot(account) == before, "export without --deploy must create nothing"
     assert account.client("cloudformation").describe_stacks()["Stacks"] == []
 
-    command = next(line for line in result.stderr.splitlines() if line.startswith("aws cloudformation deploy"))
+    command = next(line for line in result.stdout.splitlines() if line.startswith("aws cloudformation deploy"))
     assert f"--stack-name {STACK}" in command and f"--template-file {out}" in command
     assert "--capabilities CAPABILITY_NAMED_IAM" in command
     assert f"{tags.DEPLOYMENT}={NAME}" in command and f"{tags.CREATED_BY}={tags.TOOL}" in command
@@ -206,6 +207,7 @@ def test_export_to_stdout_is_exactly_the_template(cli, account, before, tmp_path
     assert result.code == 0, result.stderr
     assert result.stdout == out.read_text()  # nothing but the YAML on stdout: it can be piped to a file
     assert yaml.safe_load(result.stdout)["Resources"]["Instance"]["Type"] == "AWS::EC2::Instance"
+    # The template is the result on stdout, so the next command goes with the conversation.
     assert "aws cloudformation deploy" in result.stderr and "TEMPLATE.yaml" in result.stderr
     assert snapshot(account) == before
 
@@ -262,9 +264,9 @@ def test_ei_count_above_the_fleet_limit_is_refused(cli, account, before, tmp_pat
 # ---- 3, 4. deploy and teardown ----------------------------------------------------------------------------
 
 def test_deploy_creates_the_stack_then_teardown_leaves_the_account_as_before(cli, account, cfn, before):
-    result = deploy(cli)
+    result = export(cli, NAME, "--deploy")  # text: the ready summary on stdout; its JSON as the record saved it
     assert result.code == 0, result.stderr
-    made = result.json["result"]
+    made = records.load(REGION, NAME)
     assert made["stack_name"] == STACK and made["instance_id"].startswith("i-")
     assert made["stack_outputs"]["InstanceId"] == made["instance_id"]
 
@@ -283,7 +285,7 @@ def test_deploy_creates_the_stack_then_teardown_leaves_the_account_as_before(cli
     assert instance_tags[tags.DEPLOYMENT] == NAME and instance_tags[tags.CFN_STACK_NAME] == STACK
     pem = Path(made["key_path"])
     assert pem.is_file() and stat.S_IMODE(pem.stat().st_mode) == 0o400
-    assert f"Stack {STACK} (CloudFormation" in flat(result.stderr), "the ready panel has a Stack row"
+    assert f"Stack {STACK} (CloudFormation" in flat(result.stdout), "the ready panel has a Stack row"
 
     listed = cli("list", "--region", REGION, "--output", "json")
     assert [(d["name"], d["instance_id"]) for d in listed.json["result"]["deployments"]] == [

@@ -1,13 +1,13 @@
 """`setup --count N [--min-count M]`: several identical instances in one deployment, through the CLI
 against moto. Each test asserts what the account holds (snapshot, tags, the calls EC2 saw) and what
-the user sees (exit code, JSON, the text on stderr)."""
+the user sees (exit code, JSON, the result on stdout, the conversation on stderr)."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from amazonei_setup import tags
+from amazonei_setup import records, tags
 from tests.conftest import REGION, inject, record, setup_args, snapshot
 
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
@@ -17,8 +17,14 @@ FLEET_KEYS = {"requested_count", "launched_count", "instances"}
 # ---- helpers ---------------------------------------------------------------------------------
 
 def setup(cli, name: str, *extra: str):
-    """A complete non-interactive setup with --output json (the text still goes to stderr)."""
+    """A complete non-interactive setup with --output json (progress on stderr, the JSON alone on stdout)."""
     return cli(*setup_args(name, *extra), "--output", "json")
+
+
+def setup_text(cli, name: str, *extra: str):
+    """The same setup in text mode: the ready summary on stdout; its JSON result as the local record saved it."""
+    result = cli(*setup_args(name, *extra))
+    return result, records.load(REGION, name)
 
 
 def flat(text: str) -> str:
@@ -78,7 +84,7 @@ def test_count_3_launches_in_one_call_tags_lists_and_tears_down_all(cli, account
     requests = record(ec2, "RunInstances")
     describes = record(ec2, "DescribeInstances")
 
-    created = setup(cli, "trio", "--count", "3")
+    created, result = setup_text(cli, "trio", "--count", "3")
 
     assert created.code == 0, created.stderr
     [request] = real_launches(requests)
@@ -97,7 +103,6 @@ def test_count_3_launches_in_one_call_tags_lists_and_tears_down_all(cli, account
     polls = [d["InstanceIds"] for d in describes if d.get("InstanceIds")]
     assert polls and all(sorted(p) == sorted(ids) for p in polls), polls
 
-    result = created.json["result"]
     assert (result["requested_count"], result["launched_count"]) == (3, 3)
     assert {i["instance_id"] for i in result["instances"]} == ids
     assert result["instance_id"] == result["instances"][0]["instance_id"]
@@ -107,7 +112,7 @@ def test_count_3_launches_in_one_call_tags_lists_and_tears_down_all(cli, account
     assert len({i["ssh_command"] for i in result["instances"]}) == 3
     assert sorted(r["id"] for r in result["resources"] if r["kind"] == "instance") == sorted(ids)
 
-    lines = created.stderr.splitlines()
+    lines = created.stdout.splitlines()
     connect = lines.index("Connect (one line per instance):")
     ssh_lines = lines[connect + 1:connect + 4]
     assert ssh_lines == [i["ssh_command"] for i in result["instances"]]
@@ -131,18 +136,17 @@ def test_min_count_accepts_a_shortfall_and_says_so(cli, account):
     requests = record(ec2, "RunInstances")
     ec2_launches_at_most(ec2, 2)
 
-    created = setup(cli, "short", "--count", "3", "--min-count", "2")
+    created, result = setup_text(cli, "short", "--count", "3", "--min-count", "2")
 
     assert created.code == 0, created.stderr
     [request] = real_launches(requests)
     assert (request["MinCount"], request["MaxCount"]) == (2, 3)
-    result = created.json["result"]
     assert (result["requested_count"], result["launched_count"]) == (3, 2)
     assert len(result["instances"]) == 2
     assert {i["InstanceId"] for i in deployment_instances(ec2, "short")} == {i["instance_id"]
                                                                              for i in result["instances"]}
-    text = flat(created.stderr)
-    assert "EC2 launched 2 of 3 instances" in text
+    assert "EC2 launched 2 of 3 instances" in flat(created.stderr)  # progress
+    text = flat(created.stdout)  # the ready summary
     assert "Shortfall" in text and "1 fewer than --count" in text
 
 
@@ -330,5 +334,7 @@ def test_single_instance_result_has_no_fleet_keys(cli, account, flags):
     document = result.json["result"]
     assert not FLEET_KEYS & document.keys(), document.keys()
     assert document["instance_id"].startswith("i-")
-    assert "Connect (one line per instance):" not in result.stderr
+    assert "Connect (one line per instance):" not in result.stdout + result.stderr
+    text = cli(*setup_args("solo", *flags))  # a converging re-run: the text summary of one instance
+    assert "Connect:" in text.stdout.splitlines() and "Connect (one line per instance):" not in text.stdout
     assert len(deployment_instances(account.ec2, "solo")) == 1

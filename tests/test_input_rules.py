@@ -216,8 +216,8 @@ def test_teardown_of_a_name_this_machine_set_up_but_is_gone_succeeds(cli, accoun
     records.save(REGION, "hand-deleted", {"name": "hand-deleted"})
     result = cli("teardown", "--region", REGION, "--name", "hand-deleted", "--yes")
     assert result.code == 0, result.stderr
-    assert "No deployment named hand-deleted is left in us-west-2 (only this machine's record of its setup is " \
-           "left); nothing to delete." in said(result)
+    assert result.stdout == ("No deployment named hand-deleted is left in us-west-2 (only this machine's record of "
+                             "its setup is left); nothing to delete.\n")
 
 
 # ---- the bottom of the import graph ------------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_the_ready_panel_teardown_command_keeps_the_account_flags_and_the_progra
     assert result.code == 0, result.stderr
     expected = (f"{program} teardown --profile p --endpoint-url http://127.0.0.1:5999 --region us-west-2 "
                 "--name flags")
-    assert expected in result.stderr.splitlines()  # a line of its own, whole, to copy
+    assert expected in result.stdout.splitlines()  # the result, on a line of its own, whole, to copy
 
 
 def test_the_rollback_teardown_command_keeps_the_account_flags_and_the_program(cli, account, monkeypatch):

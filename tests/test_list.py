@@ -1,5 +1,5 @@
 """`list` (issue 3): one row per deployment from tags alone, in one region or every EI region, as a
-table on stderr or one JSON document on stdout; partial deployments show; pages are followed."""
+table or one JSON document on stdout; partial deployments show; pages are followed."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -17,6 +17,11 @@ OTHER_REGION = "eu-west-1"
 def said(result) -> str:
     """stderr as one line: the console wraps at 100 columns, sentences must not depend on where."""
     return " ".join(result.stderr.split())
+
+
+def shown(result) -> str:
+    """The text result (stdout) as one line."""
+    return " ".join(result.stdout.split())
 
 
 def setup(cli, name: str, *extra: str) -> dict:
@@ -86,12 +91,12 @@ def test_table_shows_each_deployment(cli, account, two):
     listed = listing(cli)
 
     assert listed.code == 0, listed.stderr
-    assert listed.stdout == ""  # the table is for humans: stderr
+    assert listed.stderr == ""  # the table is the result: stdout; nothing else is said
     for name, made in two.items():
-        line = next((ln for ln in listed.stderr.splitlines() if made["instance_id"] in ln), None)
-        assert line is not None, f"instance id {made['instance_id']} not shown whole:\n{listed.stderr}"
+        line = next((ln for ln in listed.stdout.splitlines() if made["instance_id"] in ln), None)
+        assert line is not None, f"instance id {made['instance_id']} not shown whole:\n{listed.stdout}"
         assert line.split()[0] == name
-    assert said(listed).count("running") == 2
+    assert shown(listed).count("running") == 2
 
     assert cli("teardown", "--region", REGION, "--name", "a", "--yes").code == 0
     after = listing(cli, "--output", "json")
@@ -115,7 +120,7 @@ def test_partial_deployment_shows_as_no_instance(cli, account):
                          "age_hours": None, "hourly_usd": None, "cost_so_far_usd": None, "left": ["security group"],
                          "teardown_command": f"python amazonei_setup.py teardown --region {REGION} --name p"}
     assert table.code == 0
-    assert "no instance (partial)" in said(table)
+    assert "no instance (partial)" in shown(table)
 
 
 def test_hand_made_resources_are_not_deployments(cli, account):
@@ -130,7 +135,7 @@ def test_hand_made_resources_are_not_deployments(cli, account):
 
     assert listed.code == 0, listed.stderr
     assert listed.json["result"]["deployments"] == []
-    assert "No deployments in us-west-2" in said(listed)
+    assert "No deployments in us-west-2" in shown(listing(cli))
 
 
 # ---- regions ---------------------------------------------------------------------------------------
@@ -165,7 +170,7 @@ def test_all_regions_queries_every_enabled_region_and_finds_each_deployment(cli,
 
     table = cli("list", "--all-regions")
     assert table.code == 0, table.stderr
-    assert OTHER_REGION in table.stderr and REGION in table.stderr
+    assert OTHER_REGION in table.stdout and REGION in table.stdout
 
     # without --all-regions, only the region asked for
     here = listing(cli, "--output", "json")

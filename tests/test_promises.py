@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from amazonei_setup import tags
+from amazonei_setup import records, tags
 from amazonei_setup.aws import Aws
 from amazonei_setup.catalog import DEFAULT_OS, OPERATING_SYSTEMS
 from amazonei_setup.resources import iam as iam_names
@@ -242,7 +242,7 @@ def test_dry_run_leaves_the_account_as_it_was(cli, account, plain):
 
     assert result.code == 0, result.stderr
     assert result.json["result"]["dry_run"] is True and result.json["result"]["permission_problems"] == []
-    assert "Dry run: nothing was created." in flat(result.stderr)
+    assert "Dry run" not in result.stdout.replace('"dry_run"', ""), "JSON mode: the JSON is the whole result"
     assert answers == {"CreateSecurityGroup": ["DryRunOperation"], "RunInstances": ["DryRunOperation"],
                        "CreateVpcEndpoint": ["created"]}
     assert snapshot(plain) == before
@@ -281,18 +281,18 @@ def test_the_ssh_command_names_the_address_ec2_assigns_after_running(cli, accoun
     account.ec2.meta.events.register("after-call.ec2.RunInstances", at_launch)
     account.ec2.meta.events.register("after-call.ec2.DescribeInstances", first_polls)
 
-    result = setup(cli, NAME)
+    result = cli(*setup_args(NAME))  # text: the ready summary on stdout
 
     assert result.code == 0, result.stderr
     [reservation] = plain.ec2.describe_instances(InstanceIds=launched)["Reservations"]
     host = reservation["Instances"][0]["PublicDnsName"]
     assert host
-    document = result.json["result"]
+    document = records.load(REGION, NAME)  # the JSON result, as the local record saved it
     assert (document["public_dns"], document["public_ip"]) == (host, reservation["Instances"][0]["PublicIpAddress"])
     assert document["ssh_command"].endswith(f"ec2-user@{host}")
     assert document["port_forward_command"].endswith(f"ec2-user@{host}")
-    assert f"ec2-user@{host}" in flat(result.stderr)
-    assert "@None" not in result.stderr and "ec2-user@ " not in flat(result.stderr) + " "
+    assert f"ec2-user@{host}" in flat(result.stdout)
+    assert "@None" not in result.stdout and "ec2-user@ " not in flat(result.stdout) + " "
     assert bare_polls == launched * 2  # it polled through two replies without an address
 
 

@@ -313,7 +313,9 @@ def test_dry_run_prints_the_plan_creates_nothing_and_names_refusals(cli, account
 
     assert text.code == 0, text.stderr
     assert "Dry run" in text.stderr and "elastic-inference.runtime" in text.stderr
-    assert "amazonei-setup-demo" in text.stderr and "Dry run: nothing was created." in flat(text.stderr)
+    assert "amazonei-setup-demo" in text.stderr  # the plan, before the check: the conversation
+    # The result, on stdout: the verdict of the permission check the dry run advertises.
+    assert text.stdout.splitlines() == ["EC2 permission check (DryRun): passed", "Dry run: nothing was created."]
     assert as_json.code == 0, as_json.stderr
     result = as_json.json["result"]
     assert result["dry_run"] is True and result["permission_problems"] == []
@@ -329,7 +331,9 @@ def test_dry_run_prints_the_plan_creates_nothing_and_names_refusals(cli, account
     inject(account.ec2, "RunInstances", "UnauthorizedOperation", "You are not authorized to perform this operation.")
     refused = cli(*setup_args("demo", "--dry-run"))
     assert refused.code == 1
-    assert "You may not call ec2:RunInstances: ask an administrator for that permission." in flat(refused.stderr)
+    assert refused.stdout.splitlines()[:2] == [
+        "EC2 permission check (DryRun): 1 problem:",
+        "- You may not call ec2:RunInstances: ask an administrator for that permission."]
     assert "Traceback" not in refused.stderr
     assert snapshot(account) == before
 

@@ -15,7 +15,7 @@ def test_teardown_names_the_pem_setup_saved_and_forgets_the_record(cli, account,
     gone = cli("teardown", "--region", REGION, "--name", "rec", "--yes")
 
     assert gone.code == 0, gone.stderr
-    screen = " ".join(gone.stderr.split())  # rich wraps long lines
+    screen = " ".join(gone.stderr.split())  # advice about the key file: said on stderr, beside the result
     assert str(key_dir / "amazonei-setup-rec.pem") in screen
     assert (key_dir / "amazonei-setup-rec.pem").is_file()  # left in place, as promised
     assert not record.exists()

@@ -29,6 +29,8 @@ def test_key_material_and_credentials_appear_only_in_the_pem_file(distinct_secre
     assert logs, "every run writes an AWS call log"
     log_text = "".join(p.read_text() for p in logs)
     assert "CreateKeyPair" in log_text  # the call is logged ...
+    # ... with the names of the API parameters it was given (not the HTTP request's parts), never their values
+    assert "call ec2.RunInstances params=[" in log_text and "'ImageId'" in log_text and "'url_path'" not in log_text
     for where, text in (("log", log_text), ("stdout", made.stdout), ("stderr", made.stderr)):
         assert key_body not in text, where  # ... but never what it returned
         assert "PRIVATE KEY" not in text, where

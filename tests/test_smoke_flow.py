@@ -23,7 +23,7 @@ def test_setup_rerun_list_teardown_leaves_account_as_before(cli, account):
     assert gone.code == 0, gone.stderr
     assert snapshot(account) == before
     again = cli("teardown", "--region", REGION, "--name", "demo", "--yes")
-    assert again.code == 0 and "No deployment named demo" in again.stderr
+    assert again.code == 0 and "No deployment named demo" in again.stdout
 
 
 def test_package_version_matches_pyproject():

@@ -230,7 +230,7 @@ def test_list_shows_a_deployment_that_only_left_a_role_and_a_key_pair(cli, accou
     assert (row["name"], row["state"]) == ("left", "no instance (partial)")
     assert sorted(row["left"]) == ["IAM role", "key pair"]
     assert row["teardown_command"].endswith(f"teardown --region {REGION} --name left")
-    table = " ".join(cli("list", "--region", REGION).stderr.split())
+    table = " ".join(cli("list", "--region", REGION).stdout.split())
     assert f"Remove it with: {row['teardown_command']}" in table
 
 

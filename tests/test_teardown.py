@@ -144,24 +144,33 @@ def test_teardown_of_a_full_deployment_leaves_the_account_as_before(cli, account
     assert doc["result"]["kept"] == []
     # The private key stays on disk, and the user is told so.
     assert pem.exists()
-    assert "amazonei-setup-a.pem" in said(gone)
-    assert "Deployment a removed" in said(gone)
+    assert "amazonei-setup-a.pem" in said(gone)  # advice, on stderr in JSON mode too
+    assert "Deployment a removed" not in gone.stdout, "JSON mode: the one document is all of stdout"
 
 
 def test_text_output_then_teardown_again_and_unknown_name_find_nothing(cli, account):
     result = setup(cli, "a")
     gone = teardown(cli, "a")
     assert gone.code == 0, gone.stderr
-    assert gone.stdout == ""  # human output goes to stderr only
-    for shown in (result["instance_id"], resource_id(result, "security-group"), resource_id(result, "vpc-endpoint"),
-                  "amazonei-setup-a", "Teardown of a in us-west-2", "the local .pem file is left in place"):
+    # The result on stdout: what was removed, one resource per line; the plan and the progress on stderr.
+    removed = gone.stdout.splitlines()
+    for kind, ident in (("instance", result["instance_id"]), ("security-group", resource_id(result, "security-group")),
+                        ("vpc-endpoint", resource_id(result, "vpc-endpoint")), ("key-pair", "amazonei-setup-a"),
+                        ("iam-role", "amazonei-setup-a")):
+        assert any(line.split()[:3] == ["deleted", kind, ident] for line in removed), (kind, gone.stdout)
+    assert removed[-1] == "Deployment a removed."
+    for shown in ("Teardown of a in us-west-2", "the local .pem file is left in place"):
         assert shown in said(gone)
     assert f"Terminated instance {result['instance_id']}" in said(gone)
 
     again = teardown(cli, "a", "--output", "json")
     assert again.code == 0, again.stderr  # its terminated instances prove the name: a re-run is not a typo
-    assert "No deployment named a is left in us-west-2 (its instances are terminated)" in said(again)
+    assert "No deployment named" not in again.stdout + again.stderr  # JSON mode: "found": false says it
     assert again.json["result"] == {"name": "a", "region": REGION, "found": False, "deleted": [], "kept": []}
+    again_in_text = teardown(cli, "a")
+    assert again_in_text.code == 0, again_in_text.stderr
+    assert again_in_text.stdout == ("No deployment named a is left in us-west-2 (its instances are terminated); "
+                                    "nothing to delete.\n")
 
     setup(cli, "other")
     before = snapshot(account)
@@ -169,6 +178,7 @@ def test_text_output_then_teardown_again_and_unknown_name_find_nothing(cli, acco
     # Since issue 15 a name with no trace is an error (exit 1), not a teardown that "succeeded": see test_input_rules
     assert never.code == 1, never.stderr
     assert "No deployment named never-used in us-west-2, so nothing was deleted" in said(never)
+    assert never.stdout == ""
     assert snapshot(account) == before  # the other deployment is untouched
 
 
@@ -306,6 +316,7 @@ def test_hand_made_role_with_our_name_is_left_alone(cli, account):
     assert gone.json["error"]["code"] == "not-found"
     assert other.code == 1, other.stderr
     assert "left alone, not created by amazonei-setup: IAM role amazonei-setup-d" in said(other)
+    assert other.stdout == ""  # no result: the error is the whole answer
     assert snapshot(account) == before
     assert account.iam.get_role(RoleName="amazonei-setup-c")["Role"]["RoleName"] == "amazonei-setup-c"
 
@@ -577,8 +588,9 @@ def test_declining_the_confirmation_deletes_nothing(cli, account):
 
     assert declined.code == 0, declined.stderr
     assert asker.asked == [("Delete deployment a?", False)]  # deleting defaults to no
-    assert "Nothing was deleted" in said(declined)
     assert declined.json["status"] == "cancelled"
+    in_text = teardown(cli, "a", yes=False, asker=ScriptedAsker(False))
+    assert in_text.code == 0 and in_text.stdout == "Nothing was deleted.\n"
     assert snapshot(account) == before
 
 

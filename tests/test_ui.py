@@ -1,7 +1,8 @@
 """What the user sees: the screen at 80 columns, copy-pasteable commands, colour rules, the JSON contract.
 
 Everything is rendered from real objects: the CLI runs in-process against the moto account (the
-`account` fixture) and its stderr is the screen, captured by a rich Console of the given width.
+`account` fixture); its stdout (the result) and stderr (the conversation) together are the screen, each
+captured by a rich Console of the given width.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import pytest
 from rich.cells import cell_len
 
+from amazonei_setup import records
 from amazonei_setup.cli import Environment, main
 from amazonei_setup.ui import Ui, ip_from_dns
 from amazonei_setup.wizard import DefaultsAsker, SetupRequest, build_plan
@@ -52,23 +54,25 @@ def public_ips(account) -> dict[str, str]:
 
 def test_ssh_and_jupyter_commands_are_whole_lines_outside_any_box(run, isolated_env):
     key_dir = isolated_env / "a-rather-long-directory-for-keys"
-    made = run(*setup_args("demo", "--key-dir", str(key_dir), "--output", "json"))
+    made = run(*setup_args("demo", "--key-dir", str(key_dir)))
     assert made.code == 0, made.stderr
-    result = made.json["result"]
+    result = records.load(REGION, "demo")  # the JSON result, as the local record saved it
     teardown = f"python amazonei_setup.py teardown --region {REGION} --name demo"
     validator = "python ~/anaconda3/bin/EISetupValidator.py"  # AWS EC2 User Guide, EI troubleshooting
     commands = (result["ssh_command"], result["port_forward_command"], teardown, validator)
     assert all(len(c) > 80 for c in commands[:2]), "the commands must be longer than the screen for this test"
     assert result["ssh_command"] == f"ssh -i {key_dir}/amazonei-setup-demo.pem ec2-user@{result['public_dns']}"
 
-    screen = lines_of(made.stderr)
+    screen = lines_of(made.stdout)  # the ready summary is the result
     for command in commands:
         assert command in screen, f"not on a line of its own, unbroken: {command}"
         assert not any(line.strip() == command and line.startswith(("│", "║")) for line in screen)
-    # Everything else (the plan panel, progress, the ready panel) fits in 80 columns.
-    assert too_wide(made.stderr, 80, except_lines=commands) == []
-    assert "Setup plan" in made.stderr and "Ready: demo" in made.stderr
-    assert ESC not in made.stderr
+    # Everything else (the plan panel, progress, the ready panel) fits in 80 columns, but for a path longer
+    # than the screen: progress prints it whole on a line of its own (folded, a copied path would break).
+    assert too_wide(made.stdout, 80, except_lines=commands) == []
+    assert too_wide(made.stderr, 80, except_lines=(result["key_path"], result["key_path"] + ".")) == []
+    assert "Setup plan" in made.stderr and "Ready: demo" in made.stdout
+    assert ESC not in made.stderr + made.stdout
 
 
 def test_the_plan_panel_shows_every_decision_within_80_columns(account, isolated_env):
@@ -163,7 +167,8 @@ def test_teardown_table_at_60_columns_keeps_ids_whole(run, account):
     resources = {r["kind"]: r["id"] for r in made.json["result"]["resources"]}
     gone = run("teardown", "--region", REGION, "--name", "demo", "--yes", width=60)
     assert gone.code == 0, gone.stderr
-    table = gone.stderr[gone.stderr.index("Teardown of demo"):gone.stderr.index("Deployment demo removed")]
+    start = gone.stderr.index("Teardown of demo")
+    table = gone.stderr[start:gone.stderr.index("╰", start)]  # the panel, up to its bottom border
     assert too_wide(table, 60) == []
     assert whole_on_a_line(table, *resources.values()) == []
 
@@ -173,11 +178,10 @@ def test_after_a_sandbox_setup_the_remove_command_stays_in_the_sandbox(tmp_path,
     monkeypatch.setenv("AMAZONEI_SETUP_HOME", str(tmp_path / "app"))
     out, err = io.StringIO(), io.StringIO()
     env = Environment(stdin_isatty=False, stdout=out, stderr=err, sleep=lambda seconds: None, width=80)
-    code = main(["--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "trial",
-                 "--output", "json"], env)
+    code = main(["--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "trial"], env)
     assert code == 0, err.getvalue()
-    assert json.loads(out.getvalue())["result"]["ssh_command"] in lines_of(err.getvalue())
-    removes = [line for line in lines_of(err.getvalue()) if line.startswith("python amazonei_setup.py teardown")]
+    assert records.load(REGION, "trial", sandbox=True)["ssh_command"] in lines_of(out.getvalue())
+    removes = [line for line in lines_of(out.getvalue()) if line.startswith("python amazonei_setup.py teardown")]
     assert removes == [f"python amazonei_setup.py teardown --sandbox --region {REGION} --name trial"]
 
 
@@ -197,8 +201,9 @@ def test_list_at_80_columns_shows_whole_names_ids_and_addresses(run, account):
     rows = listed.json["result"]["deployments"]
     ips = public_ips(account)
 
-    assert too_wide(listed.stderr, 80) == []
-    screen = listed.stderr
+    shown = run("list", "--region", REGION)
+    assert too_wide(shown.stdout, 80) == []
+    screen = shown.stdout
     assert f"Deployments in {REGION}" in screen
     assert [r["name"] for r in rows] == ["amazonei-3fa9c1", "demo", "half"]
     half = next(line for line in lines_of(screen) if line.startswith("half "))
@@ -215,9 +220,10 @@ def test_list_on_a_wide_terminal_shows_the_whole_public_dns(run):
     assert run(*setup_args("demo")).code == 0
     listed = run("list", "--region", REGION, "--output", "json", width=160)
     row = listed.json["result"]["deployments"][0]
-    line = next(line for line in lines_of(listed.stderr) if row["instance_id"] in line)
+    shown = run("list", "--region", REGION, width=160)
+    line = next(line for line in lines_of(shown.stdout) if row["instance_id"] in line)
     assert row["public_dns"] in line and "eia2.medium" in line and row["name"] in line
-    assert too_wide(listed.stderr, 160) == []
+    assert too_wide(shown.stdout, 160) == []
 
 
 def test_list_over_several_regions_keeps_the_region_at_80_columns(run, account):
@@ -230,8 +236,8 @@ def test_list_over_several_regions_keeps_the_region_at_80_columns(run, account):
     assert run(*east).code == 0
     listed = run("list", "--region", REGION, "--all-regions")
     assert listed.code == 0, listed.stderr
-    assert too_wide(listed.stderr, 80) == []
-    screen = lines_of(listed.stderr)
+    assert too_wide(listed.stdout, 80) == []
+    screen = lines_of(listed.stdout)
     west_at = next(i for i, line in enumerate(screen) if line.startswith("west "))
     east_at = next(i for i, line in enumerate(screen) if line.startswith("east "))
     assert screen[west_at + 1].startswith(REGION) and screen[east_at + 1].startswith("us-east-1")
@@ -244,12 +250,14 @@ def test_teardown_table_fits_80_columns_and_names_what_goes(run, account):
     resources = {r["kind"]: r["id"] for r in made.json["result"]["resources"]}
     gone = run("teardown", "--region", REGION, "--name", "demo", "--yes")
     assert gone.code == 0, gone.stderr
-    assert too_wide(gone.stderr, 80) == []
+    # A path longer than the screen is printed whole, on a line of its own (never folded mid-word).
+    assert too_wide(gone.stderr, 80, except_lines=(made.json["result"]["key_path"],)) == []
+    assert too_wide(gone.stdout, 80) == []
     assert f"Teardown of demo in {REGION}" in gone.stderr
     table = [line for line in lines_of(gone.stderr) if line.startswith("│")]
     for kind in ("instance", "vpc-endpoint", "key-pair", "security-group", "instance-profile", "iam-role"):
         assert any(re.match(rf"│\s+delete\s+{kind}\s+{re.escape(resources[kind])}\s", line) for line in table), kind
-    assert "Deployment demo removed." in gone.stderr
+    assert "Deployment demo removed." in gone.stdout
 
 
 # ---- colour ----------------------------------------------------------------------------------------

@@ -469,7 +469,7 @@ def test_prompts_ask_only_what_flags_left_open(cli, account):
         Filters=[{"Name": "name", "Values": [AL44]}])["Images"][0]["ImageId"]
     tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
     assert tags["amazonei-setup:accelerator"] == "eia2.large"
-    assert "ssh -i " in run.stderr
+    assert "ssh -i " in run.stdout  # the ready summary is the result: stdout
 
 
 def test_arrow_key_choices_land_in_the_created_instance(cli, account, isolated_env):
@@ -500,7 +500,7 @@ def test_arrow_key_choices_land_in_the_created_instance(cli, account, isolated_e
 
     text = seen(screen)
     assert "Ubuntu 16.04" in text and "eia2.large" in text and "create a new key pair (amazonei-setup-demo)" in text
-    assert f"ssh -i {pem} ubuntu@" in run.stderr
+    assert f"ssh -i {pem} ubuntu@" in run.stdout
 
 
 def test_declining_the_confirmation_creates_nothing(cli, account):
@@ -509,7 +509,7 @@ def test_declining_the_confirmation_creates_nothing(cli, account):
         run = cli(*interactive(), asker=asker, tty=True)
     assert run.code == 0, run.stderr
     assert "Create these resources?" in seen(screen)
-    assert "Nothing was created." in run.stderr
+    assert run.stdout == "Nothing was created.\n"
     assert snapshot(account) == before
     assert not list((Path.home() / ".ssh").glob("*.pem"))
 
@@ -631,7 +631,7 @@ def test_a_converging_rerun_changes_nothing_so_nothing_is_confirmed(cli, account
     assert again.code == 0, again.stderr
     assert asker.confirms == []
     assert "Nothing to change: deployment demo is up to date." in again.stderr
-    assert "Ready: demo" in again.stderr and first.json["result"]["instance_id"] in again.stderr
+    assert "Ready: demo" in again.stdout and first.json["result"]["instance_id"] in again.stdout
 
 
 def test_a_stopped_instance_is_a_change_to_confirm(cli, account):
@@ -718,7 +718,7 @@ def test_an_interactive_setup_ends_with_the_command_that_repeats_it(cli, account
     asker = ScriptedAsker(accelerator_type="eia2.large", instance_type="m5.2xlarge")
     run = cli("--region", REGION, "--name", "demo", "--profile", "default", asker=asker, tty=True)
     assert run.code == 0, run.stderr
-    screen = run.stderr.splitlines()
+    screen = run.stdout.splitlines()  # a result: on stdout, after the ready summary
     at = screen.index("The same setup without questions:")
     command = screen[at + 1]  # a line of its own, after the ready panel and its commands
     assert at > next(i for i, line in enumerate(screen) if "Ready: demo" in line)

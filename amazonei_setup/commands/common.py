@@ -1,0 +1,146 @@
+"""What setup and export share: the plan (discovery + the wizard), the asker, checks before anything is
+created, and the next step an error suggests."""
+from __future__ import annotations
+
+import sys
+
+from amazonei_setup.cli import SANDBOX_SSH_CIDR, Environment, _account_flags, _teardown_command, program_name
+from amazonei_setup.commands import Result
+
+
+def check_home_for_keys(args) -> None:
+    """Without --key-dir, key paths are under ~/.ssh: a user with no home directory (no HOME, no passwd entry:
+    containers with an arbitrary uid) gets a sentence instead of a crash in the wizard."""
+    from amazonei_setup import paths
+    from amazonei_setup.errors import UsageError
+
+    if args.key_dir or args.sandbox:
+        return
+    try:
+        paths.ssh_dir()
+    except RuntimeError:
+        raise UsageError("No home directory is known for the default key directory ~/.ssh (HOME is not set and "
+                         "your user has none): pass --key-dir, or set HOME.") from None
+
+
+def check_key_dir(args, plan) -> None:
+    """A new key's .pem is written right after AWS creates the key pair: a directory that cannot take it would
+    fail the run after resources exist. Checked once the plan says a key will be created, before any create."""
+    from pathlib import Path
+
+    from amazonei_setup import paths
+    from amazonei_setup.errors import UsageError
+
+    if not plan.create_key or not plan.key_path:
+        return
+    key_dir = Path(plan.key_path).parent
+    problem = paths.unusable(key_dir)
+    if problem:
+        origin = "" if args.key_dir or args.sandbox else " (~/.ssh, from HOME)"
+        fix = "" if args.key_dir or args.sandbox else ", or fix HOME"
+        raise UsageError(f"The new key pair's private key cannot be saved in {key_dir}{origin}: {problem}; pass "
+                         f"--key-dir with a directory you can write to{fix}.")
+
+
+def asker_for(args, env):
+    from amazonei_setup.wizard import DefaultsAsker, QuestionaryAsker
+
+    if env.asker is not None:
+        return env.asker
+    if args.yes:
+        return DefaultsAsker()
+    from prompt_toolkit.output import create_output
+
+    # Prompts render on stderr so stdout stays clean for --output json.
+    return QuestionaryAsker(output=create_output(stdout=sys.stderr))
+
+
+def alternative_command(args, plan, family: str = "inf2") -> str:
+    """The setup command that makes the same choices on today's alternative (after an EI refusal): same
+    region, account flags, key, SSH range, volume, network and --yes; the name with a -<family> suffix."""
+    import shlex
+
+    name = f"{plan.name[:31 - len(family)].rstrip('-')}-{family}"
+    parts = [*shlex.split(program_name()), *shlex.split(_account_flags(args))]
+    parts += ["--region", plan.region, "--accelerator", family, "--name", name]
+    for flag, value in (("--key-name", args.key_name), ("--key-dir", args.key_dir), ("--ssh-cidr", args.ssh_cidr),
+                        ("--volume-size", args.volume_size), ("--vpc-id", args.vpc_id),
+                        ("--subnet-id", args.subnet_id)):
+        if value:
+            parts += [flag, str(value)]
+    if args.new_key:
+        parts.append("--new-key")
+    if args.yes:
+        parts.append("--yes")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def resolve_plan(args, env: Environment, ui, aws):
+    """Discovery and the wizard, shared by setup and export: both act on the very same Plan."""
+    from amazonei_setup import discover, wizard
+
+    check_home_for_keys(args)
+    asker = asker_for(args, env)
+    lookup = None
+    default_cidr = SANDBOX_SSH_CIDR if args.sandbox else None
+    key_dir = args.key_dir
+    if args.sandbox and not key_dir:
+        from amazonei_setup import paths
+
+        key_dir = str(paths.sandbox_dir() / "keys")  # sandbox keys are fake: keep them out of ~/.ssh
+    if not args.ssh_cidr and not args.sandbox:
+        lookup = env.public_ip_lookup or discover.lookup_public_ip
+    request = wizard.SetupRequest(
+        instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type, os=args.os,
+        ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
+        new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
+        default_ssh_cidr=default_cidr, family=args.family, count=args.count, min_count=args.min_count)
+    # Which alternatives the wizard may pick: the flagged family; all of them when the accelerator question
+    # will really be asked (a prompt without --accelerator/--accelerator-type); none otherwise.
+    if args.family:
+        families, offer = (args.family,), "the instance type's offer"
+    elif not args.accelerator_type and getattr(asker, "interactive", False):
+        from amazonei_setup.catalog import FAMILIES
+
+        families, offer = tuple(FAMILIES), "its Elastic Inference offer"
+    else:
+        families, offer = (), "its Elastic Inference offer"
+    with ui.status(f"Looking up your account, {aws.region} and {offer}"):
+        facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
+                                families=families, ei=not args.family, name=args.name)
+    return wizard.build_plan(request, facts, asker), facts, asker
+
+
+def next_step_for(err, args, plan) -> None:
+    """A launch refusal the user can route around: say how, in the error itself."""
+    if err.code == "ei-unavailable":  # most accounts today: offer the same choices on Inferentia2
+        err.suggested_command = alternative_command(args, plan)
+    elif err.code in ("capacity", "quota", "ei-quota") and plan.min_count > 1:
+        fewer = max(1, min(plan.min_count - 1, plan.count // 2))
+        err.args = (f"{err} With --count, --min-count {fewer} accepts fewer instances when EC2 cannot launch all "
+                    "of them.",)
+
+
+def save_template(path: str, text: str) -> None:
+    from pathlib import Path
+
+    from amazonei_setup.errors import UsageError
+
+    try:
+        Path(path).expanduser().write_text(text)
+    except OSError as err:
+        raise UsageError(f"Cannot write the template to {path} ({err.strerror}): pass another --out.") from None
+
+
+
+def ready(args, result) -> Result:
+    """The end of a successful setup or deploy: the local record, then the ready summary as the result."""
+    from amazonei_setup import records
+
+    records.save(result.plan.region, result.plan.name, result.to_dict(), sandbox=args.sandbox)
+    return Result(args.command, result.to_dict(), view="ready",
+                  context={"teardown": _teardown_command(args, result.plan.region, result.plan.name)})
+
+
+def cancelled(args, plan, message: str = "Nothing was created.") -> Result:
+    return Result(args.command, {"plan": plan.to_dict()}, status="cancelled", view="message", message=message)

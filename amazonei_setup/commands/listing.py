@@ -1,0 +1,24 @@
+"""`list`: this tool's deployments in a region (or all), found by their tags; the result is the table."""
+from __future__ import annotations
+
+from amazonei_setup.cli import Environment, _teardown_command
+from amazonei_setup.commands import Result
+
+
+def run(args, env: Environment, ui, aws) -> Result:
+    from amazonei_setup import deployments
+    from amazonei_setup.discover import check_region
+
+    roles = None
+    if args.all_regions:
+        roles = deployments.our_roles(aws)
+        regions = deployments.regions_to_search(aws, roles)
+    else:
+        regions = [aws.region]
+        check_region(aws.region, ei=False)  # alternatives (inf2, gpu) may run outside the EI regions
+    rows = deployments.list_all(aws, regions, roles)
+    data = [r.to_dict() for r in rows]
+    for row in data:
+        if row.get("left"):  # a run stopped part-way: say how to finish the job
+            row["teardown_command"] = _teardown_command(args, row["region"], row["name"])
+    return Result("list", {"regions": regions, "deployments": data})

@@ -1,0 +1,68 @@
+"""`teardown`: find a deployment by its tags, show what goes, confirm, delete; the result is what was removed."""
+from __future__ import annotations
+
+from amazonei_setup.cli import Environment
+from amazonei_setup.commands import Result
+from amazonei_setup.commands.common import asker_for
+
+
+def run(args, env: Environment, ui, aws) -> Result:
+    from amazonei_setup import locking
+    from amazonei_setup.discover import check_region
+
+    if not args.region:
+        aws = home_of(args.name, aws)
+    check_region(aws.region, ei=False)  # before the lock's first call: a region without EC2 is a usage error
+    # Held from the look-up on: a setup of the same name must not create what this look-up has not seen.
+    with locking.deployment_locked(aws, args.name, "teardown", ui.progress):
+        return _locked(args, env, ui, aws)
+
+
+def home_of(name: str, aws):
+    """Without --region: the region deployment `name` lives in, as its IAM role's region tag says."""
+    from amazonei_setup import deployments
+    from amazonei_setup.errors import UsageError
+
+    home = deployments.lives_in(aws, name)
+    if home is None:
+        raise UsageError(f"No deployment named '{name}' says where it lives (its IAM role carries the region): pass "
+                         "--region with the region it runs in (see `list --all-regions`).")
+    return aws if home == aws.region else aws.in_region(home)
+
+
+def _locked(args, env: Environment, ui, aws) -> Result:
+    from amazonei_setup import deployments, records, teardown
+
+    with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):
+        inventory = deployments.find_deployment(aws, args.name)
+    if inventory.empty:
+        warnings = [f"Left alone (not created by amazonei-setup): {', '.join(inventory.foreign)}."] \
+            if inventory.foreign else []
+        return Result("teardown", {"name": args.name, "region": aws.region, "found": False, "deleted": [],
+                                   "kept": []}, view="message", warnings=warnings,
+                      message=deployments.nothing_left(
+                          aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox)))
+    items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
+    ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
+    asker = asker_for(args, env)
+    if not asker.confirm(f"Delete deployment {args.name}?", default=False):
+        return Result("teardown", {"name": args.name}, status="cancelled", view="message",
+                      message="Nothing was deleted.")
+    done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}))
+    ui.stop_status()
+    notes = []
+    record = records.load(aws.region, args.name, sandbox=args.sandbox)
+    if inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
+        key = inventory.key_pair["KeyName"]
+        where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
+        notes.append(f"The private key file {where} was left in place; delete it when you no longer need it.")
+    records.remove(aws.region, args.name, sandbox=args.sandbox)
+    return Result("teardown", {
+        "name": args.name, "region": aws.region, "found": True,
+        "deleted": [vars_of(i) for i in done if i.action == "delete"],
+        "kept": [vars_of(i) for i in done if i.action != "delete"]},
+        view="teardown", warnings=notes, message=f"Deployment {args.name} removed.")
+
+
+def vars_of(item) -> dict:
+    return {"kind": item.kind, "id": item.id, "action": item.action, "reason": item.reason}

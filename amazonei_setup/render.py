@@ -1,0 +1,248 @@
+"""The one renderer: a command's Result becomes text on stdout, or the one JSON document.
+
+`render(result, ui)` prints the result's warnings on stderr (the conversation), then, with `--output json`,
+`ui.emit_json(...)` and nothing else on stdout; in text mode the result's view (VIEWS) on stdout. A view reads
+`result.data` (what the JSON holds) and `result.context` (objects the text needs beyond it).
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rich.table import Table
+from rich.text import Text
+
+from amazonei_setup import catalog
+from amazonei_setup.commands import Result
+from amazonei_setup.cost import HOURS_30_DAYS, Priced, inferences_per_hour, ranked, rounded
+
+PERMISSION_CHECK = "EC2 permission check (DryRun)"
+_DEFAULTED = "setup's default (--accelerator-type none prices the instance alone)"
+
+
+def render(result: Result, ui) -> int:
+    """Show `result` once, as text or JSON; returns the command's exit status."""
+    ui.stop_status()
+    for warning in result.warnings:
+        ui.warn(warning)
+    if ui.output == "json":
+        ui.emit_json(result.command, result.status, result=result.data)
+    else:
+        VIEWS[result.view or result.command](result, ui)
+    return result.exit_code
+
+
+def _message(result: Result, ui) -> None:
+    ui.result(Text(result.message))
+
+
+def _ready(result: Result, ui) -> None:
+    ui.result(ui.result_panel(result.data, teardown=result.context["teardown"]))
+    if result.context.get("equivalent_command"):  # after an interactive run: the same run, scriptable
+        ui.result(ui.suggestion("The same setup without questions:", result.context["equivalent_command"]))
+
+
+def _dry_run(result: Result, ui) -> None:
+    problems = result.data["permission_problems"]
+    if problems:
+        ui.result(Text(f"{PERMISSION_CHECK}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:",
+                       style="yellow"))
+        for problem in problems:
+            ui.result(Text(f"- {problem}"))
+    else:
+        ui.result(Text(f"{PERMISSION_CHECK}: passed", style="green"))
+    ui.result(Text("Dry run: nothing was created."))
+
+
+def _template(result: Result, ui) -> None:
+    data, context = result.data, result.context
+    next_step = ui.suggestion(context["caption"], data["deploy_command"])  # the command on a line of its own
+    if data["path"]:
+        ui.result(Text(f"Wrote {data['path']}: {context['resources']} resources, {context['parameters']} "
+                       "parameters.", style="bold green"))
+        ui.result(next_step)
+    else:  # the template itself is the result on stdout: the next step goes with the conversation
+        ui.stop_status()
+        ui.stdout.write(context["template"])
+        ui.stdout.flush()
+        ui.show(next_step)
+
+
+_DONE = {"delete": "deleted", "keep": "kept", "detach": "detached"}
+
+
+def _teardown(result: Result, ui) -> None:
+    done = [*result.data["deleted"], *result.data["kept"]]
+    if done:
+        table = Table(show_edge=False, box=None, padding=(0, 1), header_style="bold", pad_edge=False)
+        for column in ("Done", "Resource", "Id"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("Why")
+        for item in done:
+            table.add_row(_DONE.get(item["action"], item["action"]), item["kind"], item["id"], item["reason"] or "")
+        ui.result(table)
+    ui.result(Text(result.message, style="bold green"))
+
+
+def _list(result: Result, ui) -> None:
+    rows, regions = result.data["deployments"], result.data["regions"]
+    if not rows:
+        ui.result(Text(f"No deployments in {', '.join(regions)}."))
+        return
+    ui.result(ui.deployments_table(rows))
+    for row in rows:
+        if row.get("left"):
+            ui.result(ui.suggestion(f"{row['name']} ({row['region']}) is partial: {', '.join(row['left'])} left by "
+                                    "a run that stopped part-way. Remove it with:", row["teardown_command"]))
+
+
+def _cost(result: Result, ui) -> None:
+    rows, region = result.context["rows"], result.data["region"]
+    if result.context["compare"]:
+        ui.result(cost_comparison(rows, region, ui.out))
+    else:
+        ui.result(cost_summary(rows[0], region, frame=ui.frame))
+
+
+VIEWS = {"message": _message, "ready": _ready, "dry-run": _dry_run, "template": _template, "teardown": _teardown,
+         "list": _list, "cost": _cost}
+
+
+# ---- cost ------------------------------------------------------------------------------------
+
+def _usd(value: Decimal) -> str:
+    return "<0.0001" if 0 < value < Decimal("0.00005") else f"{rounded(value):.4f}"
+
+
+def _count(value: Decimal) -> str:
+    """Inferences: whole numbers up to a million, then M/B with one decimal (at most 7 characters)."""
+    if value < 1_000_000:
+        return f"{value:,.0f}"
+    if value < 1_000_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    return f"{value / 1_000_000_000:.1f}B"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 and value != int(value) else f"{value:,.0f}"
+
+
+def _sources_line(rows: list[Priced], region: str) -> str:
+    used = {r.instance_source for r in rows} | {r.accelerator_source for r in rows if r.accelerator_source}
+    parts = []
+    if "live" in used:
+        parts.append(f"AWS Pricing API ({region})")
+    if "catalog" in used:
+        parts.append(f"catalog ({catalog.CATALOG_REGION} on-demand Linux, reviewed {catalog.CATALOG_DATE})")
+    if "by hand" in used:
+        parts.append("by hand (--hourly-usd)")
+    line = "Prices: " + ", ".join(parts) + "."
+    if not all(r.verified for r in rows):
+        line += " * includes a catalog price no source confirmed."
+    return line
+
+
+def cost_summary(row: Priced, region: str, frame=None):
+    """One setup: its prices, the 30-day estimate, and with a latency the cost per 100k inferences.
+    `frame(body, title=...)`: how to box it (Ui.frame; default a panel)."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    s = row.setup
+    star = "" if row.verified else "*"
+    grid.add_row("Instance", f"{s.instance_type}  ${_usd(row.instance_usd)}/h ({row.instance_source})")
+    if s.accelerator_type:
+        grid.add_row("Accelerator", f"{s.accelerator_type}  ${_usd(row.accelerator_usd)}/h ({row.accelerator_source})"
+                                    + (f"; {_DEFAULTED}" if s.accelerator_defaulted else ""))
+    elif s.accelerator_defaulted:
+        grid.add_row("Accelerator", "none (its accelerator is part of the instance, as setup would create it)")
+    else:
+        grid.add_row("Accelerator", "none")
+    grid.add_row("Total", f"${_usd(row.hourly_usd)}/h{star} (about ${row.hourly_usd * HOURS_30_DAYS:,.2f} per 30 days)")
+    if s.latency_ms:
+        per_hour = inferences_per_hour(s.latency_ms)
+        grid.add_row("Latency", f"{_ms(s.latency_ms)} ms per inference (batch 1, back to back)")
+        grid.add_row("Per 100k", f"${_usd(row.per_100k_usd)} per 100,000 inferences")
+        grid.add_row("Throughput", f"{_count(per_hour)} inferences/h, {_count(per_hour / row.hourly_usd)} per $")
+    else:
+        grid.add_row("Per 100k", "pass --latency-ms (your measured latency) for the cost per 100k inferences")
+    grid.add_row("", _sources_line([row], region))
+    title = f"Cost of {s.label} in {region}"
+    if frame is not None:
+        return frame(grid, title=title)
+    return Panel(grid, title=title, title_align="left", border_style="blue")
+
+
+def cost_comparison(rows: list[Priced], region: str, console):
+    """Setups cheapest first with the cheapest and fastest marked, then where the prices come from.
+    The wide layout when it fits the console; else setup and marks over two lines each, so no
+    instance or accelerator name is ever cut."""
+    from rich.console import Group
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    ranking = ranked(rows)
+    table = _comparison(ranking, region, narrow=False)
+    unlimited = console.options.update_width(10_000)
+    if Measurement.get(console, unlimited, table).maximum > console.width:
+        table = _comparison(ranking, region, narrow=True)
+    notes = _sources_line(rows, region)
+    if any(r.setup.latency_ms for r in rows):
+        notes += " $/100k = $/hour x ms x 100,000 / 3,600,000 (batch 1, requests back to back)."
+    defaulted = sorted({r.setup.accelerator_type for r in rows if r.setup.accelerator_defaulted
+                        and r.setup.accelerator_type})
+    if defaulted:
+        notes += f" No --accelerator-type: priced with setup's default {', '.join(defaulted)} (none prices the " \
+                 "instance alone)."
+    return Group(table, Text(notes, style="dim"))
+
+
+def _comparison(ranking, region: str, *, narrow: bool):
+    from rich.table import Table
+    from rich.text import Text
+
+    timed = any(r.setup.latency_ms for r, _, _ in ranking)
+    title = f"Cost per 100k inferences in {region}" if timed else f"Hourly cost in {region}"
+    table = Table(title=title, title_justify="left", header_style="bold", box=None, padding=(0, 1),
+                  pad_edge=False)
+    table.add_column("Setup", no_wrap=True)
+    if timed:
+        table.add_column("ms", justify="right", no_wrap=True)
+    table.add_column("$/hour", justify="right", no_wrap=True)
+    if timed:
+        table.add_column("$/100k", justify="right", no_wrap=True)
+        table.add_column("inf/hour" if narrow else "inferences/h", justify="right", no_wrap=True)
+        table.add_column("inf/$" if narrow else "per $", justify="right", no_wrap=True)
+    else:
+        table.add_column("$/30 days", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for row, cheapest, fastest in ranking:
+        s = row.setup
+        name = s.instance_type
+        if s.accelerator_type:
+            name += ("\n+ " if narrow else " + ") + s.accelerator_type
+        marks = Text(("\n" if narrow else ", ").join(
+            m for m, on in (("cheapest", cheapest), ("fastest", fastest)) if on))
+        if cheapest:
+            marks.stylize("bold green", 0, len("cheapest"))
+        if fastest:
+            marks.stylize("bold cyan", len(marks) - len("fastest"), len(marks))
+        hourly = f"{_usd(row.hourly_usd)}{'' if row.verified else '*'}"
+        cells = [name]
+        if timed:
+            latency = s.latency_ms
+            cells.append(_ms(latency) if latency else "-")
+            cells.append(hourly)
+            if latency:
+                per_hour = inferences_per_hour(latency)
+                cells += [_usd(row.per_100k_usd), _count(per_hour), _count(per_hour / row.hourly_usd)]
+            else:
+                cells += ["-", "-", "-"]
+        else:
+            cells += [hourly, f"{row.hourly_usd * HOURS_30_DAYS:,.2f}"]
+        table.add_row(*cells, marks)
+    return table
+
+
