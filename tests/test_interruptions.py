@@ -261,6 +261,10 @@ def test_a_second_signal_while_the_launch_is_in_flight_still_names_the_instance(
     launched = snapshot(account)["instances"] - before["instances"]
     assert len(launched) <= 1
     assert all(f"instance {instance}" in message for instance in launched), message
+    if "Everything this run created was removed" in message:
+        # A loaded machine: the second signal came after the rollback had finished. Then it must be true.
+        assert snapshot(account) == before
+        return
     assert "python amazonei_setup.py teardown --region us-west-2 --name hurry" in message
     assert cli("teardown", "--region", "us-west-2", "--name", "hurry", "--yes").code == 0
     assert snapshot(account) == before
