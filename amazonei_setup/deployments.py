@@ -148,6 +148,17 @@ def nothing_left(aws: Aws, inventory: Inventory, record: dict | None) -> str:
                     "shows every deployment.", code="not-found")
 
 
+def refuse_close_names(aws: Aws, name: str) -> None:
+    """Teardown without --region of a name no role of ours carries: when our roles name deployments close to it
+    (in any region), it is a typo, and NotFound (exit 1) names them with their regions. Otherwise returns."""
+    homes = {tags.as_dict(r.get("Tags")).get(tags.DEPLOYMENT): tags.home_region(r.get("Tags")) for r in our_roles(aws)}
+    matches = [f"{m} (--region {homes[m]})" if homes[m] else m
+               for m in rules.closest(name, [n for n in homes if n])]
+    if matches:
+        raise ToolError(f"No deployment named {name}, so nothing was deleted{rules.did_you_mean(matches)}",
+                        code="not-found")
+
+
 def _looked_up(aws: Aws, doing: str, look_up):
     """look_up(), with any failure as one sentence, like every other look-up."""
     try:

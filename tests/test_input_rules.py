@@ -186,6 +186,22 @@ def test_teardown_of_a_mistyped_name_fails_and_names_the_real_deployment(cli, ac
     assert snapshot(account) == before
 
 
+def test_teardown_without_region_of_a_mistyped_name_names_the_real_deployment_and_its_region(cli, account):
+    """Without --region the name's IAM role says where it lives; a typo has no role, and used to get "pass
+    --region" (exit 2) with no hint that the real deployment is one character away."""
+    assert cli(*setup_args("amazonei-2c0c9f")).code == 0
+    before = snapshot(account)
+
+    result = cli("teardown", "--name", "amazonei-2c0c9", "--yes")
+
+    assert result.code == 1, result.stderr
+    assert ("No deployment named amazonei-2c0c9, so nothing was deleted; did you mean amazonei-2c0c9f "
+            "(--region us-west-2)?") in said(result)
+    assert snapshot(account) == before
+    unknown = cli("teardown", "--name", "zzz", "--yes")  # close to nothing: where to look, as before
+    assert unknown.code == 2 and "pass --region" in said(unknown)
+
+
 def test_teardown_of_an_unknown_name_close_to_nothing_points_to_list(cli, account):
     before = snapshot(account)
     result = cli("teardown", "--region", REGION, "--name", "zzz", "--yes")

@@ -25,6 +25,7 @@ def home_of(name: str, aws):
 
     home = deployments.lives_in(aws, name)
     if home is None:
+        deployments.refuse_close_names(aws, name)  # a typo of a deployment that exists: said as such, exit 1
         raise UsageError(f"No deployment named '{name}' says where it lives (its IAM role carries the region): pass "
                          "--region with the region it runs in (see `list --all-regions`).")
     return aws if home == aws.region else aws.in_region(home)
