@@ -16,7 +16,6 @@ from typing import IO
 from amazonei_setup import __version__, rules
 
 COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion")
-SANDBOX_SSH_CIDR = "127.0.0.1/32"
 
 EPILOG = """\
 examples:
@@ -537,60 +536,6 @@ class _aws_for:
 
 
 IAM_LOOKUP_REGION = "us-east-1"  # where IAM's global endpoint is, for a look-up before the region is known
-
-
-def _account_flags(args) -> str:
-    """The flags that address the same account again, for the commands we print: without them a copied
-    command would reach another account (the default profile, real AWS instead of the endpoint or sandbox).
-    The region is the plan's, which the printed commands carry themselves."""
-    import shlex
-
-    if args.sandbox:  # the sandbox ignores --profile and --endpoint-url
-        return " --sandbox"
-    flags = ""
-    if args.profile:
-        flags += f" --profile {shlex.quote(args.profile)}"
-    if args.endpoint_url:
-        flags += f" --endpoint-url {shlex.quote(args.endpoint_url)}"
-    return flags
-
-
-LAUNCHER = "python amazonei_setup.py"  # what plan.teardown_command names; the default program
-
-
-def program_name(argv0: str | None = None) -> str:
-    """How the user started this program, for the commands we print: the console script, the launcher (as
-    its path was given) or `-m`. Anything else (an embedding, a test runner) gets the launcher's name."""
-    import os
-    import shlex
-
-    argv0 = sys.argv[0] if argv0 is None else argv0
-    path = os.path.normpath(argv0) if argv0 else ""
-    base = os.path.basename(path)
-    if base == "amazonei-setup":
-        return "amazonei-setup"
-    if base == "__main__.py" and os.path.basename(os.path.dirname(path)) == "amazonei_setup":
-        return "python -m amazonei_setup"
-    if base == "amazonei_setup.py":
-        return f"python {shlex.quote(argv0)}"
-    return LAUNCHER
-
-
-def _teardown_command(args, region: str, name: str) -> str:
-    """The teardown command for the ready panel and a rollback: the same program and account flags."""
-    from amazonei_setup.plan import teardown_command
-
-    command = teardown_command(region, name, _account_flags(args))
-    if command.startswith(LAUNCHER + " "):
-        command = program_name() + command[len(LAUNCHER):]
-    return command
-
-
-def alternative_command(args, plan, family: str = "inf2") -> str:
-    """The setup command with the same choices on today's alternative (commands/common.py builds it)."""
-    from amazonei_setup.commands.common import alternative_command as build
-
-    return build(args, plan, family)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -249,7 +249,7 @@ def test_ei_refusal_rolls_back_and_prints_the_command_that_works(cli, account, a
 def test_the_suggested_command_keeps_network_sandbox_and_profile_flags():
     from types import SimpleNamespace
 
-    from amazonei_setup.cli import alternative_command
+    from amazonei_setup.commands.common import alternative_command
 
     plan = SimpleNamespace(name="a" * 32, region="us-east-1")
     args = SimpleNamespace(sandbox=False, profile="work", endpoint_url=None, key_name=None, key_dir="my keys",

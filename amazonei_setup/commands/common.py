@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from amazonei_setup.cli import SANDBOX_SSH_CIDR, Environment, _account_flags, _teardown_command, program_name
+from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
+from amazonei_setup.commands.printed import SANDBOX_SSH_CIDR, account_flags, program_name, teardown_command_for
 
 
 def check_home_for_keys(args) -> None:
@@ -61,7 +62,7 @@ def alternative_command(args, plan, family: str = "inf2") -> str:
     import shlex
 
     name = f"{plan.name[:31 - len(family)].rstrip('-')}-{family}"
-    parts = [*shlex.split(program_name()), *shlex.split(_account_flags(args))]
+    parts = [*shlex.split(program_name()), *shlex.split(account_flags(args))]
     parts += ["--region", plan.region, "--accelerator", family, "--name", name]
     for flag, value in (("--key-name", args.key_name), ("--key-dir", args.key_dir), ("--ssh-cidr", args.ssh_cidr),
                         ("--volume-size", args.volume_size), ("--vpc-id", args.vpc_id),
@@ -139,7 +140,7 @@ def ready(args, result) -> Result:
 
     records.save(result.plan.region, result.plan.name, result.to_dict(), sandbox=args.sandbox)
     return Result(args.command, result.to_dict(), view="ready",
-                  context={"teardown": _teardown_command(args, result.plan.region, result.plan.name)})
+                  context={"teardown": teardown_command_for(args, result.plan.region, result.plan.name)})
 
 
 def cancelled(args, plan, message: str = "Nothing was created.") -> Result:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from amazonei_setup.cli import Environment, _account_flags, _teardown_command, program_name
+from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
 from amazonei_setup.commands.common import (
     cancelled,
@@ -16,6 +16,7 @@ from amazonei_setup.commands.common import (
     resolve_plan,
     save_template,
 )
+from amazonei_setup.commands.printed import account_flags, program_name, teardown_command_for
 
 
 def run(args, env: Environment, ui, aws) -> Result:
@@ -56,8 +57,8 @@ def run(args, env: Environment, ui, aws) -> Result:
     try:
         with locking.deployment_locked(aws, plan.name, "export --deploy", ui.progress):
             result = deploy.deploy(aws, plan, template_body=text, fleet_size=fleet_size, report=ui.progress,
-                                   sleep=env.sleep, account_flags=_account_flags(args),
-                                   teardown=_teardown_command(args, plan.region, plan.name))
+                                   sleep=env.sleep, account_flags=account_flags(args),
+                                   teardown=teardown_command_for(args, plan.region, plan.name))
     except ToolError as err:
         next_step_for(err, args, plan)
         raise

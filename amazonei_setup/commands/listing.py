@@ -1,8 +1,9 @@
 """`list`: this tool's deployments in a region (or all), found by their tags; the result is the table."""
 from __future__ import annotations
 
-from amazonei_setup.cli import Environment, _teardown_command
+from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
+from amazonei_setup.commands.printed import teardown_command_for
 
 
 def run(args, env: Environment, ui, aws) -> Result:
@@ -20,5 +21,5 @@ def run(args, env: Environment, ui, aws) -> Result:
     data = [r.to_dict() for r in rows]
     for row in data:
         if row.get("left"):  # a run stopped part-way: say how to finish the job
-            row["teardown_command"] = _teardown_command(args, row["region"], row["name"])
+            row["teardown_command"] = teardown_command_for(args, row["region"], row["name"])
     return Result("list", {"regions": regions, "deployments": data})

@@ -4,9 +4,10 @@
 that check's verdict."""
 from __future__ import annotations
 
-from amazonei_setup.cli import Environment, _account_flags, _teardown_command, program_name
+from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
 from amazonei_setup.commands.common import cancelled, check_key_dir, next_step_for, ready, resolve_plan
+from amazonei_setup.commands.printed import account_flags, program_name, teardown_command_for
 
 
 def run(args, env: Environment, ui, aws) -> Result:
@@ -40,15 +41,15 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
         return cancelled(args, plan)
     try:
         with nullcontext() if locked else locking.deployment_locked(aws, plan.name, "setup", ui.progress):
-            result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=_account_flags(args),
-                                         teardown=_teardown_command(args, plan.region, plan.name))
+            result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=account_flags(args),
+                                         teardown=teardown_command_for(args, plan.region, plan.name))
     except ToolError as err:
         next_step_for(err, args, plan)
         raise
     done = ready(args, result)
     if getattr(asker, "interactive", False):  # what was answered, as flags: the run can be scripted next time
         done.context["equivalent_command"] = plan.equivalent_command(
-            program_name(), _account_flags(args), default_key_dir=_default_key_dir(args))
+            program_name(), account_flags(args), default_key_dir=_default_key_dir(args))
     return done
 
 
