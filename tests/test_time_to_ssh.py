@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 
 from amazonei_setup.cli import Environment, main
 from tests.conftest import REGION, setup_args
 
 PENDING_AFTER_RUNNING = 3  # endpoint polls still `pending` once an instance runs: the run must sit through them
-CAP = 60  # a regression fails instead of hanging
+RUNNING = re.compile(r"Instance i-[0-9a-f]+ is running")
 
 
 class Timeline:
@@ -23,8 +24,15 @@ class Timeline:
 
     def __init__(self):
         self.entries: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self.instances_shown = 0  # "Instance i-... is running" lines so far, on either stream
         self.out, self.err = self._stream("out"), self._stream("err")
+
+    def wait_until_shown(self, count: int, timeout: float = 10.0) -> None:
+        """Block (a worker's describe call) until the user has seen `count` instances running; the timeout only
+        keeps a regression from hanging (it then fails on the order)."""
+        with self._lock:
+            self._lock.wait_for(lambda: self.instances_shown >= count, timeout)
 
     def _stream(self, name: str):
         timeline = self
@@ -32,7 +40,10 @@ class Timeline:
         class Stream(io.StringIO):
             def write(self, text: str) -> int:
                 with timeline._lock:
-                    timeline.entries += [(name, line) for line in text.splitlines() if line.strip()]
+                    lines = [line for line in text.splitlines() if line.strip()]
+                    timeline.entries += [(name, line) for line in lines]
+                    timeline.instances_shown += sum(bool(RUNNING.search(line)) for line in lines)
+                    timeline._lock.notify_all()
                 return super().write(text)
         return Stream()
 
@@ -41,14 +52,17 @@ class Timeline:
 
 
 class HeldStates:
-    """Instances `pending` for their first polls (each its own number), the EI endpoint `pending` until every
-    instance has been seen running, then for PENDING_AFTER_RUNNING more polls."""
+    """Instances `pending` for their first polls (each its own number); the EI endpoint's first poll answers only
+    once the user has seen every instance running (so the order does not depend on how threads are scheduled),
+    and it stays `pending` for endpoint_polls_after more polls."""
 
-    def __init__(self, ec2, timeline: Timeline, pending_polls: int | list[int] = 2):
+    def __init__(self, ec2, timeline: Timeline, pending_polls: int | list[int] = 2,
+                 endpoint_polls_after: int = PENDING_AFTER_RUNNING):
         self.pending_polls, self.timeline = pending_polls, timeline
+        self.endpoint_polls_after = endpoint_polls_after
+        self.count = len(pending_polls) if isinstance(pending_polls, list) else 1
         self.seen_running: set[str] = set()
         self.instance_polls = 0
-        self.all_running = False
         self.endpoint_pending_after_running = 0
         self.endpoint_polls = 0
         ec2.meta.events.register("after-call.ec2.DescribeInstances", self.instances)
@@ -66,18 +80,15 @@ class HeldStates:
             elif each["InstanceId"] not in self.seen_running:  # on the timeline: what AWS said, when
                 self.seen_running.add(each["InstanceId"])
                 self.timeline.entries.append(("aws", f"{each['InstanceId']} running"))
-        self.all_running = all(i["State"]["Name"] == "running" for i in found)
 
     def endpoints(self, parsed, **_):
+        if not parsed.get("VpcEndpoints"):
+            return  # discovery's look-up in a fresh account
         self.endpoint_polls += 1
-        if self.endpoint_polls > CAP:
-            return
-        if not self.all_running:
-            held = True
-        else:
-            self.endpoint_pending_after_running += 1
-            held = self.endpoint_pending_after_running <= PENDING_AFTER_RUNNING
-        if held:
+        if self.endpoint_polls == 1:
+            self.timeline.wait_until_shown(self.count)
+        self.endpoint_pending_after_running += 1
+        if self.endpoint_pending_after_running <= self.endpoint_polls_after:
             for each in parsed.get("VpcEndpoints", []):
                 each["State"] = "pending"
 
@@ -144,3 +155,14 @@ def test_an_instance_already_running_is_shown_at_once_and_only_once(cli, account
     lines = again.stdout.splitlines()
     assert [line for line in lines if line.endswith("is running: connect with")] == [lines[0]]
     assert lines.index("Ready: again") > 2 and REGION in again.stdout
+
+
+def test_ei_readiness_is_reported_every_ten_seconds_or_so_not_every_poll(account):
+    timeline = Timeline()
+    held = HeldStates(account.ec2, timeline, endpoint_polls_after=20)
+    code, timeline = run_setup(account, *setup_args("slow-ei"), timeline=timeline)
+    assert code == 0, timeline.err.getvalue()
+    said = [line for stream, line in timeline.entries if stream == "err" and " pending (" in line]
+    seconds = [int(line.rsplit("(", 1)[1].split()[0]) for line in said]
+    assert held.endpoint_polls == 21 and 3 <= len(said) <= 5, said
+    assert seconds[0] == 0 and all(9 <= b - a <= 13 for a, b in zip(seconds, seconds[1:], strict=False)), said
