@@ -1,10 +1,11 @@
 """Polling until AWS reaches a state, shared by setup and teardown.
 
 The schedule follows AWS's usual timings: a state that is already reached (moto, a re-run, a fast path) is seen at
-once, then polls come after 1, 1.5, 2 s and every 2 s while most transitions happen (an instance reaches
-`running` in ~20-40 s, an interface endpoint is `available` in ~60-120 s), and every 3 s after that window. So a
-wait ends at most one interval (2 s, later 3 s) after the state changes, and a one-minute wait costs ~30 describe
-calls, a ten-minute one ~220: far below EC2's request limits.
+once, then polls come 1 s and 1.5 s apart and every 1.5 s while most transitions happen (an instance reaches
+`running` in ~20-40 s, an interface endpoint is `available` in ~60-120 s), and every 3 s after that window. A
+poll's own round trip counts toward its pause, so polls keep that beat. So a wait ends at most one interval
+(1.5 s, later 3 s) after the state changes, and a one-minute wait costs ~40 describe calls, a ten-minute one
+~240: a call a second or less, far below EC2's request limits.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from amazonei_setup.errors import AwsError
 
 FIRST_DELAY = 1.0  # the first pause: a state reached in a second or two (moto, AWS's fast paths) is seen at once
 GROWTH = 1.5
-CEILING = 2.0  # the most a wait is late while most transitions happen
+CEILING = 1.5  # the most a wait is late while most transitions happen
 USUAL_WINDOW = 120.0  # seconds: instances run within a minute, interface endpoints are available within two
 LATE_CEILING = 3.0  # past the usual window: fewer calls, never more than ~3 s late
 
@@ -51,6 +52,7 @@ def wait_for(fetch: Callable[[], str], *, done: set[str], failed: set[str] = fro
     delays = poll_delays(first_delay, max_delay)
     state = ""
     while True:
+        polled = time.monotonic()
         state = fetch()
         if on_state:
             on_state(state)
@@ -64,5 +66,5 @@ def wait_for(fetch: Callable[[], str], *, done: set[str], failed: set[str] = fro
         delay = next(delays)
         if waited + delay > timeout:
             raise WaitTimeout(f"{what} is still '{state}' after {int(timeout)} s: {how_to_check}.")
-        sleep(delay)
+        sleep(max(delay - (time.monotonic() - polled), 0.0))  # the round trip was part of the pause
         slept += delay
