@@ -65,6 +65,15 @@ class Journal:
             return [r for r in self.records if r.action == "created" or r.kind == "vpc-endpoint-membership"]
 
 
+def ssh_command(key_path: str | None, user: str, host: str) -> str:
+    return f"ssh -i {key_path} {user}@{host}"
+
+
+def port_forward_command(key_path: str | None, user: str, host: str) -> str:
+    """Jupyter on the instance's port 8888, reached at localhost:8888."""
+    return f"ssh -i {key_path} -L 8888:localhost:8888 {user}@{host}"
+
+
 @dataclass(frozen=True)
 class SetupResult:
     plan: Plan
@@ -84,7 +93,7 @@ class SetupResult:
         return max(self.plan.count - len(self.instances), 0)
 
     def ssh_command_for(self, instance: instances.InstanceInfo) -> str:
-        return f"ssh -i {self.key_path} {self.plan.ssh_user}@{instance.host}"
+        return ssh_command(self.key_path, self.plan.ssh_user, instance.host)
 
     @property
     def ssh_command(self) -> str:
@@ -92,7 +101,7 @@ class SetupResult:
 
     @property
     def port_forward_command(self) -> str:
-        return f"ssh -i {self.key_path} -L 8888:localhost:8888 {self.plan.ssh_user}@{self.instance.host}"
+        return port_forward_command(self.key_path, self.plan.ssh_user, self.instance.host)
 
     def to_dict(self) -> dict:
         # "family" only for today's alternatives, and the fleet keys only with --count: a single EI result
@@ -426,10 +435,19 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
 
 
 def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[instances.InstanceInfo]:
-    """All instances at once: one describe call per poll, whatever the count."""
+    """All instances at once: one describe call per poll, whatever the count. Each instance is reported
+    `reachable` (with its connect commands) the moment it is running with an address: the user can connect while
+    the rest of the run (other instances, the EI endpoint) is still coming up."""
     latest = list(launched)
     ids = [i.id for i in launched]
     label = ids[0] if len(ids) == 1 else f"{len(ids)} instances"
+    shown: set[str] = set()
+
+    def announce(found: list[instances.InstanceInfo]) -> None:
+        for each in found:
+            if each.state == "running" and each.host and each.id not in shown:
+                shown.add(each.id)
+                run.report(_reachable(run.plan, each))
 
     def fetch() -> str:
         latest[:] = instances.describe_many(run.ec2, ids)
@@ -439,6 +457,7 @@ def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[inst
         bad = states & {"shutting-down", "terminated", "stopping", "stopped"}
         if bad:
             return sorted(bad)[0]
+        announce(latest)
         return "running" if states == {"running"} and all(i.host for i in latest) else "pending"
 
     if any(i.state != "running" or not i.host for i in launched):
@@ -448,20 +467,38 @@ def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[inst
                  timeout=INSTANCE_TIMEOUT, sleep=run.sleep,
                  how_to_check=f"check it with `aws ec2 describe-instances --instance-ids {' '.join(ids)} --region "
                               f"{run.plan.region}` or the EC2 console")
-    run.report(Event("done", "instance", f"{'Instance ' + ids[0] + ' is' if len(ids) == 1 else label + ' are'} "
-                                         "running", ids[0]))
+    else:
+        announce(latest)
+    if len(ids) > 1:  # one instance said so in its `reachable` event
+        run.report(Event("done", "instance", f"{label} are running", ids[0]))
     return latest
 
 
+def _reachable(plan: Plan, instance: instances.InstanceInfo) -> Event:
+    return Event("reachable", "instance", f"Instance {instance.id} is running: connect with", instance.id,
+                 {"host": instance.host,
+                  "ssh_command": ssh_command(plan.key_path, plan.ssh_user, instance.host),
+                  "port_forward_command": port_forward_command(plan.key_path, plan.ssh_user, instance.host)})
+
+
+ENDPOINT_PROGRESS_EVERY = 10.0  # seconds between "EI endpoint ... pending (35 s)" lines
+
+
 def _wait_endpoint(run: Run, endpoint_id: str) -> None:
-    state = network.endpoint_state(run.ec2, endpoint_id)
-    if state != "available":
-        run.report(Event("wait", "vpc-endpoint", f"Waiting for EI endpoint {endpoint_id} to be available", endpoint_id))
-        wait_for(lambda: network.endpoint_state(run.ec2, endpoint_id), done={"available"},
-                 failed={"failed", "rejected", "deleted", "deleting"}, what=f"EI endpoint {endpoint_id}",
-                 timeout=ENDPOINT_TIMEOUT, sleep=run.sleep,
-                 how_to_check="check it in the VPC console under Endpoints")
-    run.report(Event("done", "vpc-endpoint", f"EI endpoint {endpoint_id} is available", endpoint_id))
+    """EI readiness on its own lines: "pending (35 s)..." while it comes up, then "EI ready"."""
+    said = [-ENDPOINT_PROGRESS_EVERY]
+
+    def on_wait(state: str, waited: float) -> None:
+        if waited - said[0] >= ENDPOINT_PROGRESS_EVERY or said[0] < 0:
+            said[0] = waited
+            run.report(Event("wait", "vpc-endpoint", f"EI endpoint {endpoint_id} {state or 'pending'} "
+                                                     f"({waited:.0f} s)...", endpoint_id))
+
+    wait_for(lambda: network.endpoint_state(run.ec2, endpoint_id), done={"available"},
+             failed={"failed", "rejected", "deleted", "deleting"}, what=f"EI endpoint {endpoint_id}",
+             timeout=ENDPOINT_TIMEOUT, sleep=run.sleep, on_wait=on_wait,
+             how_to_check="check it in the VPC console under Endpoints")
+    run.report(Event("done", "vpc-endpoint", f"EI ready: endpoint {endpoint_id} is available", endpoint_id))
 
 
 # ---- rollback ------------------------------------------------------------------------------

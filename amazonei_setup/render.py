@@ -36,6 +36,8 @@ def _message(result: Result, ui) -> None:
 
 
 def _ready(result: Result, ui) -> None:
+    # The connect commands may have come up already, as the instances did (Ui.progress, `reachable`): the summary
+    # repeats them as the reference, under a "Ready" row that says what the run waited for.
     ui.result(ui.result_panel(result.data, teardown=result.context["teardown"]))
     if result.context.get("equivalent_command"):  # after an interactive run: the same run, scriptable
         ui.result(ui.suggestion("The same setup without questions:", result.context["equivalent_command"]))

@@ -34,7 +34,7 @@ PLAIN_WIDTH = 10_000  # a piped result: as wide as its longest line, so no row o
 _EVENT_STYLE = {
     "created": ("+", "green"), "reused": ("=", "cyan"), "updated": ("~", "yellow"), "deleted": ("-", "red"),
     "kept": ("=", "cyan"), "done": ("✓", "green"), "retry": ("↻", "yellow"), "warning": ("!", "yellow"),
-    "rollback": ("↩", "magenta"), "start": ("…", "blue"), "wait": ("…", "blue"),
+    "rollback": ("↩", "magenta"), "start": ("…", "blue"), "wait": ("…", "blue"), "reachable": ("✓", "green"),
 }
 
 
@@ -57,9 +57,21 @@ class Ui:
 
     # ---- progress ----------------------------------------------------------------------
     def progress(self, event: Event) -> None:
-        """Called from worker threads: one line per event, a spinner while waiting (TTY only)."""
+        """Called from worker threads: one line per event, a spinner while waiting (TTY only).
+
+        A `reachable` event is a result (the way in, usable before the run ends): in text mode its connect
+        commands go to stdout at once; with --output json stdout keeps its one document, so stderr says it."""
         with self._lock:
             mark, style = _EVENT_STYLE.get(event.kind, ("·", ""))
+            if event.kind == "reachable" and self.output != "json":
+                self._halt_status()  # a spinner line on a terminal must not cut through the commands
+                self._emit_result(Copyable(_caption(event.message), Command(event.detail["ssh_command"]),
+                                           Command(event.detail["port_forward_command"])))
+                return
+            if event.kind == "reachable":
+                self.sentence(Text.assemble((f"{mark} ", style), f"Instance {event.id} is running at "
+                                                                  f"{event.detail['host']}"))
+                return
             if event.kind == "wait" and not self.plain:
                 if self._status is None:
                     self._status = self.console.status(event.message)
@@ -71,9 +83,12 @@ class Ui:
 
     def stop_status(self) -> None:
         with self._lock:
-            if self._status is not None:
-                self._status.stop()
-                self._status = None
+            self._halt_status()
+
+    def _halt_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
     def status(self, message: str):
         """A spinner for a blocking step in the main thread (a no-op context when plain)."""
@@ -104,6 +119,9 @@ class Ui:
     def result(self, renderable) -> None:
         """One piece of the command's result, on stdout."""
         self.stop_status()
+        self._emit_result(renderable)
+
+    def _emit_result(self, renderable) -> None:
         if isinstance(renderable, Copyable):
             for part in renderable.parts:
                 self._print_result(part, soft_wrap=isinstance(part, Command))
@@ -181,6 +199,9 @@ class Ui:
             lines.add_row("Public DNS", d["public_dns"] or d["public_ip"] or "(none)")
             if d["public_dns"] and d["public_ip"]:
                 lines.add_row("Public IP", d["public_ip"])
+        endpoints = [r["id"] for r in d.get("resources") or [] if r["kind"] == "vpc-endpoint"]
+        if d["accelerator_type"] and endpoints:  # what the run waited for, all of it true now
+            lines.add_row("Ready", f"instance{'s' if fleet else ''} running, EI endpoint {endpoints[0]} available")
         if d["accelerator_type"]:
             lines.add_row("EI health", "CloudWatch namespace AWS/ElasticInference, metrics "
                                        "AcceleratorHealthCheckFailed, ConnectivityCheckFailed")

@@ -48,10 +48,11 @@ def sequential_depth(requests: list[dict]) -> int:
 
 
 class Server:
-    def __init__(self, awsim: Path, latency_ms: int, workdir: Path):
+    def __init__(self, awsim: Path, latency_ms: int, workdir: Path, extra_env: dict | None = None):
+        """extra_env: more AWSIM_* settings (e.g. AWSIM_PENDING_S, the state delays bench/time_to_ssh.py uses)."""
         self.log = workdir / "awsim.log"
         portfile = workdir / "port"
-        env = {**os.environ, "AWSIM_LATENCY_MS": str(latency_ms), "AWSIM_LOG": str(self.log)}
+        env = {**os.environ, "AWSIM_LATENCY_MS": str(latency_ms), "AWSIM_LOG": str(self.log), **(extra_env or {})}
         self.proc = subprocess.Popen([sys.executable, str(awsim), str(portfile)], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60

@@ -41,7 +41,11 @@ def test_setup_puts_the_ready_summary_on_stdout_and_the_plan_and_progress_on_std
     assert made.code == 0, made.stderr
     saved = records.load(REGION, "demo")
     lines = made.stdout.splitlines()
-    assert lines[0] == "Ready: demo" and saved["ssh_command"] in lines and saved["port_forward_command"] in lines
+    # The connect commands come first, as soon as the instance runs (issue 18); the ready summary repeats them.
+    assert lines[:3] == [f"Instance {saved['instance_id']} is running: connect with", saved["ssh_command"],
+                         saved["port_forward_command"]]
+    summary = lines[lines.index("Ready: demo"):]
+    assert saved["ssh_command"] in summary and saved["port_forward_command"] in summary
     assert f"python amazonei_setup.py teardown --region {REGION} --name demo" in lines
     assert "Setup plan" in made.stderr and "Launched instance" in made.stderr
     assert "Setup plan" not in made.stdout and saved["ssh_command"] not in made.stderr
@@ -64,7 +68,8 @@ def test_the_ready_summary_is_boxed_on_a_terminal(account, monkeypatch):
                       sleep=lambda seconds: None, width=120, aws=account)
     assert main(setup_args("demo"), env) == 0, err.getvalue()
     screen = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())  # bold stays with NO_COLOR
-    assert screen.startswith("╭─ Ready: demo")
+    assert screen.splitlines()[0].startswith("Instance i-")  # the early connect commands (issue 18), unboxed
+    assert "╭─ Ready: demo" in screen
     assert records.load(REGION, "demo")["ssh_command"] in screen.splitlines()  # outside the box, whole
 
 
@@ -210,3 +215,4 @@ def test_teardown_says_what_it_left_for_a_sibling(cli, account):
     assert gone.code == 0, gone.stderr
     [line] = [line for line in gone.stdout.splitlines() if endpoint in line]
     assert line.split()[:3] == ["detached", "vpc-endpoint", endpoint] and "still used by 1 other" in line
+
