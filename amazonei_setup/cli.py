@@ -122,6 +122,9 @@ def _check_setup_flags(args: argparse.Namespace) -> None:
     if args.min_count and args.min_count > (args.count or 1):
         raise _UsageExit(f"--min-count {args.min_count} is more than --count {args.count or 1}: pass a --count of at "
                          f"least {args.min_count}. {see}")
+    if getattr(args, "wait", None) == "ssh" and args.sandbox:
+        raise _UsageExit("--wait ssh needs a machine that answers SSH, and the sandbox's instances are emulated: drop "
+                         f"--wait ssh (or pass --wait running or ei) with --sandbox. {see}")
     chosen = args.accelerator
     args.family = None
     if chosen in catalog.FAMILIES:
@@ -224,6 +227,9 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     _setup_flags(setup)
     setup.add_argument("--dry-run", action="store_true", help="resolve and print the plan, check permissions, "
                                                               "create nothing")
+    setup.add_argument("--wait", choices=("running", "ei", "ssh"),
+                       help="what the run waits for before it ends: running (the instances), ei (also the EI "
+                            "endpoint; the default with EI), ssh (also each instance's SSH port answering)")
     _common(setup)
 
     export = sub.add_parser("export", help="write the same setup as a CloudFormation template (and deploy it)",

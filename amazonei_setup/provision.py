@@ -82,6 +82,7 @@ class SetupResult:
     key_path: str | None
     stack_name: str | None = None  # set when CloudFormation holds the deployment (export --deploy)
     stack_outputs: dict = field(default_factory=dict)
+    waited_for: list[str] = field(default_factory=lambda: [WAIT_RUNNING, WAIT_EI])  # what is known true (--wait)
 
     @property
     def instance(self) -> instances.InstanceInfo:
@@ -122,7 +123,7 @@ class SetupResult:
             "ssh_command": self.ssh_command, "port_forward_command": self.port_forward_command,
             "hourly_usd": self.plan.hourly_usd, **fleet,
             **({"stack_name": self.stack_name, "stack_outputs": self.stack_outputs} if self.stack_name else {}),
-            "resources": self.resources,
+            "resources": self.resources, "waited_for": self.waited_for,
         }
 
 
@@ -134,6 +135,7 @@ class Run:
         self.aws, self.plan, self.report = aws, plan, report
         self.account_flags = account_flags
         self.teardown: str | None = None  # the teardown command to print, when the CLI gave it
+        self.wait = default_wait(plan)  # what the run waits for (--wait)
         self.ec2, self.iam = aws.ec2, aws.iam
         self.journal = Journal()
         self.cancel = threading.Event()
@@ -155,15 +157,29 @@ class Run:
             raise Cancelled()
 
 
+WAIT_RUNNING, WAIT_EI, WAIT_SSH = "running", "ei", "ssh"
+WAITS = (WAIT_RUNNING, WAIT_EI, WAIT_SSH)  # --wait: each includes the ones before it
+SSH_PORT = 22
+SSH_TIMEOUT = 600.0  # a DLAMI's sshd usually answers within a minute or two of `running`
+
+
+def default_wait(plan: Plan) -> str:
+    """What a run waits for unless told: everything the deployment needs (the EI endpoint, when it has one)."""
+    return WAIT_EI if plan.accelerator_type else WAIT_RUNNING
+
+
 def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
               sleep: Callable[[float], None] | None = None, account_flags: str = "",
-              teardown: str | None = None) -> SetupResult:
+              teardown: str | None = None, wait: str | None = None) -> SetupResult:
     """account_flags: how the CLI addresses this account (" --sandbox", " --profile p"), for the
     teardown command a failed rollback prints; teardown: that whole command as the CLI would print it
-    (the program name as the user invoked it), when the caller knows it."""
+    (the program name as the user invoked it), when the caller knows it. wait: what the run waits for (WAITS;
+    default_wait(plan) when None): `running` ends once the instances run (an EI endpoint may still be pending),
+    `ei` waits for the endpoint too, `ssh` also until each instance's SSH port accepts a connection."""
     aws.preload("ec2", "iam")
     run = Run(aws, plan, report, sleep, account_flags)
     run.teardown = teardown
+    run.wait = wait or default_wait(plan)
     pool = _TrackedPool(max_workers=8, thread_name_prefix="provision")
     try:
         result = _execute(run, pool)
@@ -228,11 +244,16 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
     if plan.accelerator_type:
         steps["vpc-dns"] = ((), lambda _: _ensure_vpc_dns(run))
         steps["endpoint"] = (("group", "vpc-dns"), lambda done: _ensure_endpoint(run, done["group"]))
-        steps["endpoint-available"] = (("endpoint",), lambda done: _wait_endpoint(run, done["endpoint"]))
+        if run.wait != WAIT_RUNNING:
+            steps["endpoint-available"] = (("endpoint",), lambda done: _wait_endpoint(run, done["endpoint"]))
+    if run.wait == WAIT_SSH:
+        steps["ssh"] = (("running", "ingress"), lambda done: _wait_ssh(run, done["running"]))
     done = run_graph(steps, pool, before_each=run.checkpoint)
     resources = [{"kind": r.kind, "id": r.id, "action": r.action} for r in run.journal.records
                  if r.kind != "vpc-endpoint-membership"]
-    return SetupResult(plan, done["running"], resources, plan.key_path)
+    waited = [WAIT_RUNNING] + ([WAIT_EI] if "endpoint-available" in done else []) + \
+        ([WAIT_SSH] if "ssh" in done else [])
+    return SetupResult(plan, done["running"], resources, plan.key_path, waited_for=waited)
 
 
 # ---- steps ---------------------------------------------------------------------------------
@@ -479,6 +500,28 @@ def _reachable(plan: Plan, instance: instances.InstanceInfo) -> Event:
                  {"host": instance.host,
                   "ssh_command": ssh_command(plan.key_path, plan.ssh_user, instance.host),
                   "port_forward_command": port_forward_command(plan.key_path, plan.ssh_user, instance.host)})
+
+
+def _wait_ssh(run: Run, running: list[instances.InstanceInfo]) -> None:
+    """Until each instance's SSH port accepts a TCP connection (sshd is up, the security group lets this machine
+    in): `running` says the machine booted, not that it answers."""
+    for each in running:
+        address = each.public_ip or each.host
+        wait_for(lambda a=address: "answers" if port_answers(a, SSH_PORT) else "closed", done={"answers"},
+                 what=f"SSH on {address}:{SSH_PORT}", timeout=SSH_TIMEOUT, sleep=run.sleep,
+                 how_to_check=f"try `nc -zv {address} {SSH_PORT}`; check that --ssh-cidr includes this machine's "
+                              "address")
+        run.report(Event("done", "instance", f"SSH answers on {address}:{SSH_PORT} ({each.id})", each.id))
+
+
+def port_answers(address: str, port: int, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 ENDPOINT_PROGRESS_EVERY = 10.0  # seconds between "EI endpoint ... pending (35 s)" lines

@@ -199,9 +199,7 @@ class Ui:
             lines.add_row("Public DNS", d["public_dns"] or d["public_ip"] or "(none)")
             if d["public_dns"] and d["public_ip"]:
                 lines.add_row("Public IP", d["public_ip"])
-        endpoints = [r["id"] for r in d.get("resources") or [] if r["kind"] == "vpc-endpoint"]
-        if d["accelerator_type"] and endpoints:  # what the run waited for, all of it true now
-            lines.add_row("Ready", f"instance{'s' if fleet else ''} running, EI endpoint {endpoints[0]} available")
+        lines.add_row("Ready", _readiness(d, fleet))
         if d["accelerator_type"]:
             lines.add_row("EI health", "CloudWatch namespace AWS/ElasticInference, metrics "
                                        "AcceleratorHealthCheckFailed, ConnectivityCheckFailed")
@@ -327,6 +325,19 @@ def word_wrap(text: Text, width: int) -> list[Text]:
 
 
 _EC2_DNS = re.compile(r"^ec2-(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})\.")
+
+
+def _readiness(d: dict, fleet) -> str:
+    """What the run waited for, all of it true now, and what it did not wait for (--wait)."""
+    waited = d.get("waited_for") or ["running", "ei"]
+    said = [f"instance{'s' if fleet else ''} running"]
+    if "ssh" in waited:
+        said.append("SSH answers")
+    endpoints = [r["id"] for r in d.get("resources") or [] if r["kind"] == "vpc-endpoint"]
+    if d["accelerator_type"] and endpoints:
+        said.append(f"EI endpoint {endpoints[0]} available" if "ei" in waited
+                    else f"EI endpoint {endpoints[0]} not waited for (--wait running): EI works once it is available")
+    return ", ".join(said)
 
 
 def ip_from_dns(dns: str) -> str:

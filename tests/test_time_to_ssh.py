@@ -166,3 +166,84 @@ def test_ei_readiness_is_reported_every_ten_seconds_or_so_not_every_poll(account
     seconds = [int(line.rsplit("(", 1)[1].split()[0]) for line in said]
     assert held.endpoint_polls == 21 and 3 <= len(said) <= 5, said
     assert seconds[0] == 0 and all(9 <= b - a <= 13 for a, b in zip(seconds, seconds[1:], strict=False)), said
+
+
+# ---- --wait: what the run waits for ------------------------------------------------------------------
+
+def hold_endpoint_pending(ec2) -> None:
+    """The EI endpoint never becomes available (as a slow one would look for as long as a test runs)."""
+    def pending(parsed, **_):
+        for endpoint in parsed.get("VpcEndpoints", []):
+            endpoint["State"] = "pending"
+    ec2.meta.events.register("after-call.ec2.DescribeVpcEndpoints", pending)
+
+
+def test_wait_running_ends_once_the_instance_runs_and_says_ei_was_not_waited_for(cli, account):
+    hold_endpoint_pending(account.ec2)
+    result = cli(*setup_args("quick"), "--wait", "running")
+    assert result.code == 0, result.stderr
+    assert "EI ready" not in result.stderr
+    assert re.search(r"Ready\s+instance running, EI endpoint vpce-\w+ not waited for \(--wait running\)", result.stdout)
+    listed = cli("list", "--region", REGION, "--output", "json")
+    assert [d["name"] for d in listed.json["result"]["deployments"]] == ["quick"]
+
+
+def test_the_default_waits_for_the_ei_endpoint(cli, account):
+    hold_endpoint_pending(account.ec2)  # never available: the default wait times out and rolls back
+    result = cli(*setup_args("patient"), "--output", "json")
+    assert result.code == 1
+    assert "EI endpoint vpce-" in result.json["error"]["message"]
+    made = cli(*setup_args("patient2"), "--output", "json", "--wait", "ei")
+    assert made.code == 1  # `ei` is the default with EI, said explicitly
+
+
+def test_wait_ssh_waits_until_the_ssh_port_answers(cli, account, monkeypatch):
+    import socket
+
+    from amazonei_setup import provision
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    monkeypatch.setattr(provision, "SSH_PORT", listener.getsockname()[1])
+
+    def at_this_machine(parsed, **_):  # the instance's public address is this machine, where sshd "runs"
+        for reservation in parsed.get("Reservations", []):
+            for each in reservation["Instances"]:
+                each["PublicIpAddress"] = "127.0.0.1"
+    account.ec2.meta.events.register("after-call.ec2.DescribeInstances", at_this_machine)
+    try:
+        result = cli(*setup_args("reachable"), "--wait", "ssh", "--output", "json")
+    finally:
+        listener.close()
+    assert result.code == 0, result.stderr
+    assert result.json["result"]["waited_for"] == ["running", "ei", "ssh"]
+    assert f"SSH answers on 127.0.0.1:{provision.SSH_PORT}" in result.stderr
+
+
+def test_wait_ssh_that_never_answers_fails_naming_how_to_check_and_rolls_back(cli, account, monkeypatch):
+    import socket
+
+    from amazonei_setup import provision
+    from tests.conftest import snapshot
+
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: every probe is refused
+    monkeypatch.setattr(provision, "SSH_PORT", port)
+
+    def at_this_machine(parsed, **_):
+        for reservation in parsed.get("Reservations", []):
+            for each in reservation["Instances"]:
+                each["PublicIpAddress"] = "127.0.0.1"
+    account.ec2.meta.events.register("after-call.ec2.DescribeInstances", at_this_machine)
+    before = snapshot(account)
+    result = cli(*setup_args("unreachable"), "--wait", "ssh", "--output", "json")
+    assert result.code == 1
+    message = result.json["error"]["message"]
+    assert f"SSH on 127.0.0.1:{port}" in message and f"nc -zv 127.0.0.1 {port}" in message
+    assert snapshot(account) == before  # rolled back
+
+
+def test_wait_ssh_in_the_sandbox_is_a_usage_error(cli):
+    result = cli("--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--wait", "ssh")
+    assert result.code == 2
+    assert "--wait ssh needs a machine that answers SSH" in result.stderr

@@ -298,7 +298,8 @@ def test_a_terminal_gets_colour_and_no_color_takes_it_away(run, monkeypatch):
 # ---- the JSON contract ------------------------------------------------------------------------------
 
 SETUP_KEYS = {"name", "region", "instance_id", "state", "instance_type", "accelerator_type", "public_dns", "public_ip",
-              "ssh_user", "key_path", "ssh_command", "port_forward_command", "hourly_usd", "resources"}
+              "ssh_user", "key_path", "ssh_command", "port_forward_command", "hourly_usd", "resources",
+              "waited_for"}  # issue 18: what the run waited for (--wait), added to version 1 (keys only grow)
 
 
 def envelope(stdout: str) -> dict:
@@ -316,6 +317,7 @@ def test_json_contract_of_setup_list_and_teardown(run):
     assert (result["name"], result["region"], result["state"], result["ssh_user"]) == ("demo", REGION, "running",
                                                                                        "ec2-user")
     assert result["accelerator_type"] == "eia2.medium" and isinstance(result["hourly_usd"], float)
+    assert result["waited_for"] == ["running", "ei"]
     assert all(set(r) == {"kind", "id", "action"} for r in result["resources"])
 
     listed = envelope(run("list", "--region", REGION, "--output", "json").stdout)

@@ -42,7 +42,8 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
     try:
         with nullcontext() if locked else locking.deployment_locked(aws, plan.name, "setup", ui.progress):
             result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=account_flags(args),
-                                         teardown=teardown_command_for(args, plan.region, plan.name))
+                                         teardown=teardown_command_for(args, plan.region, plan.name),
+                                         wait=getattr(args, "wait", None))
     except ToolError as err:
         next_step_for(err, args, plan)
         raise
