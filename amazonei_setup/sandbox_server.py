@@ -36,6 +36,7 @@ from . import paths
 SERVER_FILE = "server.json"
 SERVER_LOG = "server.log"
 SERVER_ERROR = "server.error"
+SERVER_STARTING = "server.starting"  # the pid of a server started but not yet serving (so it can be stopped too)
 IDLE_S = float(os.environ.get("AMAZONEI_SETUP_SANDBOX_IDLE_S", "900"))
 START_TIMEOUT_S = 60.0
 ALREADY_RUNNING = 3  # exit code of a server that found another one owning the directory
@@ -125,10 +126,34 @@ def stop(state_dir: Path | None = None, timeout: float = 30.0) -> bool:
     """Stop the server of `state_dir` (it saves first); True if one was running."""
     state_dir = Path(state_dir) if state_dir is not None else paths.sandbox_dir()
     info = _read_info(state_dir)
-    if info is None or not _alive(info["pid"]):
+    if info is None:  # perhaps one that is still starting (its command was stopped before it answered)
+        info = _starting(state_dir)
+        if info is None:
+            return False
+    if not _alive(info["pid"]):
         return False
     _stop_and_wait(info, state_dir, time.monotonic() + timeout)
     return True
+
+
+def _starting(state_dir: Path) -> dict | None:
+    """The server named by `server.starting`, if that file is fresh and its pid is still that server: a stale file
+    (a server that died while starting) must never get another process, which reused the pid, a SIGTERM."""
+    marker = state_dir / SERVER_STARTING
+    try:
+        if time.time() - marker.stat().st_mtime > START_TIMEOUT_S:
+            return None
+        pid = int(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    for _ in range(25):  # a child just forked shows its parent's command line until it execs (milliseconds)
+        try:
+            if b"amazonei_setup.sandbox_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return {"pid": pid, "port": 0}
+        except OSError:
+            return {"pid": pid, "port": 0} if not Path("/proc/self").exists() else None  # macOS: freshness only
+        time.sleep(0.02)
+    return None
 
 
 def _read_info(state_dir: Path) -> dict | None:
@@ -193,12 +218,14 @@ def _spawn(state_dir: Path) -> subprocess.Popen:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     log = open(state_dir / SERVER_LOG, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
-        return subprocess.Popen(
+        server = subprocess.Popen(
             [sys.executable, "-m", "amazonei_setup.sandbox_server", str(state_dir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=package_root,
             start_new_session=True, close_fds=True)  # its own session: the terminal's Ctrl-C is the command's
     finally:
         log.close()
+    _write_atomically(state_dir / SERVER_STARTING, str(server.pid))
+    return server
 
 
 def _failure(state_dir: Path, code: int | None) -> str:
@@ -322,6 +349,7 @@ class _Server:
             port = int(self.sandbox.endpoint_url.rsplit(":", 1)[1])
             _write_atomically(self.state_dir / SERVER_FILE,
                               json.dumps({"pid": os.getpid(), "port": port, "started": time.time()}))
+            (self.state_dir / SERVER_STARTING).unlink(missing_ok=True)
             print(f"sandbox server {os.getpid()} on port {port} for {self.state_dir}", flush=True)
             while not self.done.wait(0.25):
                 info = _read_info(self.state_dir)

@@ -133,8 +133,8 @@ def no_sandbox_server_outlives_its_test(tmp_path):
     yield
     from amazonei_setup import sandbox_server
 
-    for info in tmp_path.rglob(sandbox_server.SERVER_FILE):
-        sandbox_server.stop(info.parent)
+    for log in tmp_path.rglob(sandbox_server.SERVER_LOG):  # written as a server is started, before it answers
+        sandbox_server.stop(log.parent)
 
 
 @pytest.fixture

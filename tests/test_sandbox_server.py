@@ -118,3 +118,18 @@ def test_a_state_that_cannot_be_read_is_said_in_one_sentence_and_left_alone(tmp_
     with pytest.raises(sandbox_server.SandboxUnavailable, match=r"cannot be read .*rm -rf"):
         sandbox_server.connect(tmp_path)
     assert (tmp_path / STATE_FILE).read_bytes() == b"not a pickle"
+
+
+def test_a_server_still_starting_can_be_stopped(tmp_path):
+    """A command stopped (Ctrl-C) right after it started the server: nothing answers yet, but stop() must still
+    find and end it, or it would run, unseen, until its idle timeout."""
+    server = sandbox_server._spawn(tmp_path)
+    assert sandbox_server._read_info(tmp_path) is None  # not serving yet: it is still importing moto
+    assert sandbox_server.stop(tmp_path) is True
+    assert server.wait(timeout=30) is not None
+    assert sandbox_server.stop(tmp_path) is False
+
+
+def test_a_stale_starting_marker_never_signals_another_process(tmp_path):
+    (tmp_path / sandbox_server.SERVER_STARTING).write_text(str(os.getpid()))  # this very test process
+    assert sandbox_server.stop(tmp_path) is False
