@@ -90,9 +90,12 @@ class _CachedJSONFileLoader(botocore.loaders.JSONFileLoader):
         key = hashlib.sha256(f"{full_path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
         try:
             cached = paths.cache_dir() / f"{key}.pickle"
+        except RuntimeError:  # no home directory: nowhere to keep it
+            return super()._load_file(full_path, open_method)
+        try:
             with open(cached, "rb") as f:
                 return pickle.load(f)
-        except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, ValueError, AttributeError):
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError):
             pass
         data = super()._load_file(full_path, open_method)
         try:
@@ -101,7 +104,7 @@ class _CachedJSONFileLoader(botocore.loaders.JSONFileLoader):
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, cached)
-        except (OSError, RuntimeError, NameError):  # NameError: no home, so `cached` was never set
+        except OSError:
             pass
         return data
 

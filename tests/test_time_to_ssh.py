@@ -178,6 +178,15 @@ def hold_endpoint_pending(ec2) -> None:
     ec2.meta.events.register("after-call.ec2.DescribeVpcEndpoints", pending)
 
 
+def instances_at_this_machine(ec2) -> None:
+    """Every instance's public address is 127.0.0.1: this machine, where the test's "sshd" listens (or not)."""
+    def at_this_machine(parsed, **_):
+        for reservation in parsed.get("Reservations", []):
+            for each in reservation["Instances"]:
+                each["PublicIpAddress"] = "127.0.0.1"
+    ec2.meta.events.register("after-call.ec2.DescribeInstances", at_this_machine)
+
+
 def test_wait_running_ends_once_the_instance_runs_and_says_ei_was_not_waited_for(cli, account):
     hold_endpoint_pending(account.ec2)
     result = cli(*setup_args("quick"), "--wait", "running")
@@ -205,11 +214,7 @@ def test_wait_ssh_waits_until_the_ssh_port_answers(cli, account, monkeypatch):
     listener = socket.create_server(("127.0.0.1", 0))
     monkeypatch.setattr(provision, "SSH_PORT", listener.getsockname()[1])
 
-    def at_this_machine(parsed, **_):  # the instance's public address is this machine, where sshd "runs"
-        for reservation in parsed.get("Reservations", []):
-            for each in reservation["Instances"]:
-                each["PublicIpAddress"] = "127.0.0.1"
-    account.ec2.meta.events.register("after-call.ec2.DescribeInstances", at_this_machine)
+    instances_at_this_machine(account.ec2)
     try:
         result = cli(*setup_args("reachable"), "--wait", "ssh", "--output", "json")
     finally:
@@ -230,11 +235,7 @@ def test_wait_ssh_that_never_answers_fails_naming_how_to_check_and_rolls_back(cl
     closed.close()  # nothing listens there now: every probe is refused
     monkeypatch.setattr(provision, "SSH_PORT", port)
 
-    def at_this_machine(parsed, **_):
-        for reservation in parsed.get("Reservations", []):
-            for each in reservation["Instances"]:
-                each["PublicIpAddress"] = "127.0.0.1"
-    account.ec2.meta.events.register("after-call.ec2.DescribeInstances", at_this_machine)
+    instances_at_this_machine(account.ec2)
     before = snapshot(account)
     result = cli(*setup_args("unreachable"), "--wait", "ssh", "--output", "json")
     assert result.code == 1
