@@ -141,6 +141,23 @@ def share_client_classes() -> None:
     client_class.shared = True
     creator._create_client_class = client_class
 
+    # The same for the service model each client is given: a new ServiceModel per client would rebuild, for
+    # every client, what botocore derives from the model lazily (EC2's endpoint-discovery check alone walks
+    # all ~700 operation models: ~25 ms a client). The loader returns one parsed model per service and API
+    # version, and nothing changes a ServiceModel after it is built, so one per parsed model serves every
+    # client. Keyed by the parsed model itself (kept alive here), so a different loader gets its own.
+    load_model = creator._load_service_model
+    models: dict[int, tuple] = {}
+
+    def service_model(self, service_name, api_version=None):
+        json_model = self._loader.load_service_model(service_name, "service-2", api_version=api_version)
+        with _loader_lock:
+            if id(json_model) not in models:
+                models[id(json_model)] = (json_model, load_model(self, service_name, api_version))
+            return models[id(json_model)][1]
+
+    creator._load_service_model = service_model
+
 
 def new_session(profile_name: str | None = None, region_name: str | None = None,
                 aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,

@@ -1,7 +1,8 @@
 """Where the tool keeps its files: logs, sandbox state, created key files.
 
 Everything lives under one directory, `~/.amazonei-setup` unless `AMAZONEI_SETUP_HOME` says
-otherwise (tests point it at a temporary directory so they never touch the real home).
+otherwise (tests point it at a temporary directory so they never touch the real home). The one
+exception is what can always be rebuilt: with `XDG_CACHE_HOME` set, the cache goes where it says.
 """
 import os
 from pathlib import Path
@@ -22,7 +23,13 @@ def logs_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Derived files the tool can always rebuild (botocore's parsed models)."""
+    """Derived files the tool can always rebuild (botocore's parsed models): under $XDG_CACHE_HOME when the
+    user keeps caches there (it is set only on purpose: the XDG default, ~/.cache, is not assumed), else in the
+    tool's home. The test suite points it at one directory shared by its processes, so the models each new
+    process loads are parsed once per test run rather than once per test."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):  # the XDG spec: a relative path is invalid and must be ignored
+        return Path(xdg) / "amazonei-setup"
     return app_home() / "cache"
 
 

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,20 @@ MOTO_IMAGES_KEPT = {"amzn-ami-hvm-2017.09.1.20171103-x86_64-gp2", "Deep Learning
                     "Deep Learning AMI Ubuntu Linux - 2.4_Oct2017"}
 
 _small_moto_amis()
+
+
+def _one_model_cache() -> None:
+    """Every process-level test starts the tool in a new home; its first command would parse botocore's models
+    again (~0.3 s a process) and pickle them into that home. One cache directory (paths.cache_dir honours
+    XDG_CACHE_HOME) for the whole run, inherited by pytest-xdist's workers and every subprocess."""
+    if "XDG_CACHE_HOME" in os.environ and os.environ.get("AMAZONEI_SETUP_TEST_CACHE") == os.environ["XDG_CACHE_HOME"]:
+        return
+    path = tempfile.mkdtemp(prefix="amazonei-setup-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = os.environ["AMAZONEI_SETUP_TEST_CACHE"] = path
+    atexit.register(shutil.rmtree, path, True)
+
+
+_one_model_cache()
 
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
@@ -88,7 +103,24 @@ def shared_botocore_loader():
 
     botocore.session.Session._register_data_loader = register
     share_client_classes()  # the tool's own cache of client classes, for every client the tests build too
+    # Every handler registered on a client's events (botocore's ~100 per client, moto's, ours) is checked for
+    # **kwargs with inspect.getfullargspec: ~3% of the suite. The answer is the function's, so ask once each.
+    import botocore.hooks
+
+    accepts_kwargs = botocore.hooks.accepts_kwargs
+    answers: dict = {}
+
+    def cached_accepts_kwargs(func):
+        code = getattr(getattr(func, "__func__", func), "__code__", None)
+        if code is None:  # a partial or a callable object: ask every time
+            return accepts_kwargs(func)
+        if code not in answers:
+            answers[code] = accepts_kwargs(func)
+        return answers[code]
+
+    botocore.hooks.accepts_kwargs = cached_accepts_kwargs
     yield
+    botocore.hooks.accepts_kwargs = accepts_kwargs
     botocore.session.Session._register_data_loader = original
 
 
@@ -113,7 +145,45 @@ def quick_moto():
 
     rsa.generate_private_key = generate_private_key
     make_moto_behave()
+    # mock_aws's reset drops every account's backends, and each new one asks botocore for the regions of its
+    # service (an lru_cache on the method, keyed by the new backend, so never hit): ~5% of the suite. The
+    # regions of a service do not change within a process.
+    from moto.core.base_backend import AccountSpecificBackend
+
+    generate_regions = AccountSpecificBackend._generate_regions
+    regions: dict[str, list[str]] = {}
+
+    def cached_regions(self, service_name):
+        if service_name not in regions:
+            regions[service_name] = generate_regions(self, service_name)
+        return list(regions[service_name])
+
+    AccountSpecificBackend._generate_regions = cached_regions
+    # mock_aws also routes the `requests` library's calls to AWS URLs into moto: on every start it registers a
+    # callback per HTTP method and URL pattern of every service (~1,400 objects, ~4% of the suite). Neither the
+    # tool nor the tests call AWS through `requests` (botocore is intercepted by moto's before-send stubber,
+    # which this keeps), so only moto's own last pattern stays: a stray `requests` call to any AWS URL is
+    # answered "not implemented" and never leaves the machine.
+    import re
+
+    from moto.core import models as moto_models
+
+    enable_patching = moto_models.MockAWS._enable_patching
+    any_aws_url = re.compile(r"https?://.+\.amazonaws.com/.*")
+
+    def enable_patching_for_botocore(self, reset: bool = True) -> None:
+        moto_models.botocore_stubber.enabled = True
+        if reset:
+            self.reset()
+        moto_models.responses_mock.start()
+        for method in moto_models.RESPONSES_METHODS:
+            moto_models.responses_mock.add(moto_models.CallbackResponse(
+                method=method, url=any_aws_url, callback=moto_models.not_implemented_callback))
+
+    moto_models.MockAWS._enable_patching = enable_patching_for_botocore
     yield
+    moto_models.MockAWS._enable_patching = enable_patching
+    AccountSpecificBackend._generate_regions = generate_regions
     rsa.generate_private_key = original_generate
 
 

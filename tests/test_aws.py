@@ -31,3 +31,43 @@ def test_aws_max_attempts_from_the_environment_wins(monkeypatch):
     for junk in ("not-a-number", "0", "-3", ""):
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", junk)
         assert _max_attempts() == 5
+
+
+def test_parsed_models_are_cached_where_xdg_cache_home_says_else_in_the_tools_home(tmp_path, monkeypatch):
+    from amazonei_setup import paths
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert paths.cache_dir() == tmp_path / "xdg" / "amazonei-setup"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # invalid by the XDG spec: ignored
+    assert paths.cache_dir() == paths.app_home() / "cache"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert paths.cache_dir() == paths.app_home() / "cache"
+
+
+def test_a_models_second_load_comes_from_its_pickle_and_equals_botocores_parse(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import botocore
+    import botocore.loaders
+
+    from amazonei_setup.aws import _CachedJSONFileLoader
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    found = next((Path(botocore.__file__).parent / "data" / "sts").glob("*/service-2.json*"))
+    model = found.parent / "service-2"  # the loader takes the name without .json or .json.gz
+    plain = botocore.loaders.JSONFileLoader().load_file(str(model))
+    first = _CachedJSONFileLoader().load_file(str(model))
+    pickles = list((tmp_path / "amazonei-setup").glob("*.pickle"))
+    assert first == plain and len(pickles) == 1
+    opened: list[str] = []
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "_load_file",
+                        lambda self, path, open_method: opened.append(path))  # botocore's own parse, if used
+    assert _CachedJSONFileLoader().load_file(str(model)) == plain and opened == []
+
+
+def test_clients_of_one_service_share_one_service_model_across_sessions(account):
+    """aws.share_client_classes: one ServiceModel per parsed model, so its lazily derived parts are built once."""
+    other = account.in_region("eu-west-1")
+    assert account.ec2.meta.service_model is other.ec2.meta.service_model
+    assert account.ec2.meta.service_model is not account.iam.meta.service_model
+    assert other.ec2.describe_regions()["Regions"]  # and a client built on the shared model still works

@@ -35,3 +35,13 @@ def test_key_material_and_credentials_appear_only_in_the_pem_file(distinct_secre
         assert key_body not in text, where  # ... but never what it returned
         assert "PRIVATE KEY" not in text, where
         assert SECRET not in text, where
+
+
+def test_a_requests_call_to_an_aws_url_inside_the_mock_never_leaves_the_machine(account):
+    """conftest trims what mock_aws registers for the `requests` library to one catch-all per method: an AWS URL
+    must still be answered locally (moto's "not implemented"), never passed through to the network."""
+    import requests
+
+    reply = requests.get("https://ec2.us-west-2.amazonaws.com/?Action=DescribeRegions", timeout=1)
+    assert reply.status_code == 400
+    assert reply.text == "The method is not implemented"
