@@ -11,11 +11,12 @@ What the template can and cannot do, compared with setup:
   own): instead its security group gets an ingress rule for 443 from ours (EndpointSecurityGroupId).
 * VPC DNS attributes (enableDnsSupport / enableDnsHostnames, which the endpoint's private DNS needs) cannot be
   switched on for an existing VPC from a template: the Description says so.
-* An EI *fleet* is N AWS::EC2::Instance resources, not an Auto Scaling group: CloudFormation's
-  AWS::EC2::LaunchTemplate schema no longer has ElasticInferenceAccelerators (AWS removed it when EI reached
-  end of life; cfn-lint's schemas for every EI region agree), so a launch template cannot attach EI.
-  AWS::EC2::Instance still accepts it. Fleets of today's alternatives (inf2 / gpu) use a launch template
-  and an Auto Scaling group.
+* An EI *fleet* is N AWS::EC2::Instance resources, not an Auto Scaling group. EC2 launch templates and EC2
+  Auto Scaling did support EI (LaunchTemplateData.ElasticInferenceAccelerators, eia1 types; the EC2 User
+  Guide had a section on EI with Auto Scaling), but CloudFormation's current AWS::EC2::LaunchTemplate schema
+  has no EI property (cfn-lint's schemas, checked with cfn-lint 1.58 on 2026-12-01), so a *template's*
+  launch template cannot carry one; AWS::EC2::Instance still accepts ElasticInferenceAccelerators. Fleets of
+  today's alternatives (inf2 / gpu) use a launch template and an Auto Scaling group.
 """
 from __future__ import annotations
 

@@ -211,8 +211,9 @@ def test_the_key_pair_is_created_only_without_a_key_name():
 
 
 def test_ei_fleet_is_one_instance_resource_per_member():
-    """CloudFormation's AWS::EC2::LaunchTemplate lost ElasticInferenceAccelerators (EI's end of life), so an EI
-    fleet cannot be an Auto Scaling group: it is N instances, FleetSize choosing how many of them exist."""
+    """CloudFormation's current AWS::EC2::LaunchTemplate schema has no EI property (EC2 launch templates once took
+    eia1 accelerators), so an EI fleet cannot be an Auto Scaling group: it is N instances, FleetSize choosing how
+    many of them exist."""
     plan, template = variant("ei-fleet")
     members = of_type(template, "AWS::EC2::Instance")
     assert list(members) == ["Instance1", "Instance2", "Instance3"]
