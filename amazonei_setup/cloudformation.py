@@ -120,6 +120,13 @@ def to_yaml(template: dict) -> str:
     return yaml.dump(template, Dumper=NoAliases, sort_keys=False, width=10_000, default_flow_style=False)
 
 
+def _image_parameter(plan: Plan) -> str:
+    """The public SSM parameter a family's template resolves: the one that named the plan's image in this region
+    (the GPU DLAMI's is spelled two ways, issue 17), else the catalog's first."""
+    family = catalog.FAMILIES[plan.family]
+    return plan.image_source if plan.image_source in family.ami_parameters else family.ami_parameter
+
+
 def parameter_values(plan: Plan, *, fleet_size: int | None = None, key_name: str | None = None) -> list[dict]:
     """The plan's choices as create_stack Parameters. key_name overrides the plan's key pair ("" lets the stack
     create one). EndpointSecurityGroupId is left to the template's default (build_template's argument)."""
@@ -127,7 +134,7 @@ def parameter_values(plan: Plan, *, fleet_size: int | None = None, key_name: str
         "KeyName": key_name if key_name is not None else _default_key_name(plan),
         "SshCidr": _ssh_cidr(plan),
         "InstanceType": plan.instance_type,
-        "ImageId": catalog.FAMILIES[plan.family].ami_parameter if plan.family else plan.ami_id,
+        "ImageId": _image_parameter(plan) if plan.family else plan.ami_id,
         "VolumeSize": str(plan.volume_size),
     }
     if _is_ei(plan):
@@ -197,7 +204,7 @@ def _parameters(plan: Plan, fleet_size: int | None, endpoint_group_id: str | Non
         family = catalog.FAMILIES[plan.family]
         params["InstanceType"]["AllowedValues"] = list(dict.fromkeys([*family.instance_types, plan.instance_type]))
         params["ImageId"] = {
-            "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "Default": family.ami_parameter,
+            "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "Default": _image_parameter(plan),
             "Description": f"The public SSM parameter naming the newest {family.label} Deep Learning AMI.",
         }
     else:

@@ -442,3 +442,15 @@ def test_neuron_image_is_ubuntu_24_04_from_its_parameter_or_its_name(cli, accoun
     plan = planned(cli, "inf2")
     assert plan["ami_id"] == older_24_04 != newer_22_04
     assert plan["image_source"] == "name pattern: Deep Learning AMI Neuron (Ubuntu 24.04) *"
+
+
+def test_an_exported_template_resolves_the_parameter_that_named_the_image(cli, account, alt):
+    """A template resolves its AMI through SSM when the stack is created: it must name the parameter that exists
+    in the region, not the catalog's first spelling."""
+    import yaml
+
+    set_parameters(GPU_AMI_PARAMETER=None, GPU_AMI_PARAMETER_DOCUMENTED=alt["gpu"])
+    result = cli("export", *family_args("tmpl", "gpu"))
+    assert result.code == 0, result.stderr
+    image = yaml.safe_load(result.stdout)["Parameters"]["ImageId"]
+    assert image["Default"] == catalog.GPU_AMI_PARAMETER_DOCUMENTED
