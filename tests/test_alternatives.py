@@ -427,6 +427,10 @@ def test_no_gpu_parameter_falls_back_to_the_name_pattern_and_says_so(cli, accoun
     plan = planned(cli, "gpu")
     assert plan["ami_id"] == alt["gpu"]  # the newest image of that name
     assert plan["image_source"] == f"name pattern: {catalog.FAMILIES['gpu'].ami_name_pattern}"
+    shown = cli(*family_args("src-text", "gpu", "--dry-run"))  # the plan panel says it briefly
+    assert shown.code == 0 and "newest by name, no SSM parameter found" in words(shown.stderr + shown.stdout)
+    named = cli(*family_args("src-named", "inf2", "--dry-run"))
+    assert "no SSM parameter" not in named.stderr + named.stdout
 
 
 def test_neuron_image_is_ubuntu_24_04_from_its_parameter_or_its_name(cli, account, alt):
