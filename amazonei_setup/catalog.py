@@ -139,11 +139,10 @@ INSTANCE_PRICES: dict[str, InstancePrice] = {
         *_priced(_VANTAGE.format("g5"), _VANTAGE_DATE, g5_xlarge=1.006, g5_2xlarge=1.212, g5_4xlarge=1.624),
         *_priced(_VANTAGE.format("inf1"), _VANTAGE_DATE, inf1_xlarge=0.228, inf1_2xlarge=0.362, inf1_6xlarge=1.18),
         *_priced(_VANTAGE.format("inf2"), _VANTAGE_DATE, inf2_xlarge=0.7582, inf2_8xlarge=1.96786),
+        # issue 17: the same data set's g6 file (commit 299375be, "Last updated: 2026-08-26") gives g6.xlarge
+        *_priced(_VANTAGE.format("g6"), _VANTAGE_DATE, g6_xlarge=0.8048),
     )
 }
-
-# g6.xlarge is offered by the alternatives (issue 9) but no dated us-west-2 source was found for it: it has
-# no price here ("price unknown"), and `cost` asks for --hourly-usd.
 
 # On-demand Linux, us-west-2, USD/hour: the plain figures (the wizard's and list's cost lines).
 INSTANCE_HOURLY_USD: dict[str, float] = {name: p.hourly_usd for name, p in INSTANCE_PRICES.items()}
@@ -168,24 +167,30 @@ def hourly_usd(instance_type: str, accelerator_type: str | None) -> float | None
 # Deep Learning AMI found through AWS's public SSM parameter (name pattern as fallback), and no EI pieces
 # (no endpoint, no VPC DNS change, no elastic-inference policy, any region that offers the type).
 #
-# AMI sources (checked 2026-11-24):
-# * Neuron: the Neuron DLAMI User Guide (awsdocs-neuron.readthedocs-hosted.com, "Neuron DLAMI User Guide",
-#   SSM section) gives /aws/service/neuron/dlami/multi-framework/ubuntu-22.04/latest/image_id for the
-#   "Deep Learning AMI Neuron (Ubuntu 22.04)" multi-framework DLAMI.
+# AMI sources (checked 2026-11-24; the Neuron and GPU parameters re-checked 2026-12-01, issue 17):
+# * Neuron: AWS no longer publishes Ubuntu 22.04 Neuron DLAMIs (Neuron 2.30 release notes, May 2026); the Neuron
+#   DLAMI User Guide (awsdocs-neuron.readthedocs-hosted.com, "Neuron DLAMI User Guide", SSM section) now lists
+#   only /aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id, for the "Deep Learning AMI
+#   Neuron (Ubuntu 24.04)" multi-framework DLAMI (the 22.04 parameter named no new image after that).
 # * GPU: the DLAMI Developer Guide ("Finding the ID of a DLAMI", docs.aws.amazon.com/dlami/latest/devguide/
 #   find-dlami-id.html) gives the rule /aws/service/deeplearning/ami/<arch>/<ami_type>/latest/ami-id, ami_type
 #   = the DLAMI name without "deep", "learning", "ami": "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu
-#   22.04)" -> base-oss-nvidia-driver-gpu-ubuntu-22.04 (the form public infrastructure code uses; the page's
-#   own example omits "-gpu", which is why the name-filter fallback exists).
+#   22.04)" -> base-oss-nvidia-driver-gpu-ubuntu-22.04, the form public infrastructure code uses; the page's
+#   own example omits "-gpu" (base-oss-nvidia-driver-ubuntu-22.04). Both are asked in one GetParameters call,
+#   the first that exists (in this order) names the image, and the plan records which one did (or that the
+#   name-pattern fallback did).
 # Accelerator specs: AWS's instance type pages (Inf2: one Inferentia2 chip with 32 GiB per xlarge/8xlarge;
 # G4dn: NVIDIA T4 16 GiB; G5: A10G 24 GiB; G6: L4 24 GiB). The throughput class is a coarse label for
 # comparison on one screen, not a benchmark.
-NEURON_AMI_PARAMETER = "/aws/service/neuron/dlami/multi-framework/ubuntu-22.04/latest/image_id"
+NEURON_AMI_PARAMETER = "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id"
 GPU_AMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+GPU_AMI_PARAMETER_DOCUMENTED = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-ubuntu-22.04/latest/ami-id"
 AMI_SOURCES = {
-    "inf2": "Neuron DLAMI User Guide (awsdocs-neuron.readthedocs-hosted.com), SSM parameters section",
-    "gpu": "AWS DLAMI Developer Guide, 'Finding the ID of a DLAMI' (parameter naming rule)",
+    "inf2": "Neuron DLAMI User Guide (awsdocs-neuron.readthedocs-hosted.com), SSM parameters section (2026-12-01)",
+    "gpu": "AWS DLAMI Developer Guide, 'Finding the ID of a DLAMI' (parameter naming rule and example, 2026-12-01)",
 }
+# What recorded an image's origin says when no SSM parameter named it (Facts.family_image_sources, the plan).
+NAME_PATTERN_SOURCE = "name pattern"
 
 # The role of a family deployment gets AWS's managed policies for Session Manager and the CloudWatch
 # agent, and nothing else (no elastic-inference:Connect).
@@ -208,10 +213,16 @@ class Family:
     key: str  # what --accelerator takes and the instance's accelerator tag says
     label: str
     types: tuple[FamilyType, ...]
-    ami_parameter: str
+    ami_parameters: tuple[str, ...]  # AWS's public SSM parameters, in order of preference: the first found wins
     ami_name_pattern: str
+    os_label: str = "Ubuntu 22.04"  # the DLAMI's OS, for sentences
     ssh_user: str = "ubuntu"
     check_command: str = ""  # run on the instance to see the accelerator
+
+    @property
+    def ami_parameter(self) -> str:
+        """The preferred parameter (a template's default; the sandbox seeds it)."""
+        return self.ami_parameters[0]
 
     @property
     def instance_types(self) -> tuple[str, ...]:
@@ -231,12 +242,14 @@ FAMILIES: dict[str, Family] = {
         Family("inf2", "Inferentia2",
                (FamilyType("inf2.xlarge", "Inferentia2", 32, "high"),
                 FamilyType("inf2.8xlarge", "Inferentia2", 32, "high")),
-               NEURON_AMI_PARAMETER, "Deep Learning AMI Neuron (Ubuntu 22.04) *", check_command="neuron-ls"),
+               (NEURON_AMI_PARAMETER,), "Deep Learning AMI Neuron (Ubuntu 24.04) *", os_label="Ubuntu 24.04",
+               check_command="neuron-ls"),
         Family("gpu", "GPU",
                (FamilyType("g4dn.xlarge", "NVIDIA T4", 16, "entry"),
                 FamilyType("g5.xlarge", "NVIDIA A10G", 24, "mid"),
                 FamilyType("g6.xlarge", "NVIDIA L4", 24, "mid")),
-               GPU_AMI_PARAMETER, "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
+               (GPU_AMI_PARAMETER, GPU_AMI_PARAMETER_DOCUMENTED),
+               "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *",
                check_command="nvidia-smi"),
     )
 }
@@ -249,3 +262,69 @@ def family_of(instance_type: str) -> Family | None:
 def known_instance_types() -> tuple[str, ...]:
     """The instance types this catalog prices or offers, for suggesting a spelling without asking EC2."""
     return tuple(sorted({*INSTANCE_PRICES, *(t for f in FAMILIES.values() for t in f.instance_types)}))
+
+
+# ---- where each accelerator option runs, and what it costs there (`cost --compare`, issue 17) ----------------
+# The alternatives' on-demand Linux USD/hour per region, from the data set INSTANCE_PRICES cites for them:
+# instances.vantage.sh (from the AWS Price List) as mirrored, dated, in github.com/tsaol/aws-gpu
+# data/<family>_instances.js, "Last updated: 2026-08-26" (commit 299375be for g4dn, g6 and inf2; 18aebd1d for g5).
+# A type's regions are that file's "availability" list, commercial regions only (GovCloud needs an account of
+# its own, a Local Zone an opt-in); each region's figure is its "pricing.<region>.onDemand". Checked 2026-12-01.
+REGIONAL_SOURCE = _VANTAGE.format("<family>")
+REGIONAL_DATE = _VANTAGE_DATE
+REGIONAL_INSTANCE_PRICES: dict[str, dict[str, float]] = {
+    "inf2.xlarge": {
+        "ap-northeast-1": 1.1373, "ap-northeast-2": 0.90984, "ap-south-1": 0.98566, "ap-southeast-1": 1.06148,
+        "ap-southeast-2": 0.98566, "eu-central-1": 1.1373, "eu-north-1": 0.83402, "eu-west-1": 0.94775,
+        "eu-west-2": 1.1373, "eu-west-3": 1.06148, "sa-east-1": 1.28894, "us-east-1": 0.7582, "us-east-2": 0.7582,
+        "us-west-2": 0.7582,
+    },
+    "inf2.8xlarge": {
+        "ap-northeast-1": 2.95179, "ap-south-1": 2.55822, "ap-southeast-1": 2.755, "ap-southeast-2": 2.55822,
+        "eu-central-1": 2.95179, "eu-north-1": 2.16465, "eu-west-1": 2.45982, "eu-west-2": 2.95179,
+        "eu-west-3": 2.755, "sa-east-1": 3.34536, "us-east-1": 1.96786, "us-east-2": 1.96786, "us-west-2": 1.96786,
+    },
+    "g4dn.xlarge": {
+        "af-south-1": 0.698, "ap-east-1": 0.81, "ap-northeast-1": 0.71, "ap-northeast-2": 0.647,
+        "ap-northeast-3": 0.71, "ap-south-1": 0.579, "ap-southeast-1": 0.736, "ap-southeast-2": 0.684,
+        "ca-central-1": 0.584, "eu-central-1": 0.658, "eu-north-1": 0.558, "eu-south-1": 0.616, "eu-west-1": 0.587,
+        "eu-west-2": 0.615, "eu-west-3": 0.615, "me-south-1": 0.645, "sa-east-1": 0.894, "us-east-1": 0.526,
+        "us-east-2": 0.526, "us-west-1": 0.631, "us-west-2": 0.526,
+    },
+    "g5.xlarge": {
+        "ap-east-1": 1.5488, "ap-northeast-1": 1.459, "ap-northeast-2": 1.237, "ap-south-1": 1.208,
+        "ap-southeast-2": 1.308, "ap-southeast-3": 1.408, "ca-central-1": 1.117, "eu-central-1": 1.258,
+        "eu-north-1": 1.067, "eu-south-2": 1.06, "eu-west-1": 1.123, "eu-west-2": 1.277, "eu-west-3": 1.277,
+        "il-central-1": 1.17915, "me-central-1": 1.234, "sa-east-1": 1.71, "us-east-1": 1.006, "us-east-2": 1.006,
+        "us-west-2": 1.006,
+    },
+    "g6.xlarge": {
+        "ap-northeast-1": 1.1672, "ap-northeast-2": 0.9896, "ap-south-1": 0.9664, "ap-south-2": 0.9664,
+        "ap-southeast-2": 1.0464, "ap-southeast-5": 1.0138, "ca-central-1": 0.8936, "eu-central-1": 1.0064,
+        "eu-central-2": 1.085, "eu-north-1": 0.8536, "eu-south-2": 0.848, "eu-west-2": 1.0216, "eu-west-3": 1.0216,
+        "me-central-1": 0.98824, "sa-east-1": 1.368, "us-east-1": 0.8048, "us-east-2": 0.8048, "us-west-2": 0.8048,
+    },
+}
+
+
+def regions_offering(instance_type: str) -> tuple[str, ...]:
+    """The regions the catalog knows offer an alternative's type (empty for a type it has no list for)."""
+    return tuple(sorted(REGIONAL_INSTANCE_PRICES.get(instance_type, {})))
+
+
+def ei_regions_for(accelerator_type: str) -> tuple[str, ...]:
+    """The regions an EI accelerator type ran in (eia2 never in Tokyo)."""
+    if accelerator_type.startswith("eia2."):
+        return tuple(r for r in EI_REGIONS if r not in EIA2_UNAVAILABLE_REGIONS)
+    return EI_REGIONS
+
+
+def catalog_price(instance_type: str, region: str) -> float | None:
+    """An instance type's on-demand USD/hour in a region, from the catalog, or None where it has no figure
+    (never an estimate: the flat INSTANCE_PRICES are CATALOG_REGION's only)."""
+    regional = REGIONAL_INSTANCE_PRICES.get(instance_type, {})
+    if region in regional:
+        return regional[region]
+    if region == CATALOG_REGION and instance_type in INSTANCE_PRICES:
+        return INSTANCE_PRICES[instance_type].hourly_usd
+    return None

@@ -139,7 +139,7 @@ def _check_setup_flags(args: argparse.Namespace) -> None:
                              f"or drop --instance-type to take {family.default_type}. {see}")
         if args.os:
             raise _UsageExit(f"--os picks an Elastic Inference image line; --accelerator {chosen} uses the "
-                             f"{family.label} Deep Learning AMI (Ubuntu 22.04): drop --os. {see}")
+                             f"{family.label} Deep Learning AMI ({family.os_label}): drop --os. {see}")
         return
     if chosen:
         if args.accelerator_type and args.accelerator_type != chosen:

@@ -11,11 +11,12 @@ What the template can and cannot do, compared with setup:
   own): instead its security group gets an ingress rule for 443 from ours (EndpointSecurityGroupId).
 * VPC DNS attributes (enableDnsSupport / enableDnsHostnames, which the endpoint's private DNS needs) cannot be
   switched on for an existing VPC from a template: the Description says so.
-* An EI *fleet* is N AWS::EC2::Instance resources, not an Auto Scaling group: CloudFormation's
-  AWS::EC2::LaunchTemplate schema no longer has ElasticInferenceAccelerators (AWS removed it when EI reached
-  end of life; cfn-lint's schemas for every EI region agree), so a launch template cannot attach EI.
-  AWS::EC2::Instance still accepts it. Fleets of today's alternatives (inf2 / gpu) use a launch template
-  and an Auto Scaling group.
+* An EI *fleet* is N AWS::EC2::Instance resources, not an Auto Scaling group. EC2 launch templates and EC2
+  Auto Scaling did support EI (LaunchTemplateData.ElasticInferenceAccelerators, eia1 types; the EC2 User
+  Guide had a section on EI with Auto Scaling), but CloudFormation's current AWS::EC2::LaunchTemplate schema
+  has no EI property (cfn-lint's schemas, checked with cfn-lint 1.58 on 2026-12-01), so a *template's*
+  launch template cannot carry one; AWS::EC2::Instance still accepts ElasticInferenceAccelerators. Fleets of
+  today's alternatives (inf2 / gpu) use a launch template and an Auto Scaling group.
 """
 from __future__ import annotations
 
@@ -119,6 +120,13 @@ def to_yaml(template: dict) -> str:
     return yaml.dump(template, Dumper=NoAliases, sort_keys=False, width=10_000, default_flow_style=False)
 
 
+def _image_parameter(plan: Plan) -> str:
+    """The public SSM parameter a family's template resolves: the one that named the plan's image in this region
+    (the GPU DLAMI's is spelled two ways, issue 17), else the catalog's first."""
+    family = catalog.FAMILIES[plan.family]
+    return plan.image_source if plan.image_source in family.ami_parameters else family.ami_parameter
+
+
 def parameter_values(plan: Plan, *, fleet_size: int | None = None, key_name: str | None = None) -> list[dict]:
     """The plan's choices as create_stack Parameters. key_name overrides the plan's key pair ("" lets the stack
     create one). EndpointSecurityGroupId is left to the template's default (build_template's argument)."""
@@ -126,7 +134,7 @@ def parameter_values(plan: Plan, *, fleet_size: int | None = None, key_name: str
         "KeyName": key_name if key_name is not None else _default_key_name(plan),
         "SshCidr": _ssh_cidr(plan),
         "InstanceType": plan.instance_type,
-        "ImageId": catalog.FAMILIES[plan.family].ami_parameter if plan.family else plan.ami_id,
+        "ImageId": _image_parameter(plan) if plan.family else plan.ami_id,
         "VolumeSize": str(plan.volume_size),
     }
     if _is_ei(plan):
@@ -196,7 +204,7 @@ def _parameters(plan: Plan, fleet_size: int | None, endpoint_group_id: str | Non
         family = catalog.FAMILIES[plan.family]
         params["InstanceType"]["AllowedValues"] = list(dict.fromkeys([*family.instance_types, plan.instance_type]))
         params["ImageId"] = {
-            "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "Default": family.ami_parameter,
+            "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "Default": _image_parameter(plan),
             "Description": f"The public SSM parameter naming the newest {family.label} Deep Learning AMI.",
         }
     else:

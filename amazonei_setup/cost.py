@@ -71,7 +71,9 @@ examples:
       --accelerator-type eia2.medium --latency-ms 45 \\
       --instance-type p3.2xlarge --accelerator-type none --latency-ms 12
   amazonei_setup.py cost --latencies measured.csv --output json
-  amazonei_setup.py cost --instance-type g6.xlarge --hourly-usd 0.8048
+  amazonei_setup.py cost --instance-type g6e.xlarge --hourly-usd 1.861
+  amazonei_setup.py cost --compare                      (every option, every region)
+  amazonei_setup.py cost --compare --accelerator inf2   (Inferentia2's regions, cheapest first)
 
 Repeated flags pair up in order, like the columns of a table: the n-th
 --accelerator-type and --latency-ms belong to the n-th --instance-type; a flag
@@ -79,6 +81,11 @@ given once applies to every setup. A --latencies CSV has a header row with the
 columns instance_type,accelerator_type,latency_ms (accelerator_type may be empty
 or none); lines starting with # are skipped. --hourly-usd USD prices the one
 instance type given; with several, write TYPE=USD (once per type).
+
+--compare without --instance-type lists each accelerator option (the EI types on
+setup's default host, the inf2 and gpu types) in every region the catalog knows
+offers it, cheapest first: where to go when a region refuses (no quota, no
+capacity). A region without a dated price shows "-" (--live-prices asks AWS).
 """
 
 
@@ -134,6 +141,26 @@ def _hourly_arg(value: str) -> tuple[str | None, float]:
     return name, number
 
 
+def compare_options() -> dict[str, tuple[str, ...]]:
+    """What --accelerator takes in the regions view -> the instance types / EI types it keeps."""
+    options: dict[str, tuple[str, ...]] = {"ei": tuple(catalog.ACCELERATORS)}
+    for family in catalog.FAMILIES.values():
+        options[family.key] = family.instance_types
+        options.update({t: (t,) for t in family.instance_types})
+    options.update({a: (a,) for a in catalog.ACCELERATORS})
+    return options
+
+
+def _option_arg(value: str) -> str:
+    value = value.strip().lower()
+    if value not in compare_options():
+        raise argparse.ArgumentTypeError(
+            f"'{value}' is not an accelerator option: use ei, {', '.join(catalog.FAMILIES)}, one of "
+            f"{', '.join(catalog.ACCELERATORS)}, or one of "
+            f"{', '.join(t for f in catalog.FAMILIES.values() for t in f.instance_types)}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.epilog = EPILOG
@@ -148,7 +175,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(LATENCIES_FLAG, metavar="FILE",
                       help="CSV of measured setups: instance_type,accelerator_type,latency_ms")
     what.add_argument("--compare", action="store_true",
-                      help="show a comparison table sorted by cost per 100k (implied by several setups)")
+                      help="with setups: a table sorted by cost per 100k (implied by several setups); alone: "
+                           "each accelerator option's $/hour in every region that offers it (where to go when a "
+                           "region says no)")
+    what.add_argument("--accelerator", action="append", type=_option_arg, metavar="A",
+                      help=f"with --compare alone: only this option: ei, {', '.join(catalog.FAMILIES)}, an EI type "
+                           "(eia2.medium) or an instance type (g5.xlarge); repeat for several")
     prices = parser.add_argument_group("prices")
     prices.add_argument("--live-prices", action="store_true",
                         help="ask the AWS Pricing API (needs credentials); the catalog is the fallback")
@@ -539,3 +571,148 @@ def region_notes(setups: list[Setup], region: str) -> list[str]:
     if region in catalog.EIA2_UNAVAILABLE_REGIONS and any(a.startswith("eia2.") for a in accelerators):
         return [f"eia2 accelerators were never offered in {region}; eia1 were."]
     return []
+
+
+# ---- the regions view: each accelerator option's $/hour where it runs (cost --compare alone, issue 17) ---------
+
+# The host an EI option is priced with: setup's --yes host (wizard.DEFAULT_EI_HOST, a test keeps them equal; not
+# imported: loading this module must not load the wizard's AWS modules).
+EI_HOST = "m5.xlarge"
+
+
+@dataclass(frozen=True)
+class RegionalPrice:
+    """One accelerator option in one region: USD/hour (instance + EI accelerator), or None where no dated price
+    is known; `source` is "catalog" or "live" (None without a price)."""
+
+    option: str  # "ei", or the family key
+    instance_type: str
+    accelerator_type: str | None  # the EI type; None for a family's own accelerator
+    region: str
+    hourly_usd: Decimal | None
+    source: str | None
+    verified: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.accelerator_type} + {self.instance_type}" if self.accelerator_type else self.instance_type
+
+    def to_dict(self) -> dict:
+        return {"option": self.option, "instance_type": self.instance_type, "accelerator_type": self.accelerator_type,
+                "region": self.region, "hourly_usd": rounded(self.hourly_usd) if self.hourly_usd is not None else None,
+                "usd_30_days": rounded(self.hourly_usd * HOURS_30_DAYS, 2) if self.hourly_usd is not None else None,
+                "price": self.source, "price_verified": self.verified if self.hourly_usd is not None else None}
+
+
+def compared_options(chosen: list[str] | None) -> list[tuple[str, str, str | None]]:
+    """(option, instance type, EI type) in catalog order, narrowed to --accelerator's choices."""
+    keep = None
+    if chosen:
+        options = compare_options()
+        keep = {name for c in chosen for name in options[c]}
+    entries = [("ei", EI_HOST, a) for a in catalog.ACCELERATORS]
+    entries += [(f.key, t, None) for f in catalog.FAMILIES.values() for t in f.instance_types]
+    return [e for e in entries if keep is None or (e[2] or e[1]) in keep]
+
+
+def regional_prices(chosen: list[str] | None = None, *, live_instances: dict[tuple[str, str], float] | None = None,
+                    live_accelerators: dict[tuple[str, str], float] | None = None) -> list[RegionalPrice]:
+    """Each option in each region the catalog knows offers it, cheapest first within an option (regions without
+    a price after, by name). Live prices ({(type, region): USD}) win over the catalog's; a price is never made
+    up: an EI option has one only where both its host and its accelerator have one."""
+    live_instances, live_accelerators = live_instances or {}, live_accelerators or {}
+    rows: list[RegionalPrice] = []
+    for option, instance_type, accelerator in compared_options(chosen):
+        regions = catalog.ei_regions_for(accelerator) if accelerator else catalog.regions_offering(instance_type)
+        option_rows = []
+        for region in regions:
+            verified, sources = True, set()
+            instance = live_instances.get((instance_type, region))
+            if instance is not None:
+                sources.add("live")
+            else:
+                instance = catalog.catalog_price(instance_type, region)
+                if instance is not None:
+                    sources.add("catalog")
+                    entry = catalog.INSTANCE_PRICES.get(instance_type)
+                    verified = entry.verified if entry and region == catalog.CATALOG_REGION else True
+            usd = _d(instance) if instance is not None else None
+            if accelerator and usd is not None:
+                extra = live_accelerators.get((accelerator, region))
+                if extra is not None:
+                    sources.add("live")
+                elif region == catalog.CATALOG_REGION:
+                    extra = catalog.ACCELERATORS[accelerator].hourly_usd
+                    verified = verified and catalog.ACCELERATORS[accelerator].price_verified
+                    sources.add("catalog")
+                usd = hourly_cost(usd, extra) if extra is not None else None
+            source = None if usd is None else "live" if sources == {"live"} else "catalog" if sources == {
+                "catalog"} else "live+catalog"
+            option_rows.append(RegionalPrice(option, instance_type, accelerator, region, usd, source, verified))
+        option_rows.sort(key=lambda r: (r.hourly_usd is None, r.hourly_usd or 0, r.region))
+        rows += option_rows
+    return rows
+
+
+def _region_of(attributes: dict) -> str | None:
+    """A Price List product's region: its regionCode, else its location's long name."""
+    if attributes.get("regionCode"):
+        return attributes["regionCode"]
+    return next((r for r, name in REGION_LOCATIONS.items() if name == attributes.get("location")), None)
+
+
+def live_instance_prices_by_region(pricing_client, instance_type: str) -> dict[str, float]:
+    """On-demand Linux (shared, no pre-installed software) USD/hour of a type in every region, one query."""
+    filters = [("instanceType", instance_type), ("operatingSystem", "Linux"), ("tenancy", "Shared"),
+               ("preInstalledSw", "NA"), ("capacitystatus", "Used")]
+    found: dict[str, tuple[bool, float]] = {}
+    for item in _products(pricing_client, "AmazonEC2", filters, max_pages=10):
+        attributes = item.get("product", {}).get("attributes", {})
+        region = _region_of(attributes)
+        usd = _on_demand_usd(item)
+        if region is None or usd is None:
+            continue
+        if attributes.get("licenseModel", "No License required") != "No License required":
+            continue
+        candidate = ("BoxUsage" not in attributes.get("usagetype", ""), usd)  # the plain BoxUsage line first
+        found[region] = min(found.get(region, candidate), candidate)
+    return {region: usd for region, (_, usd) in found.items()}
+
+
+def live_accelerator_prices_by_region(pricing_client, accelerator_types: list[str]) -> dict[tuple[str, str], float]:
+    """Each EI type's USD/hour in every region the Price List still has it, one query."""
+    found: dict[tuple[str, str], float] = {}
+    patterns = {a: re.compile(rf"(^|[^a-z0-9.]){re.escape(a)}($|[^a-z0-9])") for a in accelerator_types}
+    for item in _products(pricing_client, "AmazonEI", [("productFamily", "Elastic Inference")], max_pages=10):
+        attributes = item.get("product", {}).get("attributes", {})
+        region, usd = _region_of(attributes), _on_demand_usd(item)
+        usage = str(attributes.get("usagetype", "")).lower()
+        for accelerator, pattern in patterns.items():
+            if region and usd is not None and pattern.search(usage):
+                found.setdefault((accelerator, region), usd)
+    return found
+
+
+def live_regional_prices(open_aws, instance_types: list[str], accelerator_types: list[str],
+                         warn) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """The Pricing API's prices of these types in every region (one query per instance type, one for EI); on a
+    failure warn once and return what was found (the catalog answers for the rest)."""
+    instances: dict[tuple[str, str], float] = {}
+    accelerators: dict[tuple[str, str], float] = {}
+    try:
+        with open_aws() as aws:
+            client = aws.in_region(PRICING_REGION).client("pricing")
+            for instance_type in instance_types:
+                for region, usd in live_instance_prices_by_region(client, instance_type).items():
+                    instances[(instance_type, region)] = usd
+            if accelerator_types:
+                accelerators = live_accelerator_prices_by_region(client, accelerator_types)
+    except UsageError:
+        raise
+    except Exception as err:  # noqa: BLE001 - throttled, unreachable, denied, no credentials
+        warn(f"No live prices ({_why(err)}): using the catalog ({REGIONAL_NOTE}).")
+    return instances, accelerators
+
+
+REGIONAL_NOTE = (f"{catalog.CATALOG_REGION} on-demand for EI, reviewed {catalog.CATALOG_DATE}; the inf2/gpu types "
+                 f"in every region, {catalog.REGIONAL_DATE}")

@@ -90,10 +90,11 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         raise UsageError(f"The region {region} does not offer the Elastic Inference endpoint service: pass --region "
                          f"with one of {', '.join(catalog.EI_REGIONS)}.")
     identity = results["identity"]
-    family_images = {}
+    family_images, family_image_sources = {}, {}
     if families:
         try:
-            family_images = resolve_family_images(ec2, results["family_ami_ids"], results["family_images"])
+            family_images, family_image_sources = resolve_family_images(ec2, results["family_ami_ids"],
+                                                                        results["family_images"])
         except ClientError as err:
             raise explain(err, aws, doing="looking up the Deep Learning AMIs") from None
     return Facts(
@@ -105,23 +106,32 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         instance_type=results["instance_type"],
         endpoints=results["endpoints"], our_instances=results["our_instances"],
         our_security_groups=results["our_security_groups"], public_ip=results.get("public_ip"),
-        family_images=family_images, offerings=results.get("offerings", {}), named_role=results["named_role"],
+        family_images=family_images, family_image_sources=family_image_sources,
+        offerings=results.get("offerings", {}), named_role=results["named_role"],
     )
 
 
 # ---- today's alternatives: AMIs through AWS's public SSM parameters, and type offerings -----------
 
-def family_ami_ids(ssm, families: list[catalog.Family]) -> dict[str, str]:
-    """family key -> the image id AWS's public SSM parameter names; families whose parameter is missing (or
-    unreadable: no ssm:GetParameters) are left out, and the name-pattern fallback decides for them."""
-    names = {f.ami_parameter: f.key for f in families}
+def family_ami_ids(ssm, families: list[catalog.Family]) -> dict[str, tuple[str, str]]:
+    """family key -> (the SSM parameter that named it, the image id), every family's candidate parameters asked
+    in ONE GetParameters call; the first candidate found wins, in catalog order (AWS's pages and public code
+    spell the GPU DLAMI's parameter two ways). Families none of whose parameters exist (or all unreadable: no
+    ssm:GetParameters) are left out, and the name-pattern fallback decides for them."""
+    names = [name for f in families for name in f.ami_parameters]
     try:
-        found = ssm.get_parameters(Names=list(names))["Parameters"]
+        found = ssm.get_parameters(Names=list(dict.fromkeys(names)))["Parameters"]
     except ClientError as err:
         if error_code(err) in {"AccessDeniedException", "AccessDenied", "ParameterNotFound", "InvalidParameters"}:
             return {}
         raise
-    return {names[p["Name"]]: p["Value"] for p in found if p.get("Name") in names and p.get("Value")}
+    values = {p["Name"]: p["Value"] for p in found if p.get("Name") and p.get("Value")}
+    chosen: dict[str, tuple[str, str]] = {}
+    for family in families:
+        name = next((n for n in family.ami_parameters if n in values), None)
+        if name:
+            chosen[family.key] = (name, values[name])
+    return chosen
 
 
 def family_images_by_name(ec2, families: list[catalog.Family]) -> dict[str, list[Image]]:
@@ -142,16 +152,24 @@ def family_images_by_name(ec2, families: list[catalog.Family]) -> dict[str, list
     return found
 
 
-def resolve_family_images(ec2, ids: dict[str, str], by_name: dict[str, list[Image]]) -> dict[str, Image | None]:
-    """The SSM-named image when EC2 knows it, else the newest image matching the family's name pattern."""
+def resolve_family_images(ec2, ids: dict[str, tuple[str, str]],
+                          by_name: dict[str, list[Image]]) -> tuple[dict[str, Image | None], dict[str, str]]:
+    """The SSM-named image when EC2 knows it, else the newest image matching the family's name pattern; and for
+    each family found, where its image came from: the SSM parameter's name, or "name pattern: <pattern>"."""
     resolved: dict[str, Image | None] = {}
+    sources: dict[str, str] = {}
     for key, images in by_name.items():
-        wanted = ids.get(key)
+        parameter, wanted = ids.get(key, (None, None))
         image = next((i for i in images if i.id == wanted), None) if wanted else None
         if wanted and image is None:
             image = image_by_id(ec2, wanted)  # named by AWS but not matched by the pattern: ask for it
-        resolved[key] = image or (images[0] if images else None)
-    return resolved
+        if image is not None:
+            sources[key] = parameter
+        elif images:
+            image = images[0]
+            sources[key] = f"{catalog.NAME_PATTERN_SOURCE}: {catalog.FAMILIES[key].ami_name_pattern}"
+        resolved[key] = image
+    return resolved, sources
 
 
 def type_offerings(ec2, types: list[str]) -> dict[str, tuple[str, ...]]:

@@ -89,6 +89,8 @@ class Facts:
     warnings: list[str] = field(default_factory=list)
     key_pair_deployments: dict[str, str] = field(default_factory=dict)  # key made by this tool -> its deployment
     family_images: dict[str, Image | None] = field(default_factory=dict)  # family key -> its Deep Learning AMI
+    # family key -> where that image came from: the SSM parameter that named it, or "name pattern: ..." (issue 17)
+    family_image_sources: dict[str, str] = field(default_factory=dict)
     offerings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # instance type -> AZs that offer it
     named_role: dict | None = None  # the IAM role of the --name given, if it exists (IAM is global: any region's)
 

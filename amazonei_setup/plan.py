@@ -71,6 +71,7 @@ class Plan:
     replace_key: bool = False  # the deployment's own key pair exists but its private key is gone: make a new one
     instance_states: tuple[str, ...] = ()  # the state of each of instance_ids (a stopped one is started)
     ami_from_flag: bool = False  # the image was named with --ami-id (else: the newest image of its line)
+    image_source: str = ""  # an alternative's image: the SSM parameter that named it, or "name pattern: ..."
 
     @property
     def stale_ssh_cidrs(self) -> list[str]:

@@ -105,8 +105,12 @@ def _cost(result: Result, ui) -> None:
         ui.result(cost_summary(rows[0], region, frame=ui.frame))
 
 
+def _cost_regions(result: Result, ui) -> None:
+    ui.result(cost_by_region(result.context["rows"], result.data["region"]))
+
+
 VIEWS = {"message": _message, "ready": _ready, "dry-run": _dry_run, "template": _template, "teardown": _teardown,
-         "list": _list, "cost": _cost}
+         "list": _list, "cost": _cost, "cost-regions": _cost_regions}
 
 
 # ---- cost ------------------------------------------------------------------------------------
@@ -248,3 +252,42 @@ def _comparison(ranking, region: str, *, narrow: bool):
     return table
 
 
+
+
+def cost_by_region(rows, region: str | None):
+    """`cost --compare` alone: each option's regions, cheapest first, the option named on its first row; "-" where
+    no dated price is known; then the sources and what the marks mean."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="$/hour by region (on-demand Linux)", title_justify="left", header_style="bold", box=None,
+                  padding=(0, 1), pad_edge=False)
+    for column, justify in (("Option", "left"), ("Region", "left"), ("$/hour", "right"), ("$/30 days", "right"),
+                            ("", "left")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    previous = None
+    for row in rows:
+        name = row.label if row.label != previous else ""
+        if name and previous is not None:
+            table.add_section()
+        previous = row.label
+        if row.hourly_usd is None:
+            hourly, month = "-", "-"
+        else:
+            hourly = f"{_usd(row.hourly_usd)}{'' if row.verified else '*'}"
+            month = f"{row.hourly_usd * HOURS_30_DAYS:,.2f}"
+        table.add_row(name, row.region, hourly, month, "your region" if row.region == region else "")
+    used = {r.source for r in rows if r.source}
+    notes = []
+    if any("live" in s for s in used):
+        notes.append("Prices: AWS Pricing API where it answered, else the catalog.")
+    notes.append(f"Catalog: EI types with their host ({catalog.CATALOG_REGION} only, reviewed {catalog.CATALOG_DATE});"
+                 f" inf2 and gpu types in every region that offers them ({catalog.REGIONAL_DATE}, instances.vantage.sh "
+                 "from the AWS Price List). - : no dated price for that region (--live-prices asks AWS).")
+    if not all(r.verified for r in rows if r.hourly_usd is not None):
+        notes.append("* includes a catalog price no source confirmed.")
+    if any(r.accelerator_type for r in rows):
+        notes.append("EI has been closed to new customers since 2023-04-15: most accounts can launch only "
+                     "--accelerator inf2|gpu.")
+    return Group(table, Text(" ".join(notes), style="dim"))

@@ -51,11 +51,14 @@ DEEP_LEARNING_AMIS = (
     ("Deep Learning AMI Graviton (Amazon Linux 2) Version 1.0", "2022-05-01T00:00:00.000Z", "arm64"),
 )
 
-# Today's alternatives (issue 9): (family, name, creation date); the newest of each family is what AWS's
-# public SSM parameter names, as in a real region.
+# Today's alternatives (issue 9): (family, name, creation date), each family's listed oldest first; the last of
+# each family is what AWS's public SSM parameter names, as in a real region. Since Neuron 2.30 (May 2026) AWS
+# publishes Neuron DLAMIs for Ubuntu 24.04 only: the last Ubuntu 22.04 one stays listed, as in a real region,
+# and no lookup may pick it.
 ALTERNATIVE_AMIS = (
-    ("inf2", "Deep Learning AMI Neuron (Ubuntu 22.04) 20241027", "2024-10-27T00:00:00.000Z"),
-    ("inf2", "Deep Learning AMI Neuron (Ubuntu 22.04) 20250820", "2025-08-20T00:00:00.000Z"),
+    ("inf2", "Deep Learning AMI Neuron (Ubuntu 22.04) 20260415", "2026-04-15T00:00:00.000Z"),
+    ("inf2", "Deep Learning AMI Neuron (Ubuntu 24.04) 20250820", "2025-08-20T00:00:00.000Z"),
+    ("inf2", "Deep Learning AMI Neuron (Ubuntu 24.04) 20260521", "2026-05-21T00:00:00.000Z"),
     ("gpu", "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20241115", "2024-11-15T00:00:00.000Z"),
     ("gpu", "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20250905", "2025-09-05T00:00:00.000Z"),
 )

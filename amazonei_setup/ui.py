@@ -24,7 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from amazonei_setup.catalog import ACCELERATORS, FAMILIES
+from amazonei_setup.catalog import ACCELERATORS, FAMILIES, NAME_PATTERN_SOURCE
 from amazonei_setup.events import Event
 from amazonei_setup.plan import CREATE, UPDATE, Plan, teardown_command
 
@@ -450,6 +450,8 @@ def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
     if total is not None and plan.count > 1:
         cost += f" for {plan.count} instances at ${plan.hourly_usd:.3f}/h each"
     image = f"{plan.ami_name} ({plan.ami_id})" if plan.ami_name else plan.ami_id
+    if plan.image_source.startswith(NAME_PATTERN_SOURCE):  # no SSM parameter named it (the JSON says which did)
+        image += "; newest by name, no SSM parameter found"
     key = f"key {plan.key_name}"
     if plan.create_key and plan.key_path:
         key = f"new key {plan.key_name}, saved to {_display_path(plan.key_path)}"

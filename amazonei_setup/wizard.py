@@ -213,6 +213,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         min_count=len(existing["instances"]) if instance else request.min_count or request.count or 1,
         instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
         ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
+        image_source=facts.family_image_sources.get(family.key, "") if family and image and not request.ami_id
+        else "",
         replace_key=replace_key,
         instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
         ami_from_flag=bool(request.ami_id),

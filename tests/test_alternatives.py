@@ -103,7 +103,7 @@ def test_the_ssm_parameter_wins_over_the_newest_name(cli, account, alt):
     from moto.backends import get_backend
 
     older = account.ec2.describe_images(Filters=[{"Name": "name", "Values": [
-        "Deep Learning AMI Neuron (Ubuntu 22.04) 20241027"]}])["Images"][0]["ImageId"]
+        "Deep Learning AMI Neuron (Ubuntu 24.04) 20250820"]}])["Images"][0]["ImageId"]
     assert older != alt["inf2"]
     get_backend("ssm")[ACCOUNT][REGION]._parameters[catalog.NEURON_AMI_PARAMETER][-1].value = older
     assert cli(*family_args("pinned", "inf2")).code == 0
@@ -298,11 +298,18 @@ def test_alternatives_are_offered_only_when_discovery_looked_them_up():
     assert [o.value for o in asker.question("--accelerator-type").options] == list(catalog.ACCELERATORS)
 
 
-def test_g6_has_no_source_so_its_price_is_unknown():
+def test_g6_is_priced_from_the_dated_source_so_no_alternative_is_price_unknown():
+    """Issue 17: g6.xlarge's us-west-2 price from the data set g4dn and inf2 come from (2026-08-26); it was the
+    one alternative shown as "price unknown"."""
     from amazonei_setup.wizard import family_title
 
-    assert "g6.xlarge" not in catalog.INSTANCE_HOURLY_USD
-    assert family_title(catalog.FAMILIES["gpu"], "g6.xlarge").endswith("price unknown")
+    entry = catalog.INSTANCE_PRICES["g6.xlarge"]
+    assert (entry.hourly_usd, entry.as_of, entry.verified) == (0.8048, "2026-08-26", True)
+    assert "g6_instances.js" in entry.source
+    assert family_title(catalog.FAMILIES["gpu"], "g6.xlarge").endswith("$0.805/h")
+    for family in catalog.FAMILIES.values():
+        for instance_type in family.instance_types:
+            assert "price unknown" not in family_title(family, instance_type), instance_type
 
 
 def test_choosing_an_alternative_at_the_prompt_asks_its_instance_type(cli, account, alt):
@@ -353,3 +360,101 @@ def test_teardown_reaches_a_family_deployment_outside_the_ei_regions(cli, accoun
     assert snapshot(frankfurt) == before
     message = assert_clean_failure(cli("teardown", "--region", "us-west-9", "--name", "fra", "--yes"), 2)
     assert "us-west-9" in message and "--region" in message
+
+
+# ---- where the image came from (issue 17) ------------------------------------------------------------
+
+GPU_PARAMETERS = (catalog.GPU_AMI_PARAMETER, catalog.GPU_AMI_PARAMETER_DOCUMENTED)
+
+
+def set_parameters(region: str = REGION, **values: str | None) -> None:
+    """Point AWS's public SSM parameters (by catalog constant name) at images, or remove them (None)."""
+    from moto.backends import get_backend
+    from moto.core.utils import utcnow
+    from moto.ssm.models import Parameter
+
+    parameters = get_backend("ssm")[ACCOUNT][region]._parameters
+    for constant, value in values.items():
+        name = getattr(catalog, constant)
+        parameters.pop(name, None)
+        if value is not None:
+            parameters[name].append(Parameter(
+                account_id=ACCOUNT, name=name, value=value, parameter_type="String", description=None,
+                allowed_pattern=None, keyid=None, last_modified_date=utcnow(), version=1, data_type="aws:ec2:image"))
+
+
+def image_named(account, name: str) -> str:
+    return account.ec2.describe_images(Filters=[{"Name": "name", "Values": [name]}])["Images"][0]["ImageId"]
+
+
+OLDER_GPU = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20241115"
+
+
+def planned(cli, family: str) -> dict:
+    result = cli(*family_args(f"src-{family}", family, "--dry-run"), "--output", "json")
+    assert result.code == 0, result.stderr
+    return result.json["result"]["plan"]
+
+
+def test_gpu_image_from_the_widely_used_parameter_when_only_it_exists(cli, account, alt):
+    asked = record(account.client("ssm"), "GetParameters")
+    plan = planned(cli, "gpu")
+    assert (plan["ami_id"], plan["image_source"]) == (alt["gpu"], catalog.GPU_AMI_PARAMETER)
+    # both spellings asked in ONE call, next to the other family's (the wizard may offer either)
+    assert len(asked) == 1 and set(GPU_PARAMETERS) <= set(asked[0]["Names"])
+
+
+def test_gpu_image_from_the_documented_parameter_when_only_it_exists(cli, account, alt):
+    older = image_named(account, OLDER_GPU)
+    set_parameters(GPU_AMI_PARAMETER=None, GPU_AMI_PARAMETER_DOCUMENTED=older)
+    plan = planned(cli, "gpu")
+    assert (plan["ami_id"], plan["image_source"]) == (older, catalog.GPU_AMI_PARAMETER_DOCUMENTED)
+
+
+def test_gpu_image_from_the_catalogs_first_parameter_when_both_exist(cli, account, alt):
+    older = image_named(account, OLDER_GPU)
+    set_parameters(GPU_AMI_PARAMETER_DOCUMENTED=older)  # the widely used one still names the newest
+    plan = planned(cli, "gpu")
+    assert catalog.FAMILIES["gpu"].ami_parameters == GPU_PARAMETERS
+    assert (plan["ami_id"], plan["image_source"]) == (alt["gpu"], GPU_PARAMETERS[0])
+    set_parameters(GPU_AMI_PARAMETER=older, GPU_AMI_PARAMETER_DOCUMENTED=alt["gpu"])  # and the other way round
+    plan = planned(cli, "gpu")
+    assert (plan["ami_id"], plan["image_source"]) == (older, GPU_PARAMETERS[0])
+
+
+def test_no_gpu_parameter_falls_back_to_the_name_pattern_and_says_so(cli, account, alt):
+    set_parameters(GPU_AMI_PARAMETER=None, GPU_AMI_PARAMETER_DOCUMENTED=None)
+    plan = planned(cli, "gpu")
+    assert plan["ami_id"] == alt["gpu"]  # the newest image of that name
+    assert plan["image_source"] == f"name pattern: {catalog.FAMILIES['gpu'].ami_name_pattern}"
+    shown = cli(*family_args("src-text", "gpu", "--dry-run"))  # the plan panel says it briefly
+    assert shown.code == 0 and "newest by name, no SSM parameter found" in words(shown.stderr + shown.stdout)
+    named = cli(*family_args("src-named", "inf2", "--dry-run"))
+    assert "no SSM parameter" not in named.stderr + named.stdout
+
+
+def test_neuron_image_is_ubuntu_24_04_from_its_parameter_or_its_name(cli, account, alt):
+    """AWS publishes no Ubuntu 22.04 Neuron DLAMI since Neuron 2.30: the 24.04 parameter names the image, and
+    without it the name pattern finds only 24.04 images (the account's newer 22.04 one is never picked)."""
+    plan = planned(cli, "inf2")
+    assert plan["image_source"] == catalog.NEURON_AMI_PARAMETER and "ubuntu-24.04" in plan["image_source"]
+    assert "(Ubuntu 24.04)" in plan["ami_name"] and plan["ami_id"] == alt["inf2"]
+    newer_22_04 = image_named(account, "Deep Learning AMI Neuron (Ubuntu 22.04) 20260415")
+    older_24_04 = image_named(account, "Deep Learning AMI Neuron (Ubuntu 24.04) 20250820")
+    set_parameters(NEURON_AMI_PARAMETER=None)
+    account.ec2.deregister_image(ImageId=alt["inf2"])  # the newest image is now a 22.04 one
+    plan = planned(cli, "inf2")
+    assert plan["ami_id"] == older_24_04 != newer_22_04
+    assert plan["image_source"] == "name pattern: Deep Learning AMI Neuron (Ubuntu 24.04) *"
+
+
+def test_an_exported_template_resolves_the_parameter_that_named_the_image(cli, account, alt):
+    """A template resolves its AMI through SSM when the stack is created: it must name the parameter that exists
+    in the region, not the catalog's first spelling."""
+    import yaml
+
+    set_parameters(GPU_AMI_PARAMETER=None, GPU_AMI_PARAMETER_DOCUMENTED=alt["gpu"])
+    result = cli("export", *family_args("tmpl", "gpu"))
+    assert result.code == 0, result.stderr
+    image = yaml.safe_load(result.stdout)["Parameters"]["ImageId"]
+    assert image["Default"] == catalog.GPU_AMI_PARAMETER_DOCUMENTED

@@ -38,7 +38,7 @@ def make_plan(family: str | None = None, **changes) -> Plan:
         accelerator_type=None if spec else catalog.DEFAULT_ACCELERATOR,
         os_key=None if spec else catalog.DEFAULT_OS,
         ami_id="ami-0a1b2c3d4e5f60718",
-        ami_name="Deep Learning AMI Neuron (Ubuntu 22.04) 20250820" if spec
+        ami_name="Deep Learning AMI Neuron (Ubuntu 24.04) 20260521" if spec
         else "Deep Learning AMI (Amazon Linux) Version 44.0",
         ssh_user=spec.ssh_user if spec else "ec2-user", root_device="/dev/sda1" if spec else "/dev/xvda",
         volume_size=100, vpc_id="vpc-0a1b2c3d4e5f60718", subnet_id="subnet-0a1b2c3d4e5f60718",
@@ -211,8 +211,9 @@ def test_the_key_pair_is_created_only_without_a_key_name():
 
 
 def test_ei_fleet_is_one_instance_resource_per_member():
-    """CloudFormation's AWS::EC2::LaunchTemplate lost ElasticInferenceAccelerators (EI's end of life), so an EI
-    fleet cannot be an Auto Scaling group: it is N instances, FleetSize choosing how many of them exist."""
+    """CloudFormation's current AWS::EC2::LaunchTemplate schema has no EI property (EC2 launch templates once took
+    eia1 accelerators), so an EI fleet cannot be an Auto Scaling group: it is N instances, FleetSize choosing how
+    many of them exist."""
     plan, template = variant("ei-fleet")
     members = of_type(template, "AWS::EC2::Instance")
     assert list(members) == ["Instance1", "Instance2", "Instance3"]

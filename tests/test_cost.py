@@ -407,12 +407,12 @@ def test_help_is_fast_because_loading_cost_imports_no_sdk():
 # ---- bad input: exit 2, a sentence naming the flag -------------------------------------------------
 
 def test_unknown_instance_type_names_hourly_usd(no_aws_at_all):
-    result = run("--instance-type", "g6.xlarge", "--latency-ms", "9", "--output", "json")
+    result = run("--instance-type", "g6e.xlarge", "--latency-ms", "9", "--output", "json")
     assert result.code == 2
-    assert "--hourly-usd g6.xlarge=" in said(result) and "--live-prices" in said(result)
+    assert "--hourly-usd g6e.xlarge=" in said(result) and "--live-prices" in said(result)
     assert result.json["error"]["code"] == "usage"
-    priced_by_hand = run("--instance-type", "g6.xlarge", "--hourly-usd", "0.8048", "--latency-ms", "9",
-                         "--output", "json")
+    priced_by_hand = run("--instance-type", "g6e.xlarge", "--accelerator-type", "none", "--hourly-usd", "0.8048",
+                         "--latency-ms", "9", "--output", "json")
     row = priced_by_hand.json["result"]["rows"][0]
     assert (row["hourly_usd"], row["per_100k_usd"], row["prices"]["instance"]) == (0.8048, 0.2012, "by hand")
 
@@ -620,9 +620,9 @@ def test_no_live_result_falls_back_to_the_catalog_or_names_hourly_usd():
     assert result.code == 0 and result.json["result"]["rows"][0]["hourly_usd"] == 0.096
     assert "no us-west-2 price for m5.large" in result.json["result"]["warnings"][0]
     with Stubber(client) as stub:
-        stub.add_response("get_products", page(), expected_params=ec2_params("g6.xlarge"))
-        unknown, _ = live_run(client, "--instance-type", "g6.xlarge")
-    assert unknown.code == 2 and "--hourly-usd g6.xlarge=" in said(unknown)
+        stub.add_response("get_products", page(), expected_params=ec2_params("g6e.xlarge"))
+        unknown, _ = live_run(client, "--instance-type", "g6e.xlarge")
+    assert unknown.code == 2 and "--hourly-usd g6e.xlarge=" in said(unknown)
 
 
 def test_live_prices_use_the_regions_location_name():
@@ -659,6 +659,7 @@ COST_VALUES = {
     "--accelerator-type": ["eia2.medium", "none", "eia9.bad", ""],
     "--latency-ms": ["40", "0.5", "0", "-1", "x", "1e999"],
     "--hourly-usd": ["0.5", "g6.xlarge=0.8", "c5.large=0", "=1", "a=b=c"],
+    "--accelerator": ["inf2", "gpu", "ei", "eia2.medium", "g5.xlarge", "x"],
     "--region": ["us-west-2", "eu-west-1", "mars-north-1"],
     "--output": ["text", "json"],
 }
@@ -705,3 +706,199 @@ def test_accelerators_where_ei_never_ran_are_pointed_out(no_aws_at_all, region, 
     result = run("--region", region, "--instance-type", "c5.large", "--accelerator-type", accelerator,
                  "--output", "json")
     assert result.code == 0 and any(expected in w for w in result.json["result"]["warnings"])
+
+
+# ---- cost --compare alone: each accelerator option's $/hour by region (issue 17) ----------------------------
+
+BOX = set("─│┌┐└┘├┤┬┴┼━┃╭╮╯╰═║╔╗╚╝")
+
+
+def by_region(*argv: str, width: int = 100) -> CliResult:
+    return run("--compare", *argv, width=width)
+
+
+def priced_regions(result: CliResult) -> dict[tuple[str, str | None, str], float | None]:
+    return {(p["instance_type"], p["accelerator_type"], p["region"]): p["hourly_usd"]
+            for p in result.json["result"]["prices"]}
+
+
+def test_g6_xlarge_is_in_the_catalog_with_its_dated_source():
+    entry = catalog.INSTANCE_PRICES["g6.xlarge"]
+    assert (entry.hourly_usd, entry.as_of, entry.verified) == (0.8048, "2026-08-26", True)
+    assert "vantage" in entry.source and "g6" in entry.source
+
+
+def test_the_regional_figures_agree_with_the_catalog_in_its_region_and_name_real_regions():
+    from amazonei_setup import regions
+
+    for instance_type, prices in catalog.REGIONAL_INSTANCE_PRICES.items():
+        assert prices[catalog.CATALOG_REGION] == catalog.INSTANCE_HOURLY_USD[instance_type], instance_type
+        for region in prices:
+            regions.check(region)  # a real region (botocore's data), no Local Zone or made-up name
+            assert not region.startswith("us-gov-"), region
+    families = {t for f in catalog.FAMILIES.values() for t in f.instance_types}
+    assert set(catalog.REGIONAL_INSTANCE_PRICES) == families  # every alternative has its regions
+    assert catalog.REGIONAL_DATE == "2026-08-26" and "vantage" in catalog.REGIONAL_SOURCE
+
+
+def test_the_ei_host_of_the_regions_view_is_setups_default_host():
+    from amazonei_setup.wizard import DEFAULT_EI_HOST
+
+    assert cost.EI_HOST == DEFAULT_EI_HOST
+
+
+def test_compare_alone_lists_every_option_in_the_regions_that_offer_it(no_aws_at_all):
+    result = by_region("--output", "json")
+    assert result.code == 0, result.stderr
+    document = result.json
+    assert (document["command"], document["status"], document["result"]["view"]) == ("cost", "success", "regions")
+    prices = priced_regions(result)
+    # EI: each type on setup's default host, in the regions EI ran in (eia2 never in Tokyo); priced in the
+    # catalog's region only, never made up elsewhere
+    assert prices[("m5.xlarge", "eia2.medium", "us-west-2")] == 0.312
+    assert prices[("m5.xlarge", "eia1.medium", "us-west-2")] == 0.322
+    assert prices[("m5.xlarge", "eia2.medium", "eu-west-1")] is None
+    assert ("m5.xlarge", "eia2.medium", "ap-northeast-1") not in prices
+    assert ("m5.xlarge", "eia1.medium", "ap-northeast-1") in prices
+    assert {r for (t, a, r) in prices if a == "eia1.large"} == set(catalog.EI_REGIONS)
+    # the alternatives, in every region the catalog's source lists, at that region's price
+    assert prices[("g6.xlarge", None, "us-west-2")] == 0.8048
+    assert prices[("inf2.xlarge", None, "eu-west-1")] == 0.9478  # 0.94775, rounded half-up to 4 places
+    assert prices[("g4dn.xlarge", None, "ap-south-1")] == 0.579
+    assert ("inf2.xlarge", None, "us-west-1") not in prices  # no inf2 in N. California
+    assert {r for (t, _, r) in prices if t == "g5.xlarge"} == set(catalog.REGIONAL_INSTANCE_PRICES["g5.xlarge"])
+    first = document["result"]["prices"][0]
+    assert set(first) == {"option", "instance_type", "accelerator_type", "region", "hourly_usd", "usd_30_days",
+                          "price", "price_verified"}
+    unpriced = next(p for p in document["result"]["prices"] if p["hourly_usd"] is None)
+    assert (unpriced["price"], unpriced["usd_30_days"], unpriced["price_verified"]) == (None, None, None)
+
+
+def test_each_options_regions_come_cheapest_first(no_aws_at_all):
+    rows = by_region("--accelerator", "g5.xlarge", "--output", "json").json["result"]["prices"]
+    usd = [r["hourly_usd"] for r in rows]
+    assert usd == sorted(usd) and rows[0]["region"] in ("us-east-1", "us-east-2", "us-west-2")
+    assert rows[-1]["region"] == "sa-east-1"  # the dearest g5.xlarge region in the source
+
+
+@pytest.mark.parametrize(("chosen", "types"), [
+    (["inf2"], {"inf2.xlarge", "inf2.8xlarge"}),
+    (["gpu"], {"g4dn.xlarge", "g5.xlarge", "g6.xlarge"}),
+    (["g6.xlarge", "inf2.xlarge"], {"g6.xlarge", "inf2.xlarge"}),
+    (["ei"], {"eia2.medium", "eia2.large", "eia2.xlarge", "eia1.medium", "eia1.large", "eia1.xlarge"}),
+    (["eia1.large"], {"eia1.large"}),
+])
+def test_accelerator_narrows_the_regions_view(no_aws_at_all, chosen, types):
+    argv = [piece for c in chosen for piece in ("--accelerator", c)]
+    result = run(*argv, "--output", "json")  # --accelerator alone implies the regions view
+    assert result.code == 0, result.stderr
+    assert {p["accelerator_type"] or p["instance_type"] for p in result.json["result"]["prices"]} == types
+    assert result.json["result"]["accelerator"] == chosen
+
+
+def test_the_regions_table_names_each_option_once_with_dashes_for_unknown_prices(no_aws_at_all):
+    result = by_region("--accelerator", "eia2.medium", "--accelerator", "inf2.xlarge", "--region", "eu-west-1")
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "$/hour by region" in lines[0] and "Region" in lines[1] and "$/hour" in lines[1]
+    rows = {tuple(line.split()[:4]) for line in lines}
+    assert ("eia2.medium", "+", "m5.xlarge", "us-west-2") in rows
+    assert sum("inf2.xlarge" in line for line in lines) == 1  # the option on its first row only
+    # EI in eu-west-1: no dated price, none invented; the user's --region is marked
+    assert any(line.split() == ["eu-west-1", "-", "-", "your", "region"] for line in lines), result.stdout
+    assert any(line.split()[:4] == ["eu-west-1", "0.9478", "682.38", "your"] for line in lines)  # inf2 there
+    flat = " ".join(result.stdout.split())
+    assert "0.3120*" in flat and "no source confirmed" in flat
+    assert "closed to new customers" in flat and "--accelerator inf2|gpu" in flat
+    assert "- : no dated price for that region (--live-prices asks AWS)" in flat
+
+
+def test_a_piped_regions_table_is_plain_text(no_aws_at_all):
+    result = by_region(width=80)
+    assert result.code == 0, result.stderr
+    assert not BOX & set(result.stdout) and ESC not in result.stdout + result.stderr
+    assert all(cell_len(line) <= 80 for line in result.stdout.splitlines())
+    assert result.stderr == ""
+    for option in ("eia2.medium + m5.xlarge", "inf2.8xlarge", "g4dn.xlarge", "g5.xlarge", "g6.xlarge"):
+        assert option in result.stdout
+
+
+def test_the_json_regions_view_is_one_document_and_no_table(no_aws_at_all):
+    result = by_region("--accelerator", "gpu", "--output", "json")
+    assert result.code == 0 and result.stderr == ""
+    assert json.loads(result.stdout)["result"]["live_prices"] is False
+    assert "$/hour by region" not in result.stdout
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--compare", "--latency-ms", "9"], "--latency-ms prices a setup: add --instance-type T"),
+    (["--compare", "--accelerator-type", "eia2.medium"], "--accelerator-type prices a setup"),
+    (["--compare", "--accelerator", "tpu"], "'tpu' is not an accelerator option: use ei, inf2, gpu"),
+    (["--instance-type", "c5.large", "--accelerator", "inf2"], "--accelerator inf2 with setups to price"),
+])
+def test_regions_view_mistakes_name_the_fix(no_aws_at_all, argv, expected):
+    result = run(*argv, width=WIDE)
+    assert result.code == 2 and expected in said(result), said(result)
+    assert "Traceback" not in result.stderr
+
+
+def test_an_ei_type_given_as_accelerator_prices_a_setup_as_in_setup(no_aws_at_all):
+    result = run("--instance-type", "c5.large", "--accelerator", "eia2.medium", "--output", "json")
+    assert result.code == 0, result.stderr
+    assert result.json["result"]["rows"][0]["accelerator_type"] == "eia2.medium"
+
+
+def test_compare_with_setups_still_compares_them(no_aws_at_all):
+    result = run("--compare", "--instance-type", "c5.large", "--output", "json")
+    assert result.code == 0 and "rows" in result.json["result"] and "prices" not in result.json["result"]
+
+
+def product(instance_type: str, region: str, usd: str) -> str:
+    item = json.loads(ec2_item(instance_type, usd))
+    item["product"]["attributes"].update(regionCode=region, location=cost.REGION_LOCATIONS.get(region, region))
+    return json.dumps(item)
+
+
+def regional_params(instance_type: str) -> dict:
+    fields = [("instanceType", instance_type), ("operatingSystem", "Linux"), ("tenancy", "Shared"),
+              ("preInstalledSw", "NA"), ("capacitystatus", "Used")]
+    return {"ServiceCode": "AmazonEC2", "FormatVersion": "aws_v1", "MaxResults": 100,
+            "Filters": [{"Type": "TERM_MATCH", "Field": f, "Value": v} for f, v in fields]}
+
+
+def test_live_prices_fill_the_regions_view_one_query_per_type(no_network):
+    from botocore.stub import Stubber
+
+    client = pricing_client()
+    with Stubber(client) as stub:
+        stub.add_response("get_products", page(product("m5.xlarge", "us-east-1", "0.192"),
+                                               product("m5.xlarge", "eu-west-1", "0.214")),
+                          expected_params=regional_params("m5.xlarge"))
+        ei = json.loads(ei_item("eia2.medium", "0.12"))
+        ei["product"]["attributes"]["regionCode"] = "us-east-1"
+        stub.add_response("get_products", page(json.dumps(ei)), expected_params={
+            "ServiceCode": "AmazonEI", "FormatVersion": "aws_v1", "MaxResults": 100,
+            "Filters": [{"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Elastic Inference"}]})
+        result = run("--compare", "--accelerator", "eia2.medium", "--live-prices", "--output", "json",
+                     aws=FakeAws(client))
+        stub.assert_no_pending_responses()
+    assert result.code == 0, result.stderr
+    rows = {p["region"]: (p["hourly_usd"], p["price"]) for p in result.json["result"]["prices"]}
+    assert rows["us-east-1"] == (0.312, "live")  # host and accelerator both from the Pricing API
+    assert rows["us-west-2"] == (0.312, "catalog")  # the API had nothing there: the catalog's figure
+    assert rows["eu-west-1"] == (None, None)  # a host price alone is not the option's price
+    assert no_network == []
+
+
+def test_live_prices_refused_warn_once_and_keep_the_catalog(no_network):
+    from botocore.stub import Stubber
+
+    client = pricing_client()
+    with Stubber(client) as stub:
+        stub.add_client_error("get_products", service_error_code="AccessDeniedException", http_status_code=400)
+        result = run("--compare", "--accelerator", "inf2.xlarge", "--live-prices", "--output", "json",
+                     aws=FakeAws(client))
+    assert result.code == 0, result.stderr
+    [warning] = result.json["result"]["warnings"]
+    assert "denied" in warning and "catalog" in warning
+    assert priced_regions(result)[("inf2.xlarge", None, "us-east-1")] == 0.7582

@@ -235,7 +235,7 @@ def test_ei_count_3_is_three_instance_resources(cli, account, tmp_path):
     assert sorted(k for k, r in resources.items() if r["Type"] == "AWS::EC2::Instance") == [
         "Instance1", "Instance2", "Instance3"]
     assert not {"AWS::EC2::LaunchTemplate", "AWS::AutoScaling::AutoScalingGroup"} & {
-        r["Type"] for r in resources.values()}, "a launch template cannot carry EI"
+        r["Type"] for r in resources.values()}, "CloudFormation's launch template schema has no EI property"
 
 
 def test_inf2_count_3_is_a_launch_template_and_an_auto_scaling_group(cli, account, tmp_path):

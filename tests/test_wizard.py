@@ -701,7 +701,7 @@ def test_the_equivalent_command_parses_back_to_the_same_plan(isolated_env, reque
         request_["key_dir"] = str(isolated_env / request_["key_dir"])
     facts = hand_facts(
         instance_type=None, requested_image=image(AL44, "2021-06-01", "ami-custom"),
-        family_images={"inf2": image("Deep Learning AMI Neuron (Ubuntu 22.04) 1", "2025-01-01", "ami-neuron"),
+        family_images={"inf2": image("Deep Learning AMI Neuron (Ubuntu 24.04) 1", "2025-01-01", "ami-neuron"),
                        "gpu": image("Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 1", "2025-01-01",
                                     "ami-gpu")},
         offerings={"inf2.8xlarge": ("us-west-2a",), "inf2.xlarge": ("us-west-2a",), "g5.xlarge": ("us-west-2b",)})

@@ -1,5 +1,6 @@
 """`cost`: price the setups named by flags or a CSV (catalog, --hourly-usd, or --live-prices); the result is
-the priced rows, shown as one setup's summary or a comparison (render.py)."""
+the priced rows, shown as one setup's summary or a comparison (render.py). `cost --compare` without setups:
+each accelerator option's $/hour in the regions that offer it (the regions view)."""
 from __future__ import annotations
 
 from amazonei_setup import catalog
@@ -7,12 +8,16 @@ from amazonei_setup.commands import Result
 from amazonei_setup.cost import (
     FORMULA,
     LATENCIES_FLAG,
+    REGIONAL_NOTE,
+    compared_options,
     live_prices,
+    live_regional_prices,
     manual_prices,
     price_setups,
     ranked,
     read_latencies,
     region_notes,
+    regional_prices,
     setups_from_flags,
 )
 from amazonei_setup.errors import UsageError
@@ -20,6 +25,15 @@ from amazonei_setup.errors import UsageError
 
 def run(args, env, ui, open_aws) -> Result:
     """`open_aws`: a context manager factory for an Aws, opened only for --live-prices."""
+    if not args.instance_type and not args.latencies and (args.compare or args.accelerator):
+        return _regions_view(args, ui, open_aws)
+    if args.accelerator:  # as in setup, an EI type given as --accelerator is the setup's --accelerator-type
+        other = next((a for a in args.accelerator if a not in catalog.ACCELERATORS), None)
+        if other or args.accelerator_type:
+            raise UsageError(f"--accelerator {other or args.accelerator[0]} with setups to price: pass "
+                             "--accelerator-type (an EI type, or none) for each setup, or drop --instance-type to "
+                             "list each accelerator option's $/hour by region.")
+        args.accelerator_type = args.accelerator
     region = args.region or catalog.CATALOG_REGION
     if args.latencies:
         if args.instance_type or args.accelerator_type or args.latency_ms:
@@ -59,3 +73,39 @@ def run(args, env, ui, open_aws) -> Result:
         "rows": [r.to_dict(cheapest=c, fastest=f) for r, c, f in ranked(rows)],
         "warnings": warnings,
     }, warnings=warnings, context={"rows": rows, "compare": args.compare or len(rows) > 1})
+
+
+def _regions_view(args, ui, open_aws) -> Result:
+    """Each accelerator option's $/hour in every region the catalog knows offers it (live prices with
+    --live-prices), so a user refused in one region sees where to go."""
+    given = [flag for flag, value in (("--accelerator-type", args.accelerator_type), ("--latency-ms", args.latency_ms),
+                                      ("--hourly-usd", args.hourly_usd)) if value]
+    if given:
+        raise UsageError(f"{given[0]} prices a setup: add --instance-type T to compare setups, or drop {given[0]} to "
+                         "list each accelerator option's $/hour by region (narrow it with --accelerator).")
+    region = args.region  # the user's region, marked in the table (none: every region alike)
+    warnings: list[str] = []
+    live_instances: dict = {}
+    live_accelerators: dict = {}
+    if args.live_prices and args.sandbox:
+        warnings.append(f"No live prices in the sandbox (it emulates no Pricing API): using the catalog "
+                        f"({REGIONAL_NOTE}).")
+    elif args.live_prices:
+        args.region = args.region or catalog.CATALOG_REGION  # the Aws behind the lookup needs one
+        options = compared_options(args.accelerator)
+        instance_types = list(dict.fromkeys(t for _, t, _ in options))
+        accelerator_types = list(dict.fromkeys(a for _, _, a in options if a))
+        with ui.status("Asking the AWS Pricing API"):
+            live_instances, live_accelerators = live_regional_prices(open_aws, instance_types, accelerator_types,
+                                                                     warnings.append)
+    rows = regional_prices(args.accelerator, live_instances=live_instances, live_accelerators=live_accelerators)
+    return Result("cost", {
+        "view": "regions",
+        "region": region,
+        "accelerator": args.accelerator or [],
+        "catalog": {"region": catalog.CATALOG_REGION, "date": catalog.CATALOG_DATE,
+                    "regional_source": catalog.REGIONAL_SOURCE, "regional_date": catalog.REGIONAL_DATE},
+        "live_prices": bool(args.live_prices),
+        "prices": [r.to_dict() for r in rows],
+        "warnings": warnings,
+    }, view="cost-regions", warnings=warnings, context={"rows": rows})
