@@ -98,6 +98,10 @@ def _count(value: str) -> int:
     return count
 
 
+def _idle_minutes(value: str) -> int:
+    return _ruled(rules.idle_minutes, value)
+
+
 def _name(value: str) -> str:
     return _ruled(rules.name, value)
 
@@ -201,6 +205,9 @@ def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
     choice.add_argument("--name", type=_name, help="deployment name for tags and teardown (default amazonei-<random>)")
     choice.add_argument("--ssh-cidr", type=_cidr, help="who may SSH in (default: your public address/32)")
     choice.add_argument("--volume-size", type=_volume, help="root volume GiB (default 100)")
+    choice.add_argument("--idle-stop", type=_idle_minutes, metavar="MINUTES",
+                        help="stop each instance after MINUTES (10-1440, a multiple of 5) of low CPU and network: a "
+                             "CloudWatch alarm, no agent (default: off; asked interactively)")
     fleet = parser.add_argument_group("several instances")
     fleet.add_argument("--count", type=_count, help=f"launch N identical instances in one request (1-{MAX_COUNT}; "
                                                     f"default 1); all or none unless --min-count{fleet_note}")

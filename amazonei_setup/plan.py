@@ -71,6 +71,8 @@ class Plan:
     replace_key: bool = False  # the deployment's own key pair exists but its private key is gone: make a new one
     instance_states: tuple[str, ...] = ()  # the state of each of instance_ids (a stopped one is started)
     ami_from_flag: bool = False  # the image was named with --ami-id (else: the newest image of its line)
+    idle_stop_minutes: int | None = None  # --idle-stop: stop each instance after this many idle minutes (None: as is)
+    idle_alarms_before: tuple[tuple[str, int | None], ...] = ()  # (instance id, minutes) of the alarms that exist
 
     @property
     def stale_ssh_cidrs(self) -> list[str]:
@@ -120,7 +122,30 @@ class Plan:
             items.append(PlanItem("instance", self.instance_type if self.count == 1 else
                                   f"{self.count} x {self.instance_type}", CREATE,
                                   f"{self.accelerator_label}, {self.ami_name}" + self.count_detail))
+        idle = self._idle_alarm_item()
+        if idle:
+            items.append(idle)
         return items
+
+    def _idle_alarm_item(self) -> PlanItem | None:
+        """One item for the instances' idle auto-stop alarms (one alarm per instance)."""
+        before = dict(self.idle_alarms_before)
+        wanted = self.idle_stop_minutes
+        label = "idle auto-stop" if self.count == 1 else f"idle auto-stop x {self.count}"
+        if wanted is None:
+            if not before:
+                return None
+            minutes = sorted({m for m in before.values() if m})
+            shown = "/".join(str(m) for m in minutes) or "?"
+            return PlanItem("idle-alarm", label, REUSE, f"stops an instance after {shown} idle minutes")
+        detail = f"CloudWatch alarm: stop after {wanted} idle minutes (low CPU and network)"
+        instances = self.instance_ids or ((self.instance_id,) if self.instance_id else ())
+        if instances and all(before.get(i) == wanted for i in instances):
+            return PlanItem("idle-alarm", label, REUSE, detail)
+        if before:
+            was = "/".join(str(m) for m in sorted({m for m in before.values() if m})) or "?"
+            return PlanItem("idle-alarm", label, UPDATE, f"{was} -> {wanted} idle minutes")
+        return PlanItem("idle-alarm", label, CREATE, detail)
 
     @property
     def changes_anything(self) -> bool:
@@ -158,6 +183,8 @@ class Plan:
             parts += ["--count", str(self.count)]
         if self.min_count < self.count:
             parts += ["--min-count", str(self.min_count)]
+        if self.idle_stop_minutes:
+            parts += ["--idle-stop", str(self.idle_stop_minutes)]
         parts.append("--yes")
         return " ".join(shlex.quote(p) for p in parts)
 
