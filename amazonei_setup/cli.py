@@ -15,7 +15,7 @@ from typing import IO
 
 from amazonei_setup import __version__, rules
 
-COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion")
+COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion", "idle-stop", "permissions")
 
 EPILOG = """\
 examples:
@@ -100,6 +100,10 @@ def _count(value: str) -> int:
 
 def _idle_minutes(value: str) -> int:
     return _ruled(rules.idle_minutes, value)
+
+
+def _idle_or_off(value: str):
+    return "off" if value.strip().lower() == "off" else _ruled(rules.idle_minutes, value)
 
 
 def _name(value: str) -> str:
@@ -262,6 +266,24 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="show deployments")
     listing.add_argument("--all-regions", action="store_true", help="query every EI region at once")
     _common(listing)
+
+    idle = sub.add_parser("idle-stop", help="set, change or remove a deployment's idle auto-stop",
+                          description="Stop each instance of a deployment after MINUTES of low CPU and network "
+                                      "(a CloudWatch alarm per instance whose action is EC2's own stop; no agent), "
+                                      "or remove those alarms with `off`.")
+    idle.add_argument("--name", required=True, type=_name, help="the deployment")
+    idle.add_argument("minutes", type=_idle_or_off, metavar="MINUTES|off",
+                      help="idle minutes before the stop (10-1440, a multiple of 5), or off")
+    _common(idle, region_default="the region the deployment lives in, from its tags")
+
+    perms = sub.add_parser("permissions", help="print the IAM policy a user needs to run this tool",
+                           description="Print (on standard output) the IAM policy document that lets a user run "
+                                       "every command of this tool for one accelerator family.")
+    perms.add_argument("--accelerator", choices=("ei", "inf2", "gpu"), default="ei",
+                       help="the accelerator family the user will set up (default ei)")
+    perms.add_argument("--output", choices=("text", "json"), default="text",
+                       help="json: the policy inside the tool's JSON envelope")
+    perms.add_argument("--debug", action="store_true", help="show tracebacks")
 
     from amazonei_setup import cost  # light: the cost module imports no AWS SDK at load time
 
@@ -443,6 +465,8 @@ def _run(args: argparse.Namespace, env: Environment, signals: _Signals | None = 
         from amazonei_setup.commands import handler
         from amazonei_setup.render import render
 
+        if command == "permissions":  # a document from data: no AWS, no account
+            return render(handler(command)(args, env, ui, None), ui)
         if command == "cost":  # needs AWS only for --live-prices: the command opens it itself
             return render(handler(command)(args, env, ui, lambda: _aws_for(args, ui, env)), ui)
         _check_state_dir(args)
@@ -534,7 +558,7 @@ class _aws_for:
         given = self.env.aws
         if given is not None:
             return given if not args.region or args.region == given.region else given.in_region(args.region)
-        if args.command == "teardown" and not args.region:
+        if args.command in ("teardown", "idle-stop") and not args.region:
             # teardown finds the region itself (the role's region tag, IAM being global); any region reaches IAM
             from amazonei_setup.errors import UsageError
 

@@ -105,7 +105,16 @@ def _cost(result: Result, ui) -> None:
         ui.result(cost_summary(rows[0], region, frame=ui.frame))
 
 
-VIEWS = {"message": _message, "ready": _ready, "dry-run": _dry_run, "template": _template, "teardown": _teardown,
+def _policy(result: Result, ui) -> None:
+    """The IAM policy document alone on stdout, so `permissions > policy.json` is a file IAM takes as it is."""
+    import json
+
+    ui.stop_status()
+    ui.stdout.write(json.dumps(result.data["policy"], indent=2) + "\n")
+    ui.stdout.flush()
+
+
+VIEWS = {"policy": _policy, "message": _message, "ready": _ready, "dry-run": _dry_run, "template": _template, "teardown": _teardown,
          "list": _list, "cost": _cost}
 
 
