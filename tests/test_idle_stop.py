@@ -126,3 +126,211 @@ def test_bad_minutes_are_one_sentence_and_exit_2(cli, account, minutes, why):
     assert "Traceback" not in run.stderr
     assert alarms(account) == {}
     assert account.ec2.describe_instances()["Reservations"] == []
+
+
+def test_the_request_is_valid_for_real_cloudwatch_by_botocores_model():
+    """moto takes what it is given; the real PutMetricAlarm is held to botocore's model of the API."""
+    from botocore.validate import ParamValidator
+
+    from amazonei_setup.aws import shared_loader
+    from amazonei_setup.resources import alarm
+    from botocore.model import ServiceModel
+
+    model = ServiceModel(shared_loader().load_service_model("cloudwatch", "service-2"))
+    params = {**alarm.definition("demo", "i-0123456789abcdef0", REGION, 60),
+              "Tags": tags.tag_list("demo", "arn:aws:iam::123456789012:user/me", REGION)}
+    report = ParamValidator().validate(params, model.operation_model("PutMetricAlarm").input_shape)
+    assert not report.has_errors(), report.generate_report()
+    assert len(params["Metrics"]) <= 20 and sum("MetricStat" in m for m in params["Metrics"]) <= 10
+    assert params["EvaluationPeriods"] * 300 <= 86400  # at most a day of 5-minute periods
+    assert [m["Id"] for m in params["Metrics"]] == ["cpu", "netin", "netout", "idle"]  # ids: lower-case first
+
+
+# ---- the idle-stop command ------------------------------------------------------------------------------
+
+def test_idle_stop_sets_changes_and_removes_the_alarms_of_a_deployment(cli, account):
+    created = setup(cli, "later", "--count", "2")
+    assert created.code == 0, created.stderr
+    ids = instance_ids(created.json["result"])
+    assert alarms(account) == {}
+
+    on = cli("idle-stop", "--name", "later", "45", "--output", "json")  # no --region: the role says where
+    assert on.code == 0, on.stderr
+    result = on.json["result"]
+    assert result["idle_stop_minutes"] == 45 and result["region"] == REGION
+    assert sorted(a["action"] for a in result["alarms"]) == ["created", "created"]
+    found = alarms(account)
+    assert set(found) == {f"amazonei-setup-later-idle-{i}" for i in ids}
+    assert {a["EvaluationPeriods"] for a in found.values()} == {9}
+    assert all(alarm_tags(account, a)[tags.DEPLOYMENT] == "later" for a in found.values())
+
+    same = cli("idle-stop", "--name", "later", "45", "--region", REGION)
+    assert same.code == 0, same.stderr
+    assert "already stops each of its 2 instances after 45 idle minutes" in " ".join(same.stdout.split())
+
+    changed = cli("idle-stop", "--name", "later", "90")
+    assert changed.code == 0, changed.stderr
+    assert "now stops each of its 2 instances after 90 idle minutes" in " ".join(changed.stdout.split())
+    assert {a["EvaluationPeriods"] for a in alarms(account).values()} == {18}
+
+    off = cli("idle-stop", "--name", "later", "off")
+    assert off.code == 0, off.stderr
+    assert "Idle auto-stop is off for later" in " ".join(off.stdout.split())
+    assert alarms(account) == {}
+    again = cli("idle-stop", "--name", "later", "off")
+    assert again.code == 0 and "already off" in again.stdout
+
+
+def test_idle_stop_of_an_unknown_name_says_so_and_changes_nothing(cli, account):
+    assert setup(cli, "known").code == 0
+    run = cli("idle-stop", "--name", "unknown", "60", "--region", REGION)
+    assert run.code == 1
+    assert "No deployment named unknown in us-west-2" in said(run) and "Traceback" not in run.stderr
+    assert alarms(account) == {}
+
+
+def test_idle_stop_refuses_bad_minutes_before_any_call(cli, account):
+    run = cli("idle-stop", "--name", "x", "7")
+    assert run.code == 2
+    assert "7 minutes is outside 10-1440" in said(run)
+
+
+# ---- teardown, rollback, list -------------------------------------------------------------------------
+
+def test_teardown_removes_the_alarms(cli, account):
+    assert setup(cli, "gone", "--idle-stop", "60", "--count", "2").code == 0
+    assert len(alarms(account)) == 2
+    run = cli("teardown", "--name", "gone", "--yes", "--output", "json")
+    assert run.code == 0, run.stderr
+    deleted = [d for d in run.json["result"]["deleted"] if d["kind"] == "idle-alarm"]
+    assert len(deleted) == 2
+    assert alarms(account) == {}
+
+
+def test_teardown_says_removed_only_after_cloudwatch_lists_none(cli, account):
+    from tests.test_faults import respond
+
+    assert setup(cli, "sticky", "--idle-stop", "60").code == 0
+    respond(cloudwatch(account), "DeleteAlarms", lambda params: {})  # answered, but nothing deleted
+    run = cli("teardown", "--name", "sticky", "--yes")
+    assert run.code == 1
+    text = said(run)
+    assert "CloudWatch still lists the idle alarm(s) amazonei-setup-sticky-idle-" in text
+    assert "run the same teardown again" in text
+    assert "Deleted idle-alarm" not in run.stdout + run.stderr
+    assert len(alarms(account)) == 1
+
+
+def test_a_failure_after_the_alarm_step_rolls_the_alarm_back(cli, account):
+    """The alarm is journaled before PutMetricAlarm is sent: a reply lost after CloudWatch made it still leaves the
+    record the rollback deletes."""
+    def lost_reply(**_):
+        raise ClientError({"Error": {"Code": "InternalFailure", "Message": "connection reset"},
+                           "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutMetricAlarm")
+
+    cloudwatch(account).meta.events.register("after-call.cloudwatch.PutMetricAlarm", lost_reply)
+    run = cli(*setup_args("lost", "--idle-stop", "60"))
+    assert run.code == 1
+    text = said(run)
+    assert "InternalFailure" in text and "Everything this run created was removed." in text
+    assert alarms(account) == {}
+    live = account.ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
+    assert live["Reservations"] == []
+
+
+def test_list_shows_a_deployment_of_which_only_an_alarm_is_left(cli, account):
+    from amazonei_setup.resources import alarm
+
+    # What a teardown cut off after terminating the instances could leave: an alarm watching a gone instance.
+    me = account.sts.get_caller_identity()["Arn"]
+    alarm.put_alarm(cloudwatch(account), "orphan", "i-0123456789abcdef0", REGION, 60,
+                    tags.tag_list("orphan", me, REGION))
+    run = cli("list", "--region", REGION, "--output", "json")
+    assert run.code == 0, run.stderr
+    (row,) = [r for r in run.json["result"]["deployments"] if r["name"] == "orphan"]
+    assert row["left"] == ["idle alarm"] and row["state"] == "no instance (partial)"
+    assert "teardown" in row["teardown_command"]
+    gone = cli("teardown", "--name", "orphan", "--region", REGION, "--yes")
+    assert gone.code == 0, gone.stderr
+    assert alarms(account) == {}
+
+
+def test_list_ignores_alarms_that_are_not_ours(cli, account):
+    cloudwatch(account).put_metric_alarm(
+        AlarmName="amazonei-setup-x-idle-i-0123456789abcdef0", MetricName="CPUUtilization", Namespace="AWS/EC2",
+        Statistic="Average", Period=300, EvaluationPeriods=1, Threshold=1, ComparisonOperator="LessThanThreshold")
+    run = cli("list", "--region", REGION, "--output", "json")
+    assert run.code == 0, run.stderr
+    assert run.json["result"]["deployments"] == []
+
+
+# ---- export ---------------------------------------------------------------------------------------------
+
+def idle_template(**build):
+    from amazonei_setup import cloudformation as cf
+    from tests.test_cloudformation import make_plan
+
+    plan = make_plan(idle_stop_minutes=60, **build.pop("plan", {}))
+    return plan, cf.build_template(plan, **build)
+
+
+@pytest.mark.parametrize(("plan", "build", "alarms_expected"), [
+    ({}, {}, 1), ({}, {"fleet_size": 3}, 3), ({"family": "gpu"}, {}, 1)])
+def test_the_template_holds_the_same_alarm_and_passes_cfn_lint(plan, build, alarms_expected):
+    from cfnlint.api import ManualArgs, lint
+
+    from amazonei_setup import cloudformation as cf
+    from tests.test_cloudformation import allowed
+
+    plan_, template = idle_template(plan=plan, **build)
+    found = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert len(found) == alarms_expected
+    props = next(iter(found.values()))["Properties"]
+    assert props["AlarmActions"] == [{"Fn::Sub": "arn:aws:automate:${AWS::Region}:ec2:stop"}]
+    assert props["EvaluationPeriods"] == 12 and props["TreatMissingData"] == "notBreaching"
+    assert {t["Key"] for t in props["Tags"]} >= {tags.DEPLOYMENT, tags.CREATED_BY}
+    instance = props["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+    assert instance["Ref"] in template["Resources"]
+    matches = lint(cf.to_yaml(template), config=ManualArgs(regions=[REGION]))
+    assert [f"{m.rule.id} {m.message} at {m.path_string}" for m in matches if not allowed(m)] == []
+
+
+def test_export_with_idle_stop_writes_the_alarm(cli, account, tmp_path):
+    import yaml
+
+    out = tmp_path / "t.yaml"
+    run = cli("export", *setup_args("tpl", "--idle-stop", "30"), "--out", str(out))
+    assert run.code == 0, run.stderr
+    template = yaml.safe_load(out.read_text())
+    (alarm,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarm["Properties"]["EvaluationPeriods"] == 6
+
+
+def test_export_refuses_idle_stop_for_an_auto_scaling_group(cli, account):
+    from amazonei_setup.sandbox import seed_alternative_amis
+
+    seed_alternative_amis(ACCOUNT, REGION)
+    run = cli("export", "--region", REGION, "--accelerator", "gpu", "--yes", "--name", "asg", "--fleet",
+              "--idle-stop", "60", "--ssh-cidr", "198.51.100.4/32")
+    assert run.code == 2
+    assert "--idle-stop cannot go into an Auto Scaling group's template" in said(run)
+    assert "Traceback" not in run.stderr
+
+
+# ---- wizard ---------------------------------------------------------------------------------------------
+
+def test_the_wizard_offers_idle_stop_with_the_price_of_an_idle_day(cli, account):
+    from tests.test_wizard import ScriptedAsker
+
+    asker = ScriptedAsker(idle_stop=60)
+    run = cli("--region", REGION, "--instance-type", "m5.xlarge", "--name", "asked", "--ssh-cidr", "198.51.100.4/32",
+              "--accelerator-type", "eia2.medium", asker=asker, tty=True)
+    assert run.code == 0, run.stderr
+    question = asker.question("--idle-stop")
+    from amazonei_setup import catalog
+
+    day = catalog.hourly_usd("m5.xlarge", "eia2.medium") * 24
+    assert f"an idle day costs ${day:.2f}" in question.hint
+    assert question.default == 0  # off unless chosen
+    assert len(alarms(account)) == 1
+    assert "--idle-stop 60" in run.stdout  # the equivalent command repeats the choice
