@@ -10,6 +10,8 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field
 
+from amazonei_setup.tags import resource_name
+
 CREATE, REUSE, UPDATE = "create", "reuse", "update"
 LAUNCHER = "python amazonei_setup.py"  # the program a printed command names when the caller gives none
 DEFAULT_VOLUME_GIB = 100
@@ -131,7 +133,8 @@ class Plan:
         """One item for the instances' idle auto-stop alarms (one alarm per instance)."""
         before = dict(self.idle_alarms_before)
         wanted = self.idle_stop_minutes
-        label = "idle auto-stop" if self.count == 1 else f"idle auto-stop x {self.count}"
+        alarm = f"{resource_name(self.name)}-idle-<instance>"  # resources/alarm.alarm_name, one per instance
+        label = alarm if self.count == 1 else f"{self.count} x {alarm}"
         if wanted is None:
             if not before:
                 return None

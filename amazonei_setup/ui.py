@@ -475,7 +475,8 @@ def _accelerator_spec(accelerator_type: str | None) -> str:
 
 
 _KIND_LABELS = {"iam-role": "IAM role", "instance-profile": "instance profile", "security-group": "security group",
-                "vpc-endpoint": "EI endpoint", "key-pair": "key pair", "instance": "instance"}
+                "vpc-endpoint": "EI endpoint", "key-pair": "key pair", "instance": "instance",
+                "idle-alarm": "idle auto-stop"}
 
 
 def _plan_rows(plan: Plan) -> list[tuple[str, str, str, str]]:

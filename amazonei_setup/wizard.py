@@ -239,8 +239,8 @@ def _choose_idle_stop(request, asker, before: tuple, hourly_usd: float | None) -
     cost = f"an idle day costs ${day:.2f}" if day else "an idle day costs 24 x the $/hour"
     options = [Option("off: it runs until you stop or tear it down", 0)]
     options += [Option(f"after {m} idle minutes (low CPU and network)", m) for m in IDLE_STOP_CHOICES]
-    answer = asker.select("Stop the instance when idle?", options, 0, flag="--idle-stop",
-                          hint=f"({cost}; a CloudWatch alarm, ~$0.30/month)")
+    answer = asker.select("Idle auto-stop:", options, 0, flag="--idle-stop",
+                          hint=f"({cost}; CloudWatch alarm ~$0.30/month)")
     return answer or None
 
 

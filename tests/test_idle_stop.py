@@ -76,7 +76,8 @@ def test_setup_idle_stop_creates_one_tagged_stop_alarm_per_instance(cli, account
 def test_the_plan_shows_the_alarm_and_a_rerun_with_the_same_minutes_changes_nothing(cli, account):
     first = cli(*setup_args("same", "--idle-stop", "60"))
     assert first.code == 0, first.stderr
-    assert "idle-alarm" in first.stderr and "stop after 60 idle minutes" in said(first)
+    assert "create idle auto-stop amazonei-setup-same-idle-<instance>" in said(first)
+    assert "stop after 60 idle minutes" in said(first)
     before = alarms(account)
     puts = record(cloudwatch(account), "PutMetricAlarm")
     again = cli(*setup_args("same", "--idle-stop", "60"), "--output", "json")
