@@ -22,8 +22,8 @@ from __future__ import annotations
 import ipaddress
 
 from amazonei_setup import catalog, rules, tags
-from amazonei_setup.plan import Plan
 from amazonei_setup.errors import UsageError
+from amazonei_setup.plan import Plan
 from amazonei_setup.resources import alarm, iam, keypair
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.rules import MAX_VOLUME_GIB, MIN_VOLUME_GIB, opens_to_world

@@ -114,8 +114,9 @@ def _policy(result: Result, ui) -> None:
     ui.stdout.flush()
 
 
-VIEWS = {"policy": _policy, "message": _message, "ready": _ready, "dry-run": _dry_run, "template": _template, "teardown": _teardown,
+VIEWS = {"message": _message, "ready": _ready, "dry-run": _dry_run, "template": _template, "teardown": _teardown,
          "list": _list, "cost": _cost}
+VIEWS["policy"] = _policy  # `permissions`: the IAM policy document alone
 
 
 # ---- cost ------------------------------------------------------------------------------------

@@ -6,8 +6,6 @@ Asserted on what the user sees (exit code, stdout/stderr, JSON) and on the alarm
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 from botocore.exceptions import ClientError
 
@@ -78,6 +76,7 @@ def test_the_plan_shows_the_alarm_and_a_rerun_with_the_same_minutes_changes_noth
     assert first.code == 0, first.stderr
     assert "create idle auto-stop amazonei-setup-same-idle-<instance>" in said(first)
     assert "stop after 60 idle minutes" in said(first)
+    assert "Idle stop after 60 idle minutes" in " ".join(first.stdout.split())  # the ready summary says so
     before = alarms(account)
     puts = record(cloudwatch(account), "PutMetricAlarm")
     again = cli(*setup_args("same", "--idle-stop", "60"), "--output", "json")
@@ -131,11 +130,11 @@ def test_bad_minutes_are_one_sentence_and_exit_2(cli, account, minutes, why):
 
 def test_the_request_is_valid_for_real_cloudwatch_by_botocores_model():
     """moto takes what it is given; the real PutMetricAlarm is held to botocore's model of the API."""
+    from botocore.model import ServiceModel
     from botocore.validate import ParamValidator
 
     from amazonei_setup.aws import shared_loader
     from amazonei_setup.resources import alarm
-    from botocore.model import ServiceModel
 
     model = ServiceModel(shared_loader().load_service_model("cloudwatch", "service-2"))
     params = {**alarm.definition("demo", "i-0123456789abcdef0", REGION, 60),

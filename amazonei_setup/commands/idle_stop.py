@@ -35,8 +35,8 @@ def _locked(args, ui, aws) -> Result:
         raise ToolError(f"No deployment named {name} in {aws.region}, so no idle auto-stop was changed; `list "
                         "--all-regions` shows every deployment.", code="not-found")
     if inventory.stack is not None and minutes is not None:
-        raise UsageError(f"Deployment '{name}' is held by the CloudFormation stack {inventory.stack.name}: set its idle "
-                         "auto-stop in the template (`export --idle-stop MINUTES`) and update the stack.")
+        raise UsageError(f"Deployment '{name}' is held by the CloudFormation stack {inventory.stack.name}: set its "
+                         "idle auto-stop in the template (`export --idle-stop MINUTES`) and update the stack.")
     cloudwatch = aws.client("cloudwatch")
     live = [i for i in inventory.instances if i.state not in ("shutting-down", "terminated")]
     current = {a.instance_id: a for a in inventory.idle_alarms}
@@ -85,6 +85,7 @@ def _sentence(name: str, minutes: int | None, done: list[dict], inventory) -> st
     rule = (f"CPU below {alarm.IDLE_CPU_PERCENT}% and network below {alarm.IDLE_NETWORK_BYTES // 1_000_000} MB per "
             "5 minutes")
     if not changed:
-        return f"Idle auto-stop of {name} already stops {what} after {minutes} idle minutes ({rule}): nothing to change."
+        return (f"Idle auto-stop of {name} already stops {what} after {minutes} idle minutes ({rule}): nothing to "
+                "change.")
     return (f"Idle auto-stop of {name} now stops {what} after {minutes} idle minutes ({rule}): "
             f"{', '.join(d['name'] for d in changed)}.")
