@@ -233,14 +233,15 @@ def _choose_idle_stop(request, asker, before: tuple, hourly_usd: float | None) -
         return request.idle_stop
     if before or not getattr(asker, "interactive", False):
         return None
-    from amazonei_setup.resources.alarm import idle_day_usd
+    from amazonei_setup.resources import alarm
 
-    day = idle_day_usd(hourly_usd)
+    day = alarm.idle_day_usd(hourly_usd)
+    monthly = alarm.METRICS_BILLED * alarm.USD_PER_ALARM_METRIC_MONTH
     cost = f"an idle day costs ${day:.2f}" if day else "an idle day costs 24 x the $/hour"
     options = [Option("off: it runs until you stop or tear it down", 0)]
     options += [Option(f"after {m} idle minutes (low CPU and network)", m) for m in IDLE_STOP_CHOICES]
     answer = asker.select("Idle auto-stop:", options, 0, flag="--idle-stop",
-                          hint=f"({cost}; CloudWatch alarm ~$0.30/month)")
+                          hint=f"({cost}; the alarm: <= ${monthly:.2f}/month)")
     return answer or None
 
 

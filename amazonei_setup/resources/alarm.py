@@ -33,7 +33,8 @@ IDLE_NETWORK_BYTES = 2_000_000  # in + out per 5-minute period: ~6.7 kB/s, far b
 NAMESPACE = "AWS/EC2"
 IDLE_EXPRESSION = f"IF(cpu < {IDLE_CPU_PERCENT} AND (netin + netout) < {IDLE_NETWORK_BYTES}, 1, 0)"
 KIND = "idle-alarm"
-# CloudWatch bills an alarm per metric it watches: this one watches three (standard resolution, $0.10 each).
+# CloudWatch bills standard-resolution alarms per alarm metric ($0.10/month); counted per metric this one reads (three),
+# the most it costs (the README says what is and is not confirmed about that rule).
 METRICS_BILLED = 3
 USD_PER_ALARM_METRIC_MONTH = 0.10
 
