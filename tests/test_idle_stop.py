@@ -334,3 +334,22 @@ def test_the_wizard_offers_idle_stop_with_the_price_of_an_idle_day(cli, account)
     assert question.default == 0  # off unless chosen
     assert len(alarms(account)) == 1
     assert "--idle-stop 60" in run.stdout  # the equivalent command repeats the choice
+
+
+def test_export_deploy_with_idle_stop_deploys_and_tears_down(cli, account):
+    """moto's CloudFormation has no AWS::CloudWatch::Alarm (it skips the resource with a warning): the stack still
+    deploys and tears down; the alarm's definition is held to CloudFormation's schema by cfn-lint above."""
+    run = cli("export", *setup_args("stacked", "--idle-stop", "60"), "--deploy", "--output", "json")
+    assert run.code == 0, run.stderr
+    assert run.json["result"]["stack_name"] == "amazonei-setup-stacked"
+    gone = cli("teardown", "--name", "stacked", "--yes")
+    assert gone.code == 0, gone.stderr
+    assert alarms(account) == {}
+
+
+def test_idle_stop_refuses_a_stack_held_deployment(cli, account):
+    assert cli("export", *setup_args("held"), "--deploy").code == 0
+    run = cli("idle-stop", "--name", "held", "60", "--region", REGION)
+    assert run.code == 2
+    assert "held by the CloudFormation stack amazonei-setup-held" in said(run)
+    assert "export --idle-stop MINUTES" in said(run)
