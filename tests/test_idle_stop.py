@@ -336,7 +336,7 @@ def test_the_wizard_offers_idle_stop_with_the_price_of_an_idle_day(cli, account)
     assert "--idle-stop 60" in run.stdout  # the equivalent command repeats the choice
 
 
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS::CloudWatch::Alarm:UserWarning")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")  # AWS::CloudWatch::Alarm
 def test_export_deploy_with_idle_stop_deploys_and_tears_down(cli, account):
     """moto's CloudFormation has no AWS::CloudWatch::Alarm (it skips the resource with a warning): the stack still
     deploys and tears down; the alarm's definition is held to CloudFormation's schema by cfn-lint above."""
