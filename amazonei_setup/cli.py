@@ -15,7 +15,7 @@ from typing import IO
 
 from amazonei_setup import __version__, rules
 
-COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion")
+COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion", "idle-stop", "permissions")
 
 EPILOG = """\
 examples:
@@ -96,6 +96,14 @@ def _count(value: str) -> int:
     if not 1 <= count <= MAX_COUNT:
         raise argparse.ArgumentTypeError(f"{count} is outside 1-{MAX_COUNT}")
     return count
+
+
+def _idle_minutes(value: str) -> int:
+    return _ruled(rules.idle_minutes, value)
+
+
+def _idle_or_off(value: str):
+    return "off" if value.strip().lower() == "off" else _ruled(rules.idle_minutes, value)
 
 
 def _name(value: str) -> str:
@@ -201,6 +209,9 @@ def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
     choice.add_argument("--name", type=_name, help="deployment name for tags and teardown (default amazonei-<random>)")
     choice.add_argument("--ssh-cidr", type=_cidr, help="who may SSH in (default: your public address/32)")
     choice.add_argument("--volume-size", type=_volume, help="root volume GiB (default 100)")
+    choice.add_argument("--idle-stop", type=_idle_minutes, metavar="MINUTES",
+                        help="stop each instance after MINUTES (10-1440, a multiple of 5) of low CPU and network: a "
+                             "CloudWatch alarm, no agent (default: off; asked interactively)")
     fleet = parser.add_argument_group("several instances")
     fleet.add_argument("--count", type=_count, help=f"launch N identical instances in one request (1-{MAX_COUNT}; "
                                                     f"default 1); all or none unless --min-count{fleet_note}")
@@ -255,6 +266,24 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="show deployments")
     listing.add_argument("--all-regions", action="store_true", help="query every EI region at once")
     _common(listing)
+
+    idle = sub.add_parser("idle-stop", help="set, change or remove a deployment's idle auto-stop",
+                          description="Stop each instance of a deployment after MINUTES of low CPU and network "
+                                      "(a CloudWatch alarm per instance whose action is EC2's own stop; no agent), "
+                                      "or remove those alarms with `off`.")
+    idle.add_argument("--name", required=True, type=_name, help="the deployment")
+    idle.add_argument("minutes", type=_idle_or_off, metavar="MINUTES|off",
+                      help="idle minutes before the stop (10-1440, a multiple of 5), or off")
+    _common(idle, region_default="the region the deployment lives in, from its tags")
+
+    perms = sub.add_parser("permissions", help="print the IAM policy a user needs to run this tool",
+                           description="Print (on standard output) the IAM policy document that lets a user run "
+                                       "every command of this tool for one accelerator family.")
+    perms.add_argument("--accelerator", choices=("ei", "inf2", "gpu"), default="ei",
+                       help="the accelerator family the user will set up (default ei)")
+    perms.add_argument("--output", choices=("text", "json"), default="text",
+                       help="json: the policy inside the tool's JSON envelope")
+    perms.add_argument("--debug", action="store_true", help="show tracebacks")
 
     from amazonei_setup import cost  # light: the cost module imports no AWS SDK at load time
 
@@ -436,6 +465,8 @@ def _run(args: argparse.Namespace, env: Environment, signals: _Signals | None = 
         from amazonei_setup.commands import handler
         from amazonei_setup.render import render
 
+        if command == "permissions":  # a document from data: no AWS, no account
+            return render(handler(command)(args, env, ui, None), ui)
         if command == "cost":  # needs AWS only for --live-prices: the command opens it itself
             return render(handler(command)(args, env, ui, lambda: _aws_for(args, ui, env)), ui)
         _check_state_dir(args)
@@ -527,7 +558,7 @@ class _aws_for:
         given = self.env.aws
         if given is not None:
             return given if not args.region or args.region == given.region else given.in_region(args.region)
-        if args.command == "teardown" and not args.region:
+        if args.command in ("teardown", "idle-stop") and not args.region:
             # teardown finds the region itself (the role's region tag, IAM being global); any region reaches IAM
             from amazonei_setup.errors import UsageError
 

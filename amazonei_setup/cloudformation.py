@@ -23,8 +23,9 @@ from __future__ import annotations
 import ipaddress
 
 from amazonei_setup import catalog, rules, tags
+from amazonei_setup.errors import UsageError
 from amazonei_setup.plan import Plan
-from amazonei_setup.resources import iam, keypair
+from amazonei_setup.resources import alarm, iam, keypair
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.rules import MAX_VOLUME_GIB, MIN_VOLUME_GIB, opens_to_world
 
@@ -37,6 +38,7 @@ MAX_EI_FLEET = 20
 ROLE, PROFILE, GROUP, SELF_HTTPS = "InstanceRole", "InstanceProfile", "SecurityGroup", "SecurityGroupHttpsFromItself"
 ENDPOINT, ENDPOINT_INGRESS, KEY_PAIR = "EiEndpoint", "ExistingEndpointHttpsFromInstances", "KeyPair"
 INSTANCE, LAUNCH_TEMPLATE, ASG = "Instance", "LaunchTemplate", "AutoScalingGroup"
+IDLE_ALARM = "IdleStopAlarm"
 
 # Conditions
 CREATE_KEY_PAIR, CREATE_ENDPOINT, USE_EXISTING_ENDPOINT = "CreateKeyPair", "CreateEndpoint", "UseExistingEndpoint"
@@ -97,6 +99,8 @@ def build_template(plan: Plan, *, fleet_size: int | None = None, endpoint_group_
     else:
         resources[LAUNCH_TEMPLATE] = _launch_template(plan)
         resources[ASG] = _auto_scaling_group(plan)
+    if plan.idle_stop_minutes:
+        resources.update(_idle_alarms(plan, fleet_size, ei))
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": _description(plan, fleet_size),
@@ -450,6 +454,30 @@ def _auto_scaling_group(plan: Plan) -> dict:
         "VPCZoneIdentifier": [plan.subnet_id],
         "Tags": [{**t, "PropagateAtLaunch": True} for t in _instance_tags(plan)],
     }}
+
+
+# ---- idle auto-stop --------------------------------------------------------------------------------------
+
+def _idle_alarms(plan: Plan, fleet_size: int | None, ei: bool) -> dict:
+    """setup --idle-stop's alarm, one per instance resource, with the very definition setup puts
+    (resources/alarm.py). An Auto Scaling group cannot have one: it would replace an instance the alarm stops."""
+    if fleet_size is not None and not ei:
+        raise UsageError("--idle-stop cannot go into an Auto Scaling group's template: the group would replace "
+                         "each instance the alarm stops. Drop --idle-stop, or export one instance (no --fleet, "
+                         "--count 1).")
+    members = [(IDLE_ALARM, INSTANCE, None)] if fleet_size is None else [
+        (f"{IDLE_ALARM}{index}", _member(index), _member_condition(index)) for index in range(1, fleet_size + 1)]
+    found = {}
+    for logical_id, instance, condition in members:
+        props = alarm.definition(plan.name, ref(instance), plan.region, plan.idle_stop_minutes)
+        props["AlarmName"] = {"Fn::Sub": f"{alarm.alarm_prefix(plan.name)}${{{instance}}}"}
+        props["AlarmActions"] = [{"Fn::Sub": alarm.stop_action(_REGION)}]
+        props["Tags"] = _tags(plan)
+        resource = {"Type": "AWS::CloudWatch::Alarm", "Properties": props}
+        if condition:
+            resource["Condition"] = condition
+        found[logical_id] = resource
+    return found
 
 
 # ---- outputs ---------------------------------------------------------------------------------------------

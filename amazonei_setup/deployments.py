@@ -13,7 +13,7 @@ from amazonei_setup.aws import Aws, explain
 from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.discover import check_region, owner_of
 from amazonei_setup.errors import ToolError, UsageError
-from amazonei_setup.resources import iam, keypair, network, stack
+from amazonei_setup.resources import alarm, iam, keypair, network, stack
 from amazonei_setup.resources import instance as instances
 
 
@@ -37,6 +37,7 @@ class Inventory:
     stack: stack.StackInfo | None = None  # the CloudFormation stack holding the deployment (export --deploy)
     stack_resources: set[tuple[str, str]] = field(default_factory=set)  # (kind, physical id) it holds
     elsewhere: dict[str, str] = field(default_factory=dict)  # global piece ("IAM role x") -> the region it serves
+    idle_alarms: list[alarm.IdleAlarm] = field(default_factory=list)  # idle auto-stop, one per instance
 
     @property
     def group_ids(self) -> set[str]:
@@ -45,7 +46,7 @@ class Inventory:
     @property
     def empty(self) -> bool:
         return not (self.instances or self.security_groups or self.key_pair or self.role or self.profile
-                    or self.owned_endpoints or self.stack)
+                    or self.owned_endpoints or self.stack or self.idle_alarms)
 
     @property
     def owned_endpoints(self) -> list[network.Endpoint]:
@@ -57,8 +58,8 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     today's alternatives (inf2, gpu) run outside the EI regions, and their teardown must reach them."""
     check_region(aws.region, ei=False)
     ec2, client_iam = aws.ec2, aws.iam
-    aws.preload("ec2", "iam", "sts", "cloudformation")
-    cfn = aws.client("cloudformation")
+    aws.preload("ec2", "iam", "sts", "cloudformation", "cloudwatch")
+    cfn, cloudwatch = aws.client("cloudformation"), aws.client("cloudwatch")
     results = run_concurrently({
         "stack": lambda: stack.find_stack(cfn, tags.resource_name(name)),
         "identity": lambda: aws.sts.get_caller_identity(),
@@ -72,6 +73,7 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
         # Fetched now, in the same round, so teardown can delete them without another look-up.
         "inline_policies": lambda: iam.inline_policies(client_iam, iam.role_name(name)),
         "attached_policies": lambda: iam.attached_policies(client_iam, iam.role_name(name)),
+        "idle_alarms": lambda: alarm.find_alarms(cloudwatch, name),
     })
     for key, value in results.items():
         if isinstance(value, BaseException):
@@ -82,10 +84,10 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     endpoints = [e for e in results["endpoints"]
                  if our_ids & set(e.group_ids) or e.tags.get(tags.DEPLOYMENT) == name]
     owners = {tags.as_dict(g.get("Tags")).get(tags.OWNER) for g in ours} | {
-        i.tags.get(tags.OWNER) for i in results["instances"]}
+        i.tags.get(tags.OWNER) for i in results["instances"]} | {a.tags.get(tags.OWNER) for a in results["idle_alarms"]}
     _refuse_if_not_yours(name, aws.region, owner_of(results["identity"]["Arn"]), owners)
     inventory = Inventory(name, aws.region, results["instances"], ours, endpoints, siblings,
-                          results["key_pair"], None, None)
+                          results["key_pair"], None, None, idle_alarms=results["idle_alarms"])
     inventory.sibling_names = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT, "?")
                                for g in results["all_groups"] if g["GroupId"] in siblings}
     found_stack = results["stack"]
@@ -237,7 +239,7 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None) -> list[Deployme
     """One row per deployment: its instances, or — when a killed setup or teardown left no instance — one
     `partial` row naming the pieces that are left, found by tag: group, key pair, EI endpoint, and the IAM role
     whose region tag names this region (IAM is global)."""
-    aws.preload("ec2", "iam")
+    aws.preload("ec2", "iam", "cloudwatch")
     ours = tags.filters_for(None)
     results = run_concurrently({
         "instances": lambda: instances.find_instances(aws.ec2, None),
@@ -247,6 +249,7 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None) -> list[Deployme
                               for e in page["VpcEndpoints"]
                               if e.get("State", "").lower() not in network.GONE_ENDPOINT_STATES],
         "roles": lambda: iam.our_roles(aws.iam) if roles is None else roles,
+        "idle_alarms": lambda: alarm.find_all_alarms(aws.client("cloudwatch")),
     })
     for value in results.values():
         if isinstance(value, BaseException):
@@ -271,7 +274,8 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None) -> list[Deployme
               + [("key pair", k.get("Tags")) for k in results["key_pairs"]]
               + [("EI endpoint", e.get("Tags")) for e in results["endpoints"] if not serves_another(e)]
               + [("IAM role", r.get("Tags")) for r in results["roles"]
-                 if tags.home_region(r.get("Tags")) == aws.region])
+                 if tags.home_region(r.get("Tags")) == aws.region]
+              + [("idle alarm", [{"Key": k, "Value": v} for k, v in a.tags.items()]) for a in results["idle_alarms"]])
     for kind, piece_tags in pieces:
         name = tags.as_dict(piece_tags).get(tags.DEPLOYMENT)
         if name and tags.is_ours(piece_tags) and name not in seen:
@@ -286,7 +290,7 @@ def list_all(aws: Aws, regions: list[str], roles: list[dict] | None = None) -> l
     """list_deployments over several regions at once (clients built first: Sessions are not thread-safe)."""
     per_region = {region: aws if region == aws.region else aws.in_region(region) for region in regions}
     for regional in per_region.values():
-        regional.preload("ec2", "iam")
+        regional.preload("ec2", "iam", "cloudwatch")
     if roles is None and len(regions) > 1:
         roles = our_roles(aws)
     results = run_concurrently({region: (lambda a=a: list_deployments(a, roles)) for region, a in per_region.items()})
@@ -297,3 +301,15 @@ def list_all(aws: Aws, regions: list[str], roles: list[dict] | None = None) -> l
             raise explain(value, per_region[region], doing=f"listing deployments in {region}")
         rows += value
     return rows
+
+
+def describe_idle_stop(aws: Aws, inventory: Inventory) -> dict | None:
+    """The deployment's idle auto-stop as `status` shows it (None: off). From the inventory alone: no call."""
+    if not inventory.idle_alarms:
+        return None
+    minutes = sorted({a.minutes for a in inventory.idle_alarms if a.minutes})
+    return {"minutes": minutes[0] if len(minutes) == 1 else None,
+            "rule": f"CPU below {alarm.IDLE_CPU_PERCENT}% and network below "
+                    f"{alarm.IDLE_NETWORK_BYTES // 1_000_000} MB per 5 minutes",
+            "alarms": [a.to_dict() for a in inventory.idle_alarms],
+            "region": aws.region}

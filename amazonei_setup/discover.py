@@ -17,7 +17,7 @@ from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.errors import UsageError
 from amazonei_setup.facts import Facts, Image, InstanceType, Subnet, Vpc, owner_of  # noqa: F401 - re-exported
-from amazonei_setup.resources import iam, keypair, network
+from amazonei_setup.resources import alarm, iam, keypair, network
 from amazonei_setup.resources import instance as instances
 
 CHECKIP_URL = "https://checkip.amazonaws.com"
@@ -57,7 +57,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
     """
     check_region(aws.region, ei)
     ec2, region = aws.ec2, aws.region
-    aws.preload("ec2", "iam", "sts", *(("ssm",) if families else ()))
+    aws.preload("ec2", "iam", "sts", *(("ssm",) if families else ()), *(("cloudwatch",) if name else ()))
     jobs: dict[str, Callable] = {
         "identity": lambda: aws.sts.get_caller_identity(),
         "ei_azs": lambda: ei_availability_zones(ec2, region) if ei else [],
@@ -72,6 +72,8 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         "our_security_groups": lambda: network.find_security_groups(ec2, None),
         # A name is one deployment in the account: its role says which region it lives in.
         "named_role": lambda: iam.get_role(aws.iam, iam.role_name(name)) if name else None,
+        # A re-run converges the idle auto-stop too: which alarms exist, with how many minutes.
+        "idle_alarms": lambda: alarm.find_alarms(aws.client("cloudwatch"), name) if name else [],
     }
     if families:
         chosen = [catalog.FAMILIES[f] for f in families]
@@ -108,6 +110,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         our_security_groups=results["our_security_groups"], public_ip=results.get("public_ip"),
         family_images=family_images, family_image_sources=family_image_sources,
         offerings=results.get("offerings", {}), named_role=results["named_role"],
+        idle_alarms=results["idle_alarms"],
     )
 
 

@@ -93,6 +93,7 @@ class Facts:
     family_image_sources: dict[str, str] = field(default_factory=dict)
     offerings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # instance type -> AZs that offer it
     named_role: dict | None = None  # the IAM role of the --name given, if it exists (IAM is global: any region's)
+    idle_alarms: list = field(default_factory=list)  # the --name's idle auto-stop alarms (resources/alarm.IdleAlarm)
 
     @property
     def owner(self) -> str:

@@ -10,6 +10,8 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field
 
+from amazonei_setup.tags import resource_name
+
 CREATE, REUSE, UPDATE = "create", "reuse", "update"
 LAUNCHER = "python amazonei_setup.py"  # the program a printed command names when the caller gives none
 DEFAULT_VOLUME_GIB = 100
@@ -72,6 +74,8 @@ class Plan:
     instance_states: tuple[str, ...] = ()  # the state of each of instance_ids (a stopped one is started)
     ami_from_flag: bool = False  # the image was named with --ami-id (else: the newest image of its line)
     image_source: str = ""  # an alternative's image: the SSM parameter that named it, or "name pattern: ..."
+    idle_stop_minutes: int | None = None  # --idle-stop: stop each instance after this many idle minutes (None: as is)
+    idle_alarms_before: tuple[tuple[str, int | None], ...] = ()  # (instance id, minutes) of the alarms that exist
 
     @property
     def stale_ssh_cidrs(self) -> list[str]:
@@ -121,7 +125,31 @@ class Plan:
             items.append(PlanItem("instance", self.instance_type if self.count == 1 else
                                   f"{self.count} x {self.instance_type}", CREATE,
                                   f"{self.accelerator_label}, {self.ami_name}" + self.count_detail))
+        idle = self._idle_alarm_item()
+        if idle:
+            items.append(idle)
         return items
+
+    def _idle_alarm_item(self) -> PlanItem | None:
+        """One item for the instances' idle auto-stop alarms (one alarm per instance)."""
+        before = dict(self.idle_alarms_before)
+        wanted = self.idle_stop_minutes
+        alarm = f"{resource_name(self.name)}-idle-<instance>"  # resources/alarm.alarm_name, one per instance
+        label = alarm if self.count == 1 else f"{self.count} x {alarm}"
+        if wanted is None:
+            if not before:
+                return None
+            minutes = sorted({m for m in before.values() if m})
+            shown = "/".join(str(m) for m in minutes) or "?"
+            return PlanItem("idle-alarm", label, REUSE, f"stops an instance after {shown} idle minutes")
+        detail = f"CloudWatch alarm: stop after {wanted} idle minutes (low CPU and network)"
+        instances = self.instance_ids or ((self.instance_id,) if self.instance_id else ())
+        if instances and all(before.get(i) == wanted for i in instances):
+            return PlanItem("idle-alarm", label, REUSE, detail)
+        if before:
+            was = "/".join(str(m) for m in sorted({m for m in before.values() if m})) or "?"
+            return PlanItem("idle-alarm", label, UPDATE, f"{was} -> {wanted} idle minutes")
+        return PlanItem("idle-alarm", label, CREATE, detail)
 
     @property
     def changes_anything(self) -> bool:
@@ -159,6 +187,8 @@ class Plan:
             parts += ["--count", str(self.count)]
         if self.min_count < self.count:
             parts += ["--min-count", str(self.min_count)]
+        if self.idle_stop_minutes:
+            parts += ["--idle-stop", str(self.idle_stop_minutes)]
         parts.append("--yes")
         return " ".join(shlex.quote(p) for p in parts)
 

@@ -32,7 +32,7 @@ from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurr
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan, teardown_command
-from amazonei_setup.resources import iam, keypair, network
+from amazonei_setup.resources import alarm, iam, keypair, network
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.teardown import instance_state_or_gone
 from amazonei_setup.waiting import wait_for
@@ -122,6 +122,7 @@ class SetupResult:
             "public_ip": self.instance.public_ip, "ssh_user": self.plan.ssh_user, "key_path": self.key_path,
             "ssh_command": self.ssh_command, "port_forward_command": self.port_forward_command,
             "hourly_usd": self.plan.hourly_usd, **fleet,
+            **({"idle_stop_minutes": self.plan.idle_stop_minutes} if self.plan.idle_stop_minutes else {}),
             **({"stack_name": self.stack_name, "stack_outputs": self.stack_outputs} if self.stack_name else {}),
             "resources": self.resources, "waited_for": self.waited_for,
         }
@@ -176,7 +177,7 @@ def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
     (the program name as the user invoked it), when the caller knows it. wait: what the run waits for (WAITS;
     default_wait(plan) when None): `running` ends once the instances run (an EI endpoint may still be pending),
     `ei` waits for the endpoint too, `ssh` also until each instance's SSH port accepts a connection."""
-    aws.preload("ec2", "iam")
+    aws.preload("ec2", "iam", *(("cloudwatch",) if plan.idle_stop_minutes else ()))
     run = Run(aws, plan, report, sleep, account_flags)
     run.teardown = teardown
     run.wait = wait or default_wait(plan)
@@ -248,12 +249,36 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
             steps["endpoint-available"] = (("endpoint",), lambda done: _wait_endpoint(run, done["endpoint"]))
     if run.wait == WAIT_SSH:
         steps["ssh"] = (("running", "ingress"), lambda done: _wait_ssh(run, done["running"]))
+    if plan.idle_stop_minutes:
+        steps["idle-alarm"] = (("running",), lambda done: _ensure_idle_alarms(run, done["running"]))
     done = run_graph(steps, pool, before_each=run.checkpoint)
     resources = [{"kind": r.kind, "id": r.id, "action": r.action} for r in run.journal.records
                  if r.kind != "vpc-endpoint-membership"]
     waited = [WAIT_RUNNING] + ([WAIT_EI] if "endpoint-available" in done else []) + \
         ([WAIT_SSH] if "ssh" in done else [])
     return SetupResult(plan, done["running"], resources, plan.key_path, waited_for=waited)
+
+
+def _ensure_idle_alarms(run: Run, running: list[instances.InstanceInfo]) -> None:
+    """One idle auto-stop alarm per instance (resources/alarm.py says how "idle" is decided), after the instance
+    runs: its metrics exist only from then on. Journaled before PutMetricAlarm is sent, so a reply lost to a
+    failure or a signal still leaves a record the rollback deletes (deleting an alarm that never came is a no-op)."""
+    plan = run.plan
+    minutes = plan.idle_stop_minutes
+    before = dict(plan.idle_alarms_before)
+    cloudwatch = run.aws.client("cloudwatch")
+    for each in running:
+        run.checkpoint()
+        name = alarm.alarm_name(plan.name, each.id)
+        if before.get(each.id) == minutes:
+            run.journal.add(alarm.KIND, name, "reused")
+            continue
+        action = "updated" if each.id in before else "created"
+        run.journal.add(alarm.KIND, name, action, was=before.get(each.id))
+        alarm.put_alarm(cloudwatch, plan.name, each.id, plan.region, minutes, run.tags)
+        verb = "Set" if action == "updated" else "Created"
+        run.report(Event(action, alarm.KIND, f"{verb} idle auto-stop for {each.id}: stopped after {minutes} idle "
+                                             f"minutes ({name})", name))
 
 
 # ---- steps ---------------------------------------------------------------------------------
@@ -612,6 +637,7 @@ def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> 
 def _tagged_by_this_run(run: Run) -> list[Record]:
     """Everything in AWS that carries this run's tag (tags.RUN) and is not on its way out."""
     ec2, plan = run.ec2, run.plan
+    cloudwatch = run.aws.client("cloudwatch") if plan.idle_stop_minutes else None  # built here, not in a worker
     mark = [{"Name": f"tag:{tags.RUN}", "Values": [run.client_token]}]
     found = run_concurrently({
         "instance": lambda: [i["InstanceId"] for r in ec2.describe_instances(Filters=mark)["Reservations"]
@@ -623,6 +649,10 @@ def _tagged_by_this_run(run: Run) -> list[Record]:
         "instance-profile": lambda: [plan.profile_name] if run.made_by_this_run(
             iam.get_instance_profile(run.iam, plan.profile_name)) else [],
         "iam-role": lambda: [plan.role_name] if run.made_by_this_run(iam.get_role(run.iam, plan.role_name)) else [],
+        # Only when the run makes alarms: the look-up costs a call per alarm (their tags).
+        alarm.KIND: lambda: [a.name for a in alarm.find_alarms(cloudwatch, plan.name)
+                             if a.tags.get(tags.RUN) == run.client_token]
+        if cloudwatch else [],
     })
     for value in found.values():
         if isinstance(value, BaseException):
@@ -677,6 +707,8 @@ def _undo(run: Run, record: Record) -> None:
         iam.delete_instance_profile(run.iam, record.id)
     elif record.kind == "iam-role":
         iam.delete_role(run.iam, record.id)
+    elif record.kind == alarm.KIND:
+        alarm.delete_alarms(run.aws.client("cloudwatch"), [record.id])
     else:
         raise AwsError(f"no undo for {record.kind}")
 

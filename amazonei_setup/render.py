@@ -109,8 +109,18 @@ def _cost_regions(result: Result, ui) -> None:
     ui.result(cost_by_region(result.context["rows"], result.data["region"]))
 
 
+def _policy(result: Result, ui) -> None:
+    """The IAM policy document alone on stdout, so `permissions > policy.json` is a file IAM takes as it is."""
+    import json
+
+    ui.stop_status()
+    ui.stdout.write(json.dumps(result.data["policy"], indent=2) + "\n")
+    ui.stdout.flush()
+
+
 VIEWS = {"message": _message, "ready": _ready, "dry-run": _dry_run, "template": _template, "teardown": _teardown,
-         "list": _list, "cost": _cost, "cost-regions": _cost_regions}
+         "list": _list, "cost": _cost, "cost-regions": _cost_regions,
+         "policy": _policy}  # `permissions`: the IAM policy document alone
 
 
 # ---- cost ------------------------------------------------------------------------------------

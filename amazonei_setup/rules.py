@@ -92,3 +92,23 @@ def region(value: str) -> str:
     if not REGION_RE.fullmatch(text):
         raise RuleError(f"'{value}' is not an AWS region name like us-west-2")
     return text
+
+
+# Idle auto-stop: EC2's basic monitoring gives one datapoint per 5 minutes (see resources/alarm.py), so the idle
+# time is whole 5-minute periods; at least two (one quiet datapoint is not "idle"), at most a day.
+IDLE_STEP_MINUTES, MIN_IDLE_MINUTES, MAX_IDLE_MINUTES = 5, 10, 1440
+
+
+def idle_minutes(value: str | int) -> int:
+    """Minutes of idleness before the instance is stopped: a whole multiple of 5, 10-1440."""
+    try:
+        minutes = int(str(value).strip())
+    except ValueError:
+        raise RuleError(f"'{value}' is not a whole number of minutes (e.g. 60)") from None
+    if not MIN_IDLE_MINUTES <= minutes <= MAX_IDLE_MINUTES:
+        raise RuleError(f"{minutes} minutes is outside {MIN_IDLE_MINUTES}-{MAX_IDLE_MINUTES} (10 minutes to a day)")
+    if minutes % IDLE_STEP_MINUTES:
+        up = minutes + IDLE_STEP_MINUTES - minutes % IDLE_STEP_MINUTES
+        raise RuleError(f"{minutes} minutes is not a multiple of 5 (CloudWatch sees an instance's basic metrics every "
+                        f"5 minutes): use {up}")
+    return minutes

@@ -66,7 +66,7 @@ ALTERNATIVE_AMIS = (
 # Services the tool calls, plus those their backends reach into: every autoscaling backend
 # holds the elb/elbv2 ones (saving one without the other restores two diverging copies), and
 # an encrypted EBS volume makes EC2 create the account's `alias/aws/ebs` key in KMS.
-SERVICES = ("ec2", "iam", "sts", "ssm", "cloudformation", "autoscaling", "elb", "elbv2", "kms")
+SERVICES = ("ec2", "iam", "sts", "ssm", "cloudformation", "cloudwatch", "autoscaling", "elb", "elbv2", "kms")
 
 STATE_FILE = "state.pickle"
 LOCK_FILE = "lock"

@@ -20,7 +20,7 @@ from amazonei_setup.concurrency import cancellable_sleep, run_concurrently
 from amazonei_setup.deployments import Inventory
 from amazonei_setup.errors import AwsError, Interrupted, UsageError
 from amazonei_setup.events import Event, Reporter, ignore
-from amazonei_setup.resources import iam, keypair, network, stack
+from amazonei_setup.resources import alarm, iam, keypair, network, stack
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.waiting import wait_for
 
@@ -47,6 +47,8 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         items.append(TeardownItem("cloudformation-stack", inventory.stack.name, DELETE,
                                   f"with the {len(held)} resources it created"))
     items += [TeardownItem("instance", i.id, DELETE, i.state) for i in inventory.instances]
+    items += [TeardownItem(alarm.KIND, a.name, DELETE, f"idle auto-stop of {a.instance_id}")
+              for a in inventory.idle_alarms]
     _refuse_to_cut_off_stacks(inventory)
     for endpoint in inventory.endpoints:
         users = set(endpoint.group_ids) - inventory.group_ids
@@ -117,7 +119,7 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
     ec2, client_iam = aws.ec2, aws.iam
     cancel = threading.Event()
     sleep = cancellable_sleep(cancel, sleep)
-    aws.preload("ec2", "iam")
+    aws.preload("ec2", "iam", *(("cloudwatch",) if any(i.kind == alarm.KIND for i in items) else ()))
     by_kind: dict[str, list[TeardownItem]] = {}
     for item in items:
         by_kind.setdefault(item.kind, []).append(item)
@@ -156,6 +158,20 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
     def key_pairs() -> None:
         for item in deleting("key-pair"):
             keypair.delete_key_pair(ec2, item.id)
+            done(item)
+
+    def idle_alarms() -> None:
+        """DeleteAlarms accepts names that are gone, so "deleted" is said only once CloudWatch lists none of them."""
+        items_ = deleting(alarm.KIND)
+        if not items_:
+            return
+        cloudwatch = aws.client("cloudwatch")
+        alarm.delete_alarms(cloudwatch, [i.id for i in items_])
+        left = alarm.still_there(cloudwatch, [i.id for i in items_])
+        if left:
+            raise AwsError(f"CloudWatch still lists the idle alarm(s) {', '.join(left)} after deleting them.",
+                           code="alarm-left")
+        for item in items_:
             done(item)
 
     def groups() -> None:
@@ -197,7 +213,8 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
     failures = []
     try:
         for phase in ({"CloudFormation stack": stacks},
-                      {"instances": terminate_instances, "endpoint": endpoints, "key pair": key_pairs},
+                      {"instances": terminate_instances, "endpoint": endpoints, "key pair": key_pairs,
+                       "idle alarms": idle_alarms},
                       {"security group": groups, "IAM role and profile": iam_pieces}):
             results = run_concurrently(phase, cancel)
             failures += [(what, err) for what, err in results.items() if isinstance(err, BaseException)]

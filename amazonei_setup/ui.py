@@ -208,6 +208,9 @@ class Ui:
         if d["hourly_usd"] is not None:
             each = f" (${d['hourly_usd']:.3f} each)" if fleet else ""
             lines.add_row("Cost", f"${d['hourly_usd'] * max(len(fleet), 1):.3f} per hour while running{each}")
+        if d.get("idle_stop_minutes"):
+            lines.add_row("Idle stop", f"after {d['idle_stop_minutes']} idle minutes (low CPU and network; change "
+                                       "it with `idle-stop`)")
         if fleet and d["launched_count"] < d["requested_count"]:
             lines.add_row("Shortfall", Text(f"EC2 launched {d['requested_count'] - d['launched_count']} fewer than "
                                             "--count (capacity or quota); run setup with a new --name for more",
@@ -477,7 +480,8 @@ def _accelerator_spec(accelerator_type: str | None) -> str:
 
 
 _KIND_LABELS = {"iam-role": "IAM role", "instance-profile": "instance profile", "security-group": "security group",
-                "vpc-endpoint": "EI endpoint", "key-pair": "key pair", "instance": "instance"}
+                "vpc-endpoint": "EI endpoint", "key-pair": "key pair", "instance": "instance",
+                "idle-alarm": "idle auto-stop"}
 
 
 def _plan_rows(plan: Plan) -> list[tuple[str, str, str, str]]:

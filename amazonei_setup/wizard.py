@@ -43,6 +43,7 @@ class SetupRequest:
     family: str | None = None  # inf2 / gpu (--accelerator): today's alternative instead of EI
     count: int | None = None  # --count: instances to launch (None: 1, or whatever an existing deployment has)
     min_count: int | None = None  # --min-count: accept fewer when EC2 lacks capacity
+    idle_stop: int | None = None  # --idle-stop MINUTES (None: ask, or keep what the deployment has; --yes: off)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
                                                                                              instance_type))
     key_name, create_key, key_path, replace_key = _choose_key(request, facts, asker, name, existing, warnings)
     ssh_cidr = _choose_ssh_cidr(request, facts, asker)
+    idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
+    idle_stop = _choose_idle_stop(request, asker, idle_before, catalog.hourly_usd(instance_type, accelerator))
     if opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
     volume = request.volume_size or DEFAULT_VOLUME_GIB
@@ -218,7 +221,30 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         replace_key=replace_key,
         instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
         ami_from_flag=bool(request.ami_id),
+        idle_stop_minutes=idle_stop, idle_alarms_before=idle_before,
     )
+
+
+IDLE_STOP_CHOICES = (30, 60, 120, 240)
+
+
+def _choose_idle_stop(request, asker, before: tuple, hourly_usd: float | None) -> int | None:
+    """--idle-stop, else a question (with what an idle day costs beside it); --yes without the flag: off. A
+    deployment that has idle alarms keeps them as they are (`idle-stop --name N off` removes them)."""
+    if request.idle_stop:
+        return request.idle_stop
+    if before or not getattr(asker, "interactive", False):
+        return None
+    from amazonei_setup.resources import alarm
+
+    day = alarm.idle_day_usd(hourly_usd)
+    monthly = alarm.METRICS_BILLED * alarm.USD_PER_ALARM_METRIC_MONTH
+    cost = f"an idle day costs ${day:.2f}" if day else "an idle day costs 24 x the $/hour"
+    options = [Option("off: it runs until you stop or tear it down", 0)]
+    options += [Option(f"after {m} idle minutes (low CPU and network)", m) for m in IDLE_STOP_CHOICES]
+    answer = asker.select("Idle auto-stop:", options, 0, flag="--idle-stop",
+                          hint=f"({cost}; the alarm: <= ${monthly:.2f}/month)")
+    return answer or None
 
 
 def _refuse_another_regions_name(facts: Facts, name: str) -> None:

@@ -308,3 +308,59 @@ def pytest_collection_modifyitems(config, items):
     """Start the few process-level tests first: under pytest-xdist they then overlap the many quick ones
     instead of running alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+class CallRecorder:
+    """Every AWS call the tool's clients make while recording, as IAM actions (`ec2:RunInstances`): a handler on
+    aws.py's call log (before-parameter-build, on every client `Aws` builds), so nothing is mocked and worker
+    threads are seen too. Only the tool's own clients log: calls a test makes with its own boto3 clients are not
+    counted, but calls through the `account` fixture's clients are, so record around `cli(...)` only."""
+
+    def __init__(self):
+        import logging
+        import re
+        import threading
+
+        self.actions: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern = re.compile(r"^call (?P<service>[\w-]+)\.(?P<operation>\w+) ")
+        recorder = self
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                found = recorder._pattern.match(record.getMessage())
+                if found:
+                    with recorder._lock:
+                        recorder.actions.add(f"{_iam_prefix(found['service'])}:{found['operation']}")
+
+        self.handler = Handler(level=logging.INFO)
+
+    def __enter__(self):
+        import logging
+
+        logger = logging.getLogger("amazonei_setup.aws")
+        self._level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        logger = logging.getLogger("amazonei_setup.aws")
+        logger.removeHandler(self.handler)
+        logger.setLevel(self._level)
+        return False
+
+
+def _iam_prefix(service: str) -> str:
+    """botocore's service name -> the IAM action prefix (they differ for a few services)."""
+    return {"cloudwatch": "cloudwatch", "service-quotas": "servicequotas", "elbv2": "elasticloadbalancing",
+            "elb": "elasticloadbalancing"}.get(service, service)
+
+
+@pytest.fixture
+def aws_calls():
+    """Record the IAM actions of every AWS call the tool makes during the test (see CallRecorder)."""
+    with CallRecorder() as recorder:
+        yield recorder.actions

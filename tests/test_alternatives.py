@@ -328,7 +328,7 @@ def test_choosing_an_alternative_at_the_prompt_asks_its_instance_type(cli, accou
 def test_the_prompt_shows_the_alternatives_on_the_same_screen(cli, account, alt):
     from tests.test_wizard import ENTER, interactive, keyboard, seen
 
-    with keyboard(ENTER * 3 + "n") as (asker, screen):
+    with keyboard(ENTER * 4 + "n") as (asker, screen):  # accelerator, OS, subnet, idle auto-stop; no
         run = cli(*interactive("--name", "screen", "--ssh-cidr", SSH_CIDR), asker=asker, tty=True)
     assert run.code == 0, run.stderr
     text = seen(screen)

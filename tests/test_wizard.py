@@ -327,7 +327,8 @@ def test_an_answer_with_host_bits_is_normalised_and_the_whole_internet_is_warned
 def test_every_open_choice_is_asked_once_and_a_single_vpc_is_not_a_choice():
     asker = ScriptedAsker()
     build_plan(SetupRequest(instance_type="m5.xlarge"), hand_facts(key_pairs=["mykey"]), asker)
-    assert asker.flags == ["--name", "--accelerator-type", "--os", "--subnet-id", "--key-name", "--ssh-cidr"]
+    assert asker.flags == ["--name", "--accelerator-type", "--os", "--subnet-id", "--key-name", "--ssh-cidr",
+                           "--idle-stop"]
     assert asker.question("--ssh-cidr").default == "198.51.100.4/32"
     assert re.fullmatch(r"amazonei-[0-9a-f]{6}", asker.question("--name").default)
 
@@ -336,12 +337,12 @@ def test_flags_settle_their_questions_and_only_the_rest_is_asked():
     asker = ScriptedAsker()
     plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="lab", accelerator_type="eia2.large",
                                    ssh_cidr=SSH_CIDR), hand_facts(key_pairs=["mykey"]), asker)
-    assert asker.flags == ["--os", "--subnet-id", "--key-name"]
+    assert asker.flags == ["--os", "--subnet-id", "--key-name", "--idle-stop"]
     assert plan.accelerator_type == "eia2.large" and plan.name == "lab"
 
     everything = ScriptedAsker()
     build_plan(SetupRequest(instance_type="m5.xlarge", name="lab", accelerator_type="eia2.large", os="amazon-linux",
-                            subnet_id="subnet-b", key_name="mykey", ssh_cidr=SSH_CIDR),
+                            subnet_id="subnet-b", key_name="mykey", ssh_cidr=SSH_CIDR, idle_stop=60),
                hand_facts(key_pairs=["mykey"]), everything)
     assert everything.asked == []
 
@@ -452,13 +453,13 @@ def launched_instance(account) -> dict:
 
 
 def test_prompts_ask_only_what_flags_left_open(cli, account):
-    # Open: OS, subnet, then the confirmation. Enter takes each default.
-    with keyboard(ENTER * 3) as (asker, screen):
+    # Open: OS, subnet, idle auto-stop, then the confirmation. Enter takes each default.
+    with keyboard(ENTER * 4) as (asker, screen):
         run = cli(*interactive("--name", "demo", "--accelerator-type", "eia2.large", "--ssh-cidr", SSH_CIDR),
                   asker=asker, tty=True)
     assert run.code == 0, run.stderr
     text = seen(screen)
-    for question in ("Operating system:", "Subnet:",
+    for question in ("Operating system:", "Subnet:", "Idle auto-stop:",
                      "Create these resources?"):
         assert question in text
     for settled in ("Deployment name", "Accelerator:", "Host instance type", "Allow SSH from", "Key pair", "VPC:"):
@@ -481,6 +482,7 @@ def test_arrow_key_choices_land_in_the_created_instance(cli, account, isolated_e
             + DOWN + ENTER    # subnet: the second one offered
             + DOWN + ENTER    # key pair: mykey -> create a new key pair
             + ENTER           # SSH from: the looked-up address
+            + ENTER           # idle auto-stop: off
             + "y")            # confirm
     with keyboard(keys) as (asker, screen):
         run = cli(*interactive("--name", "demo"), asker=asker, tty=True)
@@ -505,7 +507,7 @@ def test_arrow_key_choices_land_in_the_created_instance(cli, account, isolated_e
 
 def test_declining_the_confirmation_creates_nothing(cli, account):
     before = snapshot(account)
-    with keyboard(ENTER * 5 + "n") as (asker, screen):
+    with keyboard(ENTER * 6 + "n") as (asker, screen):
         run = cli(*interactive(), asker=asker, tty=True)
     assert run.code == 0, run.stderr
     assert "Create these resources?" in seen(screen)
@@ -529,7 +531,7 @@ def test_nothing_is_created_before_the_confirmation(cli, account):
             calls.append("confirmation")
             return super().confirm(message, default)
 
-    with keyboard(ENTER * 4 + "y") as (plain_asker, _):
+    with keyboard(ENTER * 5 + "y") as (plain_asker, _):
         asker = NotingAsker(**plain_asker.prompt_kwargs)
         run = cli(*interactive("--ssh-cidr", SSH_CIDR), asker=asker, tty=True)
     assert run.code == 0, run.stderr
@@ -554,7 +556,7 @@ def test_without_instance_type_the_wizard_asks_for_the_host_cheapest_first_with_
     asker = ScriptedAsker(instance_type="c5.2xlarge")
     plan = build_plan(SetupRequest(instance_type=None, name="lab", ssh_cidr=SSH_CIDR, accelerator_type="eia2.large"),
                       hand_facts(instance_type=None), asker)
-    assert asker.flags == ["--instance-type", "--os", "--subnet-id"]
+    assert asker.flags == ["--instance-type", "--os", "--subnet-id", "--idle-stop"]
     question = asker.question("--instance-type")
     assert question.message == "Host instance type:"
     values = [o.value for o in question.options]
@@ -751,7 +753,7 @@ def test_every_question_and_every_answer_fits_80_columns_when_echoed():
     asker = ScriptedAsker(vpc_id="vpc-0123456789abcdef0")
     build_plan(SetupRequest(instance_type=None), facts, asker)
     assert asker.flags == ["--name", "--accelerator-type", "--instance-type", "--os", "--vpc-id", "--subnet-id",
-                           "--key-name", "--ssh-cidr"]
+                           "--key-name", "--ssh-cidr", "--idle-stop"]
     for question in asker.asked:
         assert len(f"? {question.message} {getattr(question, 'hint', '')}") <= 80, question.message
         for option in question.options or []:

@@ -95,7 +95,8 @@ def resolve_plan(args, env: Environment, ui, aws):
         instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type, os=args.os,
         ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
         new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
-        default_ssh_cidr=default_cidr, family=args.family, count=args.count, min_count=args.min_count)
+        default_ssh_cidr=default_cidr, family=args.family, count=args.count, min_count=args.min_count,
+        idle_stop=getattr(args, "idle_stop", None))
     # Which alternatives the wizard may pick: the flagged family; all of them when the accelerator question
     # will really be asked (a prompt without --accelerator/--accelerator-type); none otherwise.
     if args.family:

@@ -30,7 +30,7 @@ KINDS = {
     "AWS::EC2::SecurityGroup": "security-group", "AWS::EC2::SecurityGroupIngress": "security-group-rule",
     "AWS::EC2::VPCEndpoint": "vpc-endpoint", "AWS::EC2::Instance": "instance", "AWS::EC2::KeyPair": "key-pair",
     "AWS::EC2::LaunchTemplate": "launch-template", "AWS::AutoScaling::AutoScalingGroup": "auto-scaling-group",
-    "AWS::CloudFormation::Stack": "stack",
+    "AWS::CloudFormation::Stack": "stack", "AWS::CloudWatch::Alarm": "idle-alarm",
 }
 
 

@@ -1,0 +1,159 @@
+"""`permissions` (issue 16): the IAM policy a user needs, held to reality.
+
+Each family's test runs every command of the tool against moto (setup, a re-run that converges, dry run, list,
+idle-stop, export and export --deploy, teardown, and status/connect/stop/start when this build has them) with
+every AWS call the tool makes recorded (conftest.CallRecorder, on aws.py's call log), then asserts
+  (a) every action called is in the printed policy, and
+  (b) nothing in the policy is never called, but for the short lists below, each entry saying why.
+Design under pytest-xdist: a test records only what its own flows call, in its own process, and asserts on that
+alone; no worker needs another's calls, so `-n auto` cannot split what one assertion needs.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from amazonei_setup import cli as cli_module
+from amazonei_setup import permissions
+from tests.conftest import ACCOUNT, REGION, SSH_CIDR, CallRecorder
+
+# In the policy, but no API call of their own: AWS checks them as part of another call.
+PERMISSION_ONLY = {
+    "iam:PassRole": "RunInstances with an instance profile passes its role to EC2",
+    "iam:TagRole": "CreateRole with Tags",
+    "iam:TagInstanceProfile": "CreateInstanceProfile with Tags",
+    "ec2:CreateTags": "RunInstances/CreateSecurityGroup/CreateKeyPair/CreateVpcEndpoint with TagSpecifications",
+    "cloudwatch:TagResource": "PutMetricAlarm with Tags",
+    "iam:CreateServiceLinkedRole": "CloudWatch creates AWSServiceRoleForCloudWatchEvents at the first alarm with an "
+                                   "EC2 action",
+}
+# Called only on paths moto cannot reach.
+UNREACHABLE = {
+    "sts:DecodeAuthorizationMessage": "only to explain an EC2 refusal (UnauthorizedOperation); moto never refuses",
+    "pricing:GetProducts": "cost --live-prices: moto has no Pricing API (its tests use botocore's Stubber)",
+}
+# Called by commands other branches of issue 16/17 add (stop/start, quotas, capacity): in the policy already, so
+# the merge needs no edit here. Once merged, an action here that the flows call is checked like any other; the
+# lead may then empty this set.
+PENDING_MERGE = {
+    "ec2:StopInstances": "`stop` (issue 16)",
+    "servicequotas:GetServiceQuota": "setup's quota check (issue 17)",
+    "ec2:DescribeInstanceTypeOfferings": "setup's capacity check for EI hosts (issue 17); inf2/gpu call it today",
+}
+# The flows' own setup steps (stopping an instance, turning a VPC's DNS off) use the test's boto3 clients, which
+# do not log: only the tool's calls are recorded.
+
+
+def plain_client(service: str):
+    import boto3
+
+    return boto3.client(service, region_name=REGION)
+
+
+def known_flags(command: str) -> set[str]:
+    parser = cli_module.build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return {o for a in sub.choices[command]._actions for o in a.option_strings}
+
+
+def ok(run) -> None:
+    assert run.code == 0, run.stderr
+
+
+def exercise(cli, family: str, tmp_path) -> set[str]:
+    """Every command, against moto, with the tool's calls recorded; returns the IAM actions called."""
+    ec2 = plain_client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    chosen = [] if family == "ei" else ["--accelerator", family]  # the re-run: the type comes from the instance
+
+    def setup(name, *extra):
+        return cli("--region", REGION, "--yes", "--name", name, "--ssh-cidr", SSH_CIDR, *chosen,
+                   "--instance-type", INSTANCE_TYPES[family], *extra)
+
+    if family == "ei":  # setup must turn on what private DNS needs (ec2:ModifyVpcAttribute)
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": False})
+    recorder = CallRecorder()
+    with recorder:
+        ok(setup("perm", "--idle-stop", "60"))
+        if family == "ei":
+            ok(setup("perm-two"))  # joins the first one's EI endpoint (ec2:ModifyVpcEndpoint)
+        ok(setup("perm-dry", "--dry-run"))
+    instance_id = ec2.describe_instances(Filters=[{"Name": "tag:amazonei-setup:deployment", "Values": ["perm"]}])[
+        "Reservations"][0]["Instances"][0]["InstanceId"]
+    ec2.stop_instances(InstanceIds=[instance_id])
+    with recorder:
+        # A re-run converges: starts the stopped instance, closes the old SSH range for the new one.
+        ok(cli("--region", REGION, "--yes", "--name", "perm", "--ssh-cidr", "203.0.113.9/32", *chosen))
+        ok(cli("list", "--region", REGION))
+        ok(cli("list", "--all-regions"))
+        ok(cli("idle-stop", "--name", "perm", "30"))
+        ok(cli("idle-stop", "--name", "perm", "off", "--region", REGION))
+        for command, extra in (("status", ()), ("connect", ("--print",)), ("stop", ("--yes",)),
+                               ("start", ("--yes",))):
+            if command in cli_module.COMMANDS:  # the day-two commands, once merged
+                flags = known_flags(command)
+                ok(cli(command, "--name", "perm", "--region", REGION, *[f for f in extra if f in flags]))
+        ok(cli("export", *setup_flags(family), "--name", "perm-tpl", "--out", str(tmp_path / "t.yaml")))
+        ok(cli("export", *setup_flags(family), "--name", "perm-stack", "--deploy"))
+        ok(cli("teardown", "--name", "perm-stack", "--yes"))
+        if family == "ei":
+            ok(cli("teardown", "--name", "perm-two", "--yes", "--region", REGION))
+        ok(cli("teardown", "--name", "perm", "--yes"))
+    return recorder.actions
+
+
+INSTANCE_TYPES = {"ei": "m5.xlarge", "inf2": "inf2.xlarge", "gpu": "g4dn.xlarge"}
+
+
+def setup_flags(family: str) -> list[str]:
+    chosen = [] if family == "ei" else ["--accelerator", family]
+    return ["--region", REGION, "--yes", "--ssh-cidr", SSH_CIDR, "--instance-type", INSTANCE_TYPES[family], *chosen]
+
+
+@pytest.mark.parametrize("family", permissions.FAMILIES)
+def test_the_policy_allows_every_call_and_nothing_more(cli, account, family, tmp_path):
+    from amazonei_setup.sandbox import seed_alternative_amis
+
+    seed_alternative_amis(ACCOUNT, REGION)
+    called = exercise(cli, family, tmp_path)
+    allowed = permissions.actions(family)
+    missing = sorted(called - allowed)
+    assert not missing, f"the {family} policy lacks actions the tool calls: {missing}"
+    explained = set(PERMISSION_ONLY) | set(UNREACHABLE) | {a for a in PENDING_MERGE if a not in called}
+    unused = sorted(allowed - called - explained)
+    assert not unused, f"the {family} policy allows actions no command called: {unused}"
+
+
+def test_the_lists_of_uncalled_actions_name_only_actions_of_the_policy():
+    everything = set().union(*(permissions.actions(f) for f in permissions.FAMILIES))
+    for listed in (PERMISSION_ONLY, UNREACHABLE, PENDING_MERGE):
+        assert set(listed) <= everything
+
+
+def test_permissions_prints_the_policy_document_alone_on_stdout(cli):
+    run = cli("permissions", "--accelerator", "inf2")
+    assert run.code == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert document["Version"] == "2012-10-17"
+    actions = {a for s in document["Statement"] for a in s["Action"]}
+    assert "ssm:GetParameters" in actions and "ec2:CreateVpcEndpoint" not in actions  # inf2: AMI parameters, no EI
+    assert "cloudwatch:PutMetricAlarm" in actions and "ec2:StopInstances" in actions
+    assert all(s["Effect"] == "Allow" and s["Sid"].isalnum() for s in document["Statement"])
+    ei = json.loads(cli("permissions").stdout)
+    assert "ec2:CreateVpcEndpoint" in {a for s in ei["Statement"] for a in s["Action"]}
+
+
+def test_permissions_json_is_the_envelope_with_the_policy(cli):
+    run = cli("permissions", "--accelerator", "gpu", "--output", "json")
+    assert run.code == 0, run.stderr
+    envelope = run.json
+    assert envelope["command"] == "permissions" and envelope["status"] == "success"
+    assert envelope["result"]["accelerator"] == "gpu"
+    assert envelope["result"]["policy"] == permissions.policy("gpu")
+
+
+def test_permissions_refuses_an_unknown_family_in_one_sentence(cli):
+    run = cli("permissions", "--accelerator", "tpu")
+    assert run.code == 2
+    assert "invalid choice: 'tpu'" in run.stderr and "Traceback" not in run.stderr
