@@ -28,5 +28,6 @@ def handler(command: str):
     """The `run` of a command's module (imported on demand: cost needs no AWS SDK)."""
     import importlib
 
-    module = {"setup": "setup", "export": "export", "teardown": "teardown", "list": "listing", "cost": "cost"}[command]
+    module = {"setup": "setup", "export": "export", "teardown": "teardown", "list": "listing", "cost": "cost",
+              "status": "status", "connect": "connect", "stop": "power", "start": "power"}[command]
     return importlib.import_module(f"amazonei_setup.commands.{module}").run
