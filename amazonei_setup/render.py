@@ -165,7 +165,8 @@ def _status(result: Result, ui) -> None:
                   _caption("Jupyter (then open http://localhost:8888):"), Command(d["port_forward_command"])]
         config = d.get("ssh_config") or {}
         if config.get("host") and config.get("included"):
-            parts += [_caption(f"By name (Host {config['host']} in {config['file']}):"), Command(f"ssh {config['host']}")]
+            parts += [_caption(f"By name (Host {config['host']} in {config['file']}):"),
+                      Command(f"ssh {config['host']}")]
         elif config.get("host"):
             parts += [_caption("By name, from the tool's SSH config (~/.ssh/config does not include it):"),
                       Command(f"ssh -F {config['file']} {config['host']}")]

@@ -25,7 +25,9 @@ import pytest
 from amazonei_setup import catalog, sshconfig
 from amazonei_setup.cli import Environment, main
 from tests.conftest import REGION, SSH_CIDR, CliResult, setup_args
-from tests.test_alternatives import alt  # noqa: F401 - the fixture: the Neuron / GPU images seeded
+from tests.test_alternatives import alt as _alt_fixture  # the fixture: the Neuron / GPU images seeded
+
+alt = _alt_fixture
 
 HAS_SSH = shutil.which("ssh") is not None
 
@@ -423,3 +425,17 @@ def test_two_writers_at_once_keep_each_others_blocks(isolated_env):
     text = sshconfig.config_file().read_text()
     assert all(text.count(f"Host {name}\n") == 1 for name in ("alpha", "beta", "gamma")), text
     assert "HostName 10.0.0.14" in sshconfig.read_block("beta")
+
+
+def test_a_writer_waits_while_another_run_holds_the_file(isolated_env):
+    """Another run (setup, start, teardown) holding the lock: a second writer does not read the file until it is done,
+    so neither loses the other's block."""
+    entry = sshconfig.HostEntry(("late",), "10.0.0.9", "ec2-user", "/k.pem", "i-late")
+    writer = threading.Thread(target=sshconfig.write_block, args=("late", REGION, [entry]))
+    with sshconfig._locked(sshconfig.config_file()):
+        writer.start()
+        writer.join(timeout=1.0)
+        assert writer.is_alive(), "wrote while another run held the file"
+        assert sshconfig.read_block("late") is None
+    writer.join()
+    assert "HostName 10.0.0.9" in sshconfig.read_block("late")
