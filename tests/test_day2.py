@@ -439,3 +439,40 @@ def test_a_writer_waits_while_another_run_holds_the_file(isolated_env):
         assert sshconfig.read_block("late") is None
     writer.join()
     assert "HostName 10.0.0.9" in sshconfig.read_block("late")
+
+
+class DecliningAsker:
+    """An interactive user who answers the wizard's questions with their defaults and says no to the confirm."""
+
+    interactive = True
+
+    def __init__(self):
+        self.confirms: list[str] = []
+
+    def select(self, message, options, default, *, flag, hint=""):
+        return default
+
+    def text(self, message, default, *, flag, validate):
+        return default
+
+    def confirm(self, message, default=False):
+        self.confirms.append(message)
+        return False
+
+
+def test_the_wizard_says_what_it_adds_to_ssh_config_before_its_confirm(cli, account, isolated_env):
+    asker = DecliningAsker()
+    declined = cli("--region", REGION, "--instance-type", "m5.xlarge", "--name", "demo", "--ssh-cidr", SSH_CIDR,
+                   asker=asker, tty=True)
+    assert declined.code == 0 and asker.confirms == ["Create these resources?"]
+    said = declined.stderr
+    assert "SSH by name: setup also adds `Host demo`" in said
+    assert f"`Include {sshconfig.config_file()}`" in said and "--no-ssh-config skips both" in said
+    assert not (isolated_env / ".ssh" / "config").exists()  # a no touches nothing
+
+
+def test_connect_to_an_instance_a_fleet_does_not_have_is_a_usage_error(cli, account):
+    made(cli)
+    result = cli("connect", "--name", "demo", "--index", "3", "--print")
+    assert result.code == 2
+    assert "--index 3 is outside the deployment's 1 instance: pass --index 0." in result.stderr

@@ -158,7 +158,9 @@ def _start(args, env, ui, aws, inventory) -> Result:
                 ui.progress(Event("start", "instance", f"Starting {_label(to_start)}", to_start[0]))
         except Exception as err:  # noqa: BLE001
             raise explain(err, aws, doing=f"starting {', '.join(to_start)}") from None
-    found = _wait_states(aws, ids, done="running", failed={"terminated", "shutting-down", "stopping", "stopped"},
+    # Not `stopped` as a failure: right after StartInstances, DescribeInstances may still say so for a moment (EC2's
+    # reads are eventually consistent); a deployment stopped again meanwhile ends in the timeout's sentence.
+    found = _wait_states(aws, ids, done="running", failed={"terminated", "shutting-down"},
                          what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
                          timeout=START_TIMEOUT, env=env, ui=ui, label=_label(ids))
     access = access_of(args, aws, inventory)
