@@ -476,3 +476,17 @@ def test_connect_to_an_instance_a_fleet_does_not_have_is_a_usage_error(cli, acco
     result = cli("connect", "--name", "demo", "--index", "3", "--print")
     assert result.code == 2
     assert "--index 3 is outside the deployment's 1 instance: pass --index 0." in result.stderr
+
+
+def test_without_the_user_tag_or_a_record_the_user_comes_from_the_image_name(cli, account, isolated_env):
+    """A deployment made before the ssh-user tag, seen from another machine (no record): the image's name says."""
+    from amazonei_setup import records
+
+    setup = made(cli, "demo", "--os", "ubuntu-16.04")
+    assert setup["ssh_user"] == "ubuntu"
+    account.ec2.delete_tags(Resources=[setup["instance_id"]], Tags=[{"Key": "amazonei-setup:ssh-user"}])
+    records.remove(REGION, "demo")
+    printed = cli("connect", "--name", "demo", "--print")
+    assert printed.code == 0, printed.stderr
+    # the key from the default key directory and the key pair's name, where setup saved it
+    assert printed.stdout == f"ssh -i {isolated_env / '.ssh' / 'amazonei-setup-demo.pem'} ubuntu@{setup['public_dns']}\n"
