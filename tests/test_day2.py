@@ -489,4 +489,19 @@ def test_without_the_user_tag_or_a_record_the_user_comes_from_the_image_name(cli
     printed = cli("connect", "--name", "demo", "--print")
     assert printed.code == 0, printed.stderr
     # the key from the default key directory and the key pair's name, where setup saved it
-    assert printed.stdout == f"ssh -i {isolated_env / '.ssh' / 'amazonei-setup-demo.pem'} ubuntu@{setup['public_dns']}\n"
+    pem = isolated_env / ".ssh" / "amazonei-setup-demo.pem"
+    assert printed.stdout == f"ssh -i {pem} ubuntu@{setup['public_dns']}\n"
+
+
+def test_stop_refuses_instances_an_auto_scaling_group_would_replace(cli, account):
+    setup = made(cli)
+
+    def in_a_group(parsed, **_):  # what Auto Scaling tags its instances with (export --deploy of an inf2/gpu fleet)
+        for reservation in parsed.get("Reservations", []):
+            for each in reservation["Instances"]:
+                each.setdefault("Tags", []).append({"Key": "aws:autoscaling:groupName", "Value": "demo-fleet"})
+    account.ec2.meta.events.register("after-call.ec2.DescribeInstances", in_a_group)
+    result = cli("stop", "--name", "demo")
+    assert result.code == 2
+    assert "belong to Auto Scaling group demo-fleet" in result.stderr and "--desired-capacity 0" in result.stderr
+    assert state_of(account, setup["instance_id"]) == "running"

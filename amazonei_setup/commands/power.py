@@ -24,6 +24,7 @@ EBS_GB_MONTH_USD = {"gp3": 0.08, "gp2": 0.10}  # us-west-2 / us-east-1, 2026-12-
 ENDPOINT_HOURLY_USD = 0.01  # one interface endpoint in one AZ, us-west-2, 2026-12-01
 HOURS_PER_MONTH = 730  # AWS's own convention for monthly figures
 STOP_TIMEOUT = 600.0
+ASG_TAG = "aws:autoscaling:groupName"  # set by Auto Scaling on its instances (export --deploy of an inf2/gpu fleet)
 START_TIMEOUT = 600.0
 
 
@@ -38,6 +39,14 @@ def run(args, env: Environment, ui, aws) -> Result:
                         f"part-way): remove what is left with {command_for(args, 'teardown', aws.region, args.name)}",
                         code="no-instance")
     if args.command == "stop":
+        groups = sorted({i.tags[ASG_TAG] for i in inventory.instances if i.tags.get(ASG_TAG)})
+        if groups:  # a stopped member fails the group's health check and is replaced: the meter keeps running
+            from amazonei_setup.errors import UsageError
+
+            raise UsageError(f"The instances of {args.name} belong to Auto Scaling group {groups[0]}, which would "
+                             "replace stopped ones with new, billed instances: set its desired capacity to 0 instead "
+                             f"(aws autoscaling update-auto-scaling-group --auto-scaling-group-name {groups[0]} "
+                             f"--min-size 0 --desired-capacity 0 --region {aws.region}).")
         return _stop(args, env, ui, aws, inventory)
     return _start(args, env, ui, aws, inventory)
 
