@@ -208,7 +208,7 @@ def add_include() -> bool:
     user_file = user_config_file()
     user_file.parent.mkdir(mode=0o700, exist_ok=True)
     target = _resolved(user_file)
-    with _locked(target):
+    with _locked(config_file()):  # our own lock file: none is left in ~/.ssh (or a dotfiles repository)
         old = target.read_text() if target.exists() else ""
         line = include_line()
         if line in (each.strip() for each in old.splitlines()):
@@ -227,7 +227,10 @@ def user_defines(host_name: str) -> bool:
     for line in text.splitlines():
         words = line.strip().split(None, 1)
         if len(words) == 2 and words[0].lower() == "host":
-            patterns = shlex.split(words[1].split("#", 1)[0], posix=True) if words[1] else []
+            try:
+                patterns = shlex.split(words[1].split("#", 1)[0], posix=True)
+            except ValueError:  # an unbalanced quote: ssh will complain about it itself
+                patterns = words[1].split()
             if host_name in patterns:
                 return True
     return False

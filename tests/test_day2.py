@@ -349,6 +349,7 @@ def test_the_include_line_goes_on_top_once_and_the_users_entries_stay(cli, accou
     assert text.index(include) < text.index("Host work")  # at the top: outside any Host block
     assert text.endswith(mine)  # the user's entries byte for byte
     assert stat.S_IMODE(user_config.stat().st_mode) == 0o644  # their mode too
+    assert not [p.name for p in ssh_dir.iterdir() if p.suffix in (".lock", ".tmp")]  # nothing of ours left around
     if HAS_SSH:
         assert ssh_g(user_config, "two")["hostname"].startswith("ec2-")
         assert ssh_g(user_config, "work")["hostname"] == "work.example.com"
