@@ -15,7 +15,9 @@ from typing import IO
 
 from amazonei_setup import __version__, rules
 
-COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion", "idle-stop", "permissions")
+COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion", "idle-stop", "permissions",
+            *("status", "connect", "stop", "start"))
+DAY_TWO = ("status", "connect", "stop", "start")  # issue 16: commands on one deployment, found by name
 
 EPILOG = """\
 examples:
@@ -48,6 +50,7 @@ class Environment:
     sleep: Callable[[float], None] | None = None  # None: real sleeping
     aws: object | None = None  # an Aws to use instead of building one (tests instrument its clients)
     width: int | None = None
+    emulated: bool | None = None  # None: decided from the flags (commands.setup.emulated); tests set it
 
 
 # ---- argument parsing ------------------------------------------------------------------------
@@ -240,7 +243,11 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
                                                               "create nothing")
     setup.add_argument("--wait", choices=("running", "ei", "ssh"),
                        help="what the run waits for before it ends: running (the instances), ei (also the EI "
-                            "endpoint; the default with EI), ssh (also each instance's SSH port answering)")
+                            "endpoint), ssh (also each instance's SSH port answering; a timeout fails and rolls "
+                            "back). Default: ei/running, then up to 5 minutes for SSH (real AWS only; a timeout "
+                            "only warns)")
+    setup.add_argument("--no-ssh-config", action="store_true",
+                       help="write no `Host NAME` entry and leave ~/.ssh/config alone")
     _common(setup)
 
     export = sub.add_parser("export", help="write the same setup as a CloudFormation template (and deploy it)",
@@ -292,12 +299,36 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     cost.add_arguments(costing)
     _common(costing, region_default="us-west-2, the catalog's region")
 
+    _day_two_parsers(sub)
+
     completing = sub.add_parser("completion", help="print a bash or zsh completion script for this command",
                                 description="Print a shell completion script on standard output, e.g. "
                                             "`amazonei-setup completion bash > ~/.local/share/bash-completion/"
                                             "completions/amazonei-setup`.")
     completing.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
     return parser
+
+
+def _day_two_parsers(sub) -> None:
+    """Issue 16: status, connect, stop, start. A name is one deployment in the account: without --region each finds
+    the region from the deployment's IAM role, as teardown does."""
+    where = "the region the deployment lives in, from its tags"
+    status = sub.add_parser("status", help="one deployment: its pieces, state, how to connect, cost so far")
+    status.add_argument("--name", required=True, type=_name, help="the deployment")
+    _common(status, region_default=where)
+    connect = sub.add_parser("connect", help="ssh into a deployment's instance (replaces this process with ssh)")
+    connect.add_argument("--name", required=True, type=_name, help="the deployment")
+    connect.add_argument("--jupyter", action="store_true", help="also forward Jupyter: -L 8888:localhost:8888")
+    connect.add_argument("--print", action="store_true", help="print the ssh command instead of running it")
+    connect.add_argument("--index", type=int, default=0, help="which instance of a fleet (--count), from 0")
+    _common(connect, region_default=where)
+    stop = sub.add_parser("stop", help="stop a deployment's instances (the volumes stay; says what still costs)")
+    stop.add_argument("--name", required=True, type=_name, help="the deployment")
+    _common(stop, region_default=where)
+    start = sub.add_parser("start", help="start a stopped deployment, wait for SSH, refresh its SSH config entry")
+    start.add_argument("--name", required=True, type=_name, help="the deployment")
+    start.add_argument("--no-ssh-config", action="store_true", help="leave the SSH config entries alone")
+    _common(start, region_default=where)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -328,7 +359,8 @@ def _refuse_unknown_command(argv: list[str]) -> None:
     if not argv or argv[0].startswith("-"):
         return
     word = argv[0]
-    matches = rules.closest(word, COMMANDS, cutoff=0.6)  # commands are short words: `tear` is teardown's
+    # commands are short words: `tear` is teardown's; the nearest one only (`tear` is nearly as close to start)
+    matches = rules.closest(word, COMMANDS, n=1, cutoff=0.6)
     if matches:
         suggestion = rules.did_you_mean(matches, quote="'")
         raise _UsageExit(f"'{word}' is not a command{suggestion}")
@@ -558,7 +590,7 @@ class _aws_for:
         given = self.env.aws
         if given is not None:
             return given if not args.region or args.region == given.region else given.in_region(args.region)
-        if args.command in ("teardown", "idle-stop") and not args.region:
+        if args.command in ("teardown", "idle-stop", *DAY_TWO) and not args.region:
             # teardown finds the region itself (the role's region tag, IAM being global); any region reaches IAM
             from amazonei_setup.errors import UsageError
 

@@ -118,9 +118,112 @@ def _policy(result: Result, ui) -> None:
     ui.stdout.flush()
 
 
-VIEWS = {"message": _message, "ready": _ready, "dry-run": _dry_run, "template": _template, "teardown": _teardown,
-         "list": _list, "cost": _cost, "cost-regions": _cost_regions,
-         "policy": _policy}  # `permissions`: the IAM policy document alone
+# ---- day two (issue 16): status, connect, stop/start ---------------------------------------------------
+
+def _by_name(data: dict, ui) -> None:
+    """`ssh NAME` works: the Host entry written, and whether ~/.ssh/config reads the file yet."""
+    config = data.get("ssh_config") or {}
+    hosts = config.get("hosts") or []
+    if not hosts:
+        return
+    if config.get("included"):
+        ui.result(ui.suggestion(f"By name (Host {hosts[0]} in {config['file']}; scp and VS Code Remote-SSH too):",
+                                f"ssh {hosts[0]}"))
+    else:
+        ui.result(ui.suggestion(f"By name, once ~/.ssh/config reads {config['file']} (add "
+                                f"`{config['include_line']}` at its top), or now with:",
+                                f"ssh -F {config['file']} {hosts[0]}"))
+
+
+def _ready_day_two(result: Result, ui) -> None:
+    _ready(result, ui)
+    _by_name(result.data, ui)
+
+
+def _money(value) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
+
+
+def _status(result: Result, ui) -> None:
+    from amazonei_setup.ui import Command, Copyable, _caption, _instance_line
+
+    d = result.data
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    if d["instance_type"]:
+        grid.add_row("Instance", _instance_line(d["instance_type"], d["accelerator_type"], d.get("family")))
+    grid.add_row("State", d["state"])
+    for each in d["instances"]:
+        address = each["public_dns"] or each["public_ip"] or "(no public address)"
+        when = (f"stopped {each['stopped_at']}" if each.get("stopped_at") else
+                f"last started {each['launch_time']}" if each["launch_time"] else "")
+        grid.add_row("", f"{each['instance_id']} ({each['state']}) {address}" + (f", {when}" if when else ""))
+    grid.add_row("SSH", f"{d['ssh_user']}, key {d['key_path'] or '(unknown)'}" + (
+        "" if d["key_found"] else " (not on this machine)"))
+    hourly = d["hourly_usd_per_instance"]
+    if hourly is None:
+        grid.add_row("Cost", "price unknown for this type (see `cost`)")
+    else:
+        grid.add_row("Cost now", f"${d['hourly_usd_now']:.3f} per hour ({len(d['instances'])} x ${hourly:.3f} while "
+                                 "running; nothing while stopped but storage)")
+        grid.add_row("Cost so far", f"{_money(d['cost_so_far_usd'])} {d['cost_basis']}")
+    idle = d.get("idle_stop")
+    if idle is None:
+        grid.add_row("Idle stop", "off (set it with `idle-stop`)")
+    else:
+        after = f"after {idle['minutes']} idle minutes" if idle["minutes"] else "alarms differ per instance"
+        grid.add_row("Idle stop", f"{after} ({idle['rule']})")
+    grid.add_row("Pieces", "\n".join(f"{p['kind']} {p['id']}: {p['state']}" for p in d["pieces"]))
+    parts = [ui.frame(grid, title=f"Deployment {d['name']} in {d['region']}")]
+    if d["ssh_command"]:
+        parts += [_caption("Connect:"), Command(d["ssh_command"]),
+                  _caption("Jupyter (then open http://localhost:8888):"), Command(d["port_forward_command"])]
+        config = d.get("ssh_config") or {}
+        if config.get("host") and config.get("included"):
+            parts += [_caption(f"By name (Host {config['host']} in {config['file']}):"),
+                      Command(f"ssh {config['host']}")]
+        elif config.get("host"):
+            parts += [_caption("By name, from the tool's SSH config (~/.ssh/config does not include it):"),
+                      Command(f"ssh -F {config['file']} {config['host']}")]
+        parts += [_caption("Stop the meter (the volume stays):"), Command(d["stop_command"])]
+    elif any(each["state"] == "stopped" for each in d["instances"]):
+        parts += [_caption("Start it again:"), Command(d["start_command"])]
+    ui.result(Copyable(*parts))
+
+
+def _connect(result: Result, ui) -> None:
+    from amazonei_setup.ui import Command
+
+    ui.result(Command(result.data["command"]))
+
+
+def _power(result: Result, ui) -> None:
+    d = result.data
+    ui.result(Text(result.message, style="bold green"))
+    if result.command == "stop":
+        still = d["still_costs"]
+        ui.result(Text(f"Still billed while stopped: {_money(still['usd_per_month'])} per month"))
+        for item in still["items"]:
+            size = f" {item['size_gib']} GiB {item['volume_type']}" if item["kind"] == "ebs-volume" else ""
+            ui.result(Text(f"  {item['kind']} {item['id']}{size}: {_money(item['usd_per_month'])}/month"
+                           + (f" ({item['note']})" if item.get("note") else "")))
+        ui.result(Text(f"Not billed while stopped: {'; '.join(d['not_billed'])}. Prices: {still['prices']}."))
+        ui.result(ui.suggestion("Start it again with:", d["start_command"]))
+        return
+    connect = [row["ssh_command"] for row in d["instances"]]
+    from amazonei_setup.ui import Command, Copyable, _caption
+
+    ui.result(Copyable(_caption("Connect (the public address is new after a start):" if not d["already"]
+                                else "Connect:"), *(Command(c) for c in connect),
+                       _caption("Jupyter:"), Command(d["port_forward_command"])))
+    _by_name(d, ui)
+
+
+VIEWS = {"message": _message, "ready": _ready_day_two, "dry-run": _dry_run, "template": _template,
+         "teardown": _teardown, "list": _list, "cost": _cost, "cost-regions": _cost_regions,
+         "policy": _policy,  # `permissions`: the IAM policy document alone
+         "status": _status, "connect": _connect, "power": _power}
 
 
 # ---- cost ------------------------------------------------------------------------------------

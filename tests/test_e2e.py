@@ -269,3 +269,54 @@ def test_with_output_json_stdout_is_exactly_one_json_document(home):
     assert priced["rows"][0]["hourly_usd"] == 0.312 and said == ""
     gone, said = one_document("teardown", *sandbox, "--name", "doc", "--yes")
     assert gone["found"] is True and "Terminated instance" in said and "Deployment doc removed" not in said
+
+
+# ---- (c) day two (issue 16) against a moto server --------------------------------------------------------------
+
+def test_a_day_in_the_life_against_a_moto_server(moto_server, home):
+    """setup -> status -> connect --print -> `ssh -F <our file> -G NAME` -> stop -> start (new address, block
+    rewritten) -> teardown: no Host block left, the Include line in ~/.ssh/config kept. Each a process of its own."""
+    import shutil
+
+    cli = Cli(user_env(home, AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="testing",
+                       AWS_SECRET_ACCESS_KEY="testing", AWS_MAX_ATTEMPTS="2"))
+    made = cli.json("setup", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "daily",
+                    "--ssh-cidr", SSH_CIDR)
+    assert made["ssh_check"] == "emulated"  # --endpoint-url: nothing listens on port 22, and the result says so
+    ours = home / ".amazonei-setup" / "ssh" / "config"
+    assert made["ssh_config"]["file"] == str(ours) and made["ssh_config"]["included"] is True
+    assert (home / ".ssh" / "config").read_text().startswith("# Added by amazonei-setup")
+
+    status = cli.json("status", "--name", "daily")  # no --region: found through the role's region tag
+    assert (status["state"], status["public_dns"]) == ("running", made["public_dns"])
+    assert status["ssh_command"] == made["ssh_command"] and status["idle_stop"] is None
+
+    printed = cli("connect", "--name", "daily", "--print")
+    assert printed.stdout == made["ssh_command"] + "\n"
+
+    def resolved(name: str) -> dict[str, str]:
+        done = subprocess.run(["ssh", "-F", str(ours), "-G", name], capture_output=True, text=True, check=True)
+        return {k: v for k, _, v in (line.partition(" ") for line in done.stdout.splitlines())}
+
+    has_ssh = shutil.which("ssh") is not None
+    if has_ssh:
+        seen = resolved("daily")
+        assert (seen["hostname"], seen["user"], seen["identityfile"]) == (
+            made["public_dns"], "ec2-user", made["key_path"])
+
+    stopped = cli.json("stop", "--name", "daily")
+    assert [i["state"] for i in stopped["instances"]] == ["stopped"]
+    assert stopped["still_costs"]["items"][0] == {"kind": "ebs-volume", "id": stopped["still_costs"]["items"][0]["id"],
+                                                  "size_gib": 100, "volume_type": "gp3", "usd_per_month": 8.0}
+    refused = cli("connect", "--name", "daily", "--print", expect=1)
+    assert "start --region us-west-2 --name daily" in refused.stderr
+
+    started = cli.json("start", "--name", "daily")
+    assert started["public_dns"] and started["public_dns"] != made["public_dns"]  # moto, like EC2: a new address
+    assert f"HostName {started['public_dns']}" in ours.read_text()
+    if has_ssh:
+        assert resolved("daily")["hostname"] == started["public_dns"]
+
+    cli.json("teardown", "--name", "daily", "--yes")
+    assert "Host daily" not in ours.read_text()
+    assert f"Include {ours}" in (home / ".ssh" / "config").read_text()

@@ -29,5 +29,6 @@ def handler(command: str):
     import importlib
 
     module = {"setup": "setup", "export": "export", "teardown": "teardown", "list": "listing", "cost": "cost",
-              "idle-stop": "idle_stop", "permissions": "permissions"}[command]
+              "idle-stop": "idle_stop", "permissions": "permissions",
+              "status": "status", "connect": "connect", "stop": "power", "start": "power"}[command]
     return importlib.import_module(f"amazonei_setup.commands.{module}").run

@@ -1,7 +1,14 @@
 """`setup`: discover, plan (the wizard), confirm, provision; the result is the ready summary.
 
 `--dry-run` plans and asks EC2 (DryRun) whether the caller may create the group and launch; its result is
-that check's verdict."""
+that check's verdict.
+
+Day two (issue 16): after the run, "ready" means reachable. Against real AWS, unless --wait says otherwise, setup waits
+(bounded, SSH_BUDGET) until each instance's port 22 accepts a TCP connection; on timeout the commands are printed anyway
+with a warning and the exit code stays 0 (the machines run and are billed: rolling them back because this network
+cannot reach port 22 would throw away a working deployment; `--wait ssh` keeps its strict meaning: a failure that
+rolls back). Against an emulator (--sandbox, --endpoint-url, AWS_ENDPOINT_URL, moto) nothing listens, and the result
+says SSH was not checked. Then the deployment's `Host` block is written (sshconfig.py)."""
 from __future__ import annotations
 
 from amazonei_setup.cli import Environment
@@ -37,6 +44,7 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
             problems = provision.check_permissions(aws, plan)
         return Result("setup", {"dry_run": True, "plan": plan.to_dict(), "permission_problems": problems},
                       view="dry-run", exit_code=1 if problems else 0)
+    include_asked = _say_ssh_config_plan(args, ui, asker, plan)
     if plan.changes_anything and not asker.confirm("Create these resources?", default=True):
         return cancelled(args, plan)
     try:
@@ -48,6 +56,7 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
         next_step_for(err, args, plan)
         raise
     done = ready(args, result)
+    _reachable_by_name(args, env, ui, done, result, include=args.yes or (include_asked and plan.changes_anything))
     if getattr(asker, "interactive", False):  # what was answered, as flags: the run can be scripted next time
         done.context["equivalent_command"] = plan.equivalent_command(
             program_name(), account_flags(args), default_key_dir=_default_key_dir(args))
@@ -59,3 +68,129 @@ def _default_key_dir(args) -> str:
     from amazonei_setup import paths
 
     return str(paths.sandbox_dir() / "keys") if args.sandbox else "~/.ssh"
+
+
+# ---- day two: ready means reachable, and `ssh NAME` ------------------------------------------------------------
+
+SSH_BUDGET = 300.0  # seconds for every instance's SSH port to answer: a DLAMI's sshd is up a minute or two after boot
+SSH_PROGRESS_EVERY = 10.0  # seconds between "Waiting for SSH on ... (35 s)" lines
+
+
+def emulated(args, env: Environment | None = None) -> bool:
+    """True when the account is an emulator, where no machine listens on port 22: --sandbox, --endpoint-url (or
+    AWS_ENDPOINT_URL), or moto mocking botocore in this process. env.emulated, when set, decides (tests)."""
+    import os
+    import sys
+
+    if env is not None and env.emulated is not None:
+        return env.emulated
+    if args.sandbox or getattr(args, "endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    moto = sys.modules.get("moto.core.models")
+    return bool(moto and getattr(getattr(moto, "botocore_stubber", None), "enabled", False))
+
+
+def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: bool, warnings: list[str]) -> str:
+    """Wait (bounded) until each instance's SSH port accepts a TCP connection. Returns what is known: `answers`,
+    `timeout` (a warning says what to check; nothing fails), or `emulated` (not checked)."""
+    import time
+
+    from amazonei_setup import provision
+    from amazonei_setup.events import Event
+    from amazonei_setup.waiting import WaitTimeout, wait_for
+
+    if emulated:
+        return "emulated"
+    started = time.monotonic()
+    for each in instances:
+        address = each.public_ip or each.host
+        port = provision.SSH_PORT
+        said = [-SSH_PROGRESS_EVERY]
+
+        def on_wait(state, waited, address=address, port=port, said=said, instance_id=each.id):
+            if waited - said[0] >= SSH_PROGRESS_EVERY:
+                said[0] = waited
+                ui.progress(Event("wait", "instance", f"Waiting for SSH on {address}:{port} ({waited:.0f} s)...",
+                                  instance_id))
+
+        try:
+            wait_for(lambda a=address, p=port: "answers" if provision.port_answers(a, p) else "closed",
+                     done={"answers"}, what=f"SSH on {address}:{port}", how_to_check="",
+                     timeout=max(SSH_BUDGET - (time.monotonic() - started), 1.0),
+                     sleep=env.sleep or time.sleep, on_wait=on_wait)
+        except WaitTimeout:
+            warnings.append(f"SSH on {address}:{port} ({each.id}) did not answer within {SSH_BUDGET / 60:g} minutes: "
+                            "the instance runs (and is billed), and the commands below work once sshd is up. If it "
+                            f"never answers, check that --ssh-cidr includes this machine's address (try `nc -zv "
+                            f"{address} {port}`).")
+            return "timeout"
+        ui.progress(Event("done", "instance", f"SSH answers on {address}:{port} ({each.id})", each.id))
+    return "answers"
+
+
+def write_ssh_entries(args, region: str, name: str, instances: list, access, warnings: list[str], *,
+                      include: bool) -> dict | None:
+    """Write deployment `name`'s Host block(s) in the tool's SSH config; with `include`, add the one Include line to
+    ~/.ssh/config if it is missing (never for the sandbox). Best effort: a problem is a warning, the deployment is
+    fine either way. Returns what the result shows (file, hosts, whether ~/.ssh/config includes the file)."""
+    from amazonei_setup import sshconfig
+
+    entries = sshconfig.entries_for(name, instances, access.user, access.key_path)
+    if not entries:
+        return None
+    taken = [a for e in entries for a in e.aliases if not args.sandbox and sshconfig.user_defines(a)]
+    if taken:
+        warnings.append(f"Your ~/.ssh/config already has `Host {taken[0]}`: left alone, and no entry of ours was "
+                        f"written for {name} (ours would override yours); connect with `connect --name {name}`.")
+        return {"file": None, "hosts": [], "included": False}
+    try:
+        written = sshconfig.write_block(name, region, entries, sandbox=args.sandbox)
+        if include and not args.sandbox:
+            sshconfig.add_include()
+        included = not args.sandbox and sshconfig.has_include()
+    except (OSError, RuntimeError) as err:
+        warnings.append(f"The SSH config entry for {name} could not be written ({getattr(err, 'strerror', None) or err}"
+                        "): connect with the ssh command shown.")
+        return None
+    return {"file": str(written), "hosts": [a for e in entries for a in e.aliases], "included": included,
+            "include_line": sshconfig.include_line(args.sandbox)}
+
+
+def _say_ssh_config_plan(args, ui, asker, plan) -> bool:
+    """Before the confirm: what setup will add to ~/.ssh/config, so the one confirm covers it. True when said (the
+    user's yes then covers it); --no-ssh-config, the sandbox and an Include already there need no word."""
+    from amazonei_setup import sshconfig
+
+    if getattr(args, "no_ssh_config", False) or args.sandbox or not getattr(asker, "interactive", False):
+        return False
+    if sshconfig.has_include():
+        return True
+    try:
+        where = sshconfig.user_config_file()
+    except RuntimeError:
+        return False
+    ui.info(f"SSH by name: setup also adds `Host {plan.name}` to {sshconfig.config_file()} and, at the top of {where}, "
+            f"the one line `{sshconfig.include_line()}` (nothing else there changes; --no-ssh-config skips both).")
+    return True
+
+
+def _reachable_by_name(args, env: Environment, ui, done, result, *, include: bool) -> None:
+    """After a successful setup: wait for SSH (real AWS, no --wait), then write the SSH config entries; both said in
+    the result (`ssh_check`, `ssh_config`)."""
+    from amazonei_setup import records
+    from amazonei_setup.commands.status import Access
+
+    data = done.data
+    if args.wait:
+        check = "answers" if "ssh" in data["waited_for"] else "not-waited"
+    else:
+        check = ssh_reachability(args, env, ui, result.instances, emulated=emulated(args, env), warnings=done.warnings)
+        if check == "answers":
+            data["waited_for"] = [*data["waited_for"], "ssh"]
+    data["ssh_check"] = check
+    data["ssh_config"] = None
+    if not args.no_ssh_config:
+        access = Access(result.plan.ssh_user, result.key_path, True, "plan")
+        data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances, access,
+                                               done.warnings, include=include)
+    records.save(result.plan.region, result.plan.name, data, sandbox=args.sandbox)

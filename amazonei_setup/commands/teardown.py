@@ -37,6 +37,7 @@ def _locked(args, env: Environment, ui, aws) -> Result:
     with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):
         inventory = deployments.find_deployment(aws, args.name)
     if inventory.empty:
+        forget_ssh_entry(args)  # a block left by a deployment removed some other way: `ssh NAME` must not linger
         warnings = [f"Left alone (not created by amazonei-setup): {', '.join(inventory.foreign)}."] \
             if inventory.foreign else []
         return Result("teardown", {"name": args.name, "region": aws.region, "found": False, "deleted": [],
@@ -58,6 +59,7 @@ def _locked(args, env: Environment, ui, aws) -> Result:
         where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
         notes.append(f"The private key file {where} was left in place; delete it when you no longer need it.")
     records.remove(aws.region, args.name, sandbox=args.sandbox)
+    forget_ssh_entry(args)
     return Result("teardown", {
         "name": args.name, "region": aws.region, "found": True,
         "deleted": [vars_of(i) for i in done if i.action == "delete"],
@@ -67,3 +69,14 @@ def _locked(args, env: Environment, ui, aws) -> Result:
 
 def vars_of(item) -> dict:
     return {"kind": item.kind, "id": item.id, "action": item.action, "reason": item.reason}
+
+
+def forget_ssh_entry(args) -> None:
+    """Remove the deployment's `Host` block from the tool's SSH config (issue 16); the Include line in ~/.ssh/config
+    stays (harmless, and the user may have moved it). Best effort: the teardown itself is done."""
+    from amazonei_setup import sshconfig
+
+    try:
+        sshconfig.remove_block(args.name, sandbox=args.sandbox)
+    except OSError:
+        pass

@@ -1,4 +1,4 @@
-"""The EC2 instance with its Elastic Inference accelerator: launch, find, wait, start, terminate."""
+"""The EC2 instance with its Elastic Inference accelerator: launch, find, wait, start, stop, terminate."""
 from __future__ import annotations
 
 import time
@@ -28,6 +28,7 @@ class InstanceInfo:
     key_name: str
     image_id: str
     tags: dict
+    state_reason: str = ""  # StateTransitionReason: a stop says when, "User initiated (2026-12-01 20:40:29 GMT)"
 
     @classmethod
     def from_api(cls, raw: dict) -> InstanceInfo:
@@ -35,7 +36,7 @@ class InstanceInfo:
         return cls(raw["InstanceId"], raw["State"]["Name"], raw.get("InstanceType", ""), raw.get("PublicDnsName") or "",
                    raw.get("PublicIpAddress") or "", launched.isoformat() if launched else "",
                    raw.get("SubnetId", ""), raw.get("KeyName", ""), raw.get("ImageId", ""),
-                   tags.as_dict(raw.get("Tags")))
+                   tags.as_dict(raw.get("Tags")), raw.get("StateTransitionReason") or "")
 
     @property
     def host(self) -> str:
@@ -114,6 +115,19 @@ def describe_many(ec2, instance_ids: list[str]) -> list[InstanceInfo]:
 
 def start(ec2, instance_ids: list[str]) -> None:
     ec2.start_instances(InstanceIds=instance_ids)
+
+
+def stop(ec2, instance_ids: list[str]) -> None:
+    """Stop (not hibernate): the EBS volumes stay, the public address goes."""
+    ec2.stop_instances(InstanceIds=instance_ids)
+
+
+def volumes_of(ec2, instance_ids: list[str]) -> list[dict]:
+    """The EBS volumes attached to these instances (what a stopped instance still pays for): id, size GiB, type."""
+    pages = ec2.get_paginator("describe_volumes").paginate(
+        Filters=[{"Name": "attachment.instance-id", "Values": instance_ids}])
+    return [{"id": v["VolumeId"], "size_gib": v["Size"], "type": v.get("VolumeType", "")}
+            for page in pages for v in page["Volumes"]]
 
 
 def terminate(ec2, instance_ids: list[str]) -> None:

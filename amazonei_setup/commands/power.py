@@ -1,0 +1,193 @@
+"""`stop --name N` / `start --name N`: the meter off overnight, and back on in the morning.
+
+stop: every instance of the deployment (a fleet too) is stopped and waited for; the result says what still costs money
+while stopped. start: started, waited for until running with an address, then (real AWS) until SSH answers; the SSH
+config block is rewritten with the new address (EC2 gives a stopped instance's public IPv4 address back to the pool).
+Both are idempotent: stopping what is stopped (starting what runs) says so, exit 0.
+
+What a stopped deployment costs (checked 2026-12-01):
+- EBS: each volume's size x its type's GB-month price (gp3, what setup creates: $0.08 in us-east-1/us-west-2, from
+  aws.amazon.com/ebs/pricing; other regions differ by a few cents).
+- EC2 instance hours: none while stopped (aws.amazon.com/ec2/pricing/on-demand: "you pay for compute capacity ...
+  while your instances are running").
+- EI accelerator: none while stopped (aws.amazon.com/machine-learning/elastic-inference/pricing: billed per second
+  while attached to a running instance). The PrivateLink endpoint EI uses is billed per hour per AZ whether or not
+  any instance runs ($0.01/h in us-west-2, aws.amazon.com/privatelink/pricing), so it is named too.
+"""
+from __future__ import annotations
+
+from amazonei_setup.cli import Environment
+from amazonei_setup.commands import Result
+from amazonei_setup.commands.status import access_of, command_for, connect_commands, inventory_of, locate
+
+EBS_GB_MONTH_USD = {"gp3": 0.08, "gp2": 0.10}  # us-west-2 / us-east-1, 2026-12-01 (see the module docstring)
+ENDPOINT_HOURLY_USD = 0.01  # one interface endpoint in one AZ, us-west-2, 2026-12-01
+HOURS_PER_MONTH = 730  # AWS's own convention for monthly figures
+STOP_TIMEOUT = 600.0
+ASG_TAG = "aws:autoscaling:groupName"  # set by Auto Scaling on its instances (export --deploy of an inf2/gpu fleet)
+START_TIMEOUT = 600.0
+
+
+def run(args, env: Environment, ui, aws) -> Result:
+    aws = locate(args, aws)
+    with ui.status(f"Looking up deployment '{args.name}' in {aws.region}"):
+        inventory = inventory_of(args, aws)
+    if not inventory.instances:
+        from amazonei_setup.errors import ToolError
+
+        raise ToolError(f"Deployment {args.name} in {aws.region} has no instance to {args.command} (a run stopped "
+                        f"part-way): remove what is left with {command_for(args, 'teardown', aws.region, args.name)}",
+                        code="no-instance")
+    if args.command == "stop":
+        groups = sorted({i.tags[ASG_TAG] for i in inventory.instances if i.tags.get(ASG_TAG)})
+        if groups:  # a stopped member fails the group's health check and is replaced: the meter keeps running
+            from amazonei_setup.errors import UsageError
+
+            raise UsageError(f"The instances of {args.name} belong to Auto Scaling group {groups[0]}, which would "
+                             "replace stopped ones with new, billed instances: set its desired capacity to 0 instead "
+                             f"(aws autoscaling update-auto-scaling-group --auto-scaling-group-name {groups[0]} "
+                             f"--min-size 0 --desired-capacity 0 --region {aws.region}).")
+        return _stop(args, env, ui, aws, inventory)
+    return _start(args, env, ui, aws, inventory)
+
+
+def _sleep(env):
+    import time
+
+    return env.sleep or time.sleep
+
+
+def _wait_states(aws, ids, *, done, failed, what, timeout, env, ui, label):
+    """Until every instance in `ids` is in `done` (one describe per poll). Returns the instances as last seen."""
+    from amazonei_setup.events import Event
+    from amazonei_setup.resources import instance as instances
+    from amazonei_setup.waiting import wait_for
+
+    latest = []
+
+    def fetch() -> str:
+        latest[:] = instances.describe_many(aws.ec2, ids)
+        states = {i.state for i in latest}
+        bad = states & failed
+        if bad:
+            return sorted(bad)[0]
+        return done if states == {done} and (done != "running" or all(i.host for i in latest)) else "pending"
+
+    def on_wait(state, waited):
+        ui.progress(Event("wait", "instance", f"Waiting for {label} to be {done} ({waited:.0f} s)...", ids[0]))
+
+    wait_for(fetch, done={done}, failed=failed, what=what, timeout=timeout, sleep=_sleep(env), on_wait=on_wait,
+             how_to_check=f"check with `aws ec2 describe-instances --instance-ids {' '.join(ids)} --region "
+                          f"{aws.region}` or the EC2 console")
+    return latest
+
+
+def _label(ids: list[str]) -> str:
+    return ids[0] if len(ids) == 1 else f"{len(ids)} instances"
+
+
+def _stop(args, env, ui, aws, inventory) -> Result:
+    from amazonei_setup.aws import explain
+    from amazonei_setup.events import Event
+    from amazonei_setup.resources import instance as instances
+
+    ids = [i.id for i in inventory.instances]
+    already = all(i.state == "stopped" for i in inventory.instances)
+    if not already:
+        to_stop = [i.id for i in inventory.instances if i.state in ("running", "pending")]
+        try:
+            if to_stop:
+                instances.stop(aws.ec2, to_stop)
+                ui.progress(Event("start", "instance", f"Stopping {_label(to_stop)}", to_stop[0]))
+        except Exception as err:  # noqa: BLE001 - one sentence naming the fix
+            raise explain(err, aws, doing=f"stopping {', '.join(to_stop)}") from None
+        found = _wait_states(aws, ids, done="stopped", failed={"terminated", "shutting-down"},
+                             what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
+                             timeout=STOP_TIMEOUT, env=env, ui=ui, label=_label(ids))
+    else:
+        found = inventory.instances
+    volumes = instances.volumes_of(aws.ec2, ids)
+    still = _still_costs(volumes, inventory)
+    accelerator = found[0].tags.get("amazonei-setup:accelerator", "")
+    from amazonei_setup import catalog
+
+    notes = ["no instance hours while stopped"]
+    if accelerator in catalog.ACCELERATORS:
+        notes.append(f"the {accelerator} accelerator is not billed while the instance is stopped")
+    message = (f"Deployment {args.name} was already stopped." if already
+               else f"Deployment {args.name} is stopped ({', '.join(ids)}).")
+    data = {"name": args.name, "region": aws.region, "already": already,
+            "instances": [{"instance_id": i.id, "state": i.state} for i in found],
+            "still_costs": still, "not_billed": notes,
+            "start_command": command_for(args, "start", aws.region, args.name)}
+    return Result("stop", data, view="power", message=message)
+
+
+def _still_costs(volumes: list[dict], inventory) -> dict:
+    """What a stopped deployment is still billed for: its volumes (GB-month) and an EI endpoint it owns."""
+    items = []
+    total = 0.0
+    known = True
+    for volume in volumes:
+        price = EBS_GB_MONTH_USD.get(volume["type"])
+        monthly = round(volume["size_gib"] * price, 2) if price is not None else None
+        if monthly is None:
+            known = False
+        else:
+            total += monthly
+        items.append({"kind": "ebs-volume", "id": volume["id"], "size_gib": volume["size_gib"],
+                      "volume_type": volume["type"], "usd_per_month": monthly})
+    for endpoint in inventory.owned_endpoints:
+        monthly = round(ENDPOINT_HOURLY_USD * len(endpoint.subnet_ids or (1,)) * HOURS_PER_MONTH, 2)
+        total += monthly
+        items.append({"kind": "vpc-endpoint", "id": endpoint.id, "usd_per_month": monthly,
+                      "note": "the EI PrivateLink endpoint, billed per AZ-hour whether instances run or not"})
+    return {"items": items, "usd_per_month": round(total, 2) if known else None,
+            "prices": "EBS gp3 $0.08 and gp2 $0.10 per GB-month, endpoint $0.01 per AZ-hour (us-west-2, 2026-12-01); "
+                      "other regions differ by a few cents"}
+
+
+def _start(args, env, ui, aws, inventory) -> Result:
+    from amazonei_setup.aws import explain
+    from amazonei_setup.commands.setup import emulated, ssh_reachability, write_ssh_entries
+    from amazonei_setup.events import Event
+    from amazonei_setup.resources import instance as instances
+
+    ids = [i.id for i in inventory.instances]
+    already = all(i.state == "running" for i in inventory.instances)
+    if not already:
+        if any(i.state == "stopping" for i in inventory.instances):  # EC2 refuses to start what is still stopping
+            _wait_states(aws, [i.id for i in inventory.instances if i.state == "stopping"], done="stopped",
+                         failed={"terminated", "shutting-down"}, what=f"Instance {ids[0]}", timeout=STOP_TIMEOUT,
+                         env=env, ui=ui, label="the stopping instances")
+        to_start = [i.id for i in instances.describe_many(aws.ec2, ids) if i.state == "stopped"]
+        try:
+            if to_start:
+                instances.start(aws.ec2, to_start)
+                ui.progress(Event("start", "instance", f"Starting {_label(to_start)}", to_start[0]))
+        except Exception as err:  # noqa: BLE001
+            raise explain(err, aws, doing=f"starting {', '.join(to_start)}") from None
+    # Not `stopped` as a failure: right after StartInstances, DescribeInstances may still say so for a moment (EC2's
+    # reads are eventually consistent); a deployment stopped again meanwhile ends in the timeout's sentence.
+    found = _wait_states(aws, ids, done="running", failed={"terminated", "shutting-down"},
+                         what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
+                         timeout=START_TIMEOUT, env=env, ui=ui, label=_label(ids))
+    access = access_of(args, aws, inventory)
+    warnings: list[str] = []
+    ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
+    ssh_config = None
+    if not getattr(args, "no_ssh_config", False):
+        ssh_config = write_ssh_entries(args, aws.region, args.name, found, access, warnings, include=False)
+    rows = []
+    for each in found:
+        ssh, forward = connect_commands(access, each.host)
+        rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
+                     "public_ip": each.public_ip, "ssh_command": ssh, "port_forward_command": forward})
+    message = (f"Deployment {args.name} was already running." if already
+               else f"Deployment {args.name} is running again ({', '.join(ids)}).")
+    data = {"name": args.name, "region": aws.region, "already": already, "instances": rows,
+            "public_dns": rows[0]["public_dns"], "public_ip": rows[0]["public_ip"],
+            "ssh_command": rows[0]["ssh_command"], "port_forward_command": rows[0]["port_forward_command"],
+            "ssh_check": ssh_check, "ssh_config": ssh_config,
+            "stop_command": command_for(args, "stop", aws.region, args.name)}
+    return Result("start", data, view="power", message=message, warnings=warnings)
