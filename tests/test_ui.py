@@ -299,7 +299,8 @@ def test_a_terminal_gets_colour_and_no_color_takes_it_away(run, monkeypatch):
 
 SETUP_KEYS = {"name", "region", "instance_id", "state", "instance_type", "accelerator_type", "public_dns", "public_ip",
               "ssh_user", "key_path", "ssh_command", "port_forward_command", "hourly_usd", "resources",
-              "waited_for"}  # issue 18: what the run waited for (--wait), added to version 1 (keys only grow)
+              "waited_for",  # issue 18: what the run waited for (--wait), added to version 1 (keys only grow)
+              "availability_zone", "skipped_zones", "quota"}  # issue 17: where it launched, the vCPU quota check
 
 
 def envelope(stdout: str) -> dict:
