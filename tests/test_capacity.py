@@ -120,6 +120,16 @@ def test_a_new_accounts_zero_inf_quota_is_named_for_inferentia(cli, account, alt
     assert snapshot(account) == before
 
 
+def test_export_deploy_checks_the_quota_before_creating_the_stack(cli, account, quota_of):
+    quota_of(capacity.STANDARD, 4)
+    before = snapshot(account)
+    result = cli("export", *setup_args("stacked", "--count", "2"), "--deploy", "--output", "json")
+    assert result.code == 1, result.stderr
+    assert result.json["error"]["code"] == "quota" and "--desired-value 8" in result.json["error"]["message"]
+    assert boto3.client("cloudformation", region_name=REGION).list_stacks()["StackSummaries"] == []
+    assert snapshot(account) == before
+
+
 @pytest.mark.parametrize("code", ["AccessDeniedException", "NoSuchResourceException"])
 def test_a_quota_nobody_can_read_is_a_warning_and_setup_goes_on(cli, account, code):
     calls = inject(account.client("service-quotas"), "GetServiceQuota", code, "no")

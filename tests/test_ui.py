@@ -368,4 +368,7 @@ def test_json_error_envelope_of_an_aws_failure(run, account):
     assert failed.code == 1
     document = envelope(failed.stdout)
     assert (document["command"], document["status"], document["error"]["code"]) == ("setup", "error", "capacity")
-    assert "--subnet-id" in document["error"]["message"]
+    # Issue 17: every zone was tried (a pinned --subnet-id is named instead: test_capacity), so the way out is another
+    # --instance-type or the region in the suggested command.
+    assert "--instance-type" in document["error"]["message"]
+    assert "--region us-east-1" in document["error"]["suggested_command"]
