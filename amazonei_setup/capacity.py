@@ -139,7 +139,8 @@ def check_quota(*, instance_type: str, vcpus: int | None, launches: int, region:
     reading = facts.quotas.get(code)
     value = None if reading is None or reading.value is None else int(reading.value)
     if vcpus is None:
-        return unknown(f"the vCPUs of {instance_type} are unknown", value, facts.in_use and facts.in_use.get(code, 0))
+        return unknown(f"the vCPUs of {instance_type} are unknown", value,
+                       facts.in_use.get(code, 0) if facts.in_use is not None else None)
     if value is None:
         return unknown(reading.problem if reading else "not looked up", None,
                        facts.in_use.get(code, 0) if facts.in_use is not None else None)
