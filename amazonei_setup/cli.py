@@ -552,7 +552,8 @@ def _fail(ui, args, err, log_path, signals: _Signals | None = None) -> int:
     ui.error(message)
     suggested = err.suggested_command
     if suggested:  # a line of its own, outside any box, so it copies whole
-        ui.show(ui.suggestion("The same choices on Inferentia2 (today's alternative to EI):", suggested))
+        ui.show(ui.suggestion(err.suggested_caption or "The same choices on Inferentia2 (today's alternative to EI):",
+                              suggested))
     if args.output == "json":
         error = {"code": err.code, "message": message, **({"suggested_command": suggested} if suggested else {})}
         ui.emit_json(args.command, "error", error=error)

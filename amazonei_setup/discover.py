@@ -10,14 +10,14 @@ import urllib.request
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from amazonei_setup import catalog, regions, rules, tags
+from amazonei_setup import capacity, catalog, regions, rules, tags
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.errors import UsageError
 from amazonei_setup.facts import Facts, Image, InstanceType, Subnet, Vpc, owner_of  # noqa: F401 - re-exported
-from amazonei_setup.resources import alarm, iam, keypair, network
+from amazonei_setup.resources import alarm, iam, keypair, network, quota
 from amazonei_setup.resources import instance as instances
 
 CHECKIP_URL = "https://checkip.amazonaws.com"
@@ -81,6 +81,11 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         jobs["family_ami_ids"] = lambda: family_ami_ids(aws.client("ssm"), chosen)
         jobs["family_images"] = lambda: family_images_by_name(ec2, chosen)
         jobs["offerings"] = lambda: type_offerings(ec2, types)
+    # Issue 17: the quota preflight's and the zone failover's look-ups, in the same round (never failing it).
+    capacity_types = _types_the_wizard_may_pick(instance_type, families, ei)
+    if capacity_types and "offerings" not in jobs:
+        jobs["offerings"] = lambda: _unless_refused(type_offerings, ec2, capacity_types, otherwise={})
+    jobs.update(_quota_jobs(aws, capacity_types, described=instance_type))
     if public_ip_lookup:
         jobs["public_ip"] = public_ip_lookup
     results = run_concurrently(jobs)
@@ -111,7 +116,60 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         family_images=family_images, family_image_sources=family_image_sources,
         offerings=results.get("offerings", {}), named_role=results["named_role"],
         idle_alarms=results["idle_alarms"],
+        capacity=_capacity_facts(results, capacity_types),
     )
+
+
+# ---- the quota preflight (issue 17) -----------------------------------------------------------------
+
+def _types_the_wizard_may_pick(instance_type: str | None, families: tuple[str, ...], ei: bool) -> list[str]:
+    """The flagged type, else every type the wizard may choose: the families' and, for EI, its host list."""
+    if instance_type:
+        return [instance_type] if rules.INSTANCE_TYPE_RE.fullmatch(instance_type) else []
+    types = {t for f in families for t in catalog.FAMILIES[f].instance_types}
+    if ei:
+        from amazonei_setup.wizard import EI_HOSTS
+
+        types |= set(EI_HOSTS)
+    return sorted(types)
+
+
+def _unless_refused(call: Callable, *args, otherwise):
+    """A look-up the setup can do without: its answer, or `otherwise` when AWS refuses or does not answer."""
+    try:
+        return call(*args)
+    except (ClientError, BotoCoreError):
+        return otherwise
+
+
+def _quota_jobs(aws: Aws, types: list[str], described: str | None) -> dict[str, Callable]:
+    """One get_service_quota per quota the types count against, the vCPUs in use, and the vCPUs of the types
+    discovery does not describe already (the flagged one is). None of them fails the round."""
+    if not types:
+        return {}
+    codes = sorted({c for c in map(capacity.quota_code, types) if c})
+    jobs: dict[str, Callable] = {f"quota {code}": (lambda c=code: quota.read_quota(aws.client("service-quotas"), c))
+                                 for code in codes}
+    if codes:
+        jobs["vcpus_in_use"] = lambda: _unless_refused(quota.vcpus_in_use, aws.ec2, otherwise=None)
+    others = [t for t in types if t != described]
+    if others:
+        jobs["type_vcpus"] = lambda: _unless_refused(quota.vcpus_by_type, aws.ec2, others, otherwise={})
+    return jobs
+
+
+def _capacity_facts(results: dict, types: list[str]) -> capacity.CapacityFacts | None:
+    if not types:
+        return None
+    described = results.get("instance_type")
+    type_vcpus = dict(results.get("type_vcpus") or {})
+    if described is not None and described.vcpus:
+        type_vcpus[described.name] = described.vcpus
+    in_use = results.get("vcpus_in_use")
+    return capacity.CapacityFacts(
+        quotas={key.split(" ", 1)[1]: value for key, value in results.items() if key.startswith("quota ")},
+        in_use=in_use, in_use_problem="" if in_use is not None else "EC2 did not list the running instances",
+        type_vcpus=type_vcpus)
 
 
 # ---- today's alternatives: AMIs through AWS's public SSM parameters, and type offerings -----------

@@ -7,6 +7,7 @@ class ToolError(Exception):
     exit_code = 1
     code = "error"  # stable machine-readable code for --output json
     suggested_command: str | None = None  # a command to copy that gets the user further (printed whole)
+    suggested_caption: str | None = None  # the line above it (default: the Inferentia2 alternative's)
 
     def __init__(self, message: str, *, code: str | None = None):
         super().__init__(message)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from amazonei_setup import catalog
 
 if TYPE_CHECKING:
+    from amazonei_setup.capacity import CapacityFacts
     from amazonei_setup.resources.instance import InstanceInfo
     from amazonei_setup.resources.network import Endpoint
 
@@ -94,6 +95,7 @@ class Facts:
     offerings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # instance type -> AZs that offer it
     named_role: dict | None = None  # the IAM role of the --name given, if it exists (IAM is global: any region's)
     idle_alarms: list = field(default_factory=list)  # the --name's idle auto-stop alarms (resources/alarm.IdleAlarm)
+    capacity: CapacityFacts | None = None  # quotas, vCPUs in use and per type, for the quota preflight (issue 17)
 
     @property
     def owner(self) -> str:

@@ -26,13 +26,13 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import catalog, tags
-from amazonei_setup.aws import Aws, error_code, explain, explain_safely
+from amazonei_setup import capacity, catalog, tags
+from amazonei_setup.aws import Aws, error_code, error_message, explain, explain_safely
 from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurrently, run_graph
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.plan import Plan, teardown_command
-from amazonei_setup.resources import alarm, iam, keypair, network
+from amazonei_setup.resources import alarm, iam, keypair, network, quota
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.teardown import instance_state_or_gone
 from amazonei_setup.waiting import wait_for
@@ -56,9 +56,17 @@ class Journal:
         self.records: list[Record] = []
         self._lock = threading.Lock()
 
-    def add(self, kind: str, id_: str, action: str, **detail) -> None:
+    def add(self, kind: str, id_: str, action: str, **detail) -> Record:
+        record = Record(kind, id_, action, detail)
         with self._lock:
-            self.records.append(Record(kind, id_, action, detail))
+            self.records.append(record)
+        return record
+
+    def forget(self, record: Record) -> None:
+        """A change undone during the run itself (a zone's subnet added to the endpoint, removed when the zone
+        refused the launch): the rollback must not undo it again."""
+        with self._lock:
+            self.records.remove(record)
 
     def created(self) -> list[Record]:
         with self._lock:
@@ -83,6 +91,8 @@ class SetupResult:
     stack_name: str | None = None  # set when CloudFormation holds the deployment (export --deploy)
     stack_outputs: dict = field(default_factory=dict)
     waited_for: list[str] = field(default_factory=lambda: [WAIT_RUNNING, WAIT_EI])  # what is known true (--wait)
+    availability_zone: str = ""  # where the instances run (another than the plan's after a zone refused)
+    skipped_zones: list[dict] = field(default_factory=list)  # {zone, subnet_id, reason} of each zone that refused
 
     @property
     def instance(self) -> instances.InstanceInfo:
@@ -125,6 +135,8 @@ class SetupResult:
             **({"idle_stop_minutes": self.plan.idle_stop_minutes} if self.plan.idle_stop_minutes else {}),
             **({"stack_name": self.stack_name, "stack_outputs": self.stack_outputs} if self.stack_name else {}),
             "resources": self.resources, "waited_for": self.waited_for,
+            "availability_zone": self.availability_zone or self.plan.availability_zone,
+            "skipped_zones": self.skipped_zones,
         }
 
 
@@ -143,6 +155,15 @@ class Run:
         self._sleep = sleep
         self.sleep = cancellable_sleep(self.cancel, sleep)  # wakes up (and stops the worker) on cancel
         self.client_token = f"amazonei-setup-{uuid.uuid4()}"
+        # Zone failover (issue 17): where a refused launch may go next, whether --subnet-id pinned the zone, the EI
+        # endpoint (the step that makes it sets it: a launch in another zone must first add that zone's subnet).
+        self.failover: capacity.Failover | None = None
+        self.subnet_pinned = False
+        self.endpoint_id: str | None = None
+        self.endpoint_known = threading.Event()
+        self.zone = capacity.Zone(plan.subnet_id, plan.availability_zone)
+        self.skipped_zones: list[dict] = []
+        self.endpoint_changed = False  # a zone's subnet was added to the endpoint: it is pending again for a while
         # Recorded on every create before it is sent (see tags.RUN): the intent survives a lost reply.
         self.tags = tags.tag_list(plan.name, plan.owner, plan.region) + [{"Key": tags.RUN, "Value": self.client_token}]
 
@@ -171,16 +192,20 @@ def default_wait(plan: Plan) -> str:
 
 def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
               sleep: Callable[[float], None] | None = None, account_flags: str = "",
-              teardown: str | None = None, wait: str | None = None) -> SetupResult:
+              teardown: str | None = None, wait: str | None = None, failover: capacity.Failover | None = None,
+              subnet_pinned: bool = False) -> SetupResult:
     """account_flags: how the CLI addresses this account (" --sandbox", " --profile p"), for the
     teardown command a failed rollback prints; teardown: that whole command as the CLI would print it
     (the program name as the user invoked it), when the caller knows it. wait: what the run waits for (WAITS;
     default_wait(plan) when None): `running` ends once the instances run (an EI endpoint may still be pending),
-    `ei` waits for the endpoint too, `ssh` also until each instance's SSH port accepts a connection."""
+    `ei` waits for the endpoint too, `ssh` also until each instance's SSH port accepts a connection.
+    failover: the other zones' subnets a launch may move to when its zone refuses (capacity.failover_zones); None or
+    empty: none. subnet_pinned: --subnet-id named the subnet, so a refusal says so instead of moving."""
     aws.preload("ec2", "iam", *(("cloudwatch",) if plan.idle_stop_minutes else ()))
     run = Run(aws, plan, report, sleep, account_flags)
     run.teardown = teardown
     run.wait = wait or default_wait(plan)
+    run.failover, run.subnet_pinned = failover, subnet_pinned
     pool = _TrackedPool(max_workers=8, thread_name_prefix="provision")
     try:
         result = _execute(run, pool)
@@ -240,7 +265,7 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
         "link": (("role", "profile"), lambda _: _link_profile(run)),
         "ingress": (("group",), lambda done: _converge_ingress(run, done["group"])),
         "launch": (("policy", "link", "key", "group"), lambda done: _launch(run, done["group"])),
-        "running": (("launch",), lambda done: _wait_running(run, done["launch"])),
+        "running": (("launch",), lambda done: _running_and_served(run, done["launch"])),
     }
     if plan.accelerator_type:
         steps["vpc-dns"] = ((), lambda _: _ensure_vpc_dns(run))
@@ -256,7 +281,8 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
                  if r.kind != "vpc-endpoint-membership"]
     waited = [WAIT_RUNNING] + ([WAIT_EI] if "endpoint-available" in done else []) + \
         ([WAIT_SSH] if "ssh" in done else [])
-    return SetupResult(plan, done["running"], resources, plan.key_path, waited_for=waited)
+    return SetupResult(plan, done["running"], resources, plan.key_path, waited_for=waited,
+                       availability_zone=run.zone.az, skipped_zones=list(run.skipped_zones))
 
 
 def _ensure_idle_alarms(run: Run, running: list[instances.InstanceInfo]) -> None:
@@ -414,6 +440,12 @@ def _ensure_vpc_dns(run: Run) -> None:
 
 
 def _ensure_endpoint(run: Run, group_id: str) -> str:
+    run.endpoint_id = _ensure_endpoint_of(run, group_id)
+    run.endpoint_known.set()
+    return run.endpoint_id
+
+
+def _ensure_endpoint_of(run: Run, group_id: str) -> str:
     plan = run.plan
     if plan.endpoint_id is None:
         endpoint_id = network.create_ei_endpoint(run.ec2, plan.region, plan.vpc_id, plan.subnet_id, group_id, run.tags,
@@ -455,11 +487,6 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
     instance_tags = run.tags + [{"Key": "Name", "Value": plan.name}]
     extra = {tags.ACCELERATOR: plan.accelerator_type or plan.family, tags.SSH_USER: plan.ssh_user}
     instance_tags += [{"Key": k, "Value": v} for k, v in extra.items() if v]
-    request = instances.launch_request(
-        ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
-        subnet_id=plan.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
-        root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
-        client_token=run.client_token, count=plan.count, min_count=plan.min_count)
     several = f"{plan.count} x " if plan.count > 1 else ""
     run.report(Event("start", "instance", f"Launching {several}{plan.instance_type} with {plan.accelerator_label}"))
 
@@ -467,7 +494,45 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
         run.report(Event("retry", "instance",
                          f"EC2 does not see the new instance profile yet; retrying in {delay:.0f} s"))
 
-    launched = instances.run_instances(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
+    zones = [run.zone, *(run.failover.zones if run.failover else ())]
+    launched: list[instances.InstanceInfo] = []
+    for attempt, zone in enumerate(zones):
+        added = None  # a subnet this attempt added to the EI endpoint
+        if attempt:
+            run.checkpoint()
+            added = _endpoint_serves(run, zone) if plan.accelerator_type else None
+            run.report(Event("start", "instance", f"Launching {several}{plan.instance_type} in {zone.az} "
+                                                  f"({zone.subnet_id})"))
+        request = instances.launch_request(
+            ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
+            subnet_id=zone.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
+            root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
+            client_token=instances.zone_client_token(run.client_token, attempt), count=plan.count,
+            min_count=plan.min_count)
+        try:
+            launched = instances.run_instances(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
+        except ClientError as err:
+            reason = capacity.zone_refusal(error_code(err), error_message(err))
+            if reason is None:
+                raise
+            run.skipped_zones.append({"zone": zone.az, "subnet_id": zone.subnet_id, "reason": reason,
+                                      "aws_message": error_message(err)})
+            if run.subnet_pinned:
+                raise _pinned_zone_refused(run, zone, reason, err) from None
+            if run.failover is None:  # a caller that gave no zones to move to: AWS's refusal, explained
+                raise
+            following = zones[attempt + 1] if attempt + 1 < len(zones) else None
+            then = f"; trying {following.az} ({following.subnet_id})" if following else ""
+            run.report(Event("warning", "instance", f"{zone.az} refused {plan.instance_type}: {reason}{then}",
+                             zone.subnet_id))
+            if added:
+                _endpoint_leaves(run, added)
+            continue
+        run.zone = zone
+        run.endpoint_changed = added is not None
+        break
+    if not launched:
+        raise _every_zone_refused(run)
     for each in launched:
         run.journal.add("instance", each.id, "created")
     ids = ", ".join(i.id for i in launched)
@@ -478,6 +543,70 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
                          f"EC2 launched {len(launched)} of {plan.count} instances (--min-count {plan.min_count}): it "
                          "lacked capacity or quota for the rest", launched[0].id))
     return launched
+
+
+def _endpoint_serves(run: Run, zone: capacity.Zone) -> Record | None:
+    """Before a launch moves to another zone: the EI endpoint must have a subnet in that zone, or the instance
+    there cannot reach it. Waits for the endpoint step (it runs beside the launch), then adds the zone's subnet
+    unless the endpoint already has one there (AWS allows one per zone); journaled, so a rollback removes it.
+    Returns that journal record (None: nothing added)."""
+    while not run.endpoint_known.wait(0.05):
+        run.checkpoint()
+    endpoint = network.describe_endpoint(run.ec2, run.endpoint_id)
+    if endpoint is None:
+        raise AwsError(f"The EI endpoint {run.endpoint_id} disappeared while setting up: run setup again.")
+    az_of = run.failover.az_of if run.failover else {}
+    if zone.az in {az_of.get(s) for s in endpoint.subnet_ids}:
+        return None
+    network.join_ei_endpoint(run.ec2, endpoint.id, add_subnet=zone.subnet_id, add_group=None, enable_private_dns=False)
+    record = run.journal.add("vpc-endpoint-membership", endpoint.id, "updated", group=None, subnet=zone.subnet_id)
+    run.report(Event("updated", "vpc-endpoint", f"Added {zone.subnet_id} ({zone.az}) to EI endpoint {endpoint.id}",
+                     endpoint.id))
+    return record
+
+
+def _endpoint_leaves(run: Run, added: Record) -> None:
+    """The zone refused the launch: its subnet leaves the endpoint again (an interface endpoint is billed per
+    zone it serves, and no instance of ours is there)."""
+    run.ec2.modify_vpc_endpoint(VpcEndpointId=added.id, RemoveSubnetIds=[added.detail["subnet"]])
+    run.journal.forget(added)
+    run.report(Event("updated", "vpc-endpoint", f"Removed {added.detail['subnet']} from EI endpoint {added.id} again",
+                     added.id))
+
+
+def _skipped_text(skipped: list[dict]) -> str:
+    return "; ".join(f"{s['zone']}: {s['reason']}" for s in skipped)
+
+
+def _pinned_zone_refused(run: Run, zone: capacity.Zone, reason: str, err: ClientError) -> AwsError:
+    plan = run.plan
+    return AwsError(f"EC2 refused {plan.instance_type} in {zone.az}, the Availability Zone of --subnet-id "
+                    f"{zone.subnet_id} ({reason}: {error_message(err).rstrip('.')}); a pinned --subnet-id is never "
+                    f"moved: pass a --subnet-id in another zone, or drop --subnet-id to let setup try each zone that "
+                    f"offers {plan.instance_type}, or pick another --instance-type.", code="capacity")
+
+
+def _every_zone_refused(run: Run) -> AwsError:
+    """Every zone this VPC could launch in refused: which regions offer the type (this one: EC2 says by region;
+    others: a bounded concurrent look-up), for the error and the command setup.py prints."""
+    plan = run.plan
+    tried = _skipped_text(run.skipped_zones)
+    passed = "; ".join(f"{az}: {why}" for az, why in (run.failover.passed_over if run.failover else ()))
+    where = tried + (f"; not tried: {passed}" if passed else "")
+    candidates = capacity.regions_to_ask(plan.region, bool(plan.accelerator_type), catalog.EI_REGIONS)
+    try:
+        others = quota.regions_offering(run.aws, plan.instance_type, candidates)
+    except Exception:  # noqa: BLE001 - a hint must never replace the error it decorates
+        others = []
+    if others:
+        hint = (f" Regions that offer {plan.instance_type}: {', '.join(others)}: try one with the command below, or "
+                "pick another --instance-type.")
+    else:
+        hint = f" Pick another --instance-type, or another --region that offers {plan.instance_type}."
+    error = AwsError(f"EC2 refused {plan.instance_type} in every Availability Zone of {plan.region} it could launch "
+                     f"in from {plan.vpc_id} ({where}).{hint}", code="capacity")
+    error.other_regions = others
+    return error
 
 
 def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[instances.InstanceInfo]:
@@ -517,6 +646,15 @@ def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[inst
         announce(latest)
     if len(ids) > 1:  # one instance said so in its `reachable` event
         run.report(Event("done", "instance", f"{label} are running", ids[0]))
+    return latest
+
+
+def _running_and_served(run: Run, launched: list[instances.InstanceInfo]) -> list[instances.InstanceInfo]:
+    """The instances running; after a launch moved zones (EI), also the endpoint again: the subnet added for the
+    new zone makes it pending for a while, and `ei` means the instance can reach its accelerator."""
+    latest = _wait_running(run, launched)
+    if run.endpoint_changed and run.wait != WAIT_RUNNING:
+        _wait_endpoint(run, run.endpoint_id)
     return latest
 
 
@@ -675,8 +813,16 @@ def rollback_outcome(cause: ToolError, leftovers: list[str], plan: Plan, account
         return Interrupted(f"{cause} Rollback was interrupted{what}; to remove what is left run: {finish}")
     if leftovers:
         message = f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: {finish}"
-        return Interrupted(message) if isinstance(cause, Interrupted) else type(cause)(message, code=cause.code)
-    return type(cause)(f"{cause} Everything this run created was removed.", code=cause.code)
+        return Interrupted(message) if isinstance(cause, Interrupted) else _like(cause, message)
+    return _like(cause, f"{cause} Everything this run created was removed.")
+
+
+def _like(cause: ToolError, message: str) -> ToolError:
+    """The cause with the rollback's outcome added, keeping what it carries (its code, a command to suggest, the
+    regions that offer a refused type)."""
+    extended = type(cause)(message, code=cause.code)
+    extended.__dict__.update({k: v for k, v in vars(cause).items() if k != "code"})
+    return extended
 
 
 def _undo(run: Run, record: Record) -> None:

@@ -39,6 +39,10 @@ def _ready(result: Result, ui) -> None:
     # The connect commands may have come up already, as the instances did (Ui.progress, `reachable`): the summary
     # repeats them as the reference, under a "Ready" row that says what the run waited for.
     ui.result(ui.result_panel(result.data, teardown=result.context["teardown"]))
+    skipped = result.data.get("skipped_zones")
+    if skipped:  # the launch moved: say where it runs and why the zones before it were passed over
+        ui.result(Text(f"Launched in {result.data['availability_zone']}; skipped "
+                       + ", ".join(f"{s['zone']} ({s['reason']})" for s in skipped) + "."))
     if result.context.get("equivalent_command"):  # after an interactive run: the same run, scriptable
         ui.result(ui.suggestion("The same setup without questions:", result.context["equivalent_command"]))
 
@@ -52,6 +56,8 @@ def _dry_run(result: Result, ui) -> None:
             ui.result(Text(f"- {problem}"))
     else:
         ui.result(Text(f"{PERMISSION_CHECK}: passed", style="green"))
+    if result.context.get("quota"):
+        ui.result(Text(result.context["quota"], style="yellow" if result.data["quota"]["status"] == "short" else ""))
     ui.result(Text("Dry run: nothing was created."))
 
 

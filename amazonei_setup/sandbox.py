@@ -275,11 +275,12 @@ def make_moto_behave() -> None:
       no real account would have;
     * moto looks up its response class's methods (`inspect.getmembers`) on every request, ~10 ms that say
       nothing: cached per class;
-    * see settle_moto_races."""
+    * see settle_moto_races and give_ec2_vcpu_quotas."""
     from moto.core import responses
     from moto.ec2.models.instances import InstanceBackend
 
     settle_moto_races()
+    give_ec2_vcpu_quotas()
     if getattr(InstanceBackend.run_instances, "honours_client_token", False):
         return
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)
@@ -295,6 +296,35 @@ def make_moto_behave() -> None:
 
     run_instances.honours_client_token = True
     InstanceBackend.run_instances = run_instances
+
+
+# The emulated account's On-Demand vCPU quotas (moto's Service Quotas knows only VPC's and answers NoSuchResource
+# for EC2's, which setup's quota check would report as unchecked on every sandbox run): an established account's.
+SANDBOX_VCPU_QUOTAS = {"L-1216C47A": ("Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", 512.0),
+                       "L-DB2E81BA": ("Running On-Demand G and VT instances", 256.0),
+                       "L-1945791B": ("Running On-Demand Inf instances", 256.0),
+                       "L-417A185B": ("Running On-Demand P instances", 256.0)}
+
+
+def give_ec2_vcpu_quotas() -> None:
+    """moto's get_service_quota answers EC2's vCPU quotas (SANDBOX_VCPU_QUOTAS), as a real account's would."""
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    if getattr(ServiceQuotasBackend.get_service_quota, "knows_ec2", False):
+        return
+    original = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self, service_code: str, quota_code: str) -> dict:
+        if service_code == "ec2" and quota_code in SANDBOX_VCPU_QUOTAS:
+            name, value = SANDBOX_VCPU_QUOTAS[quota_code]
+            return {"ServiceCode": "ec2", "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+                    "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:ec2/{quota_code}",
+                    "QuotaCode": quota_code, "QuotaName": name, "Value": value, "Unit": "None", "Adjustable": True,
+                    "GlobalQuota": False}
+        return original(self, service_code, quota_code)
+
+    get_service_quota.knows_ec2 = True
+    ServiceQuotasBackend.get_service_quota = get_service_quota
 
 
 def settle_moto_races() -> None:

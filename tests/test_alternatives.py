@@ -268,7 +268,9 @@ def test_other_failures_suggest_nothing(cli, account, alt):
     result = cli("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "cap", "--ssh-cidr", SSH_CIDR,
                  "--output", "json")
     assert result.code == 1
-    assert set(result.json["error"]) == {"code", "message"}
+    # Issue 17: no capacity in any zone suggests the same setup in a region that offers the type, never inf2.
+    assert set(result.json["error"]) == {"code", "message", "suggested_command"}
+    assert "--region us-east-1" in result.json["error"]["suggested_command"]
     assert "--accelerator inf2" not in result.stderr
 
 

@@ -179,7 +179,9 @@ def test_capacity_or_quota_refusal_of_a_count_run_suggests_min_count(cli, accoun
     result = setup(cli, "full", "--count", "3")
 
     text = assert_clean_failure(result, 1)
-    assert len(calls) == 1
+    # A zone without capacity is one of four to try (issue 17: the fleet moves to the next zone of the VPC); a quota
+    # is the account's, whatever the zone.
+    assert len(calls) == (4 if code == "InsufficientInstanceCapacity" else 1)
     assert "--min-count" in text
     assert result.json["error"]["code"] == json_code and "--min-count" in result.json["error"]["message"]
     assert "Everything this run created was removed" in text
@@ -193,8 +195,12 @@ def test_capacity_refusal_never_suggests_a_higher_min_count_than_was_passed(cli,
     result = setup(cli, "many", "--count", "10", "--min-count", "2")
 
     text = assert_clean_failure(result, 1)
-    suggested = [int(n) for n in re.findall(r"--min-count (\d+)", text)]
+    # The sentence's suggestion; the command after it (issue 17: the same setup in a region that offers the type)
+    # repeats the user's own --min-count 2.
+    sentence, _, elsewhere = text.partition(" The same setup in ")
+    suggested = [int(n) for n in re.findall(r"--min-count (\d+)", sentence)]
     assert suggested and all(n < 2 for n in suggested), text
+    assert re.findall(r"--min-count (\d+)", elsewhere) == ["2"]
     assert snapshot(account) == before
 
 

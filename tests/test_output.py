@@ -85,6 +85,7 @@ def test_dry_run_json_carries_the_problems_and_text_lists_them(cli, account):
     assert shown.stdout.splitlines() == [
         "EC2 permission check (DryRun): 1 problem:",
         "- You may not call ec2:CreateSecurityGroup: ask an administrator for that permission.",
+        "vCPU quota L-1216C47A: 512 vCPUs, 0 in use, 4 needed: enough",  # issue 17: the quota check's verdict
         "Dry run: nothing was created."]
 
 

@@ -315,7 +315,10 @@ def test_dry_run_prints_the_plan_creates_nothing_and_names_refusals(cli, account
     assert "Dry run" in text.stderr and "elastic-inference.runtime" in text.stderr
     assert "amazonei-setup-demo" in text.stderr  # the plan, before the check: the conversation
     # The result, on stdout: the verdict of the permission check the dry run advertises.
-    assert text.stdout.splitlines() == ["EC2 permission check (DryRun): passed", "Dry run: nothing was created."]
+    # Issue 17: and the vCPU quota check's.
+    assert text.stdout.splitlines() == ["EC2 permission check (DryRun): passed",
+                                        "vCPU quota L-1216C47A: 512 vCPUs, 0 in use, 4 needed: enough",
+                                        "Dry run: nothing was created."]
     assert as_json.code == 0, as_json.stderr
     result = as_json.json["result"]
     assert result["dry_run"] is True and result["permission_problems"] == []
@@ -358,7 +361,8 @@ STEP_FAILURES = [
      "CreateVpcEndpoint"),
     ("ec2", "CreateKeyPair", "KeyPairLimitExceeded", "Maximum of 5000 keypairs reached", "CreateKeyPair"),
     ("ec2", "RunInstances", "InsufficientInstanceCapacity", "We currently do not have sufficient m5.xlarge capacity "
-     "in the Availability Zone you requested (us-west-2a).", "no spare capacity"),
+     "in the Availability Zone you requested (us-west-2a).", "refused m5.xlarge in every Availability Zone"),
+    # (issue 17: each zone of the VPC was tried before this failure)
 ]
 
 

@@ -300,7 +300,8 @@ def test_a_terminal_gets_colour_and_no_color_takes_it_away(run, monkeypatch):
 SETUP_KEYS = {"name", "region", "instance_id", "state", "instance_type", "accelerator_type", "public_dns", "public_ip",
               "ssh_user", "key_path", "ssh_command", "port_forward_command", "hourly_usd", "resources",
               "waited_for",  # issue 18: what the run waited for (--wait), added to version 1 (keys only grow)
-              "ssh_check", "ssh_config"}  # issue 16: whether SSH answered, and the `Host NAME` entry written
+              "ssh_check", "ssh_config",  # issue 16: whether SSH answered, and the `Host NAME` entry written
+              "availability_zone", "skipped_zones", "quota"}  # issue 17: where it launched, the vCPU quota check
 
 
 def envelope(stdout: str) -> dict:
@@ -368,4 +369,7 @@ def test_json_error_envelope_of_an_aws_failure(run, account):
     assert failed.code == 1
     document = envelope(failed.stdout)
     assert (document["command"], document["status"], document["error"]["code"]) == ("setup", "error", "capacity")
-    assert "--subnet-id" in document["error"]["message"]
+    # Issue 17: every zone was tried (a pinned --subnet-id is named instead: test_capacity), so the way out is another
+    # --instance-type or the region in the suggested command.
+    assert "--instance-type" in document["error"]["message"]
+    assert "--region us-east-1" in document["error"]["suggested_command"]

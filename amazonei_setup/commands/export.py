@@ -31,6 +31,10 @@ def run(args, env: Environment, ui, aws) -> Result:
     if fleet_size and plan.accelerator_type and fleet_size > cloudformation.MAX_EI_FLEET:
         raise UsageError(f"An Elastic Inference fleet template holds one instance resource per member (launch "
                          f"templates cannot carry EI): pass --count {cloudformation.MAX_EI_FLEET} or less.")
+    if args.deploy:  # issue 17: a stack whose instances the vCPU quota cannot hold would only fail and roll back
+        from amazonei_setup.commands.setup import quota_preflight
+
+        quota_preflight(plan, facts)
     # A VPC holds one private-DNS EI endpoint: when there is one, the stack lets its instances reach it
     # (443 into the endpoint's group) instead of creating a second one.
     endpoint = next((e for e in facts.endpoints if e.id == plan.endpoint_id), None)

@@ -65,6 +65,14 @@ def launch_request(*, ami_id: str, instance_type: str, accelerator_type: str | N
     return request
 
 
+def zone_client_token(run_token: str, attempt: int) -> str:
+    """The ClientToken of a run's launch in its attempt-th zone (0: the planned one). EC2 answers a token it has
+    seen with what that request did, so botocore's retries of one launch (a lost reply) keep its token and cannot
+    launch twice; a launch moved to another zone is another request (another subnet) and needs its own token: a
+    seen token with other parameters is refused (IdempotentParameterMismatch). At most 64 characters."""
+    return run_token if attempt == 0 else f"{run_token}-{attempt}"
+
+
 def is_iam_propagation_error(err: ClientError) -> bool:
     message = error_message(err)
     return error_code(err) == "InvalidParameterValue" and "iamInstanceProfile" in message
