@@ -48,7 +48,8 @@ GRANTS: tuple[Grant, ...] = (
     Grant("DiscoverEc2", (
         "ec2:DescribeRegions", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
         "ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeInstanceTypeOfferings",
-        "ec2:DescribeKeyPairs", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances"),
+        "ec2:DescribeKeyPairs", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
+        "ec2:DescribeVolumes"),  # `stop`: what still costs money (the volumes)
         commands=("setup", "teardown", "list", "status", "connect", "stop", "start", "idle-stop", "export")),
     Grant("CreateAndChangeEc2", (
         "ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",

@@ -36,11 +36,7 @@ UNREACHABLE = {
 # Called by commands other branches of issue 16/17 add (stop/start, quotas, capacity): in the policy already, so
 # the merge needs no edit here. Once merged, an action here that the flows call is checked like any other; the
 # lead may then empty this set.
-PENDING_MERGE = {
-    "ec2:StopInstances": "`stop` (issue 16)",
-    "servicequotas:GetServiceQuota": "setup's quota check (issue 17)",
-    "ec2:DescribeInstanceTypeOfferings": "setup's capacity check for EI hosts (issue 17); inf2/gpu call it today",
-}
+PENDING_MERGE: dict[str, str] = {}  # actions of commands on branches not merged yet (none today)
 # The flows' own setup steps (stopping an instance, turning a VPC's DNS off) use the test's boto3 clients, which
 # do not log: only the tool's calls are recorded.
 
