@@ -185,7 +185,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     key_name, create_key, key_path, replace_key = _choose_key(request, facts, asker, name, existing, warnings)
     ssh_cidr = _choose_ssh_cidr(request, facts, asker)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
-    idle_stop = _choose_idle_stop(request, asker, idle_before, catalog.hourly_usd(instance_type, accelerator))
+    idle_stop = _choose_idle_stop(request, asker, idle_before, catalog.hourly_usd(instance_type, accelerator),
+                                  converging=instance is not None)
     if opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
     volume = request.volume_size or DEFAULT_VOLUME_GIB
@@ -228,12 +229,14 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
 IDLE_STOP_CHOICES = (30, 60, 120, 240)
 
 
-def _choose_idle_stop(request, asker, before: tuple, hourly_usd: float | None) -> int | None:
+def _choose_idle_stop(request, asker, before: tuple, hourly_usd: float | None, *,
+                      converging: bool = False) -> int | None:
     """--idle-stop, else a question (with what an idle day costs beside it); --yes without the flag: off. A
-    deployment that has idle alarms keeps them as they are (`idle-stop --name N off` removes them)."""
+    deployment that exists keeps its idle alarms (or none) as they are, unasked: a re-run with everything as
+    wanted asks nothing, and `idle-stop --name N MINUTES|off` is how to change it."""
     if request.idle_stop:
         return request.idle_stop
-    if before or not getattr(asker, "interactive", False):
+    if before or converging or not getattr(asker, "interactive", False):
         return None
     from amazonei_setup.resources import alarm
 

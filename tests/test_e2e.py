@@ -274,14 +274,18 @@ def test_with_output_json_stdout_is_exactly_one_json_document(home):
 # ---- (c) day two (issue 16) against a moto server --------------------------------------------------------------
 
 def test_a_day_in_the_life_against_a_moto_server(moto_server, home):
-    """setup -> status -> connect --print -> `ssh -F <our file> -G NAME` -> stop -> start (new address, block
-    rewritten) -> teardown: no Host block left, the Include line in ~/.ssh/config kept. Each a process of its own."""
+    """setup --idle-stop 60 -> status -> connect --print -> `ssh -F <our file> -G NAME` -> stop -> start (new
+    address, block rewritten) -> teardown: no alarm and no Host block left, the Include line in ~/.ssh/config kept.
+    Each a process of its own."""
     import shutil
 
     cli = Cli(user_env(home, AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="testing",
                        AWS_SECRET_ACCESS_KEY="testing", AWS_MAX_ATTEMPTS="2"))
     made = cli.json("setup", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "daily",
-                    "--ssh-cidr", SSH_CIDR)
+                    "--ssh-cidr", SSH_CIDR, "--idle-stop", "60")
+    cloudwatch = server_client(moto_server, "cloudwatch")
+    [alarm] = cloudwatch.describe_alarms()["MetricAlarms"]
+    assert alarm["AlarmActions"] == [f"arn:aws:automate:{REGION}:ec2:stop"]
     assert made["ssh_check"] == "emulated"  # --endpoint-url: nothing listens on port 22, and the result says so
     ours = home / ".amazonei-setup" / "ssh" / "config"
     assert made["ssh_config"]["file"] == str(ours) and made["ssh_config"]["included"] is True
@@ -289,7 +293,9 @@ def test_a_day_in_the_life_against_a_moto_server(moto_server, home):
 
     status = cli.json("status", "--name", "daily")  # no --region: found through the role's region tag
     assert (status["state"], status["public_dns"]) == ("running", made["public_dns"])
-    assert status["ssh_command"] == made["ssh_command"] and status["idle_stop"] is None
+    assert status["ssh_command"] == made["ssh_command"]
+    assert status["idle_stop"]["minutes"] == 60
+    assert [a["name"] for a in status["idle_stop"]["alarms"]] == [alarm["AlarmName"]]
 
     printed = cli("connect", "--name", "daily", "--print")
     assert printed.stdout == made["ssh_command"] + "\n"
@@ -320,3 +326,4 @@ def test_a_day_in_the_life_against_a_moto_server(moto_server, home):
     cli.json("teardown", "--name", "daily", "--yes")
     assert "Host daily" not in ours.read_text()
     assert f"Include {ours}" in (home / ".ssh" / "config").read_text()
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []

@@ -336,6 +336,21 @@ def test_the_wizard_offers_idle_stop_with_the_price_of_an_idle_day(cli, account)
     assert "--idle-stop 60" in run.stdout  # the equivalent command repeats the choice
 
 
+def test_an_interactive_rerun_of_a_deployment_without_alarms_asks_nothing_about_idle_stop(cli, account):
+    """A re-run with everything as wanted asks nothing (the wizard's promise); the deployment's idle setting, off
+    here, is kept, and `idle-stop` is the way to change it."""
+    from tests.test_wizard import ScriptedAsker
+
+    assert cli(*setup_args("kept")).code == 0  # --yes: no alarm
+    asker = ScriptedAsker()
+    run = cli("--region", REGION, "--instance-type", "m5.xlarge", "--name", "kept", "--ssh-cidr", "198.51.100.4/32",
+              asker=asker, tty=True)
+    assert run.code == 0, run.stderr
+    assert "--idle-stop" not in asker.flags
+    assert "Nothing to change" in run.stderr, run.stderr
+    assert not alarms(account)
+
+
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")  # AWS::CloudWatch::Alarm
 def test_export_deploy_with_idle_stop_deploys_and_tears_down(cli, account):
     """moto's CloudFormation has no AWS::CloudWatch::Alarm (it skips the resource with a warning): the stack still

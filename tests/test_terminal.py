@@ -74,6 +74,8 @@ def test_the_wizard_in_a_terminal_from_prompts_to_the_ssh_command(home):
         child.send("\r")                       # Amazon Linux
         child.expect(r"Subnet:.*in an AZ that offers Elastic Inference")
         child.send("\r")                       # the first public subnet
+        child.expect(r"Idle auto-stop:.*an idle day costs \$\d+\.\d\d")  # asked last, with what idling costs
+        child.send(DOWN + "\r")                # off -> the first number of minutes
         child.expect("Setup plan")
         child.expect(r"m5\.xlarge \+ eia2\.large")
         child.expect(r"Create these resources\?")
@@ -89,6 +91,10 @@ def test_the_wizard_in_a_terminal_from_prompts_to_the_ssh_command(home):
     assert re.fullmatch(r"ec2-[\d-]+\.us-west-2\.compute\.amazonaws\.com", host)
     [deployment] = sandbox_deployments(home)
     assert (deployment["state"], deployment["accelerator_type"]) == ("running", "eia2.large")
+    status = subprocess.run([sys.executable, "amazonei_setup.py", "status", "--sandbox", "--name", deployment["name"],
+                             "--output", "json"], cwd=ROOT, env=user_env(home), capture_output=True, text=True,
+                            timeout=120)
+    assert json.loads(status.stdout)["result"]["idle_stop"]["minutes"] == 30, status.stderr  # the answer took effect
     assert deployment["name"].startswith("amazonei-")  # the generated default
     assert Path(key_path).stem == deployment["name"]  # a default name is not prefixed twice
 
@@ -130,6 +136,8 @@ def test_at_80_columns_the_wizard_asks_the_host_fits_the_plan_and_prints_the_com
         child.send("\r")
         child.expect(r"Subnet:.*in an AZ that offers Elastic Inference")
         child.send("\r")
+        child.expect("Idle auto-stop:")
+        child.send("\r")                       # off
         child.expect("Setup plan")
         child.expect(r"Create these resources\?")
         plan = screen_lines(child.before)
