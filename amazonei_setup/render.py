@@ -135,6 +135,9 @@ def _by_name(data: dict, ui) -> None:
     if config.get("included"):
         ui.result(ui.suggestion(f"By name (Host {hosts[0]} in {config['file']}; scp and VS Code Remote-SSH too):",
                                 f"ssh {hosts[0]}"))
+    elif not config.get("include_line"):  # the sandbox: its made-up addresses stay out of ~/.ssh/config
+        ui.result(ui.suggestion("By name, from the sandbox's own SSH config (never included in ~/.ssh/config):",
+                                f"ssh -F {config['file']} {hosts[0]}"))
     else:
         ui.result(ui.suggestion(f"By name, once ~/.ssh/config reads {config['file']} (add "
                                 f"`{config['include_line']}` at its top), or now with:",

@@ -407,6 +407,7 @@ def test_sandbox_entries_go_to_their_own_file_never_included(isolated_env):
     written = write_ssh_entries(Namespace(sandbox=True), REGION, "play", [instance],
                                 Access("ec2-user", "/k.pem", True, "plan"), warnings, include=True)
     assert warnings == [] and written["included"] is False
+    assert written["include_line"] is None  # so the result never suggests including the sandbox's file
     assert Path(written["file"]) == sshconfig.config_file(sandbox=True) != sshconfig.config_file()
     assert "Host play" in Path(written["file"]).read_text()
     assert not (isolated_env / ".ssh").exists()  # a made-up address must never be reachable as `ssh play`

@@ -161,7 +161,7 @@ def write_ssh_entries(args, region: str, name: str, instances: list, access, war
                         "): connect with the ssh command shown.")
         return None
     return {"file": str(written), "hosts": [a for e in entries for a in e.aliases], "included": included,
-            "include_line": sshconfig.include_line(args.sandbox)}
+            "include_line": None if args.sandbox else sshconfig.include_line()}  # the sandbox's file is never included
 
 
 def _say_ssh_config_plan(args, ui, asker, plan) -> bool:
