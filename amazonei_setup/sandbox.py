@@ -157,24 +157,31 @@ def seed_alternative_amis(account_id: str, region: str) -> dict[str, str]:
     return newest
 
 
+@functools.cache
+def _aws_managed_policies() -> dict:
+    """moto's copy of AWS's managed policies: one JSON text of them all (~0.05 s to parse), so parsed once per
+    process, not per seeded account. Read only."""
+    import json
+
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)
+
+
 def _seed_managed_policies(account_id: str) -> None:
     """moto loads AWS's managed policies only when configured to (off by default): add the two the
     alternatives attach, from moto's own copy of AWS's policy data, so attach_role_policy finds them."""
-    import json
-
     from moto.backends import get_backend
-    from moto.iam.aws_managed_policies import aws_managed_policies_data
     from moto.iam.models import AWSManagedPolicy
 
     from amazonei_setup.catalog import FAMILY_MANAGED_POLICIES
 
     iam = get_backend("iam")[account_id]["global"]
-    data = json.loads(aws_managed_policies_data)
     for arn in FAMILY_MANAGED_POLICIES:
         if arn in iam.managed_policies:
             continue
         name = arn.rsplit("/", 1)[1]
-        policy = AWSManagedPolicy.from_data(name, account_id, "us-east-1", data[name])
+        policy = AWSManagedPolicy.from_data(name, account_id, "us-east-1", _aws_managed_policies()[name])
         iam.aws_managed_policies.append(policy)
         iam.managed_policies[policy.arn] = policy
 
@@ -275,14 +282,20 @@ def make_moto_behave() -> None:
       no real account would have;
     * moto looks up its response class's methods (`inspect.getmembers`) on every request, ~10 ms that say
       nothing: cached per class;
+    * moto parses botocore's model of each service it answers with a loader of its own (~0.25 s for EC2, the
+      first request of each service in a process): it gets the tool's shared loader, whose models are pickled;
     * see settle_moto_races and give_ec2_vcpu_quotas."""
     from moto.core import responses
+    from moto.core import utils as moto_utils
     from moto.ec2.models.instances import InstanceBackend
+
+    from amazonei_setup.aws import shared_loader
 
     settle_moto_races()
     give_ec2_vcpu_quotas()
     if getattr(InstanceBackend.run_instances, "honours_client_token", False):
         return
+    moto_utils.create_loader = shared_loader
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)
     launch = InstanceBackend.run_instances
 
