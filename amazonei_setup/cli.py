@@ -15,9 +15,9 @@ from typing import IO
 
 from amazonei_setup import __version__, rules
 
-COMMANDS = ("setup", "export", "teardown", "list", "cost", "completion", "idle-stop", "permissions",
-            *("status", "connect", "stop", "start"))
 DAY_TWO = ("status", "connect", "stop", "start")  # issue 16: commands on one deployment, found by name
+# In a deployment's order of life: create, use, stop and start, remove; then the account-wide and offline ones.
+COMMANDS = ("setup", *DAY_TWO, "idle-stop", "teardown", "list", "cost", "export", "permissions", "completion")
 
 EPILOG = """\
 examples:
@@ -359,8 +359,11 @@ def _refuse_unknown_command(argv: list[str]) -> None:
     if not argv or argv[0].startswith("-"):
         return
     word = argv[0]
-    # commands are short words: `tear` is teardown's; the nearest one only (`tear` is nearly as close to start)
-    matches = rules.closest(word, COMMANDS, n=1, cutoff=0.6)
+    # commands are short words, and a cut-short one is the likeliest mistake: a word only one command starts with
+    # is that command's (`stat` is status's, `tear` teardown's, though difflib puts both nearer `start`); else the
+    # nearest one only
+    started = [c for c in COMMANDS if c.startswith(word.lower())] if len(word) >= 3 else []
+    matches = started if len(started) == 1 else rules.closest(word, COMMANDS, n=1, cutoff=0.6)
     if matches:
         suggestion = rules.did_you_mean(matches, quote="'")
         raise _UsageExit(f"'{word}' is not a command{suggestion}")

@@ -36,7 +36,8 @@ def error_of(result) -> str:
 # ---- commands and flags ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("word", "meant"), [("lst", "list"), ("tear", "teardown"), ("exprot", "export"),
-                                             ("cots", "cost"), ("setpu", "setup")])
+                                             ("cots", "cost"), ("setpu", "setup"), ("stat", "status"),
+                                             ("conect", "connect"), ("perm", "permissions"), ("idle", "idle-stop")])
 def test_a_mistyped_command_is_named_with_the_nearest_command(bare, word, meant):
     """setup is the default command: `lst` used to become an argument of setup."""
     result = bare(word, "--region", REGION, "--yes")
@@ -48,7 +49,8 @@ def test_a_mistyped_command_is_named_with_the_nearest_command(bare, word, meant)
 def test_a_word_that_is_no_command_lists_the_commands(bare):
     message = assert_usage_error(bare("frobnicate", "--region", REGION))
     assert "'frobnicate' is not a command" in message
-    assert "setup, export, teardown, list, cost, completion" in message
+    assert ("setup, status, connect, stop, start, idle-stop, teardown, list, cost, export, permissions, completion"
+            in message)
 
 
 @pytest.mark.parametrize(("argv", "typo", "meant"), [

@@ -1,4 +1,5 @@
-"""One module per command (setup, export, teardown, list, cost), each `run(args, env, ui, aws) -> Result`.
+"""One module per command (setup, status, connect, stop/start, idle-stop, teardown, list, cost, export,
+permissions), each `run(args, env, ui, aws) -> Result`.
 
 A command does its work (asking, showing progress and its plan on stderr through `ui`) and returns what it
 produced as a `Result`; `render.render` then turns that into text on stdout or the one JSON document, once.
