@@ -157,25 +157,29 @@ class Plan:
         return any(item.action != REUSE for item in self.items())
 
     def equivalent_command(self, program: str = LAUNCHER, account_flags: str = "", *,
-                           default_key_dir: str = "~/.ssh") -> str:
+                           default_key_dir: str = "~/.ssh", region: str | None = None) -> str:
         """The setup command that makes every choice of this plan with flags and --yes, so that an interactive
         run can be scripted. program: how the user started the tool; account_flags (" --sandbox",
         " --profile p"): the same account. Flags at their built-in default (volume, count) are left out;
-        the key directory too when it is default_key_dir."""
-        parts = [*shlex.split(program), *shlex.split(account_flags), "--region", self.region, "--name", self.name,
-                 "--instance-type", self.instance_type]
+        the key directory too when it is default_key_dir. region: the same setup in another region (a refused
+        launch's suggestion): what is regional (image, VPC, subnet, key pair) is left for that region to decide,
+        and a key pair this plan would have made is made there."""
+        here = region in (None, self.region)
+        parts = [*shlex.split(program), *shlex.split(account_flags), "--region", region or self.region,
+                 "--name", self.name, "--instance-type", self.instance_type]
         if self.family:
             parts += ["--accelerator", self.family]
         else:
             parts += ["--accelerator-type", self.accelerator_type] if self.accelerator_type else []
-            if self.os_key and not self.ami_from_flag:
+            if self.os_key and not (self.ami_from_flag and here):
                 parts += ["--os", self.os_key]
-        if self.ami_from_flag:
-            parts += ["--ami-id", self.ami_id]
-        parts += ["--vpc-id", self.vpc_id, "--subnet-id", self.subnet_id]
-        if self.create_key and not self.replace_key:
+        if here:
+            if self.ami_from_flag:
+                parts += ["--ami-id", self.ami_id]
+            parts += ["--vpc-id", self.vpc_id, "--subnet-id", self.subnet_id]
+        if self.create_key and (not self.replace_key or not here):
             parts.append("--new-key")  # the key is named after the deployment: amazonei-setup-<name>
-        else:
+        elif here:  # a key pair of the user's own exists in this region only
             parts += ["--key-name", self.key_name]
         key_dir = os.path.dirname(self.key_path) if self.key_path else None
         if key_dir and os.path.normpath(key_dir) != os.path.normpath(os.path.expanduser(default_key_dir)):

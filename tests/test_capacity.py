@@ -214,6 +214,21 @@ def test_every_zone_refusing_rolls_everything_back_and_names_the_regions(cli, ac
     assert snapshot(account) == before
 
 
+def test_the_other_regions_command_keeps_every_choice_that_is_not_regional(cli, account):
+    """plan.equivalent_command(region=...): the name, type, accelerator, SSH range, volume, idle auto-stop and key
+    choice go along; the image, VPC, subnet and key pair of this region stay behind."""
+    refuse_in(account.ec2, None)
+    result = cli(*setup_args("elsewhere", "--idle-stop", "30", "--volume-size", "120"), "--output", "json")
+    assert result.code == 1, result.stderr
+    command = result.json["error"]["suggested_command"].split()
+    assert command[command.index("--region") + 1] == "us-east-1"
+    for flag, value in (("--idle-stop", "30"), ("--volume-size", "120"), ("--ssh-cidr", "198.51.100.4/32"),
+                        ("--accelerator-type", "eia2.medium")):
+        assert command[command.index(flag) + 1] == value, command
+    assert "--new-key" in command and "--yes" in command
+    assert not {"--subnet-id", "--vpc-id", "--ami-id", "--key-name"} & set(command)
+
+
 def test_a_pinned_subnet_is_never_moved(cli, account):
     before = snapshot(account)
     requests = refuse_in(account.ec2, {"us-west-2a"})

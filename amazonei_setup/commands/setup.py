@@ -255,29 +255,6 @@ def suggest_another_region(err, args, plan) -> None:
 
 
 def another_region_command(args, plan, region: str) -> str:
-    """The setup command with this plan's choices in `region`: the same program, account flags, name, type,
-    accelerator, SSH range, volume and count; what is regional (VPC, subnet, image, key pair) is left for that
-    region to decide (a key pair this run would have made is made there)."""
-    import shlex
-
-    from amazonei_setup.plan import DEFAULT_VOLUME_GIB
-
-    parts = [*shlex.split(program_name()), *shlex.split(account_flags(args)), "--region", region, "--name",
-             plan.name, "--instance-type", plan.instance_type]
-    if plan.family:
-        parts += ["--accelerator", plan.family]
-    elif plan.accelerator_type:
-        parts += ["--accelerator-type", plan.accelerator_type] + (["--os", plan.os_key] if plan.os_key else [])
-    if plan.create_key:
-        parts.append("--new-key")
-    if args.key_dir:
-        parts += ["--key-dir", args.key_dir]
-    parts += ["--ssh-cidr", plan.ssh_cidr]
-    if plan.volume_size != DEFAULT_VOLUME_GIB:
-        parts += ["--volume-size", str(plan.volume_size)]
-    if plan.count > 1:
-        parts += ["--count", str(plan.count)]
-    if plan.min_count < plan.count:
-        parts += ["--min-count", str(plan.min_count)]
-    parts.append("--yes")
-    return " ".join(shlex.quote(p) for p in parts)
+    """The setup command with this plan's choices in `region` (plan.equivalent_command's regional form)."""
+    return plan.equivalent_command(program_name(), account_flags(args), default_key_dir=_default_key_dir(args),
+                                   region=region)
