@@ -157,6 +157,35 @@ def share_client_classes() -> None:
             return models[id(json_model)][1]
 
     creator._load_service_model = service_model
+    _share_event_alias_answers()
+
+
+def _share_event_alias_answers() -> None:
+    """botocore renames old event names (EVENT_ALIASES, ~65 of them) on every emit and register, caching each answer
+    in the emitter; but every Session and every client (a copy of its Session's emitter) starts with an empty
+    cache, so each new client works out the same ~200 names again (~5% of the test suite's CPU). The aliases are
+    botocore's fixed table unless a caller passes its own, so emitters with that table share one cache."""
+    import copy
+
+    import botocore.hooks
+
+    aliaser = botocore.hooks.EventAliaser
+    if getattr(aliaser, "shared_answers", False):
+        return
+    answers: dict[str, str] = {}
+    init = aliaser.__init__
+
+    def __init__(self, event_emitter, event_aliases=None):
+        init(self, event_emitter, event_aliases)
+        if self._event_aliases == botocore.hooks.EVENT_ALIASES:
+            self._alias_name_cache = answers
+
+    def __copy__(self):
+        clone = self.__class__(copy.copy(self._emitter), copy.copy(self._event_aliases))
+        clone._alias_name_cache = self._alias_name_cache  # the same aliases give the same answers
+        return clone
+
+    aliaser.__init__, aliaser.__copy__, aliaser.shared_answers = __init__, __copy__, True
 
 
 def new_session(profile_name: str | None = None, region_name: str | None = None,

@@ -71,3 +71,18 @@ def test_clients_of_one_service_share_one_service_model_across_sessions(account)
     assert account.ec2.meta.service_model is other.ec2.meta.service_model
     assert account.ec2.meta.service_model is not account.iam.meta.service_model
     assert other.ec2.describe_regions()["Regions"]  # and a client built on the shared model still works
+
+
+def test_clients_of_every_session_share_one_cache_of_event_name_aliases(account):
+    """aws.share_client_classes: botocore's alias answers are worked out once per process, not once per client;
+    hooks still reach the client, and an old event name is still renamed."""
+    other = account.in_region("eu-west-1")
+    assert account.ec2.meta.events._alias_name_cache is other.iam.meta.events._alias_name_cache
+    seen: list[str] = []
+    other.ec2.meta.events.register("before-parameter-build.ec2.DescribeRegions",
+                                   lambda params, **_: seen.append("new name"))
+    other.ec2.meta.events.register("before-call.ec2.DescribeRegions", lambda **_: seen.append("call"))
+    other.ec2.describe_regions()
+    assert seen == ["new name", "call"]
+    for events in (account.ec2.meta.events, other.sts.meta.events):  # an old name, worked out once, then shared
+        assert events._alias_event_name("before-call.api.pricing.GetProducts") == "before-call.pricing.GetProducts"
