@@ -124,18 +124,19 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     return inventory
 
 
-def nothing_left(aws: Aws, inventory: Inventory, record: dict | None) -> str:
+def nothing_left(aws: Aws, inventory: Inventory, record: dict | None, *, deleting: bool = True) -> str:
     """For a teardown that found nothing of its deployment: the sentence to show when the name is known to have
     existed (its terminated instances, which EC2 lists for about an hour after a teardown, or `record`, this
     machine's note of its setup), so a re-run of a finished teardown still succeeds. Otherwise the name is most
     likely mistyped, and a teardown that "succeeds" would leave the real deployment running and billed: NotFound
-    (exit 1), naming the closest deployments `list` finds here, and those our IAM roles place in other regions."""
+    (exit 1), naming the closest deployments `list` finds here, and those our IAM roles place in other regions.
+    deleting=False: the same for a command that deletes nothing (status, connect, stop, start)."""
     name, region = inventory.name, aws.region
     terminated = _looked_up(aws, "looking up the deployment's terminated instances",
                             lambda: instances.find_instances(aws.ec2, name, ["terminated"]))
     if terminated or record:
         why = "its instances are terminated" if terminated else "only this machine's record of its setup is left"
-        return f"No deployment named {name} is left in {region} ({why}); nothing to delete."
+        return f"No deployment named {name} is left in {region} ({why})" + ("; nothing to delete." if deleting else ".")
     roles = our_roles(aws)
     here = {row.name for row in list_all(aws, [region], roles)}
     elsewhere = {tags.as_dict(r.get("Tags")).get(tags.DEPLOYMENT): tags.home_region(r.get("Tags")) for r in roles}
@@ -143,22 +144,23 @@ def nothing_left(aws: Aws, inventory: Inventory, record: dict | None) -> str:
     matches = [m if m in here else f"{m} (--region {elsewhere[m]})" for m in rules.closest(name, candidates)]
     foreign = ", ".join(inventory.foreign)
     not_ours = f" (left alone, not created by amazonei-setup: {foreign})" if foreign else ""
+    so = ", so nothing was deleted" if deleting else ""
     if matches:
-        raise ToolError(f"No deployment named {name} in {region}, so nothing was deleted{not_ours}"
-                        f"{rules.did_you_mean(matches)}", code="not-found")
-    raise ToolError(f"No deployment named {name} in {region}, so nothing was deleted{not_ours}; `list --all-regions` "
-                    "shows every deployment.", code="not-found")
+        raise ToolError(f"No deployment named {name} in {region}{so}{not_ours}{rules.did_you_mean(matches)}",
+                        code="not-found")
+    raise ToolError(f"No deployment named {name} in {region}{so}{not_ours}; `list --all-regions` shows every "
+                    "deployment.", code="not-found")
 
 
-def refuse_close_names(aws: Aws, name: str) -> None:
+def refuse_close_names(aws: Aws, name: str, *, deleting: bool = True) -> None:
     """Teardown without --region of a name no role of ours carries: when our roles name deployments close to it
     (in any region), it is a typo, and NotFound (exit 1) names them with their regions. Otherwise returns."""
     homes = {tags.as_dict(r.get("Tags")).get(tags.DEPLOYMENT): tags.home_region(r.get("Tags")) for r in our_roles(aws)}
     matches = [f"{m} (--region {homes[m]})" if homes[m] else m
                for m in rules.closest(name, [n for n in homes if n])]
     if matches:
-        raise ToolError(f"No deployment named {name}, so nothing was deleted{rules.did_you_mean(matches)}",
-                        code="not-found")
+        so = ", so nothing was deleted" if deleting else ""
+        raise ToolError(f"No deployment named {name}{so}{rules.did_you_mean(matches)}", code="not-found")
 
 
 def _looked_up(aws: Aws, doing: str, look_up):

@@ -150,8 +150,13 @@ def test_status_of_a_mistyped_name_is_not_found_and_names_the_deployment(cli, ac
     result = cli("status", "--region", REGION, "--name", "dmeo", "--output", "json")
     assert result.code == 1
     assert result.json["error"]["code"] == "not-found"
-    assert "did you mean demo?" in result.json["error"]["message"]
+    assert result.json["error"]["message"].startswith(f"No deployment named dmeo in {REGION}; did you mean demo? ")
     assert "Traceback" not in result.stderr
+    # without --region too (found through the roles' region tags); neither says "deleted": status deletes nothing
+    result = cli("status", "--name", "dmeo", "--output", "json", own_clients=True)
+    assert result.code == 1
+    said = result.json["error"]["message"]
+    assert said.startswith(f"No deployment named dmeo; did you mean demo (--region {REGION})?")
 
 
 # ---- connect --------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     from amazonei_setup.discover import check_region
 
     if not args.region:  # names are account-wide: the deployment's IAM role says where it lives
-        aws = home_of(args.name, aws)
+        aws = home_of(args.name, aws, deleting=False)
     check_region(aws.region, ei=False)
     with locking.deployment_locked(aws, args.name, "idle-stop", ui.progress):
         return _locked(args, ui, aws)

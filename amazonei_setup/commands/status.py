@@ -31,7 +31,7 @@ def locate(args, aws):
         return aws
     from amazonei_setup.commands.teardown import home_of
 
-    return home_of(args.name, aws)
+    return home_of(args.name, aws, deleting=False)
 
 
 def inventory_of(args, aws):
@@ -41,7 +41,8 @@ def inventory_of(args, aws):
 
     inventory = deployments.find_deployment(aws, args.name)
     if inventory.empty:
-        said = deployments.nothing_left(aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox))
+        said = deployments.nothing_left(aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox),
+                                        deleting=False)
         raise ToolError(said, code="not-found")
     return inventory
 

@@ -18,14 +18,15 @@ def run(args, env: Environment, ui, aws) -> Result:
         return _locked(args, env, ui, aws)
 
 
-def home_of(name: str, aws):
-    """Without --region: the region deployment `name` lives in, as its IAM role's region tag says."""
+def home_of(name: str, aws, *, deleting: bool = True):
+    """Without --region: the region deployment `name` lives in, as its IAM role's region tag says. deleting: how a
+    typo is said (teardown: "so nothing was deleted")."""
     from amazonei_setup import deployments
     from amazonei_setup.errors import UsageError
 
     home = deployments.lives_in(aws, name)
     if home is None:
-        deployments.refuse_close_names(aws, name)  # a typo of a deployment that exists: said as such, exit 1
+        deployments.refuse_close_names(aws, name, deleting=deleting)  # a typo of one that exists: exit 1
         raise UsageError(f"No deployment named '{name}' says where it lives (its IAM role carries the region): pass "
                          "--region with the region it runs in (see `list --all-regions`).")
     return aws if home == aws.region else aws.in_region(home)
