@@ -246,6 +246,13 @@ def test_the_decision_layer_imports_no_boto3(module):
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
+@pytest.mark.parametrize("module", ["capacity", "permissions", "sshconfig"])
+def test_the_pure_rules_of_quotas_permissions_and_ssh_entries_load_no_aws_sdk_at_all(module):
+    code = (f"import amazonei_setup.{module}, sys; loaded = [m for m in sys.modules if m.startswith(('boto3', "
+            f"'botocore'))]; assert not loaded, ('{module}', loaded)")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
 def test_facts_are_re_exported_by_discover():
     from amazonei_setup import discover, facts
 
