@@ -10,7 +10,8 @@ import shlex
 
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
-from amazonei_setup.commands.status import access_of, command_for, connect_commands, inventory_of, locate
+from amazonei_setup.commands.printed import command_for
+from amazonei_setup.commands.status import access_of, connect_commands, inventory_of, locate
 
 
 def run(args, env: Environment, ui, aws) -> Result:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
-from amazonei_setup.commands.status import access_of, command_for, connect_commands, inventory_of, locate
+from amazonei_setup.commands.printed import command_for
+from amazonei_setup.commands.status import access_of, connect_commands, inventory_of, locate
 
 EBS_GB_MONTH_USD = {"gp3": 0.08, "gp2": 0.10}  # us-west-2 / us-east-1, 2026-12-01 (see the module docstring)
 ENDPOINT_HOURLY_USD = 0.01  # one interface endpoint in one AZ, us-west-2, 2026-12-01

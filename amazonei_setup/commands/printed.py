@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from amazonei_setup.plan import LAUNCHER, teardown_command
+from amazonei_setup.plan import LAUNCHER
 
 SANDBOX_SSH_CIDR = "127.0.0.1/32"  # the sandbox's instances are "reached" from this machine
 
@@ -44,9 +44,12 @@ def program_name(argv0: str | None = None) -> str:
     return LAUNCHER
 
 
+def command_for(args, verb: str, region: str, name: str, extra: str = "") -> str:
+    """A command on one deployment (teardown, status, start, ...) as the user would type it: the program they
+    started, their account flags, the deployment's region and name."""
+    return f"{program_name()} {verb}{account_flags(args)} --region {region} --name {name}{extra}"
+
+
 def teardown_command_for(args, region: str, name: str) -> str:
-    """The teardown command for the ready panel and a rollback: the same program and account flags."""
-    command = teardown_command(region, name, account_flags(args))
-    if command.startswith(LAUNCHER + " "):
-        command = program_name() + command[len(LAUNCHER):]
-    return command
+    """The teardown command for the ready panel and a rollback."""
+    return command_for(args, "teardown", region, name)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
-from amazonei_setup.commands.printed import account_flags, program_name
+from amazonei_setup.commands.printed import command_for
 
 COST_BASIS = ("since the last start: EC2 reports an instance's latest start (LaunchTime) and its last stop, not "
               "earlier runs; catalog price x those hours, storage not included")
@@ -45,11 +45,6 @@ def inventory_of(args, aws):
                                         deleting=False)
         raise ToolError(said, code="not-found")
     return inventory
-
-
-def command_for(args, verb: str, region: str, name: str, extra: str = "") -> str:
-    """A day-two command as the user would type it: the program they started, their account flags."""
-    return f"{program_name()} {verb}{account_flags(args)} --region {region} --name {name}{extra}"
 
 
 @dataclass(frozen=True)
