@@ -33,7 +33,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
-from amazonei_setup import __version__, paths
+from amazonei_setup import __version__, botocore_data, paths
 from amazonei_setup.errors import AwsError, ToolError, UsageError, error_code, error_message  # noqa: F401 - re-exported
 
 log = logging.getLogger("amazonei_setup.aws")
@@ -64,49 +64,10 @@ def shared_loader() -> botocore.loaders.Loader:
     sandbox and the test suite make many Sessions. The loader only reads botocore's own bundled files."""
     with _loader_lock:
         if not hasattr(shared_loader, "loader"):
-            loader = botocore.loaders.create_loader()
-            loader.file_loader = _CachedJSONFileLoader()
+            loader = botocore_data.create_loader()
             loader._search_paths = _UniquePaths(loader.search_paths)
             shared_loader.loader = loader
         return shared_loader.loader
-
-
-class _CachedJSONFileLoader(botocore.loaders.JSONFileLoader):
-    """botocore's model files, parsed once per botocore release and kept as pickles under the tool's home.
-
-    Parsing them (gzip + JSON into OrderedDicts) is ~0.3 s of every command, EC2's model alone 0.25 s; a pickle of
-    the same objects loads in well under half that. The key is the file's path, size and mtime, so an upgraded
-    botocore reads its own files. A cache that cannot be read or written is skipped: botocore's own parse is the
-    answer then."""
-
-    def _load_file(self, full_path, open_method):
-        import hashlib
-        import pickle
-
-        try:
-            stat = os.stat(full_path)
-        except OSError:
-            return None
-        key = hashlib.sha256(f"{full_path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-        try:
-            cached = paths.cache_dir() / f"{key}.pickle"
-        except RuntimeError:  # no home directory: nowhere to keep it
-            return super()._load_file(full_path, open_method)
-        try:
-            with open(cached, "rb") as f:
-                return pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError):
-            pass
-        data = super()._load_file(full_path, open_method)
-        try:
-            cached.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = cached.with_name(f"{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-                pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, cached)
-        except OSError:
-            pass
-        return data
 
 
 class _UniquePaths(list):

@@ -50,18 +50,24 @@ MOTO_IMAGES_KEPT = {"amzn-ami-hvm-2017.09.1.20171103-x86_64-gp2", "Deep Learning
 _small_moto_amis()
 
 
-def _one_model_cache() -> None:
+def _one_cache_per_run() -> None:
     """Every process-level test starts the tool in a new home; its first command would parse botocore's models
     again (~0.3 s a process) and pickle them into that home. One cache directory (paths.cache_dir honours
-    XDG_CACHE_HOME) for the whole run, inherited by pytest-xdist's workers and every subprocess."""
+    XDG_CACHE_HOME) for the whole run, inherited by pytest-xdist's workers and every subprocess.
+
+    The same directory keeps the tool's compiled bytecode (PYTHONPYCACHEPREFIX): an installed package has its
+    .pyc files, but a checkout run with PYTHONDONTWRITEBYTECODE (set to keep __pycache__ out of the tree) would
+    compile its ~11,000 lines again in every process (~0.2 s each)."""
     if "XDG_CACHE_HOME" in os.environ and os.environ.get("AMAZONEI_SETUP_TEST_CACHE") == os.environ["XDG_CACHE_HOME"]:
         return
     path = tempfile.mkdtemp(prefix="amazonei-setup-test-cache-")
     os.environ["XDG_CACHE_HOME"] = os.environ["AMAZONEI_SETUP_TEST_CACHE"] = path
+    os.environ["PYTHONPYCACHEPREFIX"] = os.path.join(path, "pycache")
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     atexit.register(shutil.rmtree, path, True)
 
 
-_one_model_cache()
+_one_cache_per_run()
 
 REGION = "us-west-2"
 ACCOUNT = "123456789012"

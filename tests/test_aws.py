@@ -1,6 +1,8 @@
 """One botocore Config for every client the tool builds, and it really reaches the wire."""
 from __future__ import annotations
 
+import pytest
+
 from amazonei_setup import __version__
 
 
@@ -50,19 +52,55 @@ def test_a_models_second_load_comes_from_its_pickle_and_equals_botocores_parse(t
     import botocore
     import botocore.loaders
 
-    from amazonei_setup.aws import _CachedJSONFileLoader
+    from amazonei_setup.botocore_data import CachedJSONFileLoader
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     found = next((Path(botocore.__file__).parent / "data" / "sts").glob("*/service-2.json*"))
     model = found.parent / "service-2"  # the loader takes the name without .json or .json.gz
     plain = botocore.loaders.JSONFileLoader().load_file(str(model))
-    first = _CachedJSONFileLoader().load_file(str(model))
+    first = CachedJSONFileLoader().load_file(str(model))
     pickles = list((tmp_path / "amazonei-setup").glob("*.pickle"))
     assert first == plain and len(pickles) == 1
     opened: list[str] = []
     monkeypatch.setattr(botocore.loaders.JSONFileLoader, "_load_file",
                         lambda self, path, open_method: opened.append(path))  # botocore's own parse, if used
-    assert _CachedJSONFileLoader().load_file(str(model)) == plain and opened == []
+    assert CachedJSONFileLoader().load_file(str(model)) == plain and opened == []
+
+
+@pytest.mark.parametrize("service", ["ec2", "iam", "service-quotas"])
+@pytest.mark.parametrize("kind", ["service-2", "paginators-1", "waiters-2", "endpoint-rule-set-1"])
+def test_the_loader_answers_as_botocores_without_listing_every_service(service, kind, tmp_path, monkeypatch):
+    import botocore.loaders
+    from botocore.exceptions import DataNotFoundError, UnknownServiceError
+
+    from amazonei_setup import botocore_data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    try:
+        expected = botocore.loaders.create_loader().load_service_model(service, kind)
+    except (DataNotFoundError, UnknownServiceError) as err:  # e.g. a service without waiters
+        expected = type(err)
+    loader = botocore_data.create_loader()
+    listed: list[str] = []
+    monkeypatch.setattr(loader, "list_available_services", lambda type_name: listed.append(type_name) or [])
+    try:
+        answer = loader.load_service_model(service, kind)
+    except (DataNotFoundError, UnknownServiceError) as err:
+        answer = type(err)
+    assert answer == expected
+    if not isinstance(expected, type):  # a file botocore has: found without the walk over every service's
+        assert listed == []            # directories (~0.1 s a kind); a missing one is botocore's own error
+
+
+def test_an_unknown_service_is_botocores_error_naming_the_known_ones(tmp_path, monkeypatch):
+    from botocore.exceptions import UnknownServiceError
+
+    from amazonei_setup import botocore_data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for name in ("no-such-service", "../ec2", ""):
+        with pytest.raises(UnknownServiceError, match="Valid service names are:.*ec2"):
+            botocore_data.create_loader().load_service_model(name, "service-2")
 
 
 def test_clients_of_one_service_share_one_service_model_across_sessions(account):

@@ -35,7 +35,7 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
            if not k.startswith("AWS_") and k not in ("CI", "FORCE_COLOR", "TTY_COMPATIBLE")}
     env.update(HOME=str(home), AMAZONEI_SETUP_HOME=str(home / ".amazonei-setup"), NO_COLOR="1",
                AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(home / "aws-config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(home / "aws-credentials"), PYTHONDONTWRITEBYTECODE="1", **extra)
+               AWS_SHARED_CREDENTIALS_FILE=str(home / "aws-credentials"), **extra)
     return env
 
 
