@@ -293,6 +293,7 @@ def make_moto_behave() -> None:
 
     settle_moto_races()
     give_ec2_vcpu_quotas()
+    list_endpoint_services_without_building_backends()
     if getattr(InstanceBackend.run_instances, "honours_client_token", False):
         return
     moto_utils.create_loader = shared_loader
@@ -338,6 +339,43 @@ def give_ec2_vcpu_quotas() -> None:
 
     get_service_quota.knows_ec2 = True
     ServiceQuotasBackend.get_service_quota = get_service_quota
+
+
+def list_endpoint_services_without_building_backends() -> None:
+    """moto lists a region's endpoint services (setup's first question: which AZs offer the EI endpoint) by
+    building, in that account and region, the backend of each of the 13 services that describe their own (S3,
+    DynamoDB, ...) to call a static method on it: ~0.6 s of a sandbox's first setup, and an account holding 13
+    backends nobody asked for. The same list from the backend classes (moto's loop otherwise, kept per region as
+    moto keeps it)."""
+    from moto import backends
+    from moto.ec2.models import vpcs
+    from moto.utilities.utils import get_partition
+
+    if getattr(vpcs.VPCBackend._collect_default_endpoint_services, "from_classes", False):
+        return
+
+    def collect(account_id: str, region: str) -> list[dict]:
+        with vpcs.ENDPOINT_SERVICE_COLLECTION_LOCK:
+            if region in vpcs.DEFAULT_VPC_ENDPOINT_SERVICES:
+                return vpcs.DEFAULT_VPC_ENDPOINT_SERVICES[region]
+            zones = [zone.name for zones in vpcs.RegionsAndZonesBackend.zones.values() for zone in zones
+                     if zone.name.startswith(region)]
+            services: list[dict] = []
+            for implemented_service in vpcs.IMPLEMENTED_ENDPOINT_SERVICES:
+                backend_dict = backends.get_backend(implemented_service)
+                account_backend = backend_dict[account_id]  # knows its regions without building one
+                for where in (region, get_partition(region)):
+                    if where in account_backend:
+                        services.extend(backend_dict.backend.default_vpc_endpoint_service(region, zones) or [])
+            for aws_service in vpcs.AWS_ENDPOINT_SERVICES:
+                if aws_service not in vpcs.COVERED_ENDPOINT_SERVICES:
+                    services.extend(vpcs.BaseBackend.default_vpc_endpoint_service_factory(region, zones, aws_service))
+            vpcs.DEFAULT_VPC_ENDPOINT_SERVICES[region] = services
+            return services
+
+    collect.from_classes = True
+    collect.motos = vpcs.VPCBackend._collect_default_endpoint_services  # for the test that both agree
+    vpcs.VPCBackend._collect_default_endpoint_services = staticmethod(collect)
 
 
 def settle_moto_races() -> None:

@@ -187,10 +187,70 @@ def quick_moto():
                 method=method, url=any_aws_url, callback=moto_models.not_implemented_callback))
 
     moto_models.MockAWS._enable_patching = enable_patching_for_botocore
+    process_request = _route_each_url_once()
     yield
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    BotocoreStubber.process_request = process_request
     moto_models.MockAWS._enable_patching = enable_patching
     AccountSpecificBackend._generate_regions = generate_regions
     rsa.generate_private_key = original_generate
+
+
+def _route_each_url_once():
+    """moto's in-process stub finds the handler of every request anew: it matches the URL against each service's
+    patterns in turn (~180 regular expressions for an EC2 call), then builds that service's us-east-1 backend of
+    the default account to read its URL table, which mock_aws's reset throws away, so each test built EC2, IAM,
+    STS, SSM... in us-east-1 once more, a region most tests never use (~10% of the suite). The handler of a URL is
+    the same every time (a response class's dispatch function), so find it once per URL, as moto does, and call it
+    as moto does after that. A URL moto does not route (or a passthrough/whitelist setting) takes moto's own path.
+    Returns moto's method, to put back."""
+    import re
+
+    from moto.core import botocore_stubber as stub
+
+    original = stub.BotocoreStubber.process_request
+    routes: dict[str, tuple] = {}
+
+    def route(clean_url: str) -> tuple | None:
+        import moto.backends as backends
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        for service, pattern in stub.backend_index.backend_url_patterns:  # moto's own search, once per URL
+            if pattern.match(clean_url):
+                backend_dict = backends.get_backend(service)
+                if isinstance(backend_dict, stub.BackendDict):
+                    account = backend_dict[DEFAULT_ACCOUNT_ID]
+                    backend = account["us-east-1"] if "us-east-1" in account else account["aws"]
+                else:
+                    backend = backend_dict["global"]
+                for url, handler in backend.urls.items():
+                    if re.compile(url).match(clean_url):
+                        return service, handler
+                return None
+        return None
+
+    def process_request(self, request):
+        parsed_url, _ = stub.get_equivalent_url_in_aws_domain(request.url)
+        clean_url = f"{parsed_url.scheme}://{parsed_url.netloc}{parsed_url.path}"
+        if clean_url not in routes:
+            routes[clean_url] = route(clean_url)
+        found = routes[clean_url]
+        if (found is None or stub.passthrough_url(clean_url) or stub.passthrough_service(found[0])
+                or not stub.service_whitelisted(found[0])):
+            return original(self, request)
+        from moto.core.exceptions import HTTPException
+        from moto.moto_api import recorder
+
+        normalized_request = stub.normalize_request(request)
+        try:
+            recorder._record_request(normalized_request)
+            return found[1](normalized_request, normalized_request.raw_url, normalized_request.headers)
+        except HTTPException as e:
+            return e.code, e.get_headers(), e.get_body()
+
+    stub.BotocoreStubber.process_request = process_request
+    return original
 
 
 @pytest.fixture(autouse=True)

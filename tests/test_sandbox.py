@@ -5,6 +5,7 @@ ours is mocked. Clients get the sandbox's endpoint and keys passed explicitly.
 """
 import json
 import pickle
+import re
 import time
 
 import boto3
@@ -256,3 +257,28 @@ def test_a_state_file_from_another_moto_or_damaged_is_reported_not_loaded(tmp_pa
     assert reset(tmp_path) is True
     with Sandbox([REGION], state_dir=tmp_path, lock_timeout=0.1):
         pass
+
+
+@pytest.mark.parametrize("region", ["us-west-2", "eu-west-1", "ap-northeast-1"])
+def test_endpoint_services_are_moto_s_own_list_without_its_thirteen_extra_backends(region):
+    """sandbox.list_endpoint_services_without_building_backends: the same services, zones and types as moto's
+    loop (which builds S3, DynamoDB, ... in the account to ask them), and none of those backends built."""
+    from moto.core.base_backend import BackendDict
+    from moto.ec2.models import vpcs
+
+    ours = vpcs.VPCBackend._collect_default_endpoint_services
+    assert ours.from_classes  # make_moto_behave ran (conftest's quick_moto)
+
+    def comparable(services):  # a service's id is random, and is part of its DNS names too
+        return sorted(re.sub(r"vpce-svc-[0-9a-f]+", "vpce-svc-*", json.dumps(s, sort_keys=True)) for s in services)
+
+    with mock_aws():
+        vpcs.DEFAULT_VPC_ENDPOINT_SERVICES.pop(region, None)
+        listed = ours(SANDBOX_ACCOUNT_ID, region)
+        built = {d.service_name for d in BackendDict._instances if SANDBOX_ACCOUNT_ID in d
+                 and region in dict.keys(d[SANDBOX_ACCOUNT_ID])}
+        vpcs.DEFAULT_VPC_ENDPOINT_SERVICES.pop(region, None)
+        expected = ours.motos(SANDBOX_ACCOUNT_ID, region)
+    assert comparable(listed) == comparable(expected)
+    assert f"com.amazonaws.{region}.elastic-inference.runtime" in {s["ServiceName"] for s in listed}
+    assert built == set(), built
