@@ -8,6 +8,7 @@ error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -438,9 +439,14 @@ class _Signals:
         self._previous: dict[int, object] = {}
 
     def __enter__(self):
-        import signal
         import threading
 
+        # Imported now, not when a signal arrives: a Ctrl-C lands anywhere, also inside the import of errors.py
+        # itself (the CLI loads its modules under these handlers), where importing it again fails with an
+        # ImportError and a traceback instead of the quiet exit 130.
+        from amazonei_setup.errors import Signalled
+
+        self._signalled = Signalled
         if threading.current_thread() is not threading.main_thread():
             return self
         for name, default in (("SIGINT", signal.default_int_handler), ("SIGTERM", signal.SIG_DFL),
@@ -450,15 +456,11 @@ class _Signals:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def _handle(self, signum, frame):
-        import signal
-
-        from amazonei_setup.errors import Signalled
-
+    def _handle(self, signum, frame):  # imports nothing (see __enter__)
         self.received.append(signum)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt  # exactly what Ctrl-C always raised
-        raise Signalled(signum)
+        raise self._signalled(signum)
 
     def exit_code(self, interrupt: BaseException | None = None) -> int:
         """128 + the first signal (the one that stopped the run); 130 for a Ctrl-C we did not see arrive."""
@@ -467,8 +469,6 @@ class _Signals:
         return 128 + getattr(interrupt, "signum", 2)
 
     def __exit__(self, *exc):
-        import signal
-
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         return False

@@ -339,3 +339,23 @@ def test_ctrl_c_while_python_m_loads_exits_quietly(tmp_path, delay):
     # 130, or killed by SIGINT itself, which a shell shows as 130 too (Python's own exit on an interrupt).
     assert process.returncode in (130, -signal.SIGINT), stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_inside_the_import_of_errors_py_still_stops_quietly(name, monkeypatch):
+    """A signal lands while a module is half loaded (the CLI imports most of its modules under its handlers). Under
+    load, a Ctrl-C arrived while errors.py itself was loading, the handler imported from that half-loaded module,
+    and the user got an ImportError traceback and exit 1 instead of exit 130. The handler must import nothing."""
+    import types
+
+    from amazonei_setup.cli import _Signals
+    from amazonei_setup.errors import Signalled
+
+    signals = _Signals()
+    with signals:
+        monkeypatch.setitem(sys.modules, "amazonei_setup.errors", types.ModuleType("amazonei_setup.errors"))
+        signum = getattr(signal, name)
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            signals._handle(signum, None)
+    assert signals.exit_code(stopped.value) == 128 + signum
+    assert name == "SIGINT" or isinstance(stopped.value, Signalled)
