@@ -342,40 +342,53 @@ def give_ec2_vcpu_quotas() -> None:
 
 
 def list_endpoint_services_without_building_backends() -> None:
-    """moto lists a region's endpoint services (setup's first question: which AZs offer the EI endpoint) by
-    building, in that account and region, the backend of each of the 13 services that describe their own (S3,
-    DynamoDB, ...) to call a static method on it: ~0.6 s of a sandbox's first setup, and an account holding 13
-    backends nobody asked for. The same list from the backend classes (moto's loop otherwise, kept per region as
-    moto keeps it)."""
-    from moto import backends
+    """setup asks EC2 for the EI runtime's endpoint service by name (which AZs offer it). moto answers any such call
+    by first listing every endpoint service of the region, for which it imports the model module of each of the
+    13 services that describe their own (S3, DynamoDB, ...), and sets up their regions in the account (reading
+    each one's botocore model): ~1 s of a sandbox's first setup, and of every process-level sandbox test. A call
+    that names only services moto describes generically (the EI runtime is one) gets exactly those generic
+    entries (each made once per region, so its id stays put); any other call takes moto's own path."""
     from moto.ec2.models import vpcs
-    from moto.utilities.utils import get_partition
 
-    if getattr(vpcs.VPCBackend._collect_default_endpoint_services, "from_classes", False):
+    if getattr(vpcs.VPCBackend.describe_vpc_endpoint_services, "by_name", False):
         return
+    describe = vpcs.VPCBackend.describe_vpc_endpoint_services
+    collect_all = vpcs.VPCBackend._collect_default_endpoint_services
+    generic: dict[tuple[str, str], list[dict]] = {}
+    lock = threading.Lock()
+    asked = threading.local()  # the generic services the current call names, or None: moto's own list
+
+    def generically_described(names: list[str], region: str) -> list[str] | None:
+        prefix = f"com.amazonaws.{region}."
+        short = [name[len(prefix):] for name in names if name.startswith(prefix)]
+        if not names or len(short) != len(names) or any(
+                s not in vpcs.AWS_ENDPOINT_SERVICES or s in vpcs.COVERED_ENDPOINT_SERVICES for s in short):
+            return None
+        return short
 
     def collect(account_id: str, region: str) -> list[dict]:
-        with vpcs.ENDPOINT_SERVICE_COLLECTION_LOCK:
-            if region in vpcs.DEFAULT_VPC_ENDPOINT_SERVICES:
-                return vpcs.DEFAULT_VPC_ENDPOINT_SERVICES[region]
-            zones = [zone.name for zones in vpcs.RegionsAndZonesBackend.zones.values() for zone in zones
-                     if zone.name.startswith(region)]
-            services: list[dict] = []
-            for implemented_service in vpcs.IMPLEMENTED_ENDPOINT_SERVICES:
-                backend_dict = backends.get_backend(implemented_service)
-                account_backend = backend_dict[account_id]  # knows its regions without building one
-                for where in (region, get_partition(region)):
-                    if where in account_backend:
-                        services.extend(backend_dict.backend.default_vpc_endpoint_service(region, zones) or [])
-            for aws_service in vpcs.AWS_ENDPOINT_SERVICES:
-                if aws_service not in vpcs.COVERED_ENDPOINT_SERVICES:
-                    services.extend(vpcs.BaseBackend.default_vpc_endpoint_service_factory(region, zones, aws_service))
-            vpcs.DEFAULT_VPC_ENDPOINT_SERVICES[region] = services
-            return services
+        names = getattr(asked, "names", None)
+        if names is None or region in vpcs.DEFAULT_VPC_ENDPOINT_SERVICES:  # moto's list, once it exists
+            return collect_all(account_id, region)
+        zones = [zone.name for zones in vpcs.RegionsAndZonesBackend.zones.values() for zone in zones
+                 if zone.name.startswith(region)]
+        with lock:
+            for name in names:
+                if (region, name) not in generic:
+                    generic[region, name] = vpcs.BaseBackend.default_vpc_endpoint_service_factory(region, zones, name)
+            return [service for name in names for service in generic[region, name]]
 
-    collect.from_classes = True
-    collect.motos = vpcs.VPCBackend._collect_default_endpoint_services  # for the test that both agree
+    def describe_by_name(self, service_names, filters, max_results, next_token, region):
+        asked.names = generically_described(list(service_names or []), region)
+        try:
+            return describe(self, service_names, filters, max_results, next_token, region)
+        finally:
+            asked.names = None
+
+    describe_by_name.by_name = True
+    collect.motos = collect_all  # for the test that both agree
     vpcs.VPCBackend._collect_default_endpoint_services = staticmethod(collect)
+    vpcs.VPCBackend.describe_vpc_endpoint_services = describe_by_name
 
 
 def settle_moto_races() -> None:

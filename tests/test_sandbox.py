@@ -11,6 +11,7 @@ import time
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from amazonei_setup import sandbox
@@ -260,25 +261,32 @@ def test_a_state_file_from_another_moto_or_damaged_is_reported_not_loaded(tmp_pa
 
 
 @pytest.mark.parametrize("region", ["us-west-2", "eu-west-1", "ap-northeast-1"])
-def test_endpoint_services_are_moto_s_own_list_without_its_thirteen_extra_backends(region):
-    """sandbox.list_endpoint_services_without_building_backends: the same services, zones and types as moto's
-    loop (which builds S3, DynamoDB, ... in the account to ask them), and none of those backends built."""
+def test_the_ei_endpoint_service_is_moto_s_own_answer_without_its_thirteen_other_services(region):
+    """sandbox.list_endpoint_services_without_building_backends: asked by name, the EI runtime's service is the
+    entry moto's full list holds (zones, type, DNS names), the same on every call, and no S3, DynamoDB, ...
+    backend is set up in the account for it; a call by another name, or by none, is moto's own answer."""
     from moto.core.base_backend import BackendDict
     from moto.ec2.models import vpcs
 
-    ours = vpcs.VPCBackend._collect_default_endpoint_services
-    assert ours.from_classes  # make_moto_behave ran (conftest's quick_moto)
+    assert vpcs.VPCBackend.describe_vpc_endpoint_services.by_name  # make_moto_behave ran (conftest's quick_moto)
+    ei = f"com.amazonaws.{region}.elastic-inference.runtime"
 
     def comparable(services):  # a service's id is random, and is part of its DNS names too
-        return sorted(re.sub(r"vpce-svc-[0-9a-f]+", "vpce-svc-*", json.dumps(s, sort_keys=True)) for s in services)
+        return [re.sub(r"vpce-svc-[0-9a-f]+", "vpce-svc-*", json.dumps(s, sort_keys=True, default=str))
+                for s in services]
 
     with mock_aws():
         vpcs.DEFAULT_VPC_ENDPOINT_SERVICES.pop(region, None)
-        listed = ours(SANDBOX_ACCOUNT_ID, region)
-        built = {d.service_name for d in BackendDict._instances if SANDBOX_ACCOUNT_ID in d
-                 and region in dict.keys(d[SANDBOX_ACCOUNT_ID])}
-        vpcs.DEFAULT_VPC_ENDPOINT_SERVICES.pop(region, None)
-        expected = ours.motos(SANDBOX_ACCOUNT_ID, region)
-    assert comparable(listed) == comparable(expected)
-    assert f"com.amazonaws.{region}.elastic-inference.runtime" in {s["ServiceName"] for s in listed}
-    assert built == set(), built
+        ec2 = boto3.client("ec2", region_name=region)
+        first = ec2.describe_vpc_endpoint_services(ServiceNames=[ei])["ServiceDetails"]
+        again = ec2.describe_vpc_endpoint_services(ServiceNames=[ei])["ServiceDetails"]
+        set_up = {d.service_name for d in BackendDict._instances if SANDBOX_ACCOUNT_ID in d}
+        with pytest.raises(ClientError, match="InvalidServiceName"):
+            ec2.describe_vpc_endpoint_services(ServiceNames=[f"com.amazonaws.{region}.no-such-service"])
+        everything = vpcs.VPCBackend._collect_default_endpoint_services.motos(SANDBOX_ACCOUNT_ID, region)
+        s3 = ec2.describe_vpc_endpoint_services(ServiceNames=[f"com.amazonaws.{region}.s3"])["ServiceDetails"]
+    expected = [s for s in everything if s["ServiceName"] == ei]
+    assert comparable(first) == comparable(expected) and len(first) == 1
+    assert first == again  # the same id each time
+    assert set_up <= {"ec2", "sts", "iam"}, set_up  # the services a call needs, none of the thirteen
+    assert {s["ServiceType"][0]["ServiceType"] for s in s3} == {"Gateway", "Interface"}  # moto's own, S3's
