@@ -64,7 +64,7 @@ def shared_loader() -> botocore.loaders.Loader:
     sandbox and the test suite make many Sessions. The loader only reads botocore's own bundled files."""
     with _loader_lock:
         if not hasattr(shared_loader, "loader"):
-            loader = botocore_data.create_loader()
+            loader = botocore_data.shared()
             loader._search_paths = _UniquePaths(loader.search_paths)
             shared_loader.loader = loader
         return shared_loader.loader

@@ -1,10 +1,11 @@
 """botocore's bundled data files (service models, endpoints.json), read at a command's speed.
 
-Every command starts a new process, and botocore's plain loader made each one pay ~0.9 s for reading its data:
-parsing the JSON models and endpoints.json (~0.5 s) and, before each first load of a kind of file (service-2,
-paginators-1, endpoint-rule-set-1, waiters-2), a walk over all ~420 service directories with two stat calls per
-API version, only to see that the one service asked for is among them (~0.1 s a kind). This module loads the
-same data without either cost. It imports botocore but not boto3, so `regions` (the decision layer) can use it.
+Every command starts a new process, and botocore's plain loader made each one parse the JSON models and
+endpoints.json again and, before each first load of a kind of file (service-2, paginators-1, endpoint-rule-set-1,
+waiters-2), walk all ~420 service directories with two stat calls per API version, only to see that the one
+service asked for is among them. This module loads the same data without either cost (the walk and endpoints.json
+were ~0.25 s of every command: `list --sandbox` 1.53 -> 1.28 s). It imports botocore but not boto3, so `regions`
+(the decision layer) can use it. One loader per process (`shared`): its cache holds what was read.
 """
 from __future__ import annotations
 
@@ -81,3 +82,15 @@ class Loader(botocore.loaders.Loader):
 def create_loader() -> Loader:
     """A loader of botocore's data (the default search paths, as botocore.loaders.create_loader())."""
     return Loader(file_loader=CachedJSONFileLoader())
+
+
+_shared_lock = threading.Lock()
+_shared: list[Loader] = []
+
+
+def shared() -> Loader:
+    """The process's loader (the CLI's region check and every botocore Session the tool makes)."""
+    with _shared_lock:
+        if not _shared:
+            _shared.append(create_loader())
+        return _shared[0]

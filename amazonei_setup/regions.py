@@ -16,7 +16,7 @@ def known() -> frozenset[str]:
     """Every region of every partition botocore knows (aws, aws-cn, aws-us-gov, ...); EC2 runs in each."""
     from amazonei_setup import botocore_data
 
-    data = botocore_data.create_loader().load_data("endpoints")  # ~0.3 s to parse, ~10 ms from the cache
+    data = botocore_data.shared().load_data("endpoints")  # ~0.3 s to parse, ~10 ms from the cache; read once
     return frozenset(r for partition in data["partitions"] for r in partition.get("regions", {}))
 
 

@@ -293,7 +293,7 @@ def make_moto_behave() -> None:
 
     settle_moto_races()
     give_ec2_vcpu_quotas()
-    list_endpoint_services_without_building_backends()
+    answer_endpoint_services_by_name()
     if getattr(InstanceBackend.run_instances, "honours_client_token", False):
         return
     moto_utils.create_loader = shared_loader
@@ -341,7 +341,7 @@ def give_ec2_vcpu_quotas() -> None:
     ServiceQuotasBackend.get_service_quota = get_service_quota
 
 
-def list_endpoint_services_without_building_backends() -> None:
+def answer_endpoint_services_by_name() -> None:
     """setup asks EC2 for the EI runtime's endpoint service by name (which AZs offer it). moto answers any such call
     by first listing every endpoint service of the region, for which it imports the model module of each of the
     13 services that describe their own (S3, DynamoDB, ...), and sets up their regions in the account (reading
