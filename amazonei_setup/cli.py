@@ -18,6 +18,7 @@ from amazonei_setup import __version__, rules
 
 DAY_TWO = ("status", "connect", "stop", "start")  # issue 16: commands on one deployment, found by name
 # In a deployment's order of life: create, use, stop and start, remove; then the account-wide and offline ones.
+FROM_TAGS = "the region the deployment lives in, from its tags"  # --region's default for a named deployment
 COMMANDS = ("setup", *DAY_TWO, "idle-stop", "teardown", "list", "cost", "export", "permissions", "completion")
 
 EPILOG = """\
@@ -269,20 +270,19 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     teardown.add_argument("--name", required=True, type=_name, help="the deployment to remove")
     teardown.add_argument("--keep-shared", action="store_true",
                           help="keep the EI endpoint even when no other deployment uses it")
-    _common(teardown, region_default="the region the deployment lives in, from its tags")
+    _common(teardown, region_default=FROM_TAGS)
 
     listing = sub.add_parser("list", help="show deployments")
     listing.add_argument("--all-regions", action="store_true", help="query every EI region at once")
     _common(listing)
 
-    idle = sub.add_parser("idle-stop", help="set, change or remove a deployment's idle auto-stop",
-                          description="Stop each instance of a deployment after MINUTES of low CPU and network "
-                                      "(a CloudWatch alarm per instance whose action is EC2's own stop; no agent), "
-                                      "or remove those alarms with `off`.")
-    idle.add_argument("--name", required=True, type=_name, help="the deployment")
+    idle = _deployment_parser(sub, "idle-stop", help="set, change or remove a deployment's idle auto-stop",
+                              description="Stop each instance of a deployment after MINUTES of low CPU and network "
+                                          "(a CloudWatch alarm per instance whose action is EC2's own stop; no "
+                                          "agent), or remove those alarms with `off`.")
     idle.add_argument("minutes", type=_idle_or_off, metavar="MINUTES|off",
                       help="idle minutes before the stop (10-1440, a multiple of 5), or off")
-    _common(idle, region_default="the region the deployment lives in, from its tags")
+    _common(idle, region_default=FROM_TAGS)
 
     perms = sub.add_parser("permissions", help="print the IAM policy a user needs to run this tool",
                            description="Print (on standard output) the IAM policy document that lets a user run "
@@ -310,26 +310,30 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
+def _deployment_parser(sub, command: str, **kwargs) -> argparse.ArgumentParser:
+    """A command about one named deployment (idle-stop and the day-two commands); the caller adds its own flags,
+    then `_common(parser, region_default=FROM_TAGS)`."""
+    parser = sub.add_parser(command, **kwargs)
+    parser.add_argument("--name", required=True, type=_name, help="the deployment")
+    return parser
+
+
 def _day_two_parsers(sub) -> None:
     """Issue 16: status, connect, stop, start. A name is one deployment in the account: without --region each finds
     the region from the deployment's IAM role, as teardown does."""
-    where = "the region the deployment lives in, from its tags"
-    status = sub.add_parser("status", help="one deployment: its pieces, state, how to connect, cost so far")
-    status.add_argument("--name", required=True, type=_name, help="the deployment")
-    _common(status, region_default=where)
-    connect = sub.add_parser("connect", help="ssh into a deployment's instance (replaces this process with ssh)")
-    connect.add_argument("--name", required=True, type=_name, help="the deployment")
+    status = _deployment_parser(sub, "status", help="one deployment: its pieces, state, how to connect, cost so far")
+    connect = _deployment_parser(sub, "connect",
+                                 help="ssh into a deployment's instance (replaces this process with ssh)")
     connect.add_argument("--jupyter", action="store_true", help="also forward Jupyter: -L 8888:localhost:8888")
     connect.add_argument("--print", action="store_true", help="print the ssh command instead of running it")
     connect.add_argument("--index", type=int, default=0, help="which instance of a fleet (--count), from 0")
-    _common(connect, region_default=where)
-    stop = sub.add_parser("stop", help="stop a deployment's instances (the volumes stay; says what still costs)")
-    stop.add_argument("--name", required=True, type=_name, help="the deployment")
-    _common(stop, region_default=where)
-    start = sub.add_parser("start", help="start a stopped deployment, wait for SSH, refresh its SSH config entry")
-    start.add_argument("--name", required=True, type=_name, help="the deployment")
+    stop = _deployment_parser(sub, "stop",
+                              help="stop a deployment's instances (the volumes stay; says what still costs)")
+    start = _deployment_parser(sub, "start",
+                               help="start a stopped deployment, wait for SSH, refresh its SSH config entry")
     start.add_argument("--no-ssh-config", action="store_true", help="leave the SSH config entries alone")
-    _common(start, region_default=where)
+    for parser in (status, connect, stop, start):
+        _common(parser, region_default=FROM_TAGS)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
