@@ -11,11 +11,10 @@ OFF = "off"
 
 def run(args, env: Environment, ui, aws) -> Result:
     from amazonei_setup import locking
-    from amazonei_setup.commands.teardown import home_of
+    from amazonei_setup.commands.status import locate
     from amazonei_setup.discover import check_region
 
-    if not args.region:  # names are account-wide: the deployment's IAM role says where it lives
-        aws = home_of(args.name, aws, deleting=False)
+    aws = locate(args, aws)  # names are account-wide: without --region, the deployment's IAM role says where
     check_region(aws.region, ei=False)
     with locking.deployment_locked(aws, args.name, "idle-stop", ui.progress):
         return _locked(args, ui, aws)
