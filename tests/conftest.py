@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,21 +54,28 @@ _small_moto_amis()
 def _one_cache_per_run() -> None:
     """Every process-level test starts the tool in a new home; its first command would parse botocore's models
     again (~0.3 s a process) and pickle them into that home. One cache directory (paths.cache_dir honours
-    XDG_CACHE_HOME) for the whole run, inherited by pytest-xdist's workers and every subprocess.
-
-    The same directory keeps the tool's compiled bytecode (PYTHONPYCACHEPREFIX): an installed package has its
-    .pyc files, but a checkout run with PYTHONDONTWRITEBYTECODE (set to keep __pycache__ out of the tree) would
-    compile its ~11,000 lines again in every process (~0.2 s each)."""
+    XDG_CACHE_HOME) for the whole run, inherited by pytest-xdist's workers and every subprocess."""
     if "XDG_CACHE_HOME" in os.environ and os.environ.get("AMAZONEI_SETUP_TEST_CACHE") == os.environ["XDG_CACHE_HOME"]:
         return
     path = tempfile.mkdtemp(prefix="amazonei-setup-test-cache-")
     os.environ["XDG_CACHE_HOME"] = os.environ["AMAZONEI_SETUP_TEST_CACHE"] = path
-    os.environ["PYTHONPYCACHEPREFIX"] = os.path.join(path, "pycache")
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     atexit.register(shutil.rmtree, path, True)
 
 
+def _keep_compiled_bytecode() -> None:
+    """With PYTHONDONTWRITEBYTECODE set (some machines set it everywhere), every pytest-xdist worker and every
+    subprocess compiled the tool's ~11,000 lines again, and pytest rewrote the asserts of every test module and of
+    the hypothesis package (its pytest plugin's package) again: ~7.5 s of CPU per worker before its first test,
+    ~2.3 s with the bytecode kept. So the run writes bytecode as Python does by default, into the __pycache__
+    directories .gitignore leaves out, for this process (pytest checks at each import) and its children.
+    Not PYTHONPYCACHEPREFIX: Python then reads bytecode only under that prefix, so each process compiled all of
+    boto3, botocore and moto from source as well (~12 s of CPU per worker in a fresh directory)."""
+    sys.dont_write_bytecode = False
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
 _one_cache_per_run()
+_keep_compiled_bytecode()
 
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
@@ -370,6 +378,7 @@ def record(client, operation: str) -> list[dict]:
     return seen
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` (one process, e.g. for a profiler) still loads this file
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per core, plus one. The process-level tests spend part of their time waiting for the
     processes they start (a server coming up, a poll's pause), and one more worker keeps the cores busy then.
