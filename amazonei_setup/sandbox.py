@@ -36,7 +36,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from . import paths
+from . import moto_speed, paths
 
 SANDBOX_ACCOUNT_ID = "123456789012"  # moto's default account: what the "testing" keys map to
 DLAMI_OWNER_ID = "898082745236"  # the owner id awsim uses for amazon-owned DLAMIs
@@ -284,7 +284,7 @@ def make_moto_behave() -> None:
       nothing: cached per class;
     * moto parses botocore's model of each service it answers with a loader of its own (~0.25 s for EC2, the
       first request of each service in a process): it gets the tool's shared loader, whose models are pickled;
-    * see settle_moto_races and give_ec2_vcpu_quotas."""
+    * see settle_moto_races, give_ec2_vcpu_quotas and moto_speed."""
     from moto.core import responses
     from moto.core import utils as moto_utils
     from moto.ec2.models.instances import InstanceBackend
@@ -294,6 +294,7 @@ def make_moto_behave() -> None:
     settle_moto_races()
     give_ec2_vcpu_quotas()
     answer_endpoint_services_by_name()
+    moto_speed.apply()
     if getattr(InstanceBackend.run_instances, "honours_client_token", False):
         return
     moto_utils.create_loader = shared_loader
