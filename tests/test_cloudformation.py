@@ -20,7 +20,7 @@ from amazonei_setup import cloudformation as cf
 from amazonei_setup.plan import Plan
 from amazonei_setup.resources import iam, keypair, network
 from amazonei_setup.resources import instance as instances
-from tests.conftest import ACCOUNT, REGION, SSH_CIDR, snapshot
+from tests.conftest import ACCOUNT, REGION, SSH_CIDR, cfn_lint, snapshot
 
 OWNER = f"arn:aws:iam::{ACCOUNT}:user/tester"
 NAME = "demo"
@@ -421,10 +421,8 @@ def allowed(match) -> bool:
 
 @pytest.mark.parametrize("name", [v[0] for v in VARIANTS])
 def test_cfn_lint_finds_no_errors_and_no_warnings(name):
-    from cfnlint.api import ManualArgs, lint
-
     plan, template = variant(name)
-    matches = lint(cf.to_yaml(template), config=ManualArgs(regions=[REGION]))
+    matches = cfn_lint(cf.to_yaml(template))
     assert [f"{m.rule.id} {m.message} at {m.path_string}" for m in matches if not allowed(m)] == []
     assert bool(matches) == (plan.family is None)  # the EI policy's Connect action is the one finding
 
