@@ -371,8 +371,8 @@ def cfn_lint(template_text: str) -> list:
     from cfnlint.decode import decode_str
 
     template, errors = decode_str(template_text)
-    if errors:
-        return errors
+    if errors or template is None:
+        return errors or []
     return list(_cfn_lint_runner().validate_template(template))
 
 
