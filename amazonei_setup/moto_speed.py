@@ -3,7 +3,7 @@
 Each patch memoizes a step moto repeats on every request although its result cannot change, and gives way to
 moto's own code wherever that is not certain. `apply()` is idempotent, and does nothing for a moto whose
 internals differ from the ones this was written against (5.2), so a moto upgrade costs speed, never answers.
-tests/test_moto_speed.py compares every answer a setup and a status read with moto's own (each patched
+tests/test_moto_speed.py compares every answer that two setups, a status and a list read with moto's own (each patched
 function keeps moto's as `moto_original`).
 """
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""moto_speed (the sandbox's and the tests' faster moto) must not change an answer: every read a setup, a status
-and a teardown make is asked again of moto's own code, and the answers must be the same."""
+"""moto_speed (the sandbox's and the tests' faster moto) must not change an answer: every read that two setups, a
+status and a list make is asked again of moto's own code, and the answers must be the same."""
 from __future__ import annotations
 
 import copy
 
 import boto3
+from botocore import xform_name
 from botocore.exceptions import ClientError
 from moto.core import serialize
 from moto.ec2.models.instance_types import InstanceTypeOfferingBackend
@@ -45,7 +46,7 @@ def test_every_read_of_a_deployment_gets_moto_s_own_answer(cli, account, monkeyp
         for service, operation, params in reads:
             client = boto3.client(service, region_name=REGION)
             try:
-                answer = client._make_api_call(operation, params)
+                answer = getattr(client, xform_name(operation))(**params)
             except ClientError as error:
                 answer = error.response["Error"]
             answer.pop("ResponseMetadata", None)
