@@ -55,28 +55,11 @@ CONFIG = botocore.config.Config(
 )
 
 
-_loader_lock = threading.Lock()
-
-
-def shared_loader() -> botocore.loaders.Loader:
-    """One botocore data loader for the process. Each new Session would otherwise re-read endpoints.json and
-    every service model it builds a client for (the EC2 model alone is ~0.2 s): `list --all-regions`, the
-    sandbox and the test suite make many Sessions. The loader only reads botocore's own bundled files."""
-    with _loader_lock:
-        if not hasattr(shared_loader, "loader"):
-            loader = botocore_data.shared()
-            loader._search_paths = _UniquePaths(loader.search_paths)
-            shared_loader.loader = loader
-        return shared_loader.loader
-
-
-class _UniquePaths(list):
-    """A boto3.Session (tests and moto make them) appends its own data directory to the loader's search path on
-    every construction."""
-
-    def append(self, path) -> None:
-        if path not in self:
-            super().append(path)
+# One botocore data loader for the process (botocore_data.shared). Each new Session would otherwise re-read
+# endpoints.json and every service model it builds a client for (the EC2 model alone is ~0.2 s): `list
+# --all-regions`, the sandbox and the test suite make many Sessions. The loader only reads botocore's own files.
+shared_loader = botocore_data.shared
+_classes_lock = threading.Lock()  # share_client_classes: clients are built from several threads at once
 
 
 def share_client_classes() -> None:
@@ -94,7 +77,7 @@ def share_client_classes() -> None:
 
     def client_class(self, service_name, service_model):
         key = (service_name, service_model.api_version)
-        with _loader_lock:
+        with _classes_lock:
             if key not in classes:
                 classes[key] = build(self, service_name, service_model)
             return classes[key]
@@ -112,7 +95,7 @@ def share_client_classes() -> None:
 
     def service_model(self, service_name, api_version=None):
         json_model = self._loader.load_service_model(service_name, "service-2", api_version=api_version)
-        with _loader_lock:
+        with _classes_lock:
             if id(json_model) not in models:
                 models[id(json_model)] = (json_model, load_model(self, service_name, api_version))
             return models[id(json_model)][1]

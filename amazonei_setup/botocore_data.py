@@ -79,9 +79,20 @@ class Loader(botocore.loaders.Loader):
         return model
 
 
+class _UniquePaths(list):
+    """A boto3.Session (tests and moto make them) appends its own data directory to the loader's search path on
+    every construction: kept once, as the loader is shared by every Session."""
+
+    def append(self, path) -> None:
+        if path not in self:
+            super().append(path)
+
+
 def create_loader() -> Loader:
     """A loader of botocore's data (the default search paths, as botocore.loaders.create_loader())."""
-    return Loader(file_loader=CachedJSONFileLoader())
+    loader = Loader(file_loader=CachedJSONFileLoader())
+    loader._search_paths = _UniquePaths(loader.search_paths)
+    return loader
 
 
 _shared_lock = threading.Lock()
@@ -89,7 +100,7 @@ _shared: list[Loader] = []
 
 
 def shared() -> Loader:
-    """The process's loader (the CLI's region check and every botocore Session the tool makes)."""
+    """The process's loader (the CLI's region check, every botocore Session the tool makes, and the sandbox's moto)."""
     with _shared_lock:
         if not _shared:
             _shared.append(create_loader())

@@ -3,17 +3,30 @@
 Each patch memoizes a step moto repeats on every request although its result cannot change, and gives way to
 moto's own code wherever that is not certain. `apply()` is idempotent, and does nothing for a moto whose
 internals differ from the ones this was written against (5.2), so a moto upgrade costs speed, never answers.
-tests/test_moto_speed.py compares every answer that two setups, a status and a list read with moto's own (each patched
-function keeps moto's as `moto_original`).
+tests/test_moto_speed.py and tests/test_sandbox.py compare the answers with moto's own (each patched function
+keeps moto's as `moto_original`).
 """
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Any
 
 
 def apply() -> None:
+    _methods_listed_once_per_class()
     _serializer_finds_each_attribute_once()
     _instance_type_offerings_filtered_once()
+    _endpoint_services_by_name_listed_alone()
+
+
+def _methods_listed_once_per_class() -> None:
+    """moto lists its response class's methods (`inspect.getmembers`) on every request to check the action is one:
+    ~10 ms each. A class's methods do not change, so once per class."""
+    from moto.core import responses
+
+    if not hasattr(responses.method_names_from_class, "cache_info"):
+        responses.method_names_from_class = functools.cache(responses.method_names_from_class)
 
 
 def _serializer_finds_each_attribute_once() -> None:
@@ -117,3 +130,53 @@ def _instance_type_offerings_filtered_once() -> None:
     describe_instance_type_offerings.filtered_once = True
     describe_instance_type_offerings.moto_original = describe
     InstanceTypeOfferingBackend.describe_instance_type_offerings = describe_instance_type_offerings
+
+
+def _endpoint_services_by_name_listed_alone() -> None:
+    """setup asks EC2 for the EI runtime's endpoint service by name (which AZs offer it). moto answers any such call
+    by first listing every endpoint service of the region, for which it imports the model module of each of the
+    13 services that describe their own (S3, DynamoDB, ...), and sets up their regions in the account (reading
+    each one's botocore model): ~1 s of a sandbox's first setup, and of every process-level sandbox test. A call
+    that names only services moto describes generically (the EI runtime is one) gets exactly those generic
+    entries (each made once per region, so its id stays put); any other call takes moto's own path."""
+    from moto.ec2.models import vpcs
+
+    if getattr(vpcs.VPCBackend.describe_vpc_endpoint_services, "by_name", False):
+        return
+    describe = vpcs.VPCBackend.describe_vpc_endpoint_services
+    collect_all = vpcs.VPCBackend._collect_default_endpoint_services
+    generic: dict[tuple[str, str], list[dict]] = {}
+    lock = threading.Lock()
+    asked = threading.local()  # the generic services the current call names, or None: moto's own list
+
+    def generically_described(names: list[str], region: str) -> list[str] | None:
+        prefix = f"com.amazonaws.{region}."
+        short = [name[len(prefix):] for name in names if name.startswith(prefix)]
+        if not names or len(short) != len(names) or any(
+                s not in vpcs.AWS_ENDPOINT_SERVICES or s in vpcs.COVERED_ENDPOINT_SERVICES for s in short):
+            return None
+        return short
+
+    def collect(account_id: str, region: str) -> list[dict]:
+        names = getattr(asked, "names", None)
+        if names is None or region in vpcs.DEFAULT_VPC_ENDPOINT_SERVICES:  # moto's list, once it exists
+            return collect_all(account_id, region)
+        zones = [zone.name for zones in vpcs.RegionsAndZonesBackend.zones.values() for zone in zones
+                 if zone.name.startswith(region)]
+        with lock:
+            for name in names:
+                if (region, name) not in generic:
+                    generic[region, name] = vpcs.BaseBackend.default_vpc_endpoint_service_factory(region, zones, name)
+            return [service for name in names for service in generic[region, name]]
+
+    def describe_by_name(self, service_names, filters, max_results, next_token, region):
+        asked.names = generically_described(list(service_names or []), region)
+        try:
+            return describe(self, service_names, filters, max_results, next_token, region)
+        finally:
+            asked.names = None
+
+    describe_by_name.by_name = True
+    collect.moto_original = collect_all
+    vpcs.VPCBackend._collect_default_endpoint_services = staticmethod(collect)
+    vpcs.VPCBackend.describe_vpc_endpoint_services = describe_by_name

@@ -280,12 +280,9 @@ def make_moto_behave() -> None:
     * EC2 answers a RunInstances whose ClientToken it has seen with the reservation that token made; moto would
       launch again, so a retried launch (the tool sends a token for exactly that) would leave a second instance
       no real account would have;
-    * moto looks up its response class's methods (`inspect.getmembers`) on every request, ~10 ms that say
-      nothing: cached per class;
     * moto parses botocore's model of each service it answers with a loader of its own (~0.25 s for EC2, the
       first request of each service in a process): it gets the tool's shared loader, whose models are pickled;
-    * see settle_moto_races, give_ec2_vcpu_quotas and moto_speed."""
-    from moto.core import responses
+    * see settle_moto_races, give_ec2_vcpu_quotas and moto_speed (moto's answers, the same, faster)."""
     from moto.core import utils as moto_utils
     from moto.ec2.models.instances import InstanceBackend
 
@@ -293,12 +290,10 @@ def make_moto_behave() -> None:
 
     settle_moto_races()
     give_ec2_vcpu_quotas()
-    answer_endpoint_services_by_name()
     moto_speed.apply()
     if getattr(InstanceBackend.run_instances, "honours_client_token", False):
         return
     moto_utils.create_loader = shared_loader
-    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
     launch = InstanceBackend.run_instances
 
     def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
@@ -340,56 +335,6 @@ def give_ec2_vcpu_quotas() -> None:
 
     get_service_quota.knows_ec2 = True
     ServiceQuotasBackend.get_service_quota = get_service_quota
-
-
-def answer_endpoint_services_by_name() -> None:
-    """setup asks EC2 for the EI runtime's endpoint service by name (which AZs offer it). moto answers any such call
-    by first listing every endpoint service of the region, for which it imports the model module of each of the
-    13 services that describe their own (S3, DynamoDB, ...), and sets up their regions in the account (reading
-    each one's botocore model): ~1 s of a sandbox's first setup, and of every process-level sandbox test. A call
-    that names only services moto describes generically (the EI runtime is one) gets exactly those generic
-    entries (each made once per region, so its id stays put); any other call takes moto's own path."""
-    from moto.ec2.models import vpcs
-
-    if getattr(vpcs.VPCBackend.describe_vpc_endpoint_services, "by_name", False):
-        return
-    describe = vpcs.VPCBackend.describe_vpc_endpoint_services
-    collect_all = vpcs.VPCBackend._collect_default_endpoint_services
-    generic: dict[tuple[str, str], list[dict]] = {}
-    lock = threading.Lock()
-    asked = threading.local()  # the generic services the current call names, or None: moto's own list
-
-    def generically_described(names: list[str], region: str) -> list[str] | None:
-        prefix = f"com.amazonaws.{region}."
-        short = [name[len(prefix):] for name in names if name.startswith(prefix)]
-        if not names or len(short) != len(names) or any(
-                s not in vpcs.AWS_ENDPOINT_SERVICES or s in vpcs.COVERED_ENDPOINT_SERVICES for s in short):
-            return None
-        return short
-
-    def collect(account_id: str, region: str) -> list[dict]:
-        names = getattr(asked, "names", None)
-        if names is None or region in vpcs.DEFAULT_VPC_ENDPOINT_SERVICES:  # moto's list, once it exists
-            return collect_all(account_id, region)
-        zones = [zone.name for zones in vpcs.RegionsAndZonesBackend.zones.values() for zone in zones
-                 if zone.name.startswith(region)]
-        with lock:
-            for name in names:
-                if (region, name) not in generic:
-                    generic[region, name] = vpcs.BaseBackend.default_vpc_endpoint_service_factory(region, zones, name)
-            return [service for name in names for service in generic[region, name]]
-
-    def describe_by_name(self, service_names, filters, max_results, next_token, region):
-        asked.names = generically_described(list(service_names or []), region)
-        try:
-            return describe(self, service_names, filters, max_results, next_token, region)
-        finally:
-            asked.names = None
-
-    describe_by_name.by_name = True
-    collect.motos = collect_all  # for the test that both agree
-    vpcs.VPCBackend._collect_default_endpoint_services = staticmethod(collect)
-    vpcs.VPCBackend.describe_vpc_endpoint_services = describe_by_name
 
 
 def settle_moto_races() -> None:

@@ -157,7 +157,7 @@ def argparse_translations_looked_up_once():
 @pytest.fixture(scope="session", autouse=True)
 def quick_moto():
     """What the sandbox changes in moto (sandbox.make_moto_behave: RunInstances honours ClientToken, as EC2 does;
-    moto's per-request method lookup cached), for every test; and one cost moto pays that says nothing about our
+    moto_speed's memoized answers), for every test; and one cost moto pays that says nothing about our
     code: a new 2048-bit RSA key for every CreateKeyPair, and another for the KMS key behind the first encrypted
     EBS volume of each account (~10% of the suite): moto gets one key per size, made once."""
     from cryptography.hazmat.primitives.asymmetric import rsa

@@ -262,7 +262,7 @@ def test_a_state_file_from_another_moto_or_damaged_is_reported_not_loaded(tmp_pa
 
 @pytest.mark.parametrize("region", ["us-west-2", "eu-west-1", "ap-northeast-1"])
 def test_the_ei_endpoint_service_is_moto_s_own_answer_without_its_thirteen_other_services(region):
-    """sandbox.answer_endpoint_services_by_name: asked by name, the EI runtime's service is the
+    """moto_speed._endpoint_services_by_name_listed_alone: asked by name, the EI runtime's service is the
     entry moto's full list holds (zones, type, DNS names), the same on every call, and no S3, DynamoDB, ...
     backend is set up in the account for it; a call by another name, or by none, is moto's own answer."""
     from moto.core.base_backend import BackendDict
@@ -283,7 +283,7 @@ def test_the_ei_endpoint_service_is_moto_s_own_answer_without_its_thirteen_other
         set_up = {d.service_name for d in BackendDict._instances if SANDBOX_ACCOUNT_ID in d}
         with pytest.raises(ClientError, match="InvalidServiceName"):
             ec2.describe_vpc_endpoint_services(ServiceNames=[f"com.amazonaws.{region}.no-such-service"])
-        everything = vpcs.VPCBackend._collect_default_endpoint_services.motos(SANDBOX_ACCOUNT_ID, region)
+        everything = vpcs.VPCBackend._collect_default_endpoint_services.moto_original(SANDBOX_ACCOUNT_ID, region)
         s3 = ec2.describe_vpc_endpoint_services(ServiceNames=[f"com.amazonaws.{region}.s3"])["ServiceDetails"]
     expected = [s for s in everything if s["ServiceName"] == ei]
     assert comparable(first) == comparable(expected) and len(first) == 1
