@@ -202,12 +202,24 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie (our own child that exited) still answers kill(0).
+    # A zombie still answers kill(0). Our own child we reap here; an orphan waits for PID 1 to reap it, which some
+    # inits do only every few seconds and a container's shell as PID 1 never does: every stop waited ~2 s for a
+    # server that had already exited, and could wait out its deadline. Linux says so in /proc/PID/stat.
     with contextlib.suppress(ChildProcessError, OSError):
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
-    return True
+    return not _exited(pid)
+
+
+def _exited(pid: int) -> bool:
+    """True if `pid` has exited and only waits to be reaped (a zombie); False where /proc cannot tell (macOS)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rpartition(")")[2].split()  # "pid (command name, may hold spaces) STATE ..."
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def _spawn(state_dir: Path) -> subprocess.Popen:

@@ -133,3 +133,32 @@ def test_a_server_still_starting_can_be_stopped(tmp_path):
 def test_a_stale_starting_marker_never_signals_another_process(tmp_path):
     (tmp_path / sandbox_server.SERVER_STARTING).write_text(str(os.getpid()))  # this very test process
     assert sandbox_server.stop(tmp_path) is False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="only Linux's /proc tells a zombie apart")
+def test_a_server_that_exited_is_not_waited_for_until_someone_reaps_it(tmp_path):
+    """A server started by an earlier command is an orphan: when it exits it stays a zombie until PID 1 reaps it,
+    which some inits do every few seconds and a container's shell never does. `stop` must see it has exited."""
+    import subprocess
+    import sys
+
+    # A parent that starts a child which exits at once, prints the child's pid and never reaps it: the child is
+    # a zombie that is not ours, as an exited server is to the command that stops it.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys, time\npid = os.fork()\nif pid == 0: os._exit(0)\n"
+                               "print(pid, flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        deadline = time.monotonic() + 10
+        while "Z" not in open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[:1]:
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        assert not sandbox_server._alive(pid)
+        (tmp_path / sandbox_server.SERVER_FILE).write_text(f'{{"pid": {pid}, "port": 1}}')
+        started = time.monotonic()
+        assert sandbox_server.stop(tmp_path, timeout=5) is False  # exited already: nothing to stop, no waiting
+        assert time.monotonic() - started < 5
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
