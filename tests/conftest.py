@@ -78,6 +78,18 @@ def _keep_compiled_bytecode() -> None:
 _one_cache_per_run()
 _keep_compiled_bytecode()
 
+
+def _moto_data_read_once() -> None:
+    """Before any test module imports moto's EC2 models (test_moto_speed does, as it is collected): every
+    botocore Session shares the tool's loader, and moto's bundled data is parsed once per moto release
+    (moto_speed.before_import; ~0.8 s of each pytest-xdist worker)."""
+    from amazonei_setup import moto_speed
+
+    moto_speed.before_import()
+
+
+_moto_data_read_once()
+
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
 SSH_CIDR = "198.51.100.4/32"
@@ -104,19 +116,11 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_botocore_loader():
-    """The tool's Sessions share one botocore loader (aws.shared_loader); make every other Session in the test
-    process share it too: moto's own, and the plain boto3 clients tests use to look at the account. Each would
-    otherwise re-parse endpoints.json and every service model it builds a client for."""
-    import botocore.session
+    """The tool's Sessions share one botocore loader (aws.shared_loader), and so does every other Session in the
+    test process (moto_speed.before_import, above): moto's own, and the plain boto3 clients tests use to look at
+    the account. Each would otherwise re-parse endpoints.json and every service model it builds a client for."""
+    from amazonei_setup.aws import share_client_classes
 
-    from amazonei_setup.aws import share_client_classes, shared_loader
-
-    original = botocore.session.Session._register_data_loader
-
-    def register(self):
-        self._components.lazy_register_component("data_loader", shared_loader)
-
-    botocore.session.Session._register_data_loader = register
     share_client_classes()  # the tool's own cache of client classes, for every client the tests build too
     # Every handler registered on a client's events (botocore's ~100 per client, moto's, ours) is checked for
     # **kwargs with inspect.getfullargspec: ~3% of the suite. The answer is the function's, so ask once each.
@@ -136,7 +140,6 @@ def shared_botocore_loader():
     botocore.hooks.accepts_kwargs = cached_accepts_kwargs
     yield
     botocore.hooks.accepts_kwargs = accepts_kwargs
-    botocore.session.Session._register_data_loader = original
 
 
 @pytest.fixture(scope="session", autouse=True)
