@@ -73,6 +73,10 @@ def round_of(checkout: Path) -> dict[str, tuple[float, float]]:
     try:
         for label, argv in STEPS:
             times[label] = timed([sys.executable, "amazonei_setup.py", *argv], env, checkout)
+        # A later session: the server stopped (idle), caches warm. The command starts a new server.
+        stop_server(home)
+        times["list (server restarted, caches warm)"] = timed(
+            [sys.executable, "amazonei_setup.py", "list", "--sandbox", "--region", REGION], env, checkout)
     finally:
         stop_server(home)
     return times
