@@ -158,6 +158,21 @@ def argparse_translations_looked_up_once():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def parser_built_once():
+    """Every in-process command builds the CLI's argparse parser (~15 ms: ten commands, ~150 flags), ~1,000 times a
+    run (~5% of the suite). `build_parser` is a function of its one argument only: no environment, argv, clock or
+    home (test_cli_properties' test_the_parser_depends_on_its_argument_alone checks this), and parsing never
+    changes the parser, so the tests build each parser once per process. A change that makes it depend on more
+    fails that test: drop this cache then."""
+    from amazonei_setup import cli
+
+    build = cli.build_parser
+    cli.build_parser = functools.cache(build)
+    yield
+    cli.build_parser = build
+
+
+@pytest.fixture(scope="session", autouse=True)
 def quick_moto():
     """What the sandbox changes in moto (sandbox.make_moto_behave: RunInstances honours ClientToken, as EC2 does;
     moto_speed's memoized answers), for every test; and one cost moto pays that says nothing about our

@@ -208,3 +208,40 @@ def test_typed_flags_are_judged_first_and_named(no_aws, data):
     message = result.stderr[result.stderr.index("error:"):]
     expected = "--yes" if ok(value) else flag
     assert expected in message, (argv, message)
+
+
+def _fingerprint(parser) -> list:
+    """Everything parsing and --help depend on, of the parser and each command's."""
+    import argparse
+
+    def flags(p) -> list:
+        return [(a.option_strings, a.dest, repr(a.default), repr(a.choices) if not isinstance(
+            a, argparse._SubParsersAction) else sorted(a.choices), a.required, a.nargs, a.const,
+                 getattr(a.type, "__qualname__", repr(a.type)), a.help, a.metavar) for a in p._actions]
+
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [parser.prog, parser.format_help(), flags(parser)] + [
+        (name, command.prog, command.format_help(), flags(command)) for name, command in commands.choices.items()]
+
+
+def test_the_parser_depends_on_its_argument_alone(monkeypatch, tmp_path):
+    """conftest builds the CLI's parser once per process (parser_built_once): sound only while build_parser
+    reads nothing but its argument. Build it afresh under another environment, program name, home and clock,
+    and compare everything parsing and --help depend on."""
+    import sys
+    import time
+
+    from amazonei_setup import cli
+
+    fresh = getattr(cli.build_parser, "__wrapped__", cli.build_parser)  # conftest's cache keeps the function
+    monkeypatch.setenv("COLUMNS", "100")  # --help's width is read as help is printed: the same for both
+    first = _fingerprint(fresh())
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "ap-south-1", "AWS_PROFILE": "other",
+                        "AMAZONEI_SETUP_HOME": str(tmp_path / "elsewhere"), "HOME": str(tmp_path),
+                        "LANG": "de_DE.UTF-8", "NO_COLOR": "1", "CI": "true"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "argv", ["/opt/other/amazonei-setup", "--sandbox"])
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 86_400 * 400)
+    assert _fingerprint(fresh()) == first
+    assert _fingerprint(cli.build_parser()) == first, "the cached parser is the one a fresh build gives"
