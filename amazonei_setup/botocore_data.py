@@ -20,47 +20,39 @@ from botocore.exceptions import DataNotFoundError
 from amazonei_setup import paths
 
 
-def parsed_once(full_path, parse):
-    """`parse()`'s answer for the bundled data file at `full_path`, kept as a pickle in the tool's cache.
-
-    Parsing botocore's models (gzip + JSON into OrderedDicts) is ~0.3 s of every command, EC2's model alone
-    0.25 s, and moto's instance types and offerings ~0.3 s of every process that imports its EC2 models; a pickle
-    of the same objects loads in well under half that. The key is the file's path, size and mtime, so an upgraded
-    package reads its own files. A cache that cannot be read or written is skipped: `parse()` is the answer then.
-    Each call returns new objects (callers may change them)."""
-    try:
-        stat = os.stat(full_path)
-    except OSError:
-        return parse()
-    key = hashlib.sha256(f"{full_path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-    try:
-        cached = paths.cache_dir() / f"{key}.pickle"
-    except RuntimeError:  # no home directory: nowhere to keep it
-        return parse()
-    try:
-        with open(cached, "rb") as f:
-            return pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError):
-        pass
-    data = parse()
-    try:
-        cached.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, cached)
-    except OSError:
-        pass
-    return data
-
-
 class CachedJSONFileLoader(botocore.loaders.JSONFileLoader):
-    """botocore's model files, parsed once per botocore release (`parsed_once`)."""
+    """botocore's model files, parsed once per botocore release and kept as pickles in the tool's cache.
+
+    Parsing them (gzip + JSON into OrderedDicts) is ~0.3 s of every command, EC2's model alone 0.25 s; a pickle of
+    the same objects loads in well under half that. The key is the file's path, size and mtime, so an upgraded
+    botocore reads its own files. A cache that cannot be read or written is skipped: botocore's own parse is the
+    answer then."""
 
     def _load_file(self, full_path, open_method):
-        if not os.path.isfile(full_path):
-            return None  # botocore's answer for a file that is not there
-        return parsed_once(full_path, lambda: super(CachedJSONFileLoader, self)._load_file(full_path, open_method))
+        try:
+            stat = os.stat(full_path)
+        except OSError:
+            return None
+        key = hashlib.sha256(f"{full_path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+        try:
+            cached = paths.cache_dir() / f"{key}.pickle"
+        except RuntimeError:  # no home directory: nowhere to keep it
+            return super()._load_file(full_path, open_method)
+        try:
+            with open(cached, "rb") as f:
+                return pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError):
+            pass
+        data = super()._load_file(full_path, open_method)
+        try:
+            cached.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = cached.with_name(f"{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, cached)
+        except OSError:
+            pass
+        return data
 
 
 class Loader(botocore.loaders.Loader):

@@ -10,40 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from pathlib import Path
 from typing import Any
-
-
-def before_import() -> None:
-    """What must be in place before moto's EC2 models are imported, which read data files as they load (~0.8 s of
-    each process that imports them: the sandbox's server, each test worker). Idempotent.
-    * moto lists EC2's regions at import through three new botocore Sessions, each with a loader of its own that
-      parses endpoints.json: they get the tool's shared loader (botocore_data), as every other Session does;
-    * moto parses its bundled instance types and each region's offerings (~100 gzipped JSON files) at import:
-      they are read through botocore_data.parsed_once, pickled once per moto release."""
-    import botocore.session
-
-    from amazonei_setup import botocore_data
-
-    botocore.session.Session._register_data_loader = (
-        lambda session: session._components.lazy_register_component("data_loader", botocore_data.shared))
-    from moto.utilities import utils  # moto's own package, not its EC2 models: they are not imported yet
-
-    load_resource = utils.load_resource
-    if hasattr(load_resource, "moto_original"):
-        return
-    from importlib import resources
-
-    root = Path(str(resources.files("moto")))
-
-    def load_resource_parsed_once(resource: str) -> Any:
-        path = root / (resource if resource.endswith(".gz") else f"{resource}.gz")  # moto's order: .gz first
-        if not path.is_file():
-            path = root / resource
-        return botocore_data.parsed_once(path, lambda: load_resource(resource))
-
-    load_resource_parsed_once.moto_original = load_resource
-    utils.load_resource = load_resource_parsed_once
 
 
 def apply() -> None:

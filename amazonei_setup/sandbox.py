@@ -353,11 +353,15 @@ def _share_motos_model_loader() -> None:
     """moto makes a new botocore loader for every model it reads (each service's API and paginators), and a new
     loader first lists every service on disk: ~1 s of every sandbox command. One loader serves them all, and
     moto's botocore Sessions (regions and zones) share the tool's."""
-    moto_speed.before_import()  # first: moto's EC2 models read their data as they are imported
+    import botocore.session
     import moto.core.utils
+
+    from amazonei_setup.aws import shared_loader
 
     if not hasattr(moto.core.utils.create_loader, "cache_info"):
         moto.core.utils.create_loader = functools.cache(moto.core.utils.create_loader)
+    botocore.session.Session._register_data_loader = (
+        lambda session: session._components.lazy_register_component("data_loader", shared_loader))
 
 
 def _server_class(wrap_app=None):

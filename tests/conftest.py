@@ -79,16 +79,21 @@ _one_cache_per_run()
 _keep_compiled_bytecode()
 
 
-def _moto_data_read_once() -> None:
-    """Before any test module imports moto's EC2 models (test_moto_speed does, as it is collected): every
-    botocore Session shares the tool's loader, and moto's bundled data is parsed once per moto release
-    (moto_speed.before_import; ~0.8 s of each pytest-xdist worker)."""
-    from amazonei_setup import moto_speed
+def _every_botocore_session_shares_one_loader() -> None:
+    """The tool's Sessions share one botocore loader (aws.shared_loader); every other Session in the test process
+    shares it too: moto's own, and the plain boto3 clients tests use to look at the account. Each would otherwise
+    re-parse endpoints.json and every service model it builds a client for. Set as this file is imported, before
+    any test module is collected: moto's EC2 models, which test_moto_speed imports, build three Sessions as they
+    load (~0.6 s of CPU a pytest-xdist worker when those parsed endpoints.json each)."""
+    import botocore.session
 
-    moto_speed.before_import()
+    from amazonei_setup.aws import shared_loader
+
+    botocore.session.Session._register_data_loader = (
+        lambda session: session._components.lazy_register_component("data_loader", shared_loader))
 
 
-_moto_data_read_once()
+_every_botocore_session_shares_one_loader()
 
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
@@ -115,10 +120,8 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def shared_botocore_loader():
-    """The tool's Sessions share one botocore loader (aws.shared_loader), and so does every other Session in the
-    test process (moto_speed.before_import, above): moto's own, and the plain boto3 clients tests use to look at
-    the account. Each would otherwise re-parse endpoints.json and every service model it builds a client for."""
+def shared_client_classes():
+    """Every client the tests build, too, uses the tool's cache of client classes (and, see above, its loader)."""
     from amazonei_setup.aws import share_client_classes
 
     share_client_classes()  # the tool's own cache of client classes, for every client the tests build too

@@ -64,28 +64,3 @@ def test_every_read_of_a_deployment_gets_moto_s_own_answer(cli, account, monkeyp
     for (operation, mine), (_, moto_s) in zip(quick, own, strict=True):
         assert mine == moto_s, operation
 
-
-def test_moto_s_bundled_data_parsed_once_is_moto_s_own_and_new_each_time(tmp_path, monkeypatch):
-    """moto_speed.before_import pickles what moto's load_resource parses (instance types, each region's offerings):
-    the same data as moto's own parse, a fresh copy for each caller (moto changes the offerings it loads), read
-    from the cache the second time, and moto's own parse again when the cache is damaged."""
-    from moto.utilities import utils
-
-    from amazonei_setup import paths
-
-    assert hasattr(utils.load_resource, "moto_original"), "conftest runs moto_speed.before_import"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for resource in ("ec2/resources/instance_types.json",
-                     "ec2/resources/instance_type_offerings/availability-zone/us-west-2.json"):
-        own = utils.load_resource.moto_original(resource)
-        first = utils.load_resource(resource)
-        assert list(paths.cache_dir().glob("*.pickle")), "kept in the tool's cache"
-        second = utils.load_resource(resource)
-        assert first == own and second == own
-        assert second is not first
-        (second if isinstance(second, list) else second["m5.xlarge"]).clear()  # a caller changes its copy
-        assert utils.load_resource(resource) == own
-    for kept in paths.cache_dir().glob("*.pickle"):
-        kept.write_bytes(b"not a pickle")  # a damaged cache: moto's own parse answers
-    assert utils.load_resource("ec2/resources/instance_types.json") == utils.load_resource.moto_original(
-        "ec2/resources/instance_types.json")
