@@ -63,4 +63,3 @@ def test_every_read_of_a_deployment_gets_moto_s_own_answer(cli, account, monkeyp
     own = answers()
     for (operation, mine), (_, moto_s) in zip(quick, own, strict=True):
         assert mine == moto_s, operation
-
