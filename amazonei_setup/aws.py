@@ -62,6 +62,14 @@ shared_loader = botocore_data.shared
 _classes_lock = threading.Lock()  # share_client_classes: clients are built from several threads at once
 
 
+def every_session_shares_the_loader() -> None:
+    """Every botocore Session made in this process from now on uses the shared loader, not only the tool's
+    (new_session): moto's (its EC2 models make three as they are imported, to list the regions) and boto3's.
+    For the sandbox's moto and the tests; call it before moto's EC2 models are imported."""
+    botocore.session.Session._register_data_loader = (
+        lambda session: session._components.lazy_register_component("data_loader", shared_loader))
+
+
 def share_client_classes() -> None:
     """botocore builds a new client class for every client (one method per operation: ~700 for EC2, ~40 ms);
     `list --all-regions` makes ~80 clients (3 s). The class depends only on the service's model and the

@@ -353,15 +353,13 @@ def _share_motos_model_loader() -> None:
     """moto makes a new botocore loader for every model it reads (each service's API and paginators), and a new
     loader first lists every service on disk: ~1 s of every sandbox command. One loader serves them all, and
     moto's botocore Sessions (regions and zones) share the tool's."""
-    import botocore.session
     import moto.core.utils
 
-    from amazonei_setup.aws import shared_loader
+    from amazonei_setup.aws import every_session_shares_the_loader
 
     if not hasattr(moto.core.utils.create_loader, "cache_info"):
         moto.core.utils.create_loader = functools.cache(moto.core.utils.create_loader)
-    botocore.session.Session._register_data_loader = (
-        lambda session: session._components.lazy_register_component("data_loader", shared_loader))
+    every_session_shares_the_loader()
 
 
 def _server_class(wrap_app=None):

@@ -85,12 +85,9 @@ def _every_botocore_session_shares_one_loader() -> None:
     re-parse endpoints.json and every service model it builds a client for. Set as this file is imported, before
     any test module is collected: moto's EC2 models, which test_moto_speed imports, build three Sessions as they
     load (~0.6 s of CPU a pytest-xdist worker when those parsed endpoints.json each)."""
-    import botocore.session
+    from amazonei_setup.aws import every_session_shares_the_loader
 
-    from amazonei_setup.aws import shared_loader
-
-    botocore.session.Session._register_data_loader = (
-        lambda session: session._components.lazy_register_component("data_loader", shared_loader))
+    every_session_shares_the_loader()
 
 
 _every_botocore_session_shares_one_loader()
