@@ -224,6 +224,11 @@ def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
                                                         "quota for --count")
 
 
+FORCE_UNLOCK_HELP = ("take the deployment's lock even from a run that still looks alive (a run that died is taken "
+                     "over without it: at once on this machine, within a minute elsewhere). Risk: if that run is "
+                     "still going, both change the deployment at once")
+
+
 def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     """completion=True: setup's flags on the top level too (setup is the default command), for shell completion."""
     parser = _Parser(prog="amazonei_setup.py", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -270,6 +275,7 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     teardown.add_argument("--name", required=True, type=_name, help="the deployment to remove")
     teardown.add_argument("--keep-shared", action="store_true",
                           help="keep the EI endpoint even when no other deployment uses it")
+    teardown.add_argument("--force-unlock", action="store_true", help=FORCE_UNLOCK_HELP)
     _common(teardown, region_default=FROM_TAGS)
 
     listing = sub.add_parser("list", help="show deployments")
@@ -282,6 +288,7 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
                                           "agent), or remove those alarms with `off`.")
     idle.add_argument("minutes", type=_idle_or_off, metavar="MINUTES|off",
                       help="idle minutes before the stop (10-1440, a multiple of 5), or off")
+    idle.add_argument("--force-unlock", action="store_true", help=FORCE_UNLOCK_HELP)
     _common(idle, region_default=FROM_TAGS)
 
     perms = sub.add_parser("permissions", help="print the IAM policy a user needs to run this tool",

@@ -383,16 +383,38 @@ def test_an_endpoint_whose_reply_was_lost_serves_the_deployment(cli, account):
 
 # ---- 6, 7. one writer per deployment: a lock AWS makes atomic --------------------------------------------
 
-def hold_the_lock(ssm, name: str = NAME, since: float | None = None, command: str = "setup") -> None:
-    """What another run (another laptop, CI) holding deployment `name` leaves in the account."""
+def hold_the_lock(ssm, name: str = NAME, since: float | None = None, command: str = "setup", *,
+                  renewing: bool = True) -> None:
+    """What another run (another laptop, CI) holding deployment `name` leaves in the account. renewing: that run is
+    alive, so every look at its lock finds a newer version (its lease renewed); otherwise it died."""
     import json
     import time
 
     from amazonei_setup.resources import lock
 
-    ssm.put_parameter(Name=lock.parameter_name(name), Type="String", Overwrite=False, Value=json.dumps(
-        {"run": "setup-otherrun", "command": command, "who": "ci", "host": "runner-7",
-         "since": time.time() if since is None else since}))
+    def value(renewals: int) -> str:
+        return json.dumps({"run": "setup-otherrun", "command": command, "who": "ci", "host": "runner-7", "pid": 4242,
+                           "since": time.time() if since is None else since, "lease": lock.LEASE_S,
+                           "renewals": renewals})
+
+    ssm.put_parameter(Name=lock.parameter_name(name), Type="String", Overwrite=False, Value=value(0))
+    if renewing:  # as lock.Lease does: renew only while the lock is still this run's
+        renewals, inside = [0], []
+
+        def renew(params, **_):
+            if inside or params.get("Name") != lock.parameter_name(name) or renewals[0] >= 1000:
+                return
+            inside.append(True)
+            try:
+                held = lock.current(ssm, name)
+            finally:
+                inside.clear()
+            if held is not None and held.run == "setup-otherrun":
+                renewals[0] += 1
+                ssm.put_parameter(Name=lock.parameter_name(name), Type="String", Overwrite=True,
+                                  Value=value(renewals[0]))
+
+        ssm.meta.events.register("before-parameter-build.ssm.GetParameter", renew)
 
 
 def test_setup_while_another_run_holds_the_name_changes_nothing(cli, account):
@@ -406,10 +428,11 @@ def test_setup_while_another_run_holds_the_name_changes_nothing(cli, account):
     assert result.code == 1, result.stderr
     said = " ".join(result.stderr.split())
     assert "being changed by another run" in said and "runner-7" in said and "Traceback" not in said
+    assert "renewed its lease" in said
     assert snapshot(account) == before
 
 
-def test_teardown_while_another_run_holds_the_name_deletes_nothing(cli, account):
+def test_teardown_while_another_run_holds_the_name_deletes_nothing_and_names_the_override(cli, account):
     from tests.conftest import snapshot
 
     assert cli(*setup_args(NAME)).code == 0
@@ -419,18 +442,31 @@ def test_teardown_while_another_run_holds_the_name_deletes_nothing(cli, account)
     result = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
 
     assert result.code == 1, result.stderr
-    assert "being changed by another run" in " ".join(result.stderr.split())
+    said = " ".join(result.stderr.split())
+    assert "being changed by another run" in said and "--force-unlock" in said
     assert snapshot(account) == before
 
 
-def test_a_lock_left_by_a_killed_run_is_taken_over_after_two_hours(cli, account):
-    import time
+def test_force_unlock_tears_down_under_a_live_looking_lock(cli, account):
+    assert cli(*setup_args(NAME)).code == 0
+    hold_the_lock(account.client("ssm"))
 
-    hold_the_lock(account.client("ssm"), since=time.time() - 3 * 3600)
+    result = cli("teardown", "--region", REGION, "--name", NAME, "--yes", "--force-unlock")
+
+    assert result.code == 0, result.stderr
+    assert "Took over the lock" in " ".join(result.stderr.split())
+    assert account.iam.list_roles(PathPrefix="/amazonei-setup/")["Roles"] == []
+    assert account.client("ssm").describe_parameters()["Parameters"] == []
+
+
+def test_a_lock_nobody_renews_is_taken_over_once_its_lease_lapses(cli, account):
+    hold_the_lock(account.client("ssm"), renewing=False)
 
     result = cli(*setup_args(NAME))
 
     assert result.code == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "waiting to see whether that run is alive" in said and "its lease lapsed" in said
     assert account.client("ssm").describe_parameters()["Parameters"] == []  # released at the end
 
 

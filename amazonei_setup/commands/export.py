@@ -59,7 +59,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     from amazonei_setup import locking
 
     try:
-        with locking.deployment_locked(aws, plan.name, "export --deploy", ui.progress):
+        with locking.deployment_locked(aws, plan.name, "export --deploy", ui.progress, sleep=env.sleep):
             result = deploy.deploy(aws, plan, template_body=text, fleet_size=fleet_size, report=ui.progress,
                                    sleep=env.sleep, account_flags=account_flags(args),
                                    teardown=teardown_command_for(args, plan.region, plan.name))

@@ -16,7 +16,8 @@ def run(args, env: Environment, ui, aws) -> Result:
 
     aws = locate(args, aws)  # names are account-wide: without --region, the deployment's IAM role says where
     check_region(aws.region, ei=False)
-    with locking.deployment_locked(aws, args.name, "idle-stop", ui.progress):
+    with locking.deployment_locked(aws, args.name, "idle-stop", ui.progress, force=args.force_unlock, force_flag=True,
+                                   sleep=env.sleep):
         return _locked(args, ui, aws)
 
 

@@ -26,7 +26,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     # A named run plans from what it sees under the lock: a run that planned before another finished would act
     # on a stale plan (create what now exists). A generated name is new, so its lock can wait for the confirm.
     check_region(aws.region, ei=not args.family)  # before the lock's first call, as the look-ups would
-    with locking.deployment_locked(aws, args.name, "setup", ui.progress):
+    with locking.deployment_locked(aws, args.name, "setup", ui.progress, sleep=env.sleep):
         return _planned(args, env, ui, aws, locked=True)
 
 
@@ -51,7 +51,8 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
     if plan.changes_anything and not asker.confirm("Create these resources?", default=True):
         return cancelled(args, plan)
     try:
-        with nullcontext() if locked else locking.deployment_locked(aws, plan.name, "setup", ui.progress):
+        with nullcontext() if locked else locking.deployment_locked(aws, plan.name, "setup", ui.progress,
+                                                                                   sleep=env.sleep):
             result = provision.provision(aws, plan, ui.progress, sleep=env.sleep, account_flags=account_flags(args),
                                          teardown=teardown_command_for(args, plan.region, plan.name),
                                          wait=getattr(args, "wait", None), failover=failover_for(args, plan, facts),

@@ -14,8 +14,9 @@ def run(args, env: Environment, ui, aws) -> Result:
         aws = home_of(args.name, aws)
     check_region(aws.region, ei=False)  # before the lock's first call: a region without EC2 is a usage error
     # Held from the look-up on: a setup of the same name must not create what this look-up has not seen.
-    with locking.deployment_locked(aws, args.name, "teardown", ui.progress):
-        return _locked(args, env, ui, aws)
+    with locking.deployment_locked(aws, args.name, "teardown", ui.progress, force=args.force_unlock, force_flag=True,
+                                   sleep=env.sleep) as dead_run:
+        return _locked(args, env, ui, aws, dead_run)
 
 
 def home_of(name: str, aws, *, deleting: bool = True):
@@ -32,7 +33,7 @@ def home_of(name: str, aws, *, deleting: bool = True):
     return aws if home == aws.region else aws.in_region(home)
 
 
-def _locked(args, env: Environment, ui, aws) -> Result:
+def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
     from amazonei_setup import deployments, records, teardown
 
     with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):
@@ -43,8 +44,10 @@ def _locked(args, env: Environment, ui, aws) -> Result:
             if inventory.foreign else []
         return Result("teardown", {"name": args.name, "region": aws.region, "found": False, "deleted": [],
                                    "kept": []}, view="message", warnings=warnings,
-                      message=deployments.nothing_left(
-                          aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox)))
+                      message=f"No deployment named {args.name} is left in {aws.region} (its {dead_run.command} run "
+                              "stopped before it created anything); nothing to delete." if dead_run else
+                      deployments.nothing_left(aws, inventory, records.load(aws.region, args.name,
+                                                                            sandbox=args.sandbox)))
     items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
     ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
     asker = asker_for(args, env)
