@@ -34,6 +34,7 @@ from botocore.parsers import ResponseParserError
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from amazonei_setup import __version__, botocore_data, paths
+from amazonei_setup.concurrency import LookupTimeout
 from amazonei_setup.errors import AwsError, ToolError, UsageError, error_code, error_message  # noqa: F401 - re-exported
 
 log = logging.getLogger("amazonei_setup.aws")
@@ -279,6 +280,9 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return UsageError(f"{err}: check --profile against ~/.aws/config.")
     if isinstance(err, NoRegionError):
         return UsageError("No AWS region given: pass --region (e.g. --region us-west-2).")
+    if isinstance(err, LookupTimeout):
+        return AwsError(f"AWS did not answer{where} in time: check your network or --endpoint-url, then run again.",
+                        code="network")
     if isinstance(err, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
         return AwsError(f"Could not reach AWS{where} ({err}): check your network or --endpoint-url.",
                         code="network")

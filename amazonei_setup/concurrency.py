@@ -58,6 +58,55 @@ def run_concurrently(jobs: dict[str, Callable], cancel: threading.Event | None =
     return results
 
 
+class LookupTimeout(Exception):
+    """A read-only look-up that did not answer within its budget (its thread is left to finish on its own)."""
+
+
+def look_up_concurrently(jobs: dict[str, Callable], *, budget: float | None = None,
+                         optional: Mapping[str, object] | None = None,
+                         optional_budget: float | None = None) -> dict[str, object]:
+    """Run read-only look-ups at once; each result is a value or the exception it raised.
+
+    Unlike run_concurrently, nothing here is waited for once the caller stops: the workers are daemon threads, so a
+    Ctrl-C leaves at once even while a call hangs, and the process can exit (a pool's threads would be joined at
+    exit). Only for calls that change nothing: an abandoned one has nothing to record.
+    A job still running after `budget` seconds gets LookupTimeout. `optional` (name -> the value to use instead)
+    names the jobs the caller can do without: after `optional_budget` seconds, once every other job is done, they
+    get their stand-in value instead of holding up the rest."""
+    import queue
+    import time
+
+    optional = dict(optional or {})
+    results: dict[str, object] = {}
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+
+    def work(key: str, job: Callable) -> None:
+        try:
+            answers.put((key, job()))
+        except BaseException as err:  # noqa: BLE001 - handed back to the caller to explain
+            answers.put((key, err))
+
+    for key, job in jobs.items():
+        threading.Thread(target=work, args=(key, job), name=f"look-up {key}", daemon=True).start()
+    started = time.monotonic()
+    while len(results) < len(jobs):
+        waited = time.monotonic() - started
+        pending = [k for k in jobs if k not in results]
+        if optional_budget is not None and waited >= optional_budget and all(k in optional for k in pending):
+            results.update({k: optional[k] for k in pending})
+            break
+        if budget is not None and waited >= budget:
+            results.update({k: optional[k] if k in optional else LookupTimeout(k) for k in pending})
+            break
+        deadlines = [d for d in (budget, optional_budget) if d is not None and d > waited]
+        try:
+            key, value = answers.get(timeout=min(deadlines) - waited if deadlines else None)
+        except queue.Empty:
+            continue
+        results[key] = value
+    return results
+
+
 Step = Callable[[Mapping[str, object]], object]
 
 

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from amazonei_setup import capacity, catalog, regions, rules, tags
 from amazonei_setup.aws import Aws, error_code, explain
-from amazonei_setup.concurrency import run_concurrently
+from amazonei_setup.concurrency import look_up_concurrently
 from amazonei_setup.errors import UsageError
 from amazonei_setup.facts import Facts, Image, InstanceType, Subnet, Vpc, owner_of  # noqa: F401 - re-exported
 from amazonei_setup.resources import alarm, iam, keypair, network, quota
@@ -45,6 +45,10 @@ def lookup_public_ip(timeout: float = 3.0) -> str | None:
             return reply.read().decode().strip() or None
     except (OSError, ValueError):
         return None
+
+
+LOOKUP_BUDGET = 90.0  # seconds for every look-up a setup needs: botocore's retries of a hung call take minutes
+OPTIONAL_BUDGET = 10.0  # seconds the look-ups a setup can do without may hold up the rest
 
 
 def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
@@ -88,7 +92,15 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
     jobs.update(_quota_jobs(aws, capacity_types, described=instance_type))
     if public_ip_lookup:
         jobs["public_ip"] = public_ip_lookup
-    results = run_concurrently(jobs)
+    # What the setup can do without (the quota preflight, the failover's offerings, the caller's address) may not
+    # hold up the rest: a hung Service Quotas endpoint costs OPTIONAL_BUDGET, not minutes of botocore's retries.
+    stand_ins = {key: capacity.QuotaReading(None, "Service Quotas did not answer in time")
+                 for key in jobs if key.startswith("quota ")}
+    stand_ins.update(vcpus_in_use=None, type_vcpus={}, public_ip=None)
+    if capacity_types and not families:
+        stand_ins["offerings"] = {}
+    results = look_up_concurrently(jobs, budget=LOOKUP_BUDGET, optional_budget=OPTIONAL_BUDGET,
+                                   optional={k: v for k, v in stand_ins.items() if k in jobs})
     # Report the most fundamental failure first: bad credentials explain every other error.
     for key in ("identity", *jobs):
         if isinstance(results.get(key), BaseException):
