@@ -1,8 +1,8 @@
 import sys
 
 try:
-    from amazonei_setup.cli import main
+    from amazonei_setup.cli import entry
 except KeyboardInterrupt:  # Ctrl-C while Python loads the program: nothing was done, so no traceback either
     sys.exit(130)
 
-sys.exit(main())
+entry()

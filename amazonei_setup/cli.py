@@ -406,8 +406,14 @@ def _refuse_unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> N
 
 # ---- entry point -------------------------------------------------------------------------------
 
-def main(argv: list[str] | None = None, env: Environment | None = None) -> int:
-    signals = _Signals()
+def entry() -> None:
+    """The console script and the launchers: main, then exit with its code. A signal after main returned (while the
+    interpreter shuts down) must not turn a printed result into a death by SIGINT."""
+    sys.exit(main(final=True))
+
+
+def main(argv: list[str] | None = None, env: Environment | None = None, *, final: bool = False) -> int:
+    signals = _Signals(final=final)
     try:
         with signals:
             env = env or Environment()
@@ -445,12 +451,18 @@ class _Signals:
     handlers (nohup's ignored SIGHUP stays ignored; an embedding program's handlers stay theirs), and the
     previous handlers come back on exit."""
 
-    def __init__(self):
+    def __init__(self, final: bool = False):
         self.received: list[int] = []
         self._previous: dict[int, object] = {}
+        self._final = final  # the process ends after this run: ignore signals from then on instead of restoring
 
     def __enter__(self):
         import threading
+
+        from amazonei_setup import interrupts
+
+        interrupts.reset()
+        self._absorb = interrupts.absorb
 
         # Imported now, not when a signal arrives: a Ctrl-C lands anywhere, also inside the import of errors.py
         # itself (the CLI loads its modules under these handlers), where importing it again fails with an
@@ -468,6 +480,10 @@ class _Signals:
         return self
 
     def _handle(self, signum, frame):  # imports nothing (see __enter__)
+        if self._absorb(signum):  # the work is complete: finish it (interrupts.py)
+            if not self.received:
+                self.received.append(signum)
+            return
         self.received.append(signum)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt  # exactly what Ctrl-C always raised
@@ -481,7 +497,7 @@ class _Signals:
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if self._final else handler)
         return False
 
 
@@ -509,19 +525,21 @@ def _run(args: argparse.Namespace, env: Environment, signals: _Signals | None = 
             raise UsageError("Standard input is not a terminal, so nothing can be asked: pass --yes to take the "
                              "defaults (and name any choice that has none with its flag).")
         from amazonei_setup.commands import handler
-        from amazonei_setup.render import render
 
         if command == "permissions":  # a document from data: no AWS, no account
-            return render(handler(command)(args, env, ui, None), ui)
+            return _rendered(handler(command)(args, env, ui, None), ui, signals)
         if command == "cost":  # needs AWS only for --live-prices: the command opens it itself
-            return render(handler(command)(args, env, ui, lambda: _aws_for(args, ui, env)), ui)
+            return _rendered(handler(command)(args, env, ui, lambda: _aws_for(args, ui, env)), ui, signals)
         _check_state_dir(args)
         with _aws_for(args, ui, env) as aws:
             log_path = getattr(aws, "log_path", None)
-            return render(handler(command)(args, env, ui, aws), ui)  # one result, rendered once
+            return _rendered(handler(command)(args, env, ui, aws), ui, signals)  # one result, rendered once
     except KeyboardInterrupt as stop:
         ui.stop_status()
-        return _fail(ui, args, Interrupted(f"{stopped_by(stop)}: nothing more was done."), log_path, signals)
+        from amazonei_setup import interrupts
+
+        what = interrupts.after() or "nothing more was done."
+        return _fail(ui, args, Interrupted(f"{stopped_by(stop)}: {what}"), log_path, signals)
     except ToolError as err:
         ui.stop_status()
         if args.debug:
@@ -536,6 +554,27 @@ def _run(args: argparse.Namespace, env: Environment, signals: _Signals | None = 
         from amazonei_setup.aws import explain
 
         return _fail(ui, args, explain(err), log_path, signals)
+
+
+def _rendered(result, ui, signals: _Signals | None) -> int:
+    """Render the one result. A signal absorbed while the command finished (interrupts.py) is noted beside it and
+    sets the exit code; one that comes after the result is printed changes nothing."""
+    from amazonei_setup import interrupts
+    from amazonei_setup.errors import stopped_by
+    from amazonei_setup.render import render
+
+    signum = interrupts.absorbed()
+    if signum is not None:
+        from amazonei_setup.errors import Signalled
+
+        how = "Interrupted" if signum == signal.SIGINT else stopped_by(Signalled(signum))
+        result.warnings.append(f"{how} after the work was complete: only what could wait was cut short; the result "
+                               "is complete and true.")
+    code = render(result, ui)
+    interrupts.printed()
+    if signum is not None and code == 0:
+        return 128 + signum
+    return code
 
 
 def _check_state_dir(args) -> None:

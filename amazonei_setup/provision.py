@@ -26,7 +26,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import capacity, catalog, tags
+from amazonei_setup import capacity, catalog, interrupts, tags
 from amazonei_setup.aws import Aws, error_code, error_message, explain, explain_safely
 from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurrently, run_graph
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
@@ -113,6 +113,12 @@ class SetupResult:
     @property
     def port_forward_command(self) -> str:
         return port_forward_command(self.key_path, self.plan.ssh_user, self.instance.host)
+
+    def complete_sentence(self, teardown: str) -> str:
+        """What a run stopped after this result says: the deployment exists, whole, and the next commands."""
+        ids = ", ".join(i.id for i in self.instances)
+        return (f"deployment {self.plan.name} is complete and running in {self.plan.region} ({ids}). Connect: "
+                f"{self.ssh_command}  Remove it: {teardown}")
 
     def to_dict(self) -> dict:
         # "family" only for today's alternatives, and the fleet keys only with --count: a single EI result
@@ -209,6 +215,9 @@ def provision(aws: Aws, plan: Plan, report: Reporter = ignore, *,
     pool = _TrackedPool(max_workers=8, thread_name_prefix="provision")
     try:
         result = _execute(run, pool)
+        # From here on a signal must not roll back or hide a complete deployment (interrupts.py).
+        interrupts.finishing(result.complete_sentence(teardown or teardown_command(plan.region, plan.name,
+                                                                                    account_flags)))
     except BaseException as failure:
         run.cancel.set()
         hurried = _finish_inflight(pool)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from amazonei_setup import interrupts
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import cancellable_sleep, run_concurrently
 from amazonei_setup.deployments import Inventory
-from amazonei_setup.errors import AwsError, Interrupted, UsageError
+from amazonei_setup.errors import AwsError, Interrupted, UsageError, stopped_by
 from amazonei_setup.events import Event, Reporter, ignore
 from amazonei_setup.resources import alarm, iam, keypair, network, stack
 from amazonei_setup.resources import instance as instances
@@ -111,10 +112,11 @@ def _refuse_to_cut_off_stacks(inventory: Inventory) -> None:
 
 
 def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: Reporter = ignore, *,
-             sleep: Callable[[float], None] | None = None) -> list[TeardownItem]:
+             sleep: Callable[[float], None] | None = None, finish: str = "the same teardown") -> list[TeardownItem]:
     """Carry out `items`; returns what was done. Raises AwsError naming what is left on failure.
 
-    `sleep` (tests pass a no-op) is wrapped so Ctrl-C stops the waits at once.
+    `sleep` (tests pass a no-op) is wrapped so Ctrl-C stops the waits at once. `finish`: the command that finishes a
+    teardown stopped part-way, as the user would type it.
     """
     ec2, client_iam = aws.ec2, aws.iam
     cancel = threading.Event()
@@ -127,7 +129,10 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
     def deleting(kind: str) -> list[TeardownItem]:
         return [i for i in by_kind.get(kind, []) if i.action == DELETE]
 
+    finished: set[int] = set()
+
     def done(item: TeardownItem, verb: str = "Deleted") -> None:
+        finished.add(id(item))
         if item.reason == WITH_STACK:
             return  # the stack's own events reported it
         report(Event("deleted" if item.action == DELETE else "updated", item.kind, f"{verb} {item.kind} {item.id}",
@@ -220,9 +225,17 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
             failures += [(what, err) for what, err in results.items() if isinstance(err, BaseException)]
             if failures:
                 break  # the next phase depends on this one: stop, and say how to finish
-    except KeyboardInterrupt:
-        raise Interrupted("Interrupted: the teardown stopped part-way; run the same teardown again to finish.") \
-            from None
+    except KeyboardInterrupt as stop:
+        interrupts.if_stopped_now(f"the teardown stopped part-way; to finish, run: {finish}")
+        # A call in flight when the signal came may have landed: look (once, each) before saying what is left.
+        left = [i for i in items if i.action in (DELETE, DETACH) and id(i) not in finished
+                and _maybe_still_there(aws, i)]
+        if not left:  # the signal came after the last deletion: the teardown is whole
+            interrupts.complete_despite(stop)
+            return items
+        removed = len(items) - len(left) - sum(1 for i in items if i.action not in (DELETE, DETACH))
+        raise Interrupted(f"{stopped_by(stop)}: the teardown stopped part-way ({removed} removed; left: "
+                          f"{', '.join(f'{i.kind} {i.id}' for i in left)}); to finish, run: {finish}") from None
     if failures:
         what, err = failures[0]
         cause = explain(err, aws, doing=f"deleting the {what}")
@@ -230,6 +243,30 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
                        "finish.",
                        code=cause.code)
     return items
+
+
+def _maybe_still_there(aws: Aws, item: TeardownItem) -> bool:
+    """False only when AWS says `item` is gone; a detach, or any doubt (an error), counts as still there."""
+    if item.action != DELETE:
+        return True
+    try:
+        if item.kind == "instance":
+            return instance_state_or_gone(aws.ec2, item.id) != "terminated"
+        if item.kind == "iam-role":
+            return iam.get_role(aws.iam, item.id) is not None
+        if item.kind == "instance-profile":
+            return iam.get_instance_profile(aws.iam, item.id) is not None
+        if item.kind == "key-pair":
+            return keypair.find_key_pair(aws.ec2, item.id) is not None
+        if item.kind == "vpc-endpoint":
+            return network.endpoint_state(aws.ec2, item.id).lower() not in network.GONE_ENDPOINT_STATES
+        if item.kind == alarm.KIND:
+            return bool(alarm.still_there(aws.client("cloudwatch"), [item.id]))
+        if item.kind == "security-group":
+            return any(g["GroupId"] == item.id for g in network.find_security_groups(aws.ec2, None))
+    except Exception:  # noqa: BLE001 - unknown is not gone
+        return True
+    return True
 
 
 def _raise_first(results: dict) -> None:

@@ -345,6 +345,8 @@ def _readiness(d: dict, fleet) -> str:
         said.append("SSH not checked (an emulated account: nothing listens)")
     elif check == "timeout":
         said.append("SSH did not answer in time (see the warning)")
+    elif check == "interrupted":
+        said.append("the wait for SSH was cut short (see the warning)")
     return ", ".join(said)
 
 

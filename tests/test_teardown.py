@@ -429,10 +429,32 @@ def test_ctrl_c_during_teardown_says_how_to_finish(cli, account):
 
     assert stopped.code == 130
     assert "Traceback" not in said(stopped)
-    assert "run the same teardown again" in said(stopped)
+    assert "iam-role amazonei-setup-a" in said(stopped).split("left:")[1], "what is left is named"
+    command = said(stopped).split("to finish, run: ")[1].strip()
+    assert command == "python amazonei_setup.py teardown --region us-west-2 --name a"
     assert "amazonei-setup-a" in snapshot(account)["roles"]
-    assert teardown(cli, "a").code == 0
+    assert cli(*command.split()[2:], "--yes").code == 0  # the printed command finishes the job
     assert snapshot(account) == before
+
+
+def test_ctrl_c_after_the_last_deletion_reports_the_whole_teardown(cli, account):
+    before = snapshot(account)
+    setup(cli, "a")
+    deleting = iam.delete_empty_role
+
+    def then_ctrl_c(client, name):  # the last deletion lands, and the signal arrives before its worker reports
+        deleting(client, name)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(iam, "delete_empty_role", then_ctrl_c)
+        stopped = cli("teardown", "--region", REGION, "--name", "a", "--yes", "--output", "json")
+
+    assert snapshot(account) == before
+    assert stopped.code == 130, stopped.stderr
+    assert stopped.json["status"] == "success"
+    assert "stopped part-way" not in said(stopped) and "after the work was complete" in said(stopped)
+    assert {d["kind"] for d in stopped.json["result"]["deleted"]} >= {"iam-role", "instance"}
 
 
 def test_teardown_after_a_setup_whose_rollback_failed(cli, account):
@@ -631,7 +653,8 @@ def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account):
             for instance in reservation["Instances"]:
                 if instance["State"]["Name"] == "terminated" and len(polls) < 5:  # cap: a regression fails, not hangs
                     instance["State"] = {"Code": 32, "Name": "shutting-down"}
-                    polls.append(instance["InstanceId"])
+                    if threading.current_thread() is not threading.main_thread():  # the waiting worker's polls
+                        polls.append(instance["InstanceId"])
                     if len(polls) == 1:
                         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
         return response
@@ -648,5 +671,5 @@ def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account):
         signal.signal(signal.SIGINT, previous)
 
     assert code == 130, err.getvalue()
-    assert "run the same teardown again" in err.getvalue()
+    assert "to finish, run: " in err.getvalue() and "left: instance" in " ".join(err.getvalue().split())
     assert len(polls) == 1  # interrupted during the first pause; the worker did not poll again

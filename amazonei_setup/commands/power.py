@@ -96,15 +96,23 @@ def _stop(args, env, ui, aws, inventory) -> Result:
     already = all(i.state == "stopped" for i in inventory.instances)
     if not already:
         to_stop = [i.id for i in inventory.instances if i.state in ("running", "pending")]
+        # A stopped instance's public address goes back to EC2's pool, soon someone else's: `ssh NAME` must not
+        # lead there. start writes the entry again with the new address.
+        forget_ssh_entry(args)
         try:
             if to_stop:
                 instances.stop(aws.ec2, to_stop)
                 ui.progress(Event("start", "instance", f"Stopping {_label(to_stop)}", to_stop[0]))
+        except KeyboardInterrupt as stop:
+            raise _interrupted(args, aws, ids, stop, "stop") from None
         except Exception as err:  # noqa: BLE001 - one sentence naming the fix
             raise explain(err, aws, doing=f"stopping {', '.join(to_stop)}") from None
-        found = _wait_states(aws, ids, done="stopped", failed={"terminated", "shutting-down"},
-                             what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
-                             timeout=STOP_TIMEOUT, env=env, ui=ui, label=_label(ids))
+        try:
+            found = _wait_states(aws, ids, done="stopped", failed={"terminated", "shutting-down"},
+                                 what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
+                                 timeout=STOP_TIMEOUT, env=env, ui=ui, label=_label(ids))
+        except KeyboardInterrupt as stop:
+            raise _interrupted(args, aws, ids, stop, "stop") from None
     else:
         found = inventory.instances
     volumes = instances.volumes_of(aws.ec2, ids)
@@ -166,14 +174,24 @@ def _start(args, env, ui, aws, inventory) -> Result:
             if to_start:
                 instances.start(aws.ec2, to_start)
                 ui.progress(Event("start", "instance", f"Starting {_label(to_start)}", to_start[0]))
+        except KeyboardInterrupt as stop:
+            raise _interrupted(args, aws, ids, stop, "start", inventory) from None
         except Exception as err:  # noqa: BLE001
             raise explain(err, aws, doing=f"starting {', '.join(to_start)}") from None
     # Not `stopped` as a failure: right after StartInstances, DescribeInstances may still say so for a moment (EC2's
     # reads are eventually consistent); a deployment stopped again meanwhile ends in the timeout's sentence.
-    found = _wait_states(aws, ids, done="running", failed={"terminated", "shutting-down"},
-                         what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
-                         timeout=START_TIMEOUT, env=env, ui=ui, label=_label(ids))
+    try:
+        found = _wait_states(aws, ids, done="running", failed={"terminated", "shutting-down"},
+                             what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
+                             timeout=START_TIMEOUT, env=env, ui=ui, label=_label(ids))
+    except KeyboardInterrupt as stop:
+        raise _interrupted(args, aws, ids, stop, "start", inventory) from None
     access = access_of(args, aws, inventory)
+    from amazonei_setup import interrupts
+
+    # Running with addresses: a signal from here on only cuts the SSH wait short; the entry is still written.
+    interrupts.finishing(f"deployment {args.name} is running ({', '.join(i.id for i in found)}); "
+                         f"connect: {connect_commands(access, found[0].host)[0]}")
     warnings: list[str] = []
     ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
     ssh_config = None
@@ -192,3 +210,45 @@ def _start(args, env, ui, aws, inventory) -> Result:
             "ssh_check": ssh_check, "ssh_config": ssh_config,
             "stop_command": command_for(args, "stop", aws.region, args.name)}
     return Result("start", data, view="power", message=message, warnings=warnings)
+
+
+def _interrupted(args, aws, ids: list[str], stop: BaseException, verb: str, inventory=None):
+    """A signal after StartInstances or StopInstances may have been sent: EC2 goes on without us, so say what the
+    instances are now (one look), and leave `ssh NAME` pointing at a current address or nowhere."""
+    from amazonei_setup import interrupts
+    from amazonei_setup.errors import Interrupted, stopped_by
+    from amazonei_setup.resources import instance as instances
+
+    again = command_for(args, verb, aws.region, args.name)
+    status = command_for(args, "status", aws.region, args.name)
+    interrupts.if_stopped_now(f"the {verb} of {args.name} may have been sent; see `{status}`.")
+    try:
+        found = instances.describe_many(aws.ec2, ids)
+    except Exception:  # noqa: BLE001 - the state is unknown; say so
+        forget_ssh_entry(args)
+        return Interrupted(f"{stopped_by(stop)}: the {verb} of {args.name} may have been sent, and its state could "
+                           f"not be read; `ssh {args.name}` is off until `{again}` finishes; see `{status}`.")
+    states = ", ".join(f"{i.id} {i.state}" for i in found)
+    addressed = [i for i in found if i.state == "running" and i.host]
+    ssh = f"`ssh {args.name}` is off until `{again}` finishes"
+    if verb == "start" and addressed and len(addressed) == len(found) and not getattr(args, "no_ssh_config", False):
+        from amazonei_setup.commands.setup import write_ssh_entries
+
+        warnings: list[str] = []
+        written = write_ssh_entries(args, aws.region, args.name, found, access_of(args, aws, inventory), warnings,
+                                    include=False)
+        if written and written.get("file"):
+            ssh = f"`ssh {args.name}` now leads to {addressed[0].host}"
+    else:
+        forget_ssh_entry(args)
+    goes_on = "EC2 goes on without this command" if any(i.state in ("pending", "stopping") for i in found) else \
+        "nothing is in progress"
+    then = "wait for it and print how to connect" if verb == "start" else "wait until it is stopped"
+    return Interrupted(f"{stopped_by(stop)}: {args.name} is now {states} ({goes_on}); {ssh}. To {then}, run: "
+                       f"{again}")
+
+
+def forget_ssh_entry(args) -> None:
+    from amazonei_setup.commands.teardown import forget_ssh_entry as forget
+
+    forget(args)

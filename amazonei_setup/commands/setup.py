@@ -104,13 +104,16 @@ def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: b
     `timeout` (a warning says what to check; nothing fails), or `emulated` (not checked)."""
     import time
 
-    from amazonei_setup import provision
+    from amazonei_setup import interrupts, provision
+    from amazonei_setup.concurrency import Cancelled, cancellable_sleep
     from amazonei_setup.events import Event
     from amazonei_setup.waiting import WaitTimeout, wait_for
 
     if emulated:
         return "emulated"
     started = time.monotonic()
+    # The deployment is complete: a signal now only ends this wait (interrupts.py), the commands are still printed.
+    sleep = cancellable_sleep(interrupts.requested(), env.sleep)
     for each in instances:
         address = each.public_ip or each.host
         port = provision.SSH_PORT
@@ -126,7 +129,11 @@ def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: b
             wait_for(lambda a=address, p=port: "answers" if provision.port_answers(a, p) else "closed",
                      done={"answers"}, what=f"SSH on {address}:{port}", how_to_check="",
                      timeout=max(SSH_BUDGET - (time.monotonic() - started), 1.0),
-                     sleep=env.sleep or time.sleep, on_wait=on_wait)
+                     sleep=sleep, on_wait=on_wait)
+        except Cancelled:
+            warnings.append(f"Stopped waiting for SSH on {address}:{port} ({each.id}): the instance runs (and is "
+                            "billed); the commands below work once sshd is up.")
+            return "interrupted"
         except WaitTimeout:
             warnings.append(f"SSH on {address}:{port} ({each.id}) did not answer within {SSH_BUDGET / 60:g} minutes: "
                             "the instance runs (and is billed), and the commands below work once sshd is up. If it "

@@ -4,6 +4,7 @@ from __future__ import annotations
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
 from amazonei_setup.commands.common import asker_for
+from amazonei_setup.commands.printed import command_for
 
 
 def run(args, env: Environment, ui, aws) -> Result:
@@ -54,7 +55,8 @@ def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
     if not asker.confirm(f"Delete deployment {args.name}?", default=False):
         return Result("teardown", {"name": args.name}, status="cancelled", view="message",
                       message="Nothing was deleted.")
-    done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}))
+    done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}),
+                             finish=command_for(args, "teardown", aws.region, args.name))
     ui.stop_status()
     notes = []
     record = records.load(aws.region, args.name, sandbox=args.sandbox)
