@@ -41,8 +41,9 @@ def _locked(args, env: Environment, ui, aws) -> Result:
         forget_ssh_entry(args)  # a block left by a deployment removed some other way: `ssh NAME` must not linger
         warnings = [f"Left alone (not created by amazonei-setup): {', '.join(inventory.foreign)}."] \
             if inventory.foreign else []
+        warnings += deployments.unchecked_warnings(inventory, deleting=True)
         return Result("teardown", {"name": args.name, "region": aws.region, "found": False, "deleted": [],
-                                   "kept": []}, view="message", warnings=warnings,
+                                   "kept": [], **_unchecked(inventory)}, view="message", warnings=warnings,
                       message=deployments.nothing_left(
                           aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox)))
     items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
@@ -53,7 +54,7 @@ def _locked(args, env: Environment, ui, aws) -> Result:
                       message="Nothing was deleted.")
     done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}))
     ui.stop_status()
-    notes = []
+    notes = deployments.unchecked_warnings(inventory, deleting=True)  # said first: it changes what "removed" means
     record = records.load(aws.region, args.name, sandbox=args.sandbox)
     if inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
         key = inventory.key_pair["KeyName"]
@@ -64,8 +65,15 @@ def _locked(args, env: Environment, ui, aws) -> Result:
     return Result("teardown", {
         "name": args.name, "region": aws.region, "found": True,
         "deleted": [vars_of(i) for i in done if i.action == "delete"],
-        "kept": [vars_of(i) for i in done if i.action != "delete"]},
-        view="teardown", warnings=notes, message=f"Deployment {args.name} removed.")
+        "kept": [vars_of(i) for i in done if i.action != "delete"], **_unchecked(inventory)},
+        view="teardown", warnings=notes, message=f"Deployment {args.name} removed" + (
+            f"; not checked: {', '.join(u.piece for u in inventory.unchecked)} (see the warning)."
+            if inventory.unchecked else "."))
+
+
+def _unchecked(inventory) -> dict:
+    """The optional look-ups AWS refused, in the JSON result (absent when there were none)."""
+    return {"unchecked": [u.to_dict() for u in inventory.unchecked]} if inventory.unchecked else {}
 
 
 def vars_of(item) -> dict:
