@@ -213,3 +213,27 @@ def test_idle_stop_needs_describe_alarms_itself(cli, account):
     assert done.code == 1
     assert "cloudwatch:DescribeAlarms permission" in said(done)
     assert not alarms_named(alarm.alarm_prefix("demo"))
+
+
+# ---- the sentence of a denial ------------------------------------------------------------------------------------
+
+def test_a_denial_that_does_not_name_its_action_is_said_with_the_services_prefix(cli, account):
+    """A moto server behind --endpoint-url (or any service whose message does not say "perform: x:Y") answers a bare
+    AccessDenied: the permission is still named as IAM spells it, once."""
+    setup(cli)
+    deny(account, "iam", "DeleteRole", "AccessDenied", named=False)
+    done = cli("teardown", "--name", "demo", "--yes")
+    assert done.code == 1
+    assert "ask an administrator for the iam:DeleteRole permission." in said(done)
+    assert "the the" not in said(done) and "service's" not in said(done)
+
+
+def test_a_denial_of_an_operation_no_client_of_ours_has_says_the_operation():
+    from botocore.exceptions import ClientError
+
+    from amazonei_setup.aws import explain
+
+    err = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "DeleteRole")
+    said_ = str(explain(err))
+    assert said_ == ("Your AWS identity is not allowed to call DeleteRole: ask an administrator for permission to "
+                     "call DeleteRole.")
