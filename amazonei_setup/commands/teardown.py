@@ -60,7 +60,9 @@ def _locked(args, env: Environment, ui, aws) -> Result:
         key = inventory.key_pair["KeyName"]
         where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
         notes.append(f"The private key file {where} was left in place; delete it when you no longer need it.")
-    records.remove(aws.region, args.name, sandbox=args.sandbox)
+    left = records.remove(aws.region, args.name, sandbox=args.sandbox)
+    if left:
+        notes.append(left)
     forget_ssh_entry(args)
     return Result("teardown", {
         "name": args.name, "region": aws.region, "found": True,
