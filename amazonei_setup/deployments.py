@@ -23,6 +23,7 @@ class Unchecked:
 
     piece: str  # "idle-stop alarms", "a CloudFormation stack"
     action: str  # the permission that was denied, e.g. "cloudwatch:DescribeAlarms"
+    evidence: str = ""  # the stack the deployment's resources name in CloudFormation's tag: it was there
 
     def to_dict(self) -> dict:
         return {"piece": self.piece, "action": self.action}
@@ -113,6 +114,12 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
     owners = {tags.as_dict(g.get("Tags")).get(tags.OWNER) for g in ours} | {
         i.tags.get(tags.OWNER) for i in results["instances"]} | {a.tags.get(tags.OWNER) for a in results["idle_alarms"]}
     _refuse_if_not_yours(name, aws.region, owner_of(results["identity"]["Arn"]), owners)
+    if results["stack"] is None:  # unchecked: CloudFormation tags what it creates, so its resources may say
+        named = {i.tags.get(tags.CFN_STACK_NAME) for i in results["instances"]} | {
+            tags.as_dict(g.get("Tags")).get(tags.CFN_STACK_NAME) for g in ours}
+        stacks = sorted(n for n in named if n)
+        unchecked = [Unchecked(u.piece, u.action, stacks[0]) if u.piece == OPTIONAL["stack"][0] and stacks else u
+                     for u in unchecked]
     inventory = Inventory(name, aws.region, results["instances"], ours, endpoints, siblings,
                           results["key_pair"], None, None, idle_alarms=results["idle_alarms"], unchecked=unchecked)
     inventory.sibling_names = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT, "?")

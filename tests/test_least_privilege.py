@@ -237,3 +237,20 @@ def test_a_denial_of_an_operation_no_client_of_ours_has_says_the_operation():
     said_ = str(explain(err))
     assert said_ == ("Your AWS identity is not allowed to call DeleteRole: ask an administrator for permission to "
                      "call DeleteRole.")
+
+
+def test_teardown_of_a_stack_made_deployment_without_describe_stacks_deletes_nothing(cli, account):
+    """Its resources carry CloudFormation's stack tag: the stack is not an optional piece then, and deleting what it
+    holds behind its back would leave a stack that cannot be deleted cleanly."""
+    from tests.conftest import SSH_CIDR
+
+    made = cli("export", "--region", REGION, "--yes", "--ssh-cidr", SSH_CIDR, "--instance-type", "m5.xlarge",
+               "--name", "stk", "--deploy")
+    assert made.code == 0, made.stderr
+    held = snapshot(untouched())
+    deny(account, "cloudformation", "DescribeStacks")
+    done = cli("teardown", "--name", "stk", "--yes")
+    assert done.code == 1
+    assert ("Deployment stk was made by the CloudFormation stack amazonei-setup-stk (its resources carry its tag), "
+            "and reading it was denied (cloudformation:DescribeStacks): nothing was deleted") in said(done)
+    assert snapshot(untouched()) == held

@@ -46,6 +46,14 @@ def _locked(args, env: Environment, ui, aws) -> Result:
                                    "kept": [], **_unchecked(inventory)}, view="message", warnings=warnings,
                       message=deployments.nothing_left(
                           aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox)))
+    for each in inventory.unchecked:
+        if each.evidence:  # a stack holds it: deleting its resources behind its back would strand the stack
+            from amazonei_setup.errors import AwsError
+
+            raise AwsError(f"Deployment {args.name} was made by the CloudFormation stack {each.evidence} (its "
+                           f"resources carry its tag), and reading it was denied ({each.action}): nothing was deleted; "
+                           "ask an administrator for that permission, or delete the stack in the CloudFormation "
+                           f"console ({aws.region}).", code="access-denied")
     items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
     ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
     asker = asker_for(args, env)
