@@ -306,9 +306,10 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return AwsError(f"AWS kept throttling {operation}{where} after retries: wait a minute and run "
                         "again.", code="throttled")
     if code in _DENIED_CODES:
+        action = denied_action(err, _service_of(aws, operation))
+        permission = f"the {action} permission" if ":" in action else f"permission to call {operation}"
         return AwsError(f"Your AWS identity is not allowed to call {operation}{where}: ask an administrator "
-                        f"for the {_denied_action(err)} permission.{_decode_authorization(aws, message)}",
-                        code="access-denied")
+                        f"for {permission}.{_decode_authorization(aws, message)}", code="access-denied")
     if code == "OptInRequired":
         return AwsError(f"Your account has not enabled this region or service{where}: enable the region "
                         "in the AWS console (Account > AWS Regions) or choose another --region.",
@@ -353,13 +354,31 @@ def _is_ei_refusal(message: str) -> bool:
                                               "eia1.", "eia2."))
 
 
-def _denied_action(err: ClientError) -> str:
-    """IAM and STS name the action in the message; EC2 hides it (UnauthorizedOperation)."""
+def denied(err: BaseException) -> bool:
+    """AWS refused the call for want of a permission (each service has its own code for it)."""
+    return error_code(err) in _DENIED_CODES
+
+
+def denied_action(err: ClientError, service: str | None = None) -> str:
+    """The IAM action a denial is about ("cloudwatch:DescribeAlarms"). Most services name it in the message; EC2
+    hides it (UnauthorizedOperation); otherwise the caller's service, when it knows which client made the call."""
     found = re.search(r"perform: ([\w-]+:\w+)", error_message(err))
     if found:
         return found.group(1)
-    prefix = "ec2" if error_code(err) == "UnauthorizedOperation" else "the service's"
-    return f"{prefix}:{err.operation_name}"
+    if service is None and error_code(err) == "UnauthorizedOperation":
+        service = "ec2"
+    return f"{_IAM_PREFIXES.get(service, service)}:{err.operation_name}" if service else err.operation_name
+
+
+def _service_of(aws: Aws | None, operation: str) -> str | None:
+    """Which of `aws`'s clients has `operation` (a ClientError names the operation, not the service)."""
+    with getattr(aws, "_lock", threading.Lock()):
+        clients = list(getattr(aws, "_clients", {}).values())
+    services = {c.meta.service_model.service_name for c in clients if operation in c.meta.service_model.operation_names}
+    return services.pop() if len(services) == 1 else None
+
+
+_IAM_PREFIXES = {"service-quotas": "servicequotas", "elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
 
 
 def _decode_authorization(aws: Aws | None, message: str) -> str:

@@ -128,7 +128,7 @@ def _rolled_back(aws: Aws, plan: Plan, failure: BaseException, stack_id: str | N
             try:
                 stack.delete(aws.client("cloudformation"), stack_id, report=report, sleep=sleep)
             except Exception as err:  # noqa: BLE001 - say what is left, with the command that finishes
-                leftovers.append(f"stack {stack_id} ({explain_safely(err).args[0]})")
+                leftovers.append((f"stack {stack_id}", explain_safely(err)))  # the reason said once (provision)
             pending.pop(0)
         if created_key:
             keypair.delete_key_pair(aws.ec2, plan.key_name)

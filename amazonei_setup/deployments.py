@@ -9,12 +9,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from amazonei_setup import catalog, rules, tags
-from amazonei_setup.aws import Aws, explain
+from amazonei_setup.aws import Aws, denied, denied_action, explain
 from amazonei_setup.concurrency import run_concurrently
 from amazonei_setup.discover import check_region, owner_of
 from amazonei_setup.errors import ToolError, UsageError
 from amazonei_setup.resources import alarm, iam, keypair, network, stack
 from amazonei_setup.resources import instance as instances
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """A look-up of an optional piece that AWS refused: the piece was not seen, so nothing may say it is gone."""
+
+    piece: str  # "idle-stop alarms", "a CloudFormation stack"
+    action: str  # the permission that was denied, e.g. "cloudwatch:DescribeAlarms"
+    evidence: str = ""  # the stack the deployment's resources name in CloudFormation's tag: it was there
+
+    def to_dict(self) -> dict:
+        return {"piece": self.piece, "action": self.action}
+
+
+# The look-ups a command can do without: what each finds, and the service that answers it. The stack and the idle
+# alarms came after the first IAM policies users were given; a user with such a policy must still be able to stop
+# and remove a deployment.
+OPTIONAL = {"stack": ("a CloudFormation stack", "cloudformation"), "idle_alarms": ("idle-stop alarms", "cloudwatch")}
 
 
 @dataclass
@@ -38,6 +56,7 @@ class Inventory:
     stack_resources: set[tuple[str, str]] = field(default_factory=set)  # (kind, physical id) it holds
     elsewhere: dict[str, str] = field(default_factory=dict)  # global piece ("IAM role x") -> the region it serves
     idle_alarms: list[alarm.IdleAlarm] = field(default_factory=list)  # idle auto-stop, one per instance
+    unchecked: list[Unchecked] = field(default_factory=list)  # optional look-ups AWS refused (see OPTIONAL)
 
     @property
     def group_ids(self) -> set[str]:
@@ -53,9 +72,12 @@ class Inventory:
         return [e for e in self.endpoints if e.tags.get(tags.DEPLOYMENT) == self.name and e.created_by_tool]
 
 
-def find_deployment(aws: Aws, name: str) -> Inventory:
+def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OPTIONAL)) -> Inventory:
     """Raises UsageError for a region that has no EC2, or a deployment another caller owns. Any EC2 region:
-    today's alternatives (inf2, gpu) run outside the EI regions, and their teardown must reach them."""
+    today's alternatives (inf2, gpu) run outside the EI regions, and their teardown must reach them.
+
+    A look-up named in `optional` (keys of OPTIONAL) that AWS denies is left out and named in
+    `Inventory.unchecked`; any other failure raises the one sentence, as every other look-up does."""
     check_region(aws.region, ei=False)
     ec2, client_iam = aws.ec2, aws.iam
     aws.preload("ec2", "iam", "sts", "cloudformation", "cloudwatch")
@@ -75,8 +97,14 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
         "attached_policies": lambda: iam.attached_policies(client_iam, iam.role_name(name)),
         "idle_alarms": lambda: alarm.find_alarms(cloudwatch, name),
     })
+    unchecked = []
     for key, value in results.items():
         if isinstance(value, BaseException):
+            if key in optional and denied(value):
+                piece, service = OPTIONAL[key]
+                unchecked.append(Unchecked(piece, denied_action(value, service)))
+                results[key] = [] if key == "idle_alarms" else None
+                continue
             raise explain(value, aws, doing=f"looking up {key.replace('_', ' ')}")
     ours = [g for g in results["all_groups"] if tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) == name]
     siblings = {g["GroupId"] for g in results["all_groups"] if g not in ours}
@@ -86,8 +114,14 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
     owners = {tags.as_dict(g.get("Tags")).get(tags.OWNER) for g in ours} | {
         i.tags.get(tags.OWNER) for i in results["instances"]} | {a.tags.get(tags.OWNER) for a in results["idle_alarms"]}
     _refuse_if_not_yours(name, aws.region, owner_of(results["identity"]["Arn"]), owners)
+    if results["stack"] is None:  # unchecked: CloudFormation tags what it creates, so its resources may say
+        named = {i.tags.get(tags.CFN_STACK_NAME) for i in results["instances"]} | {
+            tags.as_dict(g.get("Tags")).get(tags.CFN_STACK_NAME) for g in ours}
+        stacks = sorted(n for n in named if n)
+        unchecked = [Unchecked(u.piece, u.action, stacks[0]) if u.piece == OPTIONAL["stack"][0] and stacks else u
+                     for u in unchecked]
     inventory = Inventory(name, aws.region, results["instances"], ours, endpoints, siblings,
-                          results["key_pair"], None, None, idle_alarms=results["idle_alarms"])
+                          results["key_pair"], None, None, idle_alarms=results["idle_alarms"], unchecked=unchecked)
     inventory.sibling_names = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT, "?")
                                for g in results["all_groups"] if g["GroupId"] in siblings}
     found_stack = results["stack"]
@@ -122,6 +156,24 @@ def find_deployment(aws: Aws, name: str) -> Inventory:
         raise UsageError(f"Deployment '{name}' lives in {home}, not {aws.region}: nothing was deleted or changed; "
                          f"pass --region {home}.")
     return inventory
+
+
+def unchecked_warnings(inventory: Inventory, *, deleting: bool = False) -> list[str]:
+    """One sentence per optional look-up AWS refused: what was not checked, and how to check it by hand.
+    deleting: teardown's (what to delete by hand if it is there)."""
+    said = []
+    for each in inventory.unchecked:
+        if each.piece == OPTIONAL["idle_alarms"][0]:
+            then = (f"if the deployment had one, delete alarms named {alarm.alarm_prefix(inventory.name)}* in the "
+                    f"CloudWatch console ({inventory.region})" if deleting
+                    else "whether idle auto-stop is on is not known")
+        else:
+            stack_name = tags.resource_name(inventory.name)
+            then = (f"if the deployment was made with `export --deploy`, delete the stack {stack_name} in the "
+                    f"CloudFormation console ({inventory.region})" if deleting
+                    else f"a stack {stack_name} (made by `export --deploy`) would not be shown")
+        said.append(f"Could not check for {each.piece} ({each.action} denied): {then}.")
+    return said
 
 
 def nothing_left(aws: Aws, inventory: Inventory, record: dict | None, *, deleting: bool = True) -> str:
@@ -237,10 +289,12 @@ def regions_to_search(aws: Aws, roles: list[dict]) -> list[str]:
     return [r for r in catalog.EI_REGIONS if r in found] + sorted(found - set(catalog.EI_REGIONS))
 
 
-def list_deployments(aws: Aws, roles: list[dict] | None = None) -> list[DeploymentSummary]:
+def list_deployments(aws: Aws, roles: list[dict] | None = None,
+                     warnings: list[str] | None = None) -> list[DeploymentSummary]:
     """One row per deployment: its instances, or — when a killed setup or teardown left no instance — one
     `partial` row naming the pieces that are left, found by tag: group, key pair, EI endpoint, and the IAM role
-    whose region tag names this region (IAM is global)."""
+    whose region tag names this region (IAM is global). The idle alarms are optional: denied, they are left out
+    and `warnings` gets the sentence saying so."""
     aws.preload("ec2", "iam", "cloudwatch")
     ours = tags.filters_for(None)
     results = run_concurrently({
@@ -253,6 +307,13 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None) -> list[Deployme
         "roles": lambda: iam.our_roles(aws.iam) if roles is None else roles,
         "idle_alarms": lambda: alarm.find_all_alarms(aws.client("cloudwatch")),
     })
+    alarms_failed = results["idle_alarms"]
+    if isinstance(alarms_failed, BaseException) and denied(alarms_failed):
+        results["idle_alarms"] = []
+        said = (f"Could not check for idle-stop alarms ({denied_action(alarms_failed, 'cloudwatch')} denied): a "
+                "deployment of which only its alarms are left is not listed.")
+        if warnings is not None and said not in warnings:
+            warnings.append(said)
     for value in results.values():
         if isinstance(value, BaseException):
             raise explain(value, aws, doing="listing deployments")
@@ -288,14 +349,20 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None) -> list[Deployme
     return sorted(rows, key=lambda r: (r.name, r.instance_id))
 
 
-def list_all(aws: Aws, regions: list[str], roles: list[dict] | None = None) -> list[DeploymentSummary]:
+def list_all(aws: Aws, regions: list[str], roles: list[dict] | None = None,
+             warnings: list[str] | None = None) -> list[DeploymentSummary]:
     """list_deployments over several regions at once (clients built first: Sessions are not thread-safe)."""
     per_region = {region: aws if region == aws.region else aws.in_region(region) for region in regions}
     for regional in per_region.values():
         regional.preload("ec2", "iam", "cloudwatch")
     if roles is None and len(regions) > 1:
         roles = our_roles(aws)
-    results = run_concurrently({region: (lambda a=a: list_deployments(a, roles)) for region, a in per_region.items()})
+    said: dict[str, list[str]] = {region: [] for region in regions}  # one list per thread, merged in order
+    results = run_concurrently({region: (lambda a=a, r=region: list_deployments(a, roles, said[r]))
+                                for region, a in per_region.items()})
+    for region in regions:
+        if warnings is not None:
+            warnings += [w for w in said[region] if w not in warnings]
     rows: list[DeploymentSummary] = []
     for region in regions:
         value = results[region]

@@ -757,6 +757,7 @@ def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> 
     if launched:
         ordered = [Record("instance", ", ".join(r.id for r in launched), "created")] + [
             r for r in ordered if r.kind != "instance"]
+    removed: list[str] = []
     stopped_at = None
     try:
         for position, record in enumerate(ordered):
@@ -764,8 +765,9 @@ def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> 
             try:
                 _undo(run, record)
                 run.report(Event("rollback", record.kind, f"Removed {record.kind} {record.id}", record.id))
+                removed.append(f"{record.kind} {record.id}")
             except Exception as err:  # noqa: BLE001 - keep undoing the rest, report all leftovers
-                leftovers.append(f"{record.kind} {record.id} ({explain_safely(err).args[0]})")
+                leftovers.append((f"{record.kind} {record.id}", explain_safely(err)))
         stopped_at = None
     except KeyboardInterrupt:
         pass
@@ -777,8 +779,9 @@ def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> 
         except KeyboardInterrupt:
             return _rollback_interrupted(run, cause(), ["whatever the check did not get to see"])
         except Exception as err:  # noqa: BLE001 - unchecked is not "removed"
-            leftovers = [f"possibly some of it (the check by tags failed: {explain_safely(err).args[0]})"]
-    return rollback_outcome(cause(), leftovers, run.plan, run.account_flags, finish=run.teardown)
+            leftovers = [("possibly some of it (the check by tags failed)", explain_safely(err))]
+    return rollback_outcome(cause(), leftovers, run.plan, run.account_flags, finish=run.teardown,
+                            removed=removed if leftovers else ())
 
 
 def _tagged_by_this_run(run: Run) -> list[Record]:
@@ -812,18 +815,42 @@ def _rollback_interrupted(run: Run, cause: ToolError, left: list[str]) -> ToolEr
     return rollback_outcome(cause, left, run.plan, run.account_flags, interrupted=True, finish=run.teardown)
 
 
-def rollback_outcome(cause: ToolError, leftovers: list[str], plan: Plan, account_flags: str, *,
-                     interrupted: bool = False, finish: str | None = None) -> ToolError:
+Leftover = str | tuple[str, ToolError]  # what is left, alone or with why it could not be removed
+
+
+def rollback_outcome(cause: ToolError, leftovers: list[Leftover], plan: Plan, account_flags: str, *,
+                     interrupted: bool = False, finish: str | None = None, removed=()) -> ToolError:
     """The error to show after a rollback (setup's or a stack's): the cause, then either that everything is
-    gone or what is left and the teardown command that finishes (`finish`, else built from account_flags)."""
+    gone or what it removed, what is left and the teardown command that finishes (`finish`, else built from
+    account_flags). Each reason is said once: when AWS cannot be reached, every undo fails the same way as the
+    run did, and the cause already says so."""
     finish = finish or teardown_command(plan.region, plan.name, account_flags)
+    left = _left_with_reasons(cause, leftovers)
     if interrupted:  # a second signal: say what is still there, never just that something is
-        what = f" before it removed {', '.join(leftovers)}" if leftovers else ""
+        what = f" before it removed {left}" if leftovers else ""
         return Interrupted(f"{cause} Rollback was interrupted{what}; to remove what is left run: {finish}")
     if leftovers:
-        message = f"{cause} Rollback could not remove {', '.join(leftovers)}; to finish run: {finish}"
+        done = f"; it removed {', '.join(removed)}" if removed else ""
+        when = " once AWS answers again" if cause.code == "network" else ""
+        message = f"{cause} Rollback could not remove {left}{done}; to finish{when} run: {finish}"
         return Interrupted(message) if isinstance(cause, Interrupted) else _like(cause, message)
     return _like(cause, f"{cause} Everything this run created was removed.")
+
+
+def _left_with_reasons(cause: ToolError, leftovers: list[Leftover]) -> str:
+    """"a, b (why), c (why else)": pieces that failed for one reason share it; a reason that is the cause's (the
+    same sentence, or AWS unreachable again) is not repeated in full."""
+    groups: dict[str, list[str]] = {}
+    for each in leftovers:
+        what, reason = each if isinstance(each, tuple) else (each, None)
+        if reason is None:
+            why = ""
+        elif reason.code == "network":
+            why = "AWS could not be reached either" if cause.code == "network" else reason.args[0]
+        else:
+            why = "the same error" if str(reason) == str(cause) else reason.args[0]
+        groups.setdefault(why, []).append(what)
+    return ", ".join(", ".join(whats) + (f" ({why.rstrip('.')})" if why else "") for why, whats in groups.items())
 
 
 def _like(cause: ToolError, message: str) -> ToolError:

@@ -33,11 +33,21 @@ def save(region: str, name: str, record: dict, *, sandbox: bool = False) -> None
 
 
 def load(region: str, name: str, *, sandbox: bool = False) -> dict | None:
+    """None when there is no readable note (missing, a directory, not JSON, not an object): it is a convenience."""
     try:
-        return json.loads(_path(region, name, sandbox).read_text())
+        found = json.loads(_path(region, name, sandbox).read_text())
     except (OSError, ValueError):
         return None
+    return found if isinstance(found, dict) else None
 
 
-def remove(region: str, name: str, *, sandbox: bool = False) -> None:
-    _path(region, name, sandbox).unlink(missing_ok=True)
+def remove(region: str, name: str, *, sandbox: bool = False) -> str | None:
+    """Forget the note; returns the sentence to warn with when it cannot be removed (the deployment is gone from
+    AWS by then, so a note left behind is never the reason a teardown fails)."""
+    target = _path(region, name, sandbox)
+    try:
+        target.unlink(missing_ok=True)
+    except OSError as err:  # a directory in its place, a read-only directory...
+        return (f"This machine's note of the deployment, {target}, could not be removed "
+                f"({err.strerror or type(err).__name__}): delete it by hand; nothing in AWS needs it.")
+    return None

@@ -178,7 +178,10 @@ def _status(result: Result, ui) -> None:
                                  "running; nothing while stopped but storage)")
         grid.add_row("Cost so far", f"{_money(d['cost_so_far_usd'])} {d['cost_basis']}")
     idle = d.get("idle_stop")
-    if idle is None:
+    not_seen = next((u for u in d.get("unchecked", []) if u["piece"] == "idle-stop alarms"), None)
+    if idle is None and not_seen:  # the alarms could not be read: "off" would be a guess
+        grid.add_row("Idle stop", f"unknown ({not_seen['action']} denied)")
+    elif idle is None:
         grid.add_row("Idle stop", "off (set it with `idle-stop`)")
     else:
         after = f"after {idle['minutes']} idle minutes" if idle["minutes"] else "alarms differ per instance"

@@ -32,3 +32,33 @@ def test_teardown_without_the_record_still_finishes(cli, account, isolated_env):
     assert gone.code == 0, gone.stderr
     assert "amazonei-setup-other.pem" in gone.stderr and "~/.ssh" in gone.stderr
     assert snapshot(account) == before
+
+
+def test_a_record_path_that_is_a_directory_is_a_warning_after_a_clean_teardown(cli, account, isolated_env):
+    """AWS is clean, so the teardown succeeded: a local note it cannot remove is said, never an 'Unexpected error'."""
+    before = snapshot(account)
+    assert cli(*setup_args("dir")).code == 0
+    record = isolated_env / ".amazonei-setup" / "deployments" / f"{REGION}--dir.json"
+    record.unlink()
+    record.mkdir()
+    (record / "something").write_text("not ours")
+
+    gone = cli("teardown", "--region", REGION, "--name", "dir", "--yes")
+
+    assert gone.code == 0, gone.stderr
+    assert snapshot(account) == before
+    screen = " ".join(gone.stderr.split())
+    assert f"This machine's note of the deployment, {record}, could not be removed" in screen
+    assert "Unexpected error" not in screen and "Traceback" not in screen
+    assert "Deployment dir removed." in gone.stdout
+
+
+def test_a_record_that_is_not_an_object_reads_as_no_record(cli, account, isolated_env):
+    assert cli(*setup_args("odd")).code == 0
+    record = isolated_env / ".amazonei-setup" / "deployments" / f"{REGION}--odd.json"
+    record.write_text("[1, 2]")
+
+    for argv in (("status", "--name", "odd"), ("teardown", "--region", REGION, "--name", "odd", "--yes")):
+        done = cli(*argv)
+        assert done.code == 0, done.stderr
+    assert not record.exists()

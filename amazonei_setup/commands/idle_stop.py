@@ -30,7 +30,8 @@ def _locked(args, ui, aws) -> Result:
 
     name, minutes = args.name, None if args.minutes == OFF else args.minutes
     with ui.status(f"Looking for deployment '{name}' in {aws.region}"):
-        inventory = deployments.find_deployment(aws, name)
+        # The alarms are what this command changes, so only the stack look-up may be denied here.
+        inventory = deployments.find_deployment(aws, name, optional=("stack",))
     if inventory.empty:
         raise ToolError(f"No deployment named {name} in {aws.region}, so no idle auto-stop was changed; `list "
                         "--all-regions` shows every deployment.", code="not-found")
@@ -67,8 +68,11 @@ def _locked(args, ui, aws) -> Result:
             alarm_name = alarm.put_alarm(cloudwatch, name, each.id, aws.region, minutes, tag_list)
             done.append({"name": alarm_name, "instance_id": each.id, "minutes": minutes,
                          "action": "updated" if was is not None else "created"})
+    warnings = [f"Could not check for {u.piece} ({u.action} denied): if the deployment was made with `export "
+                "--deploy`, set its idle auto-stop in the template instead (`export --idle-stop MINUTES`) and update "
+                f"the stack {tags.resource_name(name)}." for u in inventory.unchecked]
     return Result("idle-stop", {"name": name, "region": aws.region, "idle_stop_minutes": minutes, "alarms": done},
-                  view="message", message=_sentence(name, minutes, done, inventory))
+                  view="message", message=_sentence(name, minutes, done, inventory), warnings=warnings)
 
 
 def _sentence(name: str, minutes: int | None, done: list[dict], inventory) -> str:

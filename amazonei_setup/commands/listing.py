@@ -17,9 +17,10 @@ def run(args, env: Environment, ui, aws) -> Result:
     else:
         regions = [aws.region]
         check_region(aws.region, ei=False)  # alternatives (inf2, gpu) may run outside the EI regions
-    rows = deployments.list_all(aws, regions, roles)
+    warnings: list[str] = []
+    rows = deployments.list_all(aws, regions, roles, warnings)
     data = [r.to_dict() for r in rows]
     for row in data:
         if row.get("left"):  # a run stopped part-way: say how to finish the job
             row["teardown_command"] = teardown_command_for(args, row["region"], row["name"])
-    return Result("list", {"regions": regions, "deployments": data})
+    return Result("list", {"regions": regions, "deployments": data}, warnings=warnings)

@@ -48,8 +48,13 @@ def run(args, env: Environment, ui, aws) -> Result:
                              "replace stopped ones with new, billed instances: set its desired capacity to 0 instead "
                              f"(aws autoscaling update-auto-scaling-group --auto-scaling-group-name {groups[0]} "
                              f"--min-size 0 --desired-capacity 0 --region {aws.region}).")
-        return _stop(args, env, ui, aws, inventory)
-    return _start(args, env, ui, aws, inventory)
+        result = _stop(args, env, ui, aws, inventory)
+    else:
+        result = _start(args, env, ui, aws, inventory)
+    from amazonei_setup.deployments import unchecked_warnings
+
+    result.warnings[:0] = unchecked_warnings(inventory)
+    return result
 
 
 def _sleep(env):
@@ -88,7 +93,7 @@ def _label(ids: list[str]) -> str:
 
 
 def _stop(args, env, ui, aws, inventory) -> Result:
-    from amazonei_setup.aws import explain
+    from amazonei_setup.aws import denied, denied_action, explain
     from amazonei_setup.events import Event
     from amazonei_setup.resources import instance as instances
 
@@ -115,7 +120,16 @@ def _stop(args, env, ui, aws, inventory) -> Result:
             raise _interrupted(args, aws, ids, stop, "stop") from None
     else:
         found = inventory.instances
-    volumes = instances.volumes_of(aws.ec2, ids)
+    warnings = []
+    try:
+        volumes = instances.volumes_of(aws.ec2, ids)
+    except Exception as err:  # noqa: BLE001 - the instances are stopped: only the price of what stays is unknown
+        if not denied(err):
+            raise explain(err, aws, doing="looking up the stopped instances' volumes") from None
+        volumes = None
+        warnings.append(f"Could not check the instances' EBS volumes ({denied_action(err, 'ec2')} denied): they are "
+                        f"still billed while stopped (gp3 ${EBS_GB_MONTH_USD['gp3']:.2f} per GB-month); see their "
+                        "sizes in the EC2 console under Volumes.")
     still = _still_costs(volumes, inventory)
     accelerator = found[0].tags.get("amazonei-setup:accelerator", "")
     from amazonei_setup import catalog
@@ -129,15 +143,16 @@ def _stop(args, env, ui, aws, inventory) -> Result:
             "instances": [{"instance_id": i.id, "state": i.state} for i in found],
             "still_costs": still, "not_billed": notes,
             "start_command": command_for(args, "start", aws.region, args.name)}
-    return Result("stop", data, view="power", message=message)
+    return Result("stop", data, view="power", message=message, warnings=warnings)
 
 
-def _still_costs(volumes: list[dict], inventory) -> dict:
-    """What a stopped deployment is still billed for: its volumes (GB-month) and an EI endpoint it owns."""
+def _still_costs(volumes: list[dict] | None, inventory) -> dict:
+    """What a stopped deployment is still billed for: its volumes (GB-month) and an EI endpoint it owns.
+    volumes None: they could not be read, so the total is unknown (never a total without them)."""
     items = []
     total = 0.0
-    known = True
-    for volume in volumes:
+    known = volumes is not None
+    for volume in volumes or []:
         price = EBS_GB_MONTH_USD.get(volume["type"])
         monthly = round(volume["size_gib"] * price, 2) if price is not None else None
         if monthly is None:

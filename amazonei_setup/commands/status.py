@@ -184,11 +184,12 @@ def run(args, env: Environment, ui, aws) -> Result:
         "idle_stop": deployments.describe_idle_stop(aws, inventory),  # None: off
         "idle_stop_command": command_for(args, "idle-stop", aws.region, args.name) + " MINUTES|off",
         "pieces": _pieces(inventory),
+        **({"unchecked": [u.to_dict() for u in inventory.unchecked]} if inventory.unchecked else {}),
         "start_command": command_for(args, "start", aws.region, args.name),
         "stop_command": command_for(args, "stop", aws.region, args.name),
         "connect_command": command_for(args, "connect", aws.region, args.name),
     }
-    warnings = []
+    warnings = deployments.unchecked_warnings(inventory)
     if found and access.key_path and not access.key_found:
         warnings.append(f"No private key at {access.key_path}: the instances accept only key pair {first.key_name}; "
                         "use the copy you saved when it was created.")

@@ -43,12 +43,21 @@ def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
         forget_ssh_entry(args)  # a block left by a deployment removed some other way: `ssh NAME` must not linger
         warnings = [f"Left alone (not created by amazonei-setup): {', '.join(inventory.foreign)}."] \
             if inventory.foreign else []
+        warnings += deployments.unchecked_warnings(inventory, deleting=True)
         return Result("teardown", {"name": args.name, "region": aws.region, "found": False, "deleted": [],
-                                   "kept": []}, view="message", warnings=warnings,
+                                   "kept": [], **_unchecked(inventory)}, view="message", warnings=warnings,
                       message=f"No deployment named {args.name} is left in {aws.region} (its {dead_run.command} run "
                               "stopped before it created anything); nothing to delete." if dead_run else
                       deployments.nothing_left(aws, inventory, records.load(aws.region, args.name,
                                                                             sandbox=args.sandbox)))
+    for each in inventory.unchecked:
+        if each.evidence:  # a stack holds it: deleting its resources behind its back would strand the stack
+            from amazonei_setup.errors import AwsError
+
+            raise AwsError(f"Deployment {args.name} was made by the CloudFormation stack {each.evidence} (its "
+                           f"resources carry its tag), and reading it was denied ({each.action}): nothing was deleted; "
+                           "ask an administrator for that permission, or delete the stack in the CloudFormation "
+                           f"console ({aws.region}).", code="access-denied")
     items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
     ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
     asker = asker_for(args, env)
@@ -58,19 +67,28 @@ def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
     done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}),
                              finish=command_for(args, "teardown", aws.region, args.name))
     ui.stop_status()
-    notes = []
+    notes = deployments.unchecked_warnings(inventory, deleting=True)  # said first: it changes what "removed" means
     record = records.load(aws.region, args.name, sandbox=args.sandbox)
     if inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
         key = inventory.key_pair["KeyName"]
         where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
         notes.append(f"The private key file {where} was left in place; delete it when you no longer need it.")
-    records.remove(aws.region, args.name, sandbox=args.sandbox)
+    left = records.remove(aws.region, args.name, sandbox=args.sandbox)
+    if left:
+        notes.append(left)
     forget_ssh_entry(args)
     return Result("teardown", {
         "name": args.name, "region": aws.region, "found": True,
         "deleted": [vars_of(i) for i in done if i.action == "delete"],
-        "kept": [vars_of(i) for i in done if i.action != "delete"]},
-        view="teardown", warnings=notes, message=f"Deployment {args.name} removed.")
+        "kept": [vars_of(i) for i in done if i.action != "delete"], **_unchecked(inventory)},
+        view="teardown", warnings=notes, message=f"Deployment {args.name} removed" + (
+            f"; not checked: {', '.join(u.piece for u in inventory.unchecked)} (see the warning)."
+            if inventory.unchecked else "."))
+
+
+def _unchecked(inventory) -> dict:
+    """The optional look-ups AWS refused, in the JSON result (absent when there were none)."""
+    return {"unchecked": [u.to_dict() for u in inventory.unchecked]} if inventory.unchecked else {}
 
 
 def vars_of(item) -> dict:
