@@ -114,6 +114,12 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                 "AWS_REGION", "CI"):
         mp.delenv(var, raising=False)
+    # A Host entry is checked against DNS (sshconfig.dns_resolves) against real AWS: no test asks DNS. This machine's
+    # own names (localhost, /etc/hosts) are still found, by sshconfig.local_name; a test that wants a name DNS
+    # knows replaces this again.
+    from amazonei_setup import sshconfig
+
+    mp.setattr(sshconfig, "dns_resolves", lambda name: False)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -178,7 +178,8 @@ def _start(args, env, ui, aws, inventory) -> Result:
     ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
     ssh_config = None
     if not getattr(args, "no_ssh_config", False):
-        ssh_config = write_ssh_entries(args, aws.region, args.name, found, access, warnings, include=False)
+        ssh_config = write_ssh_entries(args, aws.region, args.name, found, access, warnings, include=False,
+                                       emulated=emulated(args, env))
     rows = []
     for each in found:
         ssh, forward = connect_commands(access, each.host)
