@@ -166,7 +166,7 @@ def argparse_translations_looked_up_once():
 @pytest.fixture(scope="session", autouse=True)
 def parser_built_once():
     """Every in-process command builds the CLI's argparse parser (~15 ms: ten commands, ~150 flags), ~1,000 times a
-    run (~5% of the suite). `build_parser` is a function of its one argument only: no environment, argv, clock or
+    run (~5% of the suite). `build_parser` is a function of its arguments only: no environment, argv, clock or
     home (test_cli_properties' test_the_parser_depends_on_its_argument_alone checks this), and parsing never
     changes the parser, so the tests build each parser once per process. A change that makes it depend on more
     fails that test: drop this cache then."""
