@@ -105,19 +105,31 @@ def _quoted(value: str) -> str:
 
 def _identity_file(path: str) -> str:
     """IdentityFile expands `%` tokens (%d, %h, ...) when ssh uses it: a literal `%` is written `%%`."""
-    return _quoted(path.replace("%", "%%"))
+    return _quoted(_one_line(path).replace("%", "%%"))
+
+
+def _one_line(value: str) -> str:
+    """ssh_config is read line by line: a value with a newline (an instance tag says which user to log in as) would
+    add a line of its own, `ProxyCommand ...` for one. ValueError for any control character."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value!r} holds a control character, which ssh_config cannot take")
+    return value
+
+
+def _value(value: str) -> str:
+    return _quoted(_one_line(value))
 
 
 def render_block(name: str, region: str, entries: list[HostEntry]) -> str:
     lines = [f"{BEGIN}{name} ({region}) - rewritten by setup/start, removed by teardown"]
     for entry in entries:
-        lines.append("Host " + " ".join(entry.aliases))
-        lines.append(f"    HostName {entry.host}")
-        lines.append(f"    User {entry.user}")
+        lines.append("Host " + " ".join(_value(alias) for alias in entry.aliases))
+        lines.append(f"    HostName {_value(entry.host)}")
+        lines.append(f"    User {_value(entry.user)}")
         if entry.identity_file:
             lines.append(f"    IdentityFile {_identity_file(entry.identity_file)}")
             lines.append("    IdentitiesOnly yes")
-        lines.append(f"    HostKeyAlias {entry.instance_id}")
+        lines.append(f"    HostKeyAlias {_value(entry.instance_id)}")
         lines.append("    StrictHostKeyChecking accept-new")
     lines.append(f"{END}{name}")
     return "\n".join(lines) + "\n"

@@ -175,7 +175,7 @@ def write_ssh_entries(args, region: str, name: str, instances: list, access, war
         if include and not args.sandbox and claim.entries:
             sshconfig.add_include()
         included = not args.sandbox and sshconfig.has_include()
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, ValueError) as err:
         warnings.append(f"The SSH config entry for {name} could not be written ({getattr(err, 'strerror', None) or err}"
                         "): connect with the ssh command shown.")
         return None
