@@ -397,8 +397,7 @@ def ssh_maps_elsewhere(name: str) -> str | None:
         user_text = _resolved(user_config_file()).read_text()
     except (OSError, RuntimeError):
         user_text = ""
-    ours = {include_line(False), include_line(True)}
-    text = "".join(line for line in user_text.splitlines(keepends=True) if line.strip() not in ours)
+    text = "".join(line for line in user_text.splitlines(keepends=True) if not _includes_ours(line))
     system = Path("/etc/ssh/ssh_config")
     if system.exists():  # ssh reads it after the user's file; -F would skip it
         text += f"\nMatch all\nInclude {_quoted(str(system))}\n"
@@ -418,6 +417,19 @@ def ssh_maps_elsewhere(name: str) -> str | None:
         if key == "hostname":
             return value if value.lower() != name.lower() else None
     return None
+
+
+def _includes_ours(line: str) -> bool:
+    """An Include line naming our file, as we wrote it or as the user respelled it (`~/.amazonei-setup/ssh/config`)."""
+    words = line.strip().split(None, 1)
+    if len(words) != 2 or words[0].lower() != "include":
+        return False
+    try:
+        paths_ = shlex.split(words[1].split("#", 1)[0])
+    except ValueError:
+        return False
+    ours = {os.path.normpath(str(config_file(False))), os.path.normpath(str(config_file(True)))}
+    return any(os.path.normpath(os.path.expanduser(each)) in ours for each in paths_)
 
 
 def shadowed(alias: str, *, dns: bool = True) -> str | None:

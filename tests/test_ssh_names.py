@@ -188,3 +188,17 @@ def test_taken_aliases_are_refused_at_plan_time_by_a_pure_check(isolated_env):
     assert sshconfig.taken_by_others("x-1", sshconfig.host_names("x-1", 1)) == {"x-1": "x"}
     assert sshconfig.taken_by_others("x", sshconfig.host_names("x", 2)) == {}
     assert sshconfig.taken_by_others("y", sshconfig.host_names("y", 1)) == {}
+
+
+@pytest.mark.skipif(not HAS_SSH, reason="the OpenSSH client is not installed")
+def test_our_own_entry_never_counts_as_the_users_however_the_include_is_spelled(cli, account, isolated_env):
+    """`ssh -G` is asked without our Include, also when the user respelled it with `~`: a re-run and a start keep
+    the deployment's own entry."""
+    made(cli, "mine")
+    user_config = isolated_env / ".ssh" / "config"
+    home = sshconfig.config_file().relative_to(isolated_env)
+    user_config.write_text(f"Include ~/{home}\n")
+    assert ssh_g(user_config, "mine")["hostname"].startswith("ec2-")  # our block, through the respelled Include
+    again = cli(*setup_args("mine", "--output", "json"))
+    assert again.code == 0, again.stderr
+    assert again.json["result"]["ssh_config"]["hosts"] == ["mine"]
