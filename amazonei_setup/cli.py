@@ -21,23 +21,25 @@ DAY_TWO = ("status", "connect", "stop", "start")  # issue 16: commands on one de
 FROM_TAGS = "the region the deployment lives in, from its tags"  # --region's default for a named deployment
 COMMANDS = ("setup", *DAY_TWO, "idle-stop", "teardown", "list", "cost", "export", "permissions", "completion")
 
+# {prog}: the program as the user started it (build_parser's prog), so the examples run as printed.
 EPILOG = """\
 examples:
-  amazonei_setup.py --sandbox --region us-west-2 --instance-type m5.xlarge --yes
-  amazonei_setup.py --region us-west-2 --instance-type m5.xlarge
-  amazonei_setup.py --region us-west-2 --instance-type c5.large --accelerator-type eia2.large \\
+  {prog} --sandbox --region us-west-2 --instance-type m5.xlarge --yes
+  {prog} --region us-west-2 --instance-type m5.xlarge
+  {prog} --region us-west-2 --instance-type c5.large --accelerator-type eia2.large \\
       --key-name mykey --ssh-cidr 203.0.113.7/32 --yes --output json
-  amazonei_setup.py list --region us-west-2
-  amazonei_setup.py teardown --region us-west-2 --name amazonei-3fa9c1 --yes
+  {prog} list --region us-west-2
+  {prog} teardown --region us-west-2 --name amazonei-3fa9c1 --yes
 """
 
 EXPORT_EPILOG = """\
 examples:
-  amazonei_setup.py export --region us-west-2 --instance-type m5.xlarge --yes --out ei.yaml
-  amazonei_setup.py export --region us-west-2 --instance-type c5.large --count 3 --yes --out fleet.yaml
-  amazonei_setup.py export --sandbox --region us-west-2 --instance-type m5.xlarge --yes --deploy
-  amazonei_setup.py teardown --region us-west-2 --name NAME --yes     (deletes the stack too)
+  {prog} export --region us-west-2 --instance-type m5.xlarge --yes --out ei.yaml
+  {prog} export --region us-west-2 --instance-type c5.large --count 3 --yes --out fleet.yaml
+  {prog} export --sandbox --region us-west-2 --instance-type m5.xlarge --yes --deploy
+  {prog} teardown --region us-west-2 --name NAME --yes     (deletes the stack too)
 """
+DEFAULT_PROG = "python amazonei_setup.py"  # plan.LAUNCHER: the name when the caller gives none
 
 
 @dataclass
@@ -125,13 +127,13 @@ def _accelerator(value: str) -> str:
     return value
 
 
-def _check_setup_flags(args: argparse.Namespace) -> None:
+def _check_setup_flags(args: argparse.Namespace, prog: str = DEFAULT_PROG) -> None:
     """What argparse cannot say alone: --accelerator against --accelerator-type, --instance-type and --os.
 
     Sets args.family (inf2/gpu or None); an EI type given with --accelerator lands in args.accelerator_type."""
     from amazonei_setup import catalog
 
-    see = "See `amazonei_setup.py setup --help`."
+    see = f"See `{prog} {args.command} --help`."
     if args.min_count and args.min_count > (args.count or 1):
         raise _UsageExit(f"--min-count {args.min_count} is more than --count {args.count or 1}: pass a --count of at "
                          f"least {args.min_count}. {see}")
@@ -229,21 +231,25 @@ FORCE_UNLOCK_HELP = ("take the deployment's lock even from a run that still look
                      "still going, both change the deployment at once")
 
 
-def build_parser(completion: bool = False) -> argparse.ArgumentParser:
-    """completion=True: setup's flags on the top level too (setup is the default command), for shell completion."""
-    parser = _Parser(prog="amazonei_setup.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_parser(completion: bool = False, prog: str = DEFAULT_PROG) -> argparse.ArgumentParser:
+    """completion=True: setup's flags on the top level too (setup is the default command), for shell completion.
+    prog: the program as the user started it (commands.printed.program_name, already shell-quoted), for the usage
+    lines, the examples, --version and the usage errors' `See ... --help`. A function of its arguments alone
+    (tests build each parser once per process)."""
+    epilog = EPILOG.format(prog=prog)
+    parser = _Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Create an EC2 instance with an Elastic Inference accelerator (IAM role, security "
                                  "group, PrivateLink endpoint, key pair, Deep Learning AMI) and remove it again. "
                                  "Without a command, runs `setup`.",
-                     epilog=EPILOG)
-    parser.add_argument("--version", action="version", version=f"amazonei-setup {__version__}")
+                     epilog=epilog)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     if completion:
         _setup_flags(parser)
         parser.add_argument("--dry-run", action="store_true")
         _common(parser)
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
 
-    setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=EPILOG,
+    setup = sub.add_parser("setup", help="create (or converge) a deployment", epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     _setup_flags(setup)
     setup.add_argument("--dry-run", action="store_true", help="resolve and print the plan, check permissions, "
@@ -258,7 +264,8 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
     _common(setup)
 
     export = sub.add_parser("export", help="write the same setup as a CloudFormation template (and deploy it)",
-                            epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            epilog=EXPORT_EPILOG.format(prog=prog),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     _setup_flags(export, fleet_note="; in a template: N instances for EI, a launch template + Auto Scaling "
                                     "group for inf2/gpu")
     template = export.add_argument_group("template")
@@ -344,11 +351,14 @@ def _day_two_parsers(sub) -> None:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = build_parser()
+    from amazonei_setup.commands.printed import program_name
+
+    prog = program_name()  # one name in --help, usage errors and the commands printed later
+    parser = build_parser(prog=prog)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         _refuse_unknown_command(argv)
         argv = ["setup", *argv]  # setup is the default command
-    _refuse_unknown_flags(parser, argv)
+    _refuse_unknown_flags(parser, argv, prog)
     args = parser.parse_args(argv)
     if getattr(args, "region", None):  # after parsing (--help stays instant), before any AWS call
         from amazonei_setup import regions
@@ -358,10 +368,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         except rules.RuleError as err:
             raise _UsageExit(f"--region: {_sentence(str(err))}") from None
     if args.command in ("setup", "export"):
-        _check_setup_flags(args)
+        _check_setup_flags(args, prog)
     if args.command == "export" and args.min_count:
         raise _UsageExit("--min-count is for setup's single launch request; a stack creates every instance or rolls "
-                         "back: drop --min-count. See `amazonei_setup.py export --help`.")
+                         f"back: drop --min-count. See `{prog} export --help`.")
     return args
 
 
@@ -383,7 +393,7 @@ def _refuse_unknown_command(argv: list[str]) -> None:
                      "default command).")
 
 
-def _refuse_unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+def _refuse_unknown_flags(parser: argparse.ArgumentParser, argv: list[str], prog: str = DEFAULT_PROG) -> None:
     """A mistyped flag gets the nearest real one of its command (`--dryrun`: did you mean --dry-run?) before
     argparse sees it: argparse would report the flag and its value as two unknown words, or a required flag as
     missing when it was only misspelled."""
@@ -401,7 +411,7 @@ def _refuse_unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> N
         matches = rules.closest(flag, [k for k in known if k.startswith("--")])
         if matches:
             raise _UsageExit(f"{command} has no flag {flag}{rules.did_you_mean(matches)}")
-        raise _UsageExit(f"{command} has no flag {flag}: see `amazonei_setup.py {command} --help` for its flags.")
+        raise _UsageExit(f"{command} has no flag {flag}: see `{prog} {command} --help` for its flags.")
 
 
 # ---- entry point -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ DEFAULT_VOLUME_GIB = 100
 def teardown_command(region: str, name: str, account_flags: str = "") -> str:
     """The command that removes a deployment. account_flags (" --sandbox", " --profile p") must
     address the same account as the setup: without --sandbox a copied command would reach real AWS."""
-    return f"{LAUNCHER} teardown{account_flags} --region {region} --name {name}"
+    return f"{LAUNCHER} teardown{account_flags} --region {shlex.quote(region)} --name {shlex.quote(name)}"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import capacity, catalog, interrupts, tags
+from amazonei_setup import capacity, catalog, interrupts, shell, tags
 from amazonei_setup.aws import Aws, error_code, error_message, explain, explain_safely
 from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurrently, run_graph
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
@@ -73,13 +73,19 @@ class Journal:
             return [r for r in self.records if r.action == "created" or r.kind == "vpc-endpoint-membership"]
 
 
+def _identity(key_path: str | None) -> str:
+    """`-i KEY ` (shell-quoted: a key directory with a space or a `$(...)` in it stays one word), or nothing when the
+    key is not known (ssh then offers the agent's and the default keys)."""
+    return f"-i {shell.path(key_path)} " if key_path else ""
+
+
 def ssh_command(key_path: str | None, user: str, host: str) -> str:
-    return f"ssh -i {key_path} {user}@{host}"
+    return f"ssh {_identity(key_path)}{shell.word(f'{user}@{host}')}"
 
 
 def port_forward_command(key_path: str | None, user: str, host: str) -> str:
     """Jupyter on the instance's port 8888, reached at localhost:8888."""
-    return f"ssh -i {key_path} -L 8888:localhost:8888 {user}@{host}"
+    return f"ssh {_identity(key_path)}-L 8888:localhost:8888 {shell.word(f'{user}@{host}')}"
 
 
 @dataclass(frozen=True)

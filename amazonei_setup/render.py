@@ -11,7 +11,7 @@ from decimal import Decimal
 from rich.table import Table
 from rich.text import Text
 
-from amazonei_setup import catalog
+from amazonei_setup import catalog, shell
 from amazonei_setup.commands import Result
 from amazonei_setup.cost import HOURS_30_DAYS, Priced, inferences_per_hour, ranked, rounded
 
@@ -132,16 +132,16 @@ def _by_name(data: dict, ui) -> None:
     hosts = config.get("hosts") or []
     if not hosts:
         return
+    by_file = f"ssh -F {shell.path(config['file'])} {shell.word(hosts[0])}"
     if config.get("included"):
         ui.result(ui.suggestion(f"By name (Host {hosts[0]} in {config['file']}; scp and VS Code Remote-SSH too):",
-                                f"ssh {hosts[0]}"))
+                                f"ssh {shell.word(hosts[0])}"))
     elif not config.get("include_line"):  # the sandbox: its made-up addresses stay out of ~/.ssh/config
         ui.result(ui.suggestion("By name, from the sandbox's own SSH config (never included in ~/.ssh/config):",
-                                f"ssh -F {config['file']} {hosts[0]}"))
+                                by_file))
     else:
         ui.result(ui.suggestion(f"By name, once ~/.ssh/config reads {config['file']} (add "
-                                f"`{config['include_line']}` at its top), or now with:",
-                                f"ssh -F {config['file']} {hosts[0]}"))
+                                f"`{config['include_line']}` at its top), or now with:", by_file))
 
 
 def _ready_day_two(result: Result, ui) -> None:
@@ -194,10 +194,10 @@ def _status(result: Result, ui) -> None:
         config = d.get("ssh_config") or {}
         if config.get("host") and config.get("included"):
             parts += [_caption(f"By name (Host {config['host']} in {config['file']}):"),
-                      Command(f"ssh {config['host']}")]
+                      Command(f"ssh {shell.word(config['host'])}")]
         elif config.get("host"):
             parts += [_caption("By name, from the tool's SSH config (~/.ssh/config does not include it):"),
-                      Command(f"ssh -F {config['file']} {config['host']}")]
+                      Command(f"ssh -F {shell.path(config['file'])} {shell.word(config['host'])}")]
         parts += [_caption("Stop the meter (the volume stays):"), Command(d["stop_command"])]
     elif any(each["state"] == "stopped" for each in d["instances"]):
         parts += [_caption("Start it again:"), Command(d["start_command"])]

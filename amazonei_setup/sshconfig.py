@@ -25,6 +25,16 @@ line (an Include of a file without the name is harmless). A `Host` of the same n
 overridden by ours (OpenSSH takes the first value it reads, and the Include comes first): `user_defines` finds it, and
 the callers then leave that name alone.
 
+A Host entry never shadows a name that already means something (the Include comes first, so ours would win, with
+`StrictHostKeyChecking accept-new` on top: `ssh localhost` would reach the EC2 instance without a word). Two kinds:
+- another deployment's alias (`demo --count 2` answers to `demo-1`; a deployment named `demo-1` would too). Certain
+  before anything is created, so setup refuses it then (`taken_by_others`); `claim` leaves such an alias out again
+  under the file's lock, for the runs that get past that check (a race, `start` of a deployment made with
+  --no-ssh-config).
+- a real host name (`shadowed`): localhost, a numeric address, a name in /etc/hosts, a name the user's ssh config
+  sends to another HostName (`ssh -G`, without our Include), a name DNS resolves. The deployment is fine and the name
+  stays (it names AWS resources); only that alias gets no entry, and the caller says how to connect instead.
+
 Sandbox deployments (emulated: their addresses are made up and may belong to someone real) are written to a separate
 file under the sandbox directory that is never included from `~/.ssh/config`: `ssh -F <that file> NAME` and
 `connect --print` show what a real deployment would get, and a stray `ssh NAME` never reaches a stranger's machine.
@@ -34,6 +44,7 @@ runs (a setup and a start, two setups) never lose each other's blocks."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import shlex
@@ -85,20 +96,40 @@ def entries_for(name: str, instances: list, user: str, identity_file: str | None
 
 
 def _quoted(value: str) -> str:
-    """ssh_config takes double quotes around a value with spaces."""
-    return f'"{value}"' if re.search(r"\s", value) else value
+    """A value as ssh_config reads it back whole: double quotes around one with spaces, quotes, backslashes or `#`,
+    with `"` and `\\` escaped inside them (OpenSSH's argv_split, 8.4 and later; checked with `ssh -G`)."""
+    if value and not re.search(r"[\s\"'\\#]", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _identity_file(path: str) -> str:
+    """IdentityFile expands `%` tokens (%d, %h, ...) when ssh uses it: a literal `%` is written `%%`."""
+    return _quoted(_one_line(path).replace("%", "%%"))
+
+
+def _one_line(value: str) -> str:
+    """ssh_config is read line by line: a value with a newline (an instance tag says which user to log in as) would
+    add a line of its own, `ProxyCommand ...` for one. ValueError for any control character."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value!r} holds a control character, which ssh_config cannot take")
+    return value
+
+
+def _value(value: str) -> str:
+    return _quoted(_one_line(value))
 
 
 def render_block(name: str, region: str, entries: list[HostEntry]) -> str:
     lines = [f"{BEGIN}{name} ({region}) - rewritten by setup/start, removed by teardown"]
     for entry in entries:
-        lines.append("Host " + " ".join(entry.aliases))
-        lines.append(f"    HostName {entry.host}")
-        lines.append(f"    User {entry.user}")
+        lines.append("Host " + " ".join(_value(alias) for alias in entry.aliases))
+        lines.append(f"    HostName {_value(entry.host)}")
+        lines.append(f"    User {_value(entry.user)}")
         if entry.identity_file:
-            lines.append(f"    IdentityFile {_quoted(entry.identity_file)}")
+            lines.append(f"    IdentityFile {_identity_file(entry.identity_file)}")
             lines.append("    IdentitiesOnly yes")
-        lines.append(f"    HostKeyAlias {entry.instance_id}")
+        lines.append(f"    HostKeyAlias {_value(entry.instance_id)}")
         lines.append("    StrictHostKeyChecking accept-new")
     lines.append(f"{END}{name}")
     return "\n".join(lines) + "\n"
@@ -156,14 +187,75 @@ def _write_atomically(target: Path, text: str, mode: int = 0o600) -> None:
         raise
 
 
-def write_block(name: str, region: str, entries: list[HostEntry], sandbox: bool = False) -> Path:
-    """Add or replace deployment `name`'s block in our file (other deployments' blocks stay as they are)."""
+def _aliases(block: str) -> list[str]:
+    """Every name a block's Host lines answer to."""
+    return [alias for line in block.splitlines() if line.startswith("Host ") for alias in line.split()[1:]]
+
+
+def _taken(blocks: dict[str, str], name: str, aliases) -> dict[str, str]:
+    owners = {alias: other for other, block in blocks.items() if other != name for alias in _aliases(block)}
+    return {alias: owners[alias] for alias in aliases if alias in owners}
+
+
+def taken_by_others(name: str, host_names_: list[tuple[str, ...]], sandbox: bool = False) -> dict[str, str]:
+    """Which of deployment `name`'s Host names (host_names()) another deployment's block already answers to:
+    {alias: that deployment}. Its own block does not count (a re-run rewrites it)."""
+    try:
+        blocks = _blocks(config_file(sandbox).read_text())
+    except OSError:
+        return {}
+    return _taken(blocks, name, [alias for each in host_names_ for alias in each])
+
+
+def hosts_of(name: str, sandbox: bool = False) -> dict[str, tuple[str, ...]]:
+    """The Host names deployment `name`'s block gives each instance: {instance id: aliases} (HostKeyAlias is the
+    instance id). An instance whose names were all left out is not in it."""
+    block = read_block(name, sandbox)
+    found: dict[str, tuple[str, ...]] = {}
+    aliases: tuple[str, ...] = ()
+    for line in (block or "").splitlines():
+        words = line.split()
+        if words[:1] == ["Host"]:
+            aliases = tuple(words[1:])
+        elif words[:1] == ["HostKeyAlias"] and len(words) == 2 and aliases:
+            found[words[1]] = aliases
+    return found
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What write_block did: the file, the entries written (aliases taken by another deployment left out), and
+    those aliases {alias: the deployment that has it}."""
+
+    path: Path
+    entries: list[HostEntry]
+    taken: dict[str, str]
+
+
+def claim(name: str, region: str, entries: list[HostEntry], sandbox: bool = False) -> Claim:
+    """Add or replace deployment `name`'s block in our file (other deployments' blocks stay as they are), without
+    any alias another deployment's block already has: within one file the first block that names an alias wins, so
+    a second `Host demo-1` would send one of them to the other's machine with the other's key. Decided under the
+    file's lock, so two runs cannot both take a name. An instance left with no name gets no entry; a deployment left
+    with none has no block."""
     target = config_file(sandbox)
     with _locked(target):
         blocks = _blocks(target.read_text()) if target.exists() else {}
-        blocks[name] = render_block(name, region, entries)
+        taken = _taken(blocks, name, [alias for entry in entries for alias in entry.aliases])
+        kept = [HostEntry(tuple(a for a in e.aliases if a not in taken), e.host, e.user, e.identity_file,
+                          e.instance_id) for e in entries]
+        kept = [entry for entry in kept if entry.aliases]
+        if kept:
+            blocks[name] = render_block(name, region, kept)
+        else:
+            blocks.pop(name, None)
         _write_atomically(target, _header() + "\n".join(blocks.values()))
-    return target
+    return Claim(target, kept, taken)
+
+
+def write_block(name: str, region: str, entries: list[HostEntry], sandbox: bool = False) -> Path:
+    """claim(), for callers that need only the file."""
+    return claim(name, region, entries, sandbox).path
 
 
 def remove_block(name: str, sandbox: bool = False) -> bool:
@@ -234,3 +326,122 @@ def user_defines(host_name: str) -> bool:
             if host_name in patterns:
                 return True
     return False
+
+
+# ---- names that already mean something ------------------------------------------------------------------------
+
+HOSTS_FILE = Path("/etc/hosts")
+DNS_TIMEOUT = 2.0  # seconds: a name DNS knows answers well within this; a setup should not hang on a dead resolver
+SSH_G_TIMEOUT = 5.0
+
+
+def local_name(name: str) -> str | None:
+    """Why `name` already reaches something without asking DNS (localhost, a numeric address, /etc/hosts), or None."""
+    import socket
+
+    if name == "localhost" or name.endswith(".localhost"):
+        return "it is this machine"
+    try:
+        ipaddress.ip_address(name)
+        return "it is an IP address"
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(name)  # what the resolver takes as an address too: `127`, `10.1`, `0x7f000001`
+        return "it is an IP address"
+    except OSError:
+        pass
+    try:
+        text = HOSTS_FILE.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) > 1 and name in (w.lower() for w in words[1:]):
+            return f"{HOSTS_FILE} names it ({words[0]})"
+    return None
+
+
+def dns_resolves(name: str) -> bool:
+    """True when the resolver (DNS, with the search domains ssh would use too) answers for `name`. Bounded by
+    DNS_TIMEOUT, in a daemon thread since getaddrinfo itself has no timeout; no answer within it counts as resolving:
+    a missing entry costs `ssh NAME` (the connect command still works), a wrong one sends the user's ssh elsewhere.
+    Tests replace this function: they never ask DNS."""
+    import socket
+    import threading
+
+    answer: list[bool] = []
+
+    def look_up() -> None:
+        try:
+            answer.append(bool(socket.getaddrinfo(name, 22, type=socket.SOCK_STREAM)))
+        except (OSError, UnicodeError):
+            answer.append(False)
+
+    worker = threading.Thread(target=look_up, name=f"dns {name}", daemon=True)
+    worker.start()
+    worker.join(DNS_TIMEOUT)
+    return answer[0] if answer else True
+
+
+def ssh_maps_elsewhere(name: str) -> str | None:
+    """The HostName the user's ssh configuration (without our Include) gives `name`, when that is not `name` itself
+    (a `Host gate?` pattern, a `Host *` with `HostName %h.corp`); None when it does not, or ssh is not installed."""
+    import shutil
+    import subprocess
+
+    ssh = shutil.which("ssh")
+    if not ssh:
+        return None
+    try:
+        user_text = _resolved(user_config_file()).read_text()
+    except (OSError, RuntimeError):
+        user_text = ""
+    text = "".join(line for line in user_text.splitlines(keepends=True) if not _includes_ours(line))
+    system = Path("/etc/ssh/ssh_config")
+    if system.exists():  # ssh reads it after the user's file; -F would skip it
+        text += f"\nMatch all\nInclude {_quoted(str(system))}\n"
+    fd, copy = tempfile.mkstemp(prefix="amazonei-setup-ssh-", suffix=".config")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        done = subprocess.run([ssh, "-F", copy, "-G", name], capture_output=True, text=True,
+                              timeout=SSH_G_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(copy)
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "hostname":
+            return value if value.lower() != name.lower() else None
+    return None
+
+
+def _includes_ours(line: str) -> bool:
+    """An Include line naming our file, as we wrote it or as the user respelled it (`~/.amazonei-setup/ssh/config`)."""
+    words = line.strip().split(None, 1)
+    if len(words) != 2 or words[0].lower() != "include":
+        return False
+    try:
+        paths_ = shlex.split(words[1].split("#", 1)[0])
+    except ValueError:
+        return False
+    ours = {os.path.normpath(str(config_file(False))), os.path.normpath(str(config_file(True)))}
+    return any(os.path.normpath(os.path.expanduser(each)) in ours for each in paths_)
+
+
+def shadowed(alias: str, *, dns: bool = True) -> str | None:
+    """Why a `Host alias` entry would take over a name this machine already reaches, or None when it would not.
+    dns=False: this machine's own names and ssh's configuration only (an emulated account: no query leaves the
+    machine for a made-up deployment)."""
+    why = local_name(alias)
+    if why:
+        return why
+    elsewhere = ssh_maps_elsewhere(alias)
+    if elsewhere:
+        return f"your ssh configuration sends it to {elsewhere}"
+    if dns and dns_resolves(alias):
+        return "it resolves in DNS"
+    return None

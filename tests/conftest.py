@@ -114,6 +114,12 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                 "AWS_REGION", "CI"):
         mp.delenv(var, raising=False)
+    # A Host entry is checked against DNS (sshconfig.dns_resolves) against real AWS: no test asks DNS. This machine's
+    # own names (localhost, /etc/hosts) are still found, by sshconfig.local_name; a test that wants a name DNS
+    # knows replaces this again.
+    from amazonei_setup import sshconfig
+
+    mp.setattr(sshconfig, "dns_resolves", lambda name: False)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -160,7 +166,7 @@ def argparse_translations_looked_up_once():
 @pytest.fixture(scope="session", autouse=True)
 def parser_built_once():
     """Every in-process command builds the CLI's argparse parser (~15 ms: ten commands, ~150 flags), ~1,000 times a
-    run (~5% of the suite). `build_parser` is a function of its one argument only: no environment, argv, clock or
+    run (~5% of the suite). `build_parser` is a function of its arguments only: no environment, argv, clock or
     home (test_cli_properties' test_the_parser_depends_on_its_argument_alone checks this), and parsing never
     changes the parser, so the tests build each parser once per process. A change that makes it depend on more
     fails that test: drop this cache then."""

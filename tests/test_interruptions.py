@@ -60,7 +60,8 @@ ACCOUNT_FLAGS = ("--profile", "p", "--endpoint-url", "http://127.0.0.1:5999")
 @pytest.mark.parametrize(("argv0", "program"), [
     ("amazonei_setup.py", "python amazonei_setup.py"),
     ("/opt/tools/amazonei_setup.py", "python /opt/tools/amazonei_setup.py"),
-    ("/work/venv/bin/amazonei-setup", "amazonei-setup"),
+    # not on PATH (nothing is installed there): a bare `amazonei-setup` would be "command not found"
+    ("/work/venv/bin/amazonei-setup", "/work/venv/bin/amazonei-setup"),
     ("/work/src/amazonei_setup/__main__.py", "python -m amazonei_setup"),
 ])
 def test_the_ready_panel_teardown_command_keeps_the_account_flags_and_the_program(cli, account, monkeypatch,
@@ -83,8 +84,8 @@ def test_the_rollback_teardown_command_keeps_the_account_flags_and_the_program(c
     result = cli(*setup_args("stuck"), *ACCOUNT_FLAGS, "--output", "json")
 
     message = assert_clean_failure(result)
-    expected = ("amazonei-setup teardown --profile p --endpoint-url http://127.0.0.1:5999 --region us-west-2 "
-                "--name stuck")
+    expected = ("/work/venv/bin/amazonei-setup teardown --profile p --endpoint-url http://127.0.0.1:5999 "
+                "--region us-west-2 --name stuck")
     assert f"to finish run: {expected} (AWS call log:" in message, message
     assert result.json["error"]["message"].split(" (AWS call log:")[0].endswith(expected)
 

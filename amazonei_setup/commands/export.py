@@ -97,11 +97,11 @@ def deploy_command(args, plan, stack_name: str) -> str:
         return sandbox_deploy_command(args, plan)
     owner_tags = " ".join(shlex.quote(f"{t['Key']}={t['Value']}")
                           for t in tags.tag_list(plan.name, plan.owner, plan.region))
-    command = (f"aws cloudformation deploy --region {plan.region} --stack-name {stack_name} --template-file "
-               f"{shlex.quote(args.out) if args.out else 'TEMPLATE.yaml'} --capabilities CAPABILITY_NAMED_IAM "
-               f"--tags {owner_tags}")
+    command = (f"aws cloudformation deploy --region {shlex.quote(plan.region)} --stack-name {shlex.quote(stack_name)} "
+               f"--template-file {shlex.quote(args.out) if args.out else 'TEMPLATE.yaml'} "
+               f"--capabilities CAPABILITY_NAMED_IAM --tags {owner_tags}")
     if opens_to_world(plan.ssh_cidr):  # the template never defaults to an open SSH range: say it explicitly
-        command += f" --parameter-overrides SshCidr={plan.ssh_cidr}"
+        command += f" --parameter-overrides {shlex.quote(f'SshCidr={plan.ssh_cidr}')}"
     return command
 
 

@@ -16,6 +16,7 @@ What a stopped deployment costs (checked 2026-12-01):
 """
 from __future__ import annotations
 
+from amazonei_setup import shell
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
 from amazonei_setup.commands.printed import command_for
@@ -46,8 +47,9 @@ def run(args, env: Environment, ui, aws) -> Result:
 
             raise UsageError(f"The instances of {args.name} belong to Auto Scaling group {groups[0]}, which would "
                              "replace stopped ones with new, billed instances: set its desired capacity to 0 instead "
-                             f"(aws autoscaling update-auto-scaling-group --auto-scaling-group-name {groups[0]} "
-                             f"--min-size 0 --desired-capacity 0 --region {aws.region}).")
+                             "(aws autoscaling update-auto-scaling-group --auto-scaling-group-name "
+                             f"{shell.word(groups[0])} --min-size 0 --desired-capacity 0 --region "
+                             f"{shell.word(aws.region)}).")
         result = _stop(args, env, ui, aws, inventory)
     else:
         result = _start(args, env, ui, aws, inventory)
@@ -211,7 +213,8 @@ def _start(args, env, ui, aws, inventory) -> Result:
     ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
     ssh_config = None
     if not getattr(args, "no_ssh_config", False):
-        ssh_config = write_ssh_entries(args, aws.region, args.name, found, access, warnings, include=False)
+        ssh_config = write_ssh_entries(args, aws.region, args.name, found, access, warnings, include=False,
+                                       emulated=emulated(args, env))
     rows = []
     for each in found:
         ssh, forward = connect_commands(access, each.host)

@@ -38,6 +38,7 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
 
     plan, facts, asker = resolve_plan(args, env, ui, aws)
     check_key_dir(args, plan)
+    refuse_taken_host_names(args, plan)
     quota = quota_preflight(plan, facts, refuse=not args.dry_run)
     ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
     if args.dry_run:
@@ -145,10 +146,17 @@ def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: b
 
 
 def write_ssh_entries(args, region: str, name: str, instances: list, access, warnings: list[str], *,
-                      include: bool) -> dict | None:
+                      include: bool, emulated: bool = False) -> dict | None:
     """Write deployment `name`'s Host block(s) in the tool's SSH config; with `include`, add the one Include line to
     ~/.ssh/config if it is missing (never for the sandbox). Best effort: a problem is a warning, the deployment is
-    fine either way. Returns what the result shows (file, hosts, whether ~/.ssh/config includes the file)."""
+    fine either way. Returns what the result shows (file, hosts, whether ~/.ssh/config includes the file).
+
+    An alias that already means something gets no entry (sshconfig's docstring says why): one another deployment's
+    block has (setup refused that up front, `refuse_taken_host_names`; a start or a race still meets it), or a real
+    host name. The deployment stays as it is: the name is still its name in AWS, and `connect --name N` reaches it.
+    Warning instead of refusing keeps the instances a start just started, and a setup whose resources exist; the
+    sandbox's file is never included, so only other deployments' aliases matter there. emulated: no DNS query (the
+    addresses are made up; this machine's own names and ssh's configuration are still checked)."""
     from amazonei_setup import sshconfig
 
     entries = sshconfig.entries_for(name, instances, access.user, access.key_path)
@@ -157,19 +165,62 @@ def write_ssh_entries(args, region: str, name: str, instances: list, access, war
     taken = [a for e in entries for a in e.aliases if not args.sandbox and sshconfig.user_defines(a)]
     if taken:
         warnings.append(f"Your ~/.ssh/config already has `Host {taken[0]}`: left alone, and no entry of ours was "
-                        f"written for {name} (ours would override yours); connect with `connect --name {name}`.")
+                        f"written for {name} (ours would override yours); connect with "
+                        f"{_connect_command(args, region, name)}.")
         return {"file": None, "hosts": [], "included": False}
+    if access.key_path and "${" in access.key_path:  # IdentityFile expands ${VAR}, with no way to write it literally
+        warnings.append(f"No SSH config entry was written for {name}: its key's path contains `${{`, which ssh's "
+                        f"IdentityFile would expand; connect with {_connect_command(args, region, name)}.")
+        return {"file": None, "hosts": [], "included": False}
+    shadowing = {} if args.sandbox else {
+        alias: why for alias in dict.fromkeys(a for e in entries for a in e.aliases)
+        if (why := sshconfig.shadowed(alias, dns=not emulated))}
+    entries = [sshconfig.HostEntry(tuple(a for a in e.aliases if a not in shadowing), e.host, e.user, e.identity_file,
+                                   e.instance_id) for e in entries]
+    entries = [e for e in entries if e.aliases]
     try:
-        written = sshconfig.write_block(name, region, entries, sandbox=args.sandbox)
-        if include and not args.sandbox:
+        claim = sshconfig.claim(name, region, entries, sandbox=args.sandbox)
+        if include and not args.sandbox and claim.entries:
             sshconfig.add_include()
         included = not args.sandbox and sshconfig.has_include()
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, ValueError) as err:
         warnings.append(f"The SSH config entry for {name} could not be written ({getattr(err, 'strerror', None) or err}"
                         "): connect with the ssh command shown.")
         return None
-    return {"file": str(written), "hosts": [a for e in entries for a in e.aliases], "included": included,
+    connect = _connect_command(args, region, name)
+    for alias, why in shadowing.items():
+        warnings.append(f"No `Host {alias}` entry was written for deployment {name}: `{alias}` already reaches a "
+                        f"machine ({why}), and an entry of ours would send `ssh {alias}` to the instance instead; "
+                        f"connect with {connect}.")
+    for alias, other in claim.taken.items():
+        warnings.append(f"No `Host {alias}` entry was written for deployment {name}: deployment {other}'s entry "
+                        f"already answers to {alias}; connect with {connect}.")
+    return {"file": str(claim.path), "hosts": [a for e in claim.entries for a in e.aliases], "included": included,
             "include_line": None if args.sandbox else sshconfig.include_line()}  # the sandbox's file is never included
+
+
+def _connect_command(args, region: str, name: str) -> str:
+    from amazonei_setup.commands.printed import command_for
+
+    return command_for(args, "connect", region, name)
+
+
+def refuse_taken_host_names(args, plan) -> None:
+    """Before anything is created: a deployment whose Host names another deployment's entry already answers to
+    (`demo-1` beside `demo --count 2`, or the other way round) would get no `ssh NAME` of its own, or worse before
+    this check, take the other's. Certain at plan time, so refused here (exit 2), naming both ways out."""
+    from amazonei_setup import sshconfig
+    from amazonei_setup.errors import UsageError
+
+    if getattr(args, "no_ssh_config", False):
+        return
+    taken = sshconfig.taken_by_others(plan.name, sshconfig.host_names(plan.name, max(plan.count, 1)),
+                                      sandbox=args.sandbox)
+    if taken:
+        alias, other = next(iter(taken.items()))
+        raise UsageError(f"`ssh {alias}` already reaches deployment {other} (its entry in "
+                         f"{sshconfig.config_file(args.sandbox)}), and deployment {plan.name} would answer to it too: "
+                         "choose another --name, or pass --no-ssh-config to write no SSH entry.")
 
 
 def _say_ssh_config_plan(args, ui, asker, plan) -> bool:
@@ -208,7 +259,7 @@ def _reachable_by_name(args, env: Environment, ui, done, result, *, include: boo
     if not args.no_ssh_config:
         access = Access(result.plan.ssh_user, result.key_path, True, "plan")
         data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances, access,
-                                               done.warnings, include=include)
+                                               done.warnings, include=include, emulated=emulated(args, env))
     records.save(result.plan.region, result.plan.name, data, sandbox=args.sandbox)
 
 

@@ -140,12 +140,12 @@ def run(args, env: Environment, ui, aws) -> Result:
     accelerator = first.tags.get(tags.ACCELERATOR, "") if first else ""
     family = accelerator if accelerator in catalog.FAMILIES else None
     hourly = catalog.hourly_usd(first.instance_type, accelerator or None) if first else None
-    names = sshconfig.host_names(args.name, len(found))
-    block = sshconfig.read_block(args.name, sandbox=args.sandbox)
+    hosts = sshconfig.hosts_of(args.name, sandbox=args.sandbox)  # what the block says: a name may have been left out
     rows = []
     total_so_far = 0.0
     costed = bool(found) and hourly is not None
-    for aliases, each in zip(names, found, strict=True):
+    for each in found:
+        aliases = hosts.get(each.id, ())
         hours = hours_of_last_run(each, now)
         cost = round(hours * hourly, 2) if hours is not None and hourly is not None else None
         if cost is None:
@@ -157,7 +157,7 @@ def run(args, env: Environment, ui, aws) -> Result:
                      "public_ip": each.public_ip, "launch_time": each.launch_time,
                      "stopped_at": (stopped_at(each).isoformat() if each.state == "stopped" and stopped_at(each)
                                     else None),
-                     "ssh_host": aliases[0] if block else None, "ssh_command": ssh, "port_forward_command": forward,
+                     "ssh_host": aliases[0] if aliases else None, "ssh_command": ssh, "port_forward_command": forward,
                      "hours_since_last_start": round(hours, 2) if hours is not None else None,
                      "cost_so_far_usd": cost})
     running = sum(1 for each in found if each.state in ("running", "pending"))
@@ -175,7 +175,7 @@ def run(args, env: Environment, ui, aws) -> Result:
         "ssh_command": rows[0]["ssh_command"] if rows else None,
         "port_forward_command": rows[0]["port_forward_command"] if rows else None,
         "ssh_config": {"file": str(sshconfig.config_file(args.sandbox)),
-                       "host": names[0][-1] if block and found else None,
+                       "host": hosts[found[0].id][-1] if found and found[0].id in hosts else None,
                        "included": not args.sandbox and sshconfig.has_include()},
         "hourly_usd_per_instance": hourly,
         "hourly_usd_now": round(hourly * running, 4) if hourly is not None else None,
