@@ -454,7 +454,7 @@ def _ensure_endpoint_of(run: Run, group_id: str) -> str:
         except ClientError as err:
             if not network.is_conflicting_dns(err):
                 raise
-            return _join_the_winner(run, group_id, err)
+            return _join_the_winner(run, group_id)
         run.journal.add("vpc-endpoint", endpoint_id, "created")
         run.report(Event("created", "vpc-endpoint", f"Created EI endpoint {endpoint_id}", endpoint_id))
         return endpoint_id
@@ -486,7 +486,7 @@ def _join(run: Run, current: network.Endpoint, group_id: str, *, add_subnet: str
 JOIN_TIMEOUT = 30.0  # how long the winner's endpoint may take to be listed after EC2 refused ours
 
 
-def _join_the_winner(run: Run, group_id: str, refusal: ClientError) -> str:
+def _join_the_winner(run: Run, group_id: str) -> str:
     """EC2 refused our endpoint because the VPC already has one for the service: another setup in this VPC (another
     deployment name, so another lock) created it since discovery looked. Join it as a reuse would. Listed at once
     on AWS as a rule; a short bounded wait covers a listing that lags."""
@@ -504,8 +504,9 @@ def _join_the_winner(run: Run, group_id: str, refusal: ClientError) -> str:
         dns_name = f"elastic-inference.runtime.{plan.region}.amazonaws.com"
         raise AwsError(f"EC2 refused to create the EI endpoint in {plan.vpc_id}: the VPC already has a DNS name for "
                        f"{dns_name}, but no EI endpoint with private DNS appeared there to share within "
-                       f"{JOIN_TIMEOUT:.0f} s; if a Route 53 private hosted zone of that name is associated with the VPC, "
-                       "remove that association, or pass another --vpc-id.", code="endpoint-conflict") from None
+                       f"{JOIN_TIMEOUT:.0f} s; if a Route 53 private hosted zone of that name is associated with "
+                       "the VPC, remove that association, or pass another --vpc-id.",
+                       code="endpoint-conflict") from None
     winner = found[0]
     if winner.tags.get(tags.RUN) == run.client_token:  # our own create after all, its reply lost
         run.journal.add("vpc-endpoint", winner.id, "created")

@@ -76,7 +76,7 @@ def subnet_fates(inventory: Inventory, endpoint: network.Endpoint) -> list[Subne
             fates.append(SubnetFate(subnet, az, ("?",)))
             continue
         listing = {name for name, subnets in records.items() if subnet in subnets}
-        heirs = (runs_in.get(az, set()) | (users - placed)) - listing
+        heirs = (runs_in.get(az, set()) | (users - placed)) - listing - {"?"}
         fates.append(SubnetFate(subnet, az, tuple(sorted(heirs | listing)), tuple(sorted(heirs))))
     leaving = [f for f in fates if not f.keepers]
     if leaving and not set(endpoint.subnet_ids) - {f.subnet for f in leaving}:

@@ -226,8 +226,8 @@ def record_added_subnet(ec2, endpoint: Endpoint, deployment: str, subnet_id: str
 def hand_over_subnets(ec2, endpoint_id: str, records: dict[str, tuple[str, ...]]) -> None:
     """Write deployments' records (name -> subnets) on the endpoint: the ones that inherit a zone they run in."""
     if records:
-        ec2.create_tags(Resources=[endpoint_id], Tags=[{"Key": tags.endpoint_subnets_key(name),
-                                                        "Value": " ".join(subnets)} for name, subnets in records.items()])
+        ec2.create_tags(Resources=[endpoint_id], Tags=[
+            {"Key": tags.endpoint_subnets_key(name), "Value": " ".join(subnets)} for name, subnets in records.items()])
 
 
 def remove_subnets(ec2, endpoint_id: str, subnet_ids: list[str]) -> None:
