@@ -76,8 +76,12 @@ def subnet_fates(inventory: Inventory, endpoint: network.Endpoint) -> list[Subne
             fates.append(SubnetFate(subnet, az, ("?",)))
             continue
         listing = {name for name, subnets in records.items() if subnet in subnets}
-        heirs = (runs_in.get(az, set()) | (users - placed)) - listing - {"?"}
-        fates.append(SubnetFate(subnet, az, tuple(sorted(heirs | listing)), tuple(sorted(heirs))))
+        keepers = runs_in.get(az, set()) | (users - placed) | listing
+        # Only deployments that use the endpoint take the record over: one that merely runs in the zone (another
+        # accelerator, or a stack reaching the endpoint through its group) keeps the subnet but must not come to
+        # own a piece of the endpoint.
+        heirs = (keepers & users) - listing - {"?"}
+        fates.append(SubnetFate(subnet, az, tuple(sorted(keepers)), tuple(sorted(heirs))))
     leaving = [f for f in fates if not f.keepers]
     if leaving and not set(endpoint.subnet_ids) - {f.subnet for f in leaving}:
         fates[fates.index(leaving[0])] = SubnetFate(leaving[0].subnet, leaving[0].az, ("the endpoint",))
@@ -106,6 +110,7 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
     for endpoint in inventory.endpoints:
         users = set(endpoint.group_ids) - inventory.group_ids
         siblings = users & inventory.sibling_group_ids
+        attached = bool(set(endpoint.group_ids) & inventory.group_ids)
         if ("vpc-endpoint", endpoint.id) in held and siblings:
             raise UsageError(f"The EI endpoint {endpoint.id} belongs to stack {inventory.stack.name}, and "
                              f"{len(siblings)} other deployment(s) use it: deleting the stack would cut them off. Tear "
@@ -115,6 +120,8 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
             continue
         if not endpoint.created_by_tool:
             reason = "not created by amazonei-setup"
+        elif not (attached or endpoint.tags.get(tags.DEPLOYMENT) == inventory.name):
+            reason = "this deployment only added subnets to it"  # found by its record alone: never ours to delete
         elif siblings:
             reason = f"still used by {len(siblings)} other deployment(s)"
         elif users:
@@ -124,7 +131,7 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         else:
             items.append(TeardownItem("vpc-endpoint", endpoint.id, DELETE))
             continue
-        action = DETACH if set(endpoint.group_ids) & inventory.group_ids else KEEP
+        action = DETACH if attached else KEEP
         items.append(TeardownItem("vpc-endpoint", endpoint.id, action, reason))
         who = _who_keeps({inventory.sibling_names.get(g, g) for g in siblings}, reason)
         items += [TeardownItem(SUBNET, f.subnet, REMOVE, f"({f.az}) from shared endpoint {endpoint.id}, {who}")

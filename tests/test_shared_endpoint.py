@@ -229,3 +229,41 @@ def test_a_subnet_a_join_added_and_then_lost_is_not_claimed(cli, account, order)
     assert failed.code == 1
     assert set(endpoint(endpoint_id)["SubnetIds"]) == {subnet_of("us-west-2a")}
     assert tags.endpoint_subnets_key("b") not in tags.as_dict(endpoint(endpoint_id)["Tags"])
+
+
+# ---- the rule, without an account ------------------------------------------------------------------------
+
+def fates(*, runs: dict[str, str] = None, users: dict[str, str] = None, records: dict[str, str] = None,
+          subnets=("s-a", "s-b")):
+    """teardown.subnet_fates for deployment "me", which recorded s-b, on an endpoint with `subnets`; runs: other
+    deployments' instances (name -> subnet); users: other deployments' groups attached (group -> name)."""
+    from amazonei_setup.deployments import Inventory
+    from amazonei_setup.resources.instance import InstanceInfo
+    from amazonei_setup.resources.network import Endpoint
+    from amazonei_setup.teardown import subnet_fates
+
+    users = users or {}
+    record_tags = {tags.endpoint_subnets_key(n): s for n, s in {"me": "s-b", **(records or {})}.items()}
+    shared = Endpoint("vpce-1", "vpc-1", "available", tuple(subnets), ("sg-me", *users), True, record_tags)
+    inventory = Inventory("me", REGION, [], [{"GroupId": "sg-me"}], [shared], set(users), None, None, None,
+                          sibling_names=users,
+                          subnet_zones={"s-a": ("vpc-1", "az-a"), "s-b": ("vpc-1", "az-b"), "s-x": ("vpc-2", "az-b")},
+                          neighbour_instances=[InstanceInfo(f"i-{n}", "running", "m5.xlarge", "", "", "", subnet, "",
+                                                            "", {tags.DEPLOYMENT: n}) for n, subnet in
+                                               (runs or {}).items()])
+    return [(f.subnet, f.keepers, f.heirs) for f in subnet_fates(inventory, shared)]
+
+
+def test_a_subnet_leaves_unless_a_deployment_needs_it():
+    assert fates(users={"sg-a": "a"}, runs={"a": "s-a"}) == [("s-b", (), ())]
+    # a runs in az-b: kept, and a, which uses the endpoint, inherits the record.
+    assert fates(users={"sg-a": "a"}, runs={"a": "s-b"}) == [("s-b", ("a",), ("a",))]
+    # An instance in the zone that does not use the endpoint keeps the subnet but never comes to own it.
+    assert fates(users={"sg-a": "a"}, runs={"a": "s-a", "inf": "s-b"}) == [("s-b", ("inf",), ())]
+    # Another VPC's az-b is no reason.
+    assert fates(users={"sg-a": "a"}, runs={"a": "s-a", "far": "s-x"}) == [("s-b", (), ())]
+    # A user without an instance may need any zone; one that lists the subnet itself keeps it too.
+    assert fates(users={"sg-a": "a"}) == [("s-b", ("a",), ("a",))]
+    assert fates(users={"sg-a": "a"}, runs={"a": "s-a"}, records={"a": "s-b"}) == [("s-b", ("a",), ())]
+    # An endpoint keeps one subnet.
+    assert fates(subnets=("s-b",)) == [("s-b", ("the endpoint",), ())]
