@@ -57,6 +57,10 @@ class Inventory:
     elsewhere: dict[str, str] = field(default_factory=dict)  # global piece ("IAM role x") -> the region it serves
     idle_alarms: list[alarm.IdleAlarm] = field(default_factory=list)  # idle auto-stop, one per instance
     unchecked: list[Unchecked] = field(default_factory=list)  # optional look-ups AWS refused (see OPTIONAL)
+    # Looked up for teardown when this deployment put subnets on a shared endpoint (find_deployment's `neighbours`):
+    # the (VPC, AZ) of each subnet of those VPCs, and the other deployments' live instances (the zones they run in).
+    subnet_zones: dict[str, tuple[str, str]] = field(default_factory=dict)
+    neighbour_instances: list[instances.InstanceInfo] = field(default_factory=list)
 
     @property
     def group_ids(self) -> set[str]:
@@ -72,12 +76,14 @@ class Inventory:
         return [e for e in self.endpoints if e.tags.get(tags.DEPLOYMENT) == self.name and e.created_by_tool]
 
 
-def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OPTIONAL)) -> Inventory:
+def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OPTIONAL),
+                    neighbours: bool = False) -> Inventory:
     """Raises UsageError for a region that has no EC2, or a deployment another caller owns. Any EC2 region:
     today's alternatives (inf2, gpu) run outside the EI regions, and their teardown must reach them.
 
     A look-up named in `optional` (keys of OPTIONAL) that AWS denies is left out and named in
-    `Inventory.unchecked`; any other failure raises the one sentence, as every other look-up does."""
+    `Inventory.unchecked`; any other failure raises the one sentence, as every other look-up does.
+    neighbours (teardown): when the deployment put subnets on a shared endpoint, also where the others run."""
     check_region(aws.region, ei=False)
     ec2, client_iam = aws.ec2, aws.iam
     aws.preload("ec2", "iam", "sts", "cloudformation", "cloudwatch")
@@ -110,7 +116,7 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
     siblings = {g["GroupId"] for g in results["all_groups"] if g not in ours}
     our_ids = {g["GroupId"] for g in ours}
     endpoints = [e for e in results["endpoints"]
-                 if our_ids & set(e.group_ids) or e.tags.get(tags.DEPLOYMENT) == name]
+                 if our_ids & set(e.group_ids) or e.tags.get(tags.DEPLOYMENT) == name or e.subnets_added_by(name)]
     owners = {tags.as_dict(g.get("Tags")).get(tags.OWNER) for g in ours} | {
         i.tags.get(tags.OWNER) for i in results["instances"]} | {a.tags.get(tags.OWNER) for a in results["idle_alarms"]}
     _refuse_if_not_yours(name, aws.region, owner_of(results["identity"]["Arn"]), owners)
@@ -124,6 +130,8 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
                           results["key_pair"], None, None, idle_alarms=results["idle_alarms"], unchecked=unchecked)
     inventory.sibling_names = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT, "?")
                                for g in results["all_groups"] if g["GroupId"] in siblings}
+    if neighbours:
+        _find_neighbours(aws, inventory)
     found_stack = results["stack"]
     if found_stack is not None:
         if tags.is_ours(found_stack.tags, name):
@@ -174,6 +182,26 @@ def unchecked_warnings(inventory: Inventory, *, deleting: bool = False) -> list[
                     else f"a stack {stack_name} (made by `export --deploy`) would not be shown")
         said.append(f"Could not check for {each.piece} ({each.action} denied): {then}.")
     return said
+
+
+def _find_neighbours(aws: Aws, inventory: Inventory) -> None:
+    """For the subnets the deployment put on shared endpoints: which zone each subnet of those VPCs is in, and the
+    other deployments' live instances, so teardown never takes a zone from under one (teardown._subnet_fates)."""
+    vpcs = sorted({e.vpc_id for e in inventory.endpoints if e.subnets_added_by(inventory.name)})
+    if not vpcs:
+        return
+    ec2 = aws.ec2
+    found = run_concurrently({
+        "subnets": lambda: [s for page in ec2.get_paginator("describe_subnets").paginate(
+            Filters=[{"Name": "vpc-id", "Values": vpcs}]) for s in page["Subnets"]],
+        "other deployments' instances": lambda: instances.find_instances(ec2, None),
+    })
+    for key, value in found.items():
+        if isinstance(value, BaseException):
+            raise explain(value, aws, doing=f"looking up {key}")
+    inventory.subnet_zones = {s["SubnetId"]: (s["VpcId"], s["AvailabilityZone"]) for s in found["subnets"]}
+    inventory.neighbour_instances = [i for i in found["other deployments' instances"]
+                                     if i.tags.get(tags.DEPLOYMENT) != inventory.name]
 
 
 def nothing_left(aws: Aws, inventory: Inventory, record: dict | None, *, deleting: bool = True) -> str:

@@ -59,7 +59,10 @@ GRANTS: tuple[Grant, ...] = (
           commands=("teardown", "setup (rollback)")),
     Grant("ElasticInferenceEndpoint", (
         "ec2:DescribeVpcEndpointServices", "ec2:DescribeVpcEndpoints", "ec2:CreateVpcEndpoint",
-        "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute"),
+        "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute",
+        # A shared endpoint carries each deployment's record of the subnets it added (tags.ENDPOINT_SUBNETS):
+        # written (CreateTags, granted above) before a subnet is added, deleted when its deployment goes.
+        "ec2:DeleteTags"),
         families=frozenset({"ei"}), commands=("setup", "teardown", "list", "status")),
     Grant("ListEndpointsOfAnyFamily", ("ec2:DescribeVpcEndpoints",), families=ALTERNATIVES,
           commands=("list", "teardown")),  # list and teardown look for EI endpoints whatever the family

@@ -35,7 +35,7 @@ from amazonei_setup.plan import Plan, teardown_command
 from amazonei_setup.resources import alarm, iam, keypair, network, quota
 from amazonei_setup.resources import instance as instances
 from amazonei_setup.teardown import instance_state_or_gone
-from amazonei_setup.waiting import wait_for
+from amazonei_setup.waiting import WaitTimeout, wait_for
 
 INSTANCE_TIMEOUT = 600.0
 ENDPOINT_TIMEOUT = 600.0
@@ -463,25 +463,78 @@ def _ensure_endpoint(run: Run, group_id: str) -> str:
 def _ensure_endpoint_of(run: Run, group_id: str) -> str:
     plan = run.plan
     if plan.endpoint_id is None:
-        endpoint_id = network.create_ei_endpoint(run.ec2, plan.region, plan.vpc_id, plan.subnet_id, group_id, run.tags,
-                                                 run.client_token)
+        try:
+            endpoint_id = network.create_ei_endpoint(run.ec2, plan.region, plan.vpc_id, plan.subnet_id, group_id,
+                                                     run.tags, run.client_token)
+        except ClientError as err:
+            if not network.is_conflicting_dns(err):
+                raise
+            return _join_the_winner(run, group_id)
         run.journal.add("vpc-endpoint", endpoint_id, "created")
         run.report(Event("created", "vpc-endpoint", f"Created EI endpoint {endpoint_id}", endpoint_id))
         return endpoint_id
     current = network.describe_endpoint(run.ec2, plan.endpoint_id)
     if current is None:
         raise AwsError(f"The EI endpoint {plan.endpoint_id} disappeared while setting up: run setup again.")
-    add_group = group_id not in current.group_ids
-    add_subnet = plan.subnet_id if plan.endpoint_add_subnet else None
-    network.join_ei_endpoint(run.ec2, plan.endpoint_id, add_subnet=add_subnet,
-                             add_group=group_id if add_group else None,
-                             enable_private_dns=plan.endpoint_enable_private_dns)
-    if add_group or add_subnet:
-        run.journal.add("vpc-endpoint-membership", plan.endpoint_id, "updated",
-                        group=group_id if add_group else None, subnet=add_subnet)
-    run.journal.add("vpc-endpoint", plan.endpoint_id, "reused")
+    _join(run, current, group_id, add_subnet=plan.subnet_id if plan.endpoint_add_subnet else None,
+          enable_private_dns=plan.endpoint_enable_private_dns)
     run.report(Event("reused", "vpc-endpoint", f"Reusing EI endpoint {plan.endpoint_id}", plan.endpoint_id))
     return plan.endpoint_id
+
+
+def _join(run: Run, current: network.Endpoint, group_id: str, *, add_subnet: str | None,
+          enable_private_dns: bool) -> None:
+    """Make a shared endpoint serve this deployment. A subnet is listed in the deployment's record on the endpoint,
+    and the change journaled, before it is made: a run stopped in between is still rolled back, and its teardown
+    still finds what it added (resources/network.py)."""
+    add_group = group_id not in current.group_ids
+    if add_subnet:
+        network.record_added_subnet(run.ec2, current, run.plan.name, add_subnet)
+    if add_group or add_subnet:
+        run.journal.add("vpc-endpoint-membership", current.id, "updated",
+                        group=group_id if add_group else None, subnet=add_subnet)
+    network.join_ei_endpoint(run.ec2, current.id, add_subnet=add_subnet, add_group=group_id if add_group else None,
+                             enable_private_dns=enable_private_dns)
+    run.journal.add("vpc-endpoint", current.id, "reused")
+
+
+JOIN_TIMEOUT = 30.0  # how long the winner's endpoint may take to be listed after EC2 refused ours
+
+
+def _join_the_winner(run: Run, group_id: str) -> str:
+    """EC2 refused our endpoint because the VPC already has one for the service: another setup in this VPC (another
+    deployment name, so another lock) created it since discovery looked. Join it as a reuse would. Listed at once
+    on AWS as a rule; a short bounded wait covers a listing that lags."""
+    plan = run.plan
+    found: list[network.Endpoint] = []
+
+    def look() -> str:
+        found[:] = [e for e in network.find_ei_endpoints(run.ec2, plan.region, plan.vpc_id) if e.private_dns]
+        return "found" if found else "not listed"
+
+    try:
+        wait_for(look, done={"found"}, what=f"The EI endpoint of {plan.vpc_id}", timeout=JOIN_TIMEOUT,
+                 sleep=run.sleep, how_to_check="check the VPC console under Endpoints")
+    except WaitTimeout:
+        dns_name = f"elastic-inference.runtime.{plan.region}.amazonaws.com"
+        raise AwsError(f"EC2 refused to create the EI endpoint in {plan.vpc_id}: the VPC already has a DNS name for "
+                       f"{dns_name}, but no EI endpoint with private DNS appeared there to share within "
+                       f"{JOIN_TIMEOUT:.0f} s; if a Route 53 private hosted zone of that name is associated with "
+                       "the VPC, remove that association, or pass another --vpc-id.",
+                       code="endpoint-conflict") from None
+    winner = found[0]
+    if winner.tags.get(tags.RUN) == run.client_token:  # our own create after all, its reply lost
+        run.journal.add("vpc-endpoint", winner.id, "created")
+        run.report(Event("created", "vpc-endpoint", f"Created EI endpoint {winner.id}", winner.id))
+        return winner.id
+    run.report(Event("reused", "vpc-endpoint", f"Another run created the VPC's EI endpoint first: joining {winner.id}",
+                     winner.id))
+    az_of = {s["SubnetId"]: s["AvailabilityZone"] for s in run.ec2.describe_subnets(
+        SubnetIds=sorted({*winner.subnet_ids, plan.subnet_id}))["Subnets"]}
+    covered = {az_of.get(s) for s in winner.subnet_ids}
+    _join(run, winner, group_id, add_subnet=None if az_of.get(plan.subnet_id) in covered else plan.subnet_id,
+          enable_private_dns=False)
+    return winner.id
 
 
 def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
@@ -573,8 +626,9 @@ def _endpoint_serves(run: Run, zone: capacity.Zone) -> Record | None:
     az_of = run.failover.az_of if run.failover else {}
     if zone.az in {az_of.get(s) for s in endpoint.subnet_ids}:
         return None
-    network.join_ei_endpoint(run.ec2, endpoint.id, add_subnet=zone.subnet_id, add_group=None, enable_private_dns=False)
+    network.record_added_subnet(run.ec2, endpoint, run.plan.name, zone.subnet_id)  # first: see _join
     record = run.journal.add("vpc-endpoint-membership", endpoint.id, "updated", group=None, subnet=zone.subnet_id)
+    network.join_ei_endpoint(run.ec2, endpoint.id, add_subnet=zone.subnet_id, add_group=None, enable_private_dns=False)
     run.report(Event("updated", "vpc-endpoint", f"Added {zone.subnet_id} ({zone.az}) to EI endpoint {endpoint.id}",
                      endpoint.id))
     return record
@@ -583,7 +637,7 @@ def _endpoint_serves(run: Run, zone: capacity.Zone) -> Record | None:
 def _endpoint_leaves(run: Run, added: Record) -> None:
     """The zone refused the launch: its subnet leaves the endpoint again (an interface endpoint is billed per
     zone it serves, and no instance of ours is there)."""
-    run.ec2.modify_vpc_endpoint(VpcEndpointId=added.id, RemoveSubnetIds=[added.detail["subnet"]])
+    network.undo_join(run.ec2, added.id, run.plan.name, subnet=added.detail["subnet"])
     run.journal.forget(added)
     run.report(Event("updated", "vpc-endpoint", f"Removed {added.detail['subnet']} from EI endpoint {added.id} again",
                      added.id))
@@ -879,11 +933,8 @@ def _undo(run: Run, record: Record) -> None:
     elif record.kind == "vpc-endpoint":
         network.delete_ei_endpoint(ec2, record.id)
     elif record.kind == "vpc-endpoint-membership":
-        endpoint = network.describe_endpoint(ec2, record.id)
-        if endpoint and record.detail.get("group"):
-            network.leave_ei_endpoint(ec2, endpoint, {record.detail["group"]})
-        if record.detail.get("subnet"):
-            ec2.modify_vpc_endpoint(VpcEndpointId=record.id, RemoveSubnetIds=[record.detail["subnet"]])
+        network.undo_join(ec2, record.id, run.plan.name, group=record.detail.get("group"),
+                          subnet=record.detail.get("subnet"))
     elif record.kind == "security-group":
         network.delete_security_group(ec2, record.id, sleep=run.plain_sleep)
     elif record.kind == "key-pair":

@@ -75,7 +75,7 @@ def _template(result: Result, ui) -> None:
         ui.show(next_step)
 
 
-_DONE = {"delete": "deleted", "keep": "kept", "detach": "detached"}
+_DONE = {"delete": "deleted", "keep": "kept", "detach": "detached", "remove": "removed"}
 
 
 def _teardown(result: Result, ui) -> None:

@@ -18,8 +18,17 @@ REGION = "amazonei-setup:region"
 RUN = "amazonei-setup:run"
 # Set by CloudFormation itself on what a stack creates: such a deployment belongs to its stack (export --deploy).
 CFN_STACK_NAME = "aws:cloudformation:stack-name"
+# On an EI endpoint this deployment shares: the subnets it added (space-separated), one key per deployment
+# (`endpoint_subnets_key`). Written before the subnet is added, so a teardown finds them even after a crash, and
+# takes back what no other deployment needs (an interface endpoint is billed per zone it serves). Its security
+# group needs no such record: being attached is the record (see resources/network.py).
+ENDPOINT_SUBNETS = "amazonei-setup:endpoint-subnets:"
 # IAM path for every role and instance profile we create: list_roles(PathPrefix=...) finds them.
 IAM_PATH = "/amazonei-setup/"
+
+
+def endpoint_subnets_key(deployment: str) -> str:
+    return ENDPOINT_SUBNETS + deployment
 
 
 def resource_name(deployment: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import interrupts
+from amazonei_setup import interrupts, tags
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import cancellable_sleep, run_concurrently
 from amazonei_setup.deployments import Inventory
@@ -27,7 +27,7 @@ from amazonei_setup.waiting import wait_for
 
 TERMINATE_TIMEOUT = 600.0
 GROUP_DELETE_TIMEOUT = 300.0
-DELETE, KEEP, DETACH = "delete", "keep", "detach"
+DELETE, KEEP, DETACH, REMOVE = "delete", "keep", "detach", "remove"  # remove: a subnet, from an endpoint that stays
 WITH_STACK = "with the stack"  # CloudFormation deletes it (and reports it); the sweep after only makes sure
 
 
@@ -35,8 +35,64 @@ WITH_STACK = "with the stack"  # CloudFormation deletes it (and reports it); the
 class TeardownItem:
     kind: str
     id: str
-    action: str  # delete / keep / detach (remove our group from a shared endpoint)
+    action: str  # delete / keep / detach (our group from a shared endpoint) / remove (our subnet from one)
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class SubnetFate:
+    """A subnet this deployment put on an endpoint that stays: removed with it, or kept for the deployments that
+    need it (heirs: they take over the record of it, so it leaves with the last of them)."""
+
+    subnet: str
+    az: str
+    keepers: tuple[str, ...] = ()  # other deployments that run in its zone, list it too, or may run there
+    heirs: tuple[str, ...] = ()  # those of the keepers whose record does not list it yet
+
+
+SUBNET = "vpc-endpoint-subnet"
+
+
+def subnet_fates(inventory: Inventory, endpoint: network.Endpoint) -> list[SubnetFate]:
+    """What becomes of the subnets this deployment recorded putting on `endpoint` (one that stays). A subnet is
+    kept while another deployment runs an instance in its zone (any of ours in the VPC: the safe side), lists the
+    subnet in its own record, or uses the endpoint without an instance to say which zone it needs. An endpoint
+    keeps at least one subnet."""
+    mine = [s for s in endpoint.subnets_added_by(inventory.name) if s in endpoint.subnet_ids]
+    if not mine:
+        return []
+    az_of = {s: az for s, (vpc, az) in inventory.subnet_zones.items() if vpc == endpoint.vpc_id}
+    runs_in: dict[str, set[str]] = {}
+    for each in inventory.neighbour_instances:
+        if each.subnet_id in az_of:
+            runs_in.setdefault(az_of[each.subnet_id], set()).add(each.tags.get(tags.DEPLOYMENT, "?"))
+    placed = {name for names in runs_in.values() for name in names}
+    users = {inventory.sibling_names.get(g, g) for g in endpoint.group_ids if g in inventory.sibling_group_ids}
+    records = {name: set(subnets) for name, subnets in endpoint.subnet_records.items() if name != inventory.name}
+    fates = []
+    for subnet in mine:
+        az = az_of.get(subnet, "")
+        if not az:  # not looked up (or gone from the VPC): nothing says it is free
+            fates.append(SubnetFate(subnet, az, ("?",)))
+            continue
+        listing = {name for name, subnets in records.items() if subnet in subnets}
+        keepers = runs_in.get(az, set()) | (users - placed) | listing
+        # Only deployments that use the endpoint take the record over: one that merely runs in the zone (another
+        # accelerator, or a stack reaching the endpoint through its group) keeps the subnet but must not come to
+        # own a piece of the endpoint.
+        heirs = (keepers & users) - listing - {"?"}
+        fates.append(SubnetFate(subnet, az, tuple(sorted(keepers)), tuple(sorted(heirs))))
+    leaving = [f for f in fates if not f.keepers]
+    if leaving and not set(endpoint.subnet_ids) - {f.subnet for f in leaving}:
+        fates[fates.index(leaving[0])] = SubnetFate(leaving[0].subnet, leaving[0].az, ("the endpoint",))
+    return fates
+
+
+def _who_keeps(users: set[str], reason: str) -> str:
+    if users:
+        return f"which deployment{'s' if len(users) > 1 else ''} {', '.join(sorted(users))} " \
+               f"keep{'' if len(users) > 1 else 's'}"
+    return f"which stays ({reason})"
 
 
 def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[TeardownItem]:
@@ -54,6 +110,7 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
     for endpoint in inventory.endpoints:
         users = set(endpoint.group_ids) - inventory.group_ids
         siblings = users & inventory.sibling_group_ids
+        attached = bool(set(endpoint.group_ids) & inventory.group_ids)
         if ("vpc-endpoint", endpoint.id) in held and siblings:
             raise UsageError(f"The EI endpoint {endpoint.id} belongs to stack {inventory.stack.name}, and "
                              f"{len(siblings)} other deployment(s) use it: deleting the stack would cut them off. Tear "
@@ -63,6 +120,8 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
             continue
         if not endpoint.created_by_tool:
             reason = "not created by amazonei-setup"
+        elif not (attached or endpoint.tags.get(tags.DEPLOYMENT) == inventory.name):
+            reason = "this deployment only added subnets to it"  # found by its record alone: never ours to delete
         elif siblings:
             reason = f"still used by {len(siblings)} other deployment(s)"
         elif users:
@@ -72,8 +131,11 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         else:
             items.append(TeardownItem("vpc-endpoint", endpoint.id, DELETE))
             continue
-        action = DETACH if set(endpoint.group_ids) & inventory.group_ids else KEEP
+        action = DETACH if attached else KEEP
         items.append(TeardownItem("vpc-endpoint", endpoint.id, action, reason))
+        who = _who_keeps({inventory.sibling_names.get(g, g) for g in siblings}, reason)
+        items += [TeardownItem(SUBNET, f.subnet, REMOVE, f"({f.az}) from shared endpoint {endpoint.id}, {who}")
+                  for f in subnet_fates(inventory, endpoint) if not f.keepers]
     if inventory.key_pair:
         items.append(TeardownItem("key-pair", inventory.key_pair["KeyName"], DELETE,
                                   "the local .pem file is left in place"))
@@ -155,10 +217,29 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
             if item.action == DELETE:
                 network.delete_ei_endpoint(ec2, item.id)
                 done(item)
-            elif item.action == DETACH:
-                endpoint = next(e for e in inventory.endpoints if e.id == item.id)
+                continue
+            endpoint = next(e for e in inventory.endpoints if e.id == item.id)
+            take_back_subnets(endpoint)
+            if item.action == DETACH:
                 network.leave_ei_endpoint(ec2, endpoint, inventory.group_ids)
                 done(item, "Detached this deployment's security group from")
+            if endpoint.subnets_added_by(inventory.name):  # last: until here a re-run finds what is left to do
+                network.forget_added_subnets(ec2, endpoint.id, inventory.name)
+
+    def take_back_subnets(endpoint: network.Endpoint) -> None:
+        """The subnets this deployment put on an endpoint that stays: the ones another deployment needs pass to its
+        record first (a crash after that loses nothing), then the others are removed."""
+        fates = subnet_fates(inventory, endpoint)
+        heirs: dict[str, list[str]] = {}
+        for fate in fates:
+            for heir in fate.heirs:
+                heirs.setdefault(heir, list(endpoint.subnets_added_by(heir))).append(fate.subnet)
+        network.hand_over_subnets(ec2, endpoint.id, {name: tuple(subnets) for name, subnets in heirs.items()})
+        leaving = {f.subnet for f in fates if not f.keepers}
+        network.remove_subnets(ec2, endpoint.id, sorted(leaving))
+        for item in by_kind.get(SUBNET, []):
+            if item.id in leaving:
+                report(Event("updated", "vpc-endpoint", f"Removed {item.id} {item.reason}", endpoint.id))
 
     def key_pairs() -> None:
         for item in deleting("key-pair"):

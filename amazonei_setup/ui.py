@@ -387,7 +387,7 @@ class Copyable:
 
 
 _ACTION_COLORS = {"create": "green", "reuse": "cyan", "update": "yellow", "delete": "red", "keep": "cyan",
-                  "detach": "yellow"}
+                  "detach": "yellow", "remove": "yellow"}
 _GAP = 2  # columns between a table's columns
 
 

@@ -73,7 +73,11 @@ def exercise(cli, family: str, tmp_path) -> set[str]:
     with recorder:
         ok(setup("perm", "--idle-stop", "60"))
         if family == "ei":
-            ok(setup("perm-two"))  # joins the first one's EI endpoint (ec2:ModifyVpcEndpoint)
+            # Joins the first one's EI endpoint in another zone (ec2:ModifyVpcEndpoint, ec2:CreateTags: the record of
+            # the subnet it adds, which its teardown takes back with ec2:DeleteTags).
+            other_zone = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                       {"Name": "availability-zone", "Values": [f"{REGION}b"]}])
+            ok(setup("perm-two", "--subnet-id", other_zone["Subnets"][0]["SubnetId"]))
         ok(setup("perm-dry", "--dry-run"))
     instance_id = ec2.describe_instances(Filters=[{"Name": "tag:amazonei-setup:deployment", "Values": ["perm"]}])[
         "Reservations"][0]["Instances"][0]["InstanceId"]

@@ -38,7 +38,7 @@ def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
     from amazonei_setup import deployments, records, teardown
 
     with ui.status(f"Looking for deployment '{args.name}' in {aws.region}"):
-        inventory = deployments.find_deployment(aws, args.name)
+        inventory = deployments.find_deployment(aws, args.name, neighbours=True)
     if inventory.empty:
         forget_ssh_entry(args)  # a block left by a deployment removed some other way: `ssh NAME` must not linger
         warnings = [f"Left alone (not created by amazonei-setup): {', '.join(inventory.foreign)}."] \

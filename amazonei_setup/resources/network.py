@@ -3,8 +3,15 @@
 Sharing rule for the endpoint (AWS allows one private-DNS endpoint per service per VPC, so
 deployments in one VPC must share it): a deployment *uses* the endpoint when its own security
 group is attached to it. Teardown detaches its group; the endpoint itself is deleted only when
-amazonei-setup created it and no other deployment's group remains attached. Nothing else needs
-recording, so a teardown can never break a sibling and the last teardown removes the endpoint.
+amazonei-setup created it and no other deployment's group remains attached, so a teardown can
+never break a sibling and the last teardown removes the endpoint.
+
+Subnets (one per zone; the endpoint is billed per zone it serves) are recorded: each deployment
+lists the subnets it put on the endpoint in a tag of its own there (tags.endpoint_subnets_key),
+written *before* the subnet is added (write-ahead: a run killed in between still leaves the
+record). A teardown takes back the subnets it lists, unless another deployment runs in that zone
+or lists the subnet too; such a deployment then inherits the record, so the zone leaves with the
+last deployment that needs it.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from amazonei_setup import tags
 from amazonei_setup.catalog import EI_SERVICE_NAME
-from amazonei_setup.errors import error_code
+from amazonei_setup.errors import error_code, error_message
 
 GONE_ENDPOINT_STATES = {"deleting", "deleted", "failed", "rejected", "expired"}
 
@@ -158,6 +165,16 @@ class Endpoint:
     def created_by_tool(self) -> bool:
         return self.tags.get(tags.CREATED_BY) == tags.TOOL
 
+    def subnets_added_by(self, deployment: str) -> tuple[str, ...]:
+        """The subnets `deployment` recorded putting on this endpoint (some may have left it since)."""
+        return tuple(self.tags.get(tags.endpoint_subnets_key(deployment), "").split())
+
+    @property
+    def subnet_records(self) -> dict[str, tuple[str, ...]]:
+        """Every deployment's record: deployment name -> the subnets it put on the endpoint."""
+        return {key[len(tags.ENDPOINT_SUBNETS):]: tuple(value.split()) for key, value in self.tags.items()
+                if key.startswith(tags.ENDPOINT_SUBNETS)}
+
     @classmethod
     def from_api(cls, raw: dict) -> Endpoint:
         return cls(raw["VpcEndpointId"], raw["VpcId"], raw.get("State", "").lower(), tuple(raw.get("SubnetIds", [])),
@@ -178,12 +195,63 @@ def find_ei_endpoints(ec2, region: str, vpc_id: str | None = None) -> list[Endpo
 def create_ei_endpoint(ec2, region: str, vpc_id: str, subnet_id: str, group_id: str, tag_list: list[dict],
                        client_token: str) -> str:
     """client_token: a retry after a lost reply gets the same endpoint back; without it EC2 refuses the second
-    private-DNS endpoint of the service in the VPC ("conflicting DNS domain") and the first one is orphaned."""
+    private-DNS endpoint of the service in the VPC ("conflicting DNS domain") and the first one is orphaned.
+    The creator records its subnet like any other deployment (see the module docstring): when it leaves first, the
+    zone leaves with it unless a sibling runs there."""
+    deployment = tags.as_dict(tag_list).get(tags.DEPLOYMENT)
+    record = [{"Key": tags.endpoint_subnets_key(deployment), "Value": subnet_id}] if deployment else []
     return ec2.create_vpc_endpoint(
         VpcEndpointType="Interface", VpcId=vpc_id, ServiceName=EI_SERVICE_NAME.format(region=region),
         SubnetIds=[subnet_id], SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
-        TagSpecifications=tags.tag_specs(["vpc-endpoint"], tag_list), ClientToken=client_token,
+        TagSpecifications=tags.tag_specs(["vpc-endpoint"], [*tag_list, *record]), ClientToken=client_token,
     )["VpcEndpoint"]["VpcEndpointId"]
+
+
+def is_conflicting_dns(err: ClientError) -> bool:
+    """EC2's refusal of a second private-DNS endpoint of a service in one VPC (or of a DNS name a private hosted
+    zone already holds there): InvalidParameter "private-dns-enabled cannot be set because there is already a
+    conflicting DNS domain for <service DNS name> in the VPC vpc-..."."""
+    return error_code(err) == "InvalidParameter" and "conflicting dns domain" in error_message(err).lower()
+
+
+def record_added_subnet(ec2, endpoint: Endpoint, deployment: str, subnet_id: str) -> None:
+    """Write-ahead: list `subnet_id` in the deployment's record on the endpoint before it is added."""
+    listed = list(endpoint.subnets_added_by(deployment))
+    if subnet_id in listed:
+        return
+    ec2.create_tags(Resources=[endpoint.id], Tags=[{"Key": tags.endpoint_subnets_key(deployment),
+                                                    "Value": " ".join([*listed, subnet_id])}])
+
+
+def hand_over_subnets(ec2, endpoint_id: str, records: dict[str, tuple[str, ...]]) -> None:
+    """Write deployments' records (name -> subnets) on the endpoint: the ones that inherit a zone they run in."""
+    if records:
+        ec2.create_tags(Resources=[endpoint_id], Tags=[
+            {"Key": tags.endpoint_subnets_key(name), "Value": " ".join(subnets)} for name, subnets in records.items()])
+
+
+def remove_subnets(ec2, endpoint_id: str, subnet_ids: list[str]) -> None:
+    if subnet_ids:
+        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, RemoveSubnetIds=list(subnet_ids))
+
+
+def forget_added_subnets(ec2, endpoint_id: str, deployment: str, subnet_ids: list[str] | None = None) -> None:
+    """Drop `subnet_ids` (None: all) from the deployment's record on the endpoint; the tag goes with the last."""
+    key = tags.endpoint_subnets_key(deployment)
+    remaining: list[str] = []
+    if subnet_ids is not None:
+        endpoint = describe_endpoint(ec2, endpoint_id)
+        if endpoint is None:
+            return
+        remaining = [s for s in endpoint.subnets_added_by(deployment) if s not in subnet_ids]
+    try:
+        if remaining:
+            ec2.create_tags(Resources=[endpoint_id], Tags=[{"Key": key, "Value": " ".join(remaining)}])
+        else:
+            ec2.delete_tags(Resources=[endpoint_id], Tags=[{"Key": key}])
+    except ClientError as err:
+        if error_code(err) not in {"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"}:
+            raise
 
 
 def join_ei_endpoint(ec2, endpoint_id: str, *, add_subnet: str | None, add_group: str | None,
@@ -214,6 +282,20 @@ def leave_ei_endpoint(ec2, endpoint: Endpoint, group_ids: set[str]) -> None:
     except ClientError as err:
         if error_code(err) not in {"InvalidVpcEndpointId.NotFound", "InvalidGroup.NotFound"}:
             raise
+
+
+def undo_join(ec2, endpoint_id: str, deployment: str, *, group: str | None = None, subnet: str | None = None) -> None:
+    """Take back what a run added to an endpoint (its group, a subnet and the record of it), whether or not the
+    change went through: it was journaled before it was sent."""
+    endpoint = describe_endpoint(ec2, endpoint_id)
+    if endpoint is None:
+        return
+    if group:
+        leave_ei_endpoint(ec2, endpoint, {group})
+    if subnet:
+        if subnet in endpoint.subnet_ids:
+            remove_subnets(ec2, endpoint.id, [subnet])
+        forget_added_subnets(ec2, endpoint.id, deployment, [subnet])
 
 
 def default_security_group(ec2, vpc_id: str) -> str:
