@@ -653,8 +653,9 @@ def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account):
             for instance in reservation["Instances"]:
                 if instance["State"]["Name"] == "terminated" and len(polls) < 5:  # cap: a regression fails, not hangs
                     instance["State"] = {"Code": 32, "Name": "shutting-down"}
-                    if threading.current_thread() is not threading.main_thread():  # the waiting worker's polls
-                        polls.append(instance["InstanceId"])
+                    if threading.current_thread() is threading.main_thread():
+                        continue  # the look after the signal at what is left, not the waiting worker's poll
+                    polls.append(instance["InstanceId"])
                     if len(polls) == 1:
                         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
         return response
