@@ -58,6 +58,9 @@ def run_concurrently(jobs: dict[str, Callable], cancel: threading.Event | None =
     return results
 
 
+LOOKUP_BUDGET = 90.0  # seconds for one round of look-ups: botocore's retries of a hung call would take minutes
+
+
 class LookupTimeout(Exception):
     """A read-only look-up that did not answer within its budget (its thread is left to finish on its own)."""
 

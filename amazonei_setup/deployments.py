@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from amazonei_setup import catalog, rules, tags
 from amazonei_setup.aws import Aws, denied, denied_action, explain
-from amazonei_setup.concurrency import run_concurrently
+from amazonei_setup.concurrency import LOOKUP_BUDGET, look_up_concurrently
 from amazonei_setup.discover import check_region, owner_of
 from amazonei_setup.errors import ToolError, UsageError
 from amazonei_setup.resources import alarm, iam, keypair, network, stack
@@ -88,7 +88,7 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
     ec2, client_iam = aws.ec2, aws.iam
     aws.preload("ec2", "iam", "sts", "cloudformation", "cloudwatch")
     cfn, cloudwatch = aws.client("cloudformation"), aws.client("cloudwatch")
-    results = run_concurrently({
+    results = look_up_concurrently({
         "stack": lambda: stack.find_stack(cfn, tags.resource_name(name)),
         "identity": lambda: aws.sts.get_caller_identity(),
         # shutting-down too: a re-run after an interrupted teardown must wait for it before phase 2
@@ -102,7 +102,7 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
         "inline_policies": lambda: iam.inline_policies(client_iam, iam.role_name(name)),
         "attached_policies": lambda: iam.attached_policies(client_iam, iam.role_name(name)),
         "idle_alarms": lambda: alarm.find_alarms(cloudwatch, name),
-    })
+    }, budget=LOOKUP_BUDGET)
     unchecked = []
     for key, value in results.items():
         if isinstance(value, BaseException):
@@ -191,11 +191,11 @@ def _find_neighbours(aws: Aws, inventory: Inventory) -> None:
     if not vpcs:
         return
     ec2 = aws.ec2
-    found = run_concurrently({
+    found = look_up_concurrently({
         "subnets": lambda: [s for page in ec2.get_paginator("describe_subnets").paginate(
             Filters=[{"Name": "vpc-id", "Values": vpcs}]) for s in page["Subnets"]],
         "other deployments' instances": lambda: instances.find_instances(ec2, None),
-    })
+    }, budget=LOOKUP_BUDGET)
     for key, value in found.items():
         if isinstance(value, BaseException):
             raise explain(value, aws, doing=f"looking up {key}")
@@ -325,7 +325,7 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
     and `warnings` gets the sentence saying so."""
     aws.preload("ec2", "iam", "cloudwatch")
     ours = tags.filters_for(None)
-    results = run_concurrently({
+    results = look_up_concurrently({
         "instances": lambda: instances.find_instances(aws.ec2, None),
         "groups": lambda: network.find_security_groups(aws.ec2, None),
         "key_pairs": lambda: aws.ec2.describe_key_pairs(Filters=ours)["KeyPairs"],
@@ -334,7 +334,7 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
                               if e.get("State", "").lower() not in network.GONE_ENDPOINT_STATES],
         "roles": lambda: iam.our_roles(aws.iam) if roles is None else roles,
         "idle_alarms": lambda: alarm.find_all_alarms(aws.client("cloudwatch")),
-    })
+    }, budget=LOOKUP_BUDGET)
     alarms_failed = results["idle_alarms"]
     if isinstance(alarms_failed, BaseException) and denied(alarms_failed):
         results["idle_alarms"] = []
@@ -386,8 +386,8 @@ def list_all(aws: Aws, regions: list[str], roles: list[dict] | None = None,
     if roles is None and len(regions) > 1:
         roles = our_roles(aws)
     said: dict[str, list[str]] = {region: [] for region in regions}  # one list per thread, merged in order
-    results = run_concurrently({region: (lambda a=a, r=region: list_deployments(a, roles, said[r]))
-                                for region, a in per_region.items()})
+    results = look_up_concurrently({region: (lambda a=a, r=region: list_deployments(a, roles, said[r]))
+                                for region, a in per_region.items()}, budget=LOOKUP_BUDGET)
     for region in regions:
         if warnings is not None:
             warnings += [w for w in said[region] if w not in warnings]

@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from amazonei_setup import capacity, catalog, regions, rules, tags
+from amazonei_setup import capacity, catalog, concurrency, regions, rules, tags
 from amazonei_setup.aws import Aws, error_code, explain
 from amazonei_setup.concurrency import look_up_concurrently
 from amazonei_setup.errors import UsageError
@@ -47,7 +47,7 @@ def lookup_public_ip(timeout: float = 3.0) -> str | None:
         return None
 
 
-LOOKUP_BUDGET = 90.0  # seconds for every look-up a setup needs: botocore's retries of a hung call take minutes
+LOOKUP_BUDGET = concurrency.LOOKUP_BUDGET  # seconds for every look-up a setup needs
 OPTIONAL_BUDGET = 10.0  # seconds the look-ups a setup can do without may hold up the rest
 
 

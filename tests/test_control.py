@@ -228,3 +228,28 @@ def test_after_the_result_is_printed_a_signal_changes_nothing(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           preexec_fn=_as_from_a_terminal)
     assert done.returncode == 0 and done.stderr.split()[-2:] == ["True", "0"], done.stderr
+
+
+def test_one_ctrl_c_stops_a_teardown_whose_look_up_hangs(cli, account, default_sigint):
+    """The look-up round of teardown (and list, status, stop, start) gives way to Ctrl-C while a call hangs."""
+    import os
+
+    assert cli(*setup_args("stuck")).code == 0
+    released, answered = threading.Event(), threading.Event()
+
+    def hung_then_ctrl_c(**_):
+        os.kill(os.getpid(), signal.SIGINT)  # arrives in the main thread, which waits for this look-up
+        released.wait(30)
+        answered.set()
+
+    account.client("cloudwatch").meta.events.register("before-call.cloudwatch.DescribeAlarms", hung_then_ctrl_c)
+    try:
+        result = cli("teardown", "--region", REGION, "--name", "stuck", "--yes")
+        still_hung = not answered.is_set()
+    finally:
+        released.set()
+
+    assert still_hung, "the teardown waited for the hung look-up to answer before it stopped"
+    assert result.code == 130, result.stderr
+    assert "Interrupted" in result.stderr and "Traceback" not in result.stderr
+    assert len(running(account, "stuck")) == 1, "nothing was deleted"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amazonei_setup import capacity
-from amazonei_setup.concurrency import run_concurrently
+from amazonei_setup.concurrency import LOOKUP_BUDGET, look_up_concurrently
 from amazonei_setup.errors import error_code
 
 _DENIED = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
@@ -87,5 +87,5 @@ def regions_offering(aws, instance_type: str, regions: list[str]) -> list[str]:
             LocationType="region", Filters=[{"Name": "instance-type", "Values": [instance_type]}])
         return bool(found.get("InstanceTypeOfferings"))
 
-    answers = run_concurrently({region: (lambda r=region: offered(r)) for region in regions})
+    answers = look_up_concurrently({region: (lambda r=region: offered(r)) for region in regions}, budget=LOOKUP_BUDGET)
     return [region for region in regions if answers.get(region) is True]
