@@ -253,3 +253,81 @@ def test_one_ctrl_c_stops_a_teardown_whose_look_up_hangs(cli, account, default_s
     assert result.code == 130, result.stderr
     assert "Interrupted" in result.stderr and "Traceback" not in result.stderr
     assert len(running(account, "stuck")) == 1, "nothing was deleted"
+
+
+# ---- the same as real processes against a moto server: the release interrupted, an optional read denied ----------
+
+def setup_against(url: str, home, name: str) -> subprocess.Popen:
+    return start_against(url, home, "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", name,
+                         "--ssh-cidr", SSH_CIDR, "--output", "json")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_lock_release_of_a_finished_setup_process(moto_server, tmp_path, monkeypatch):  # noqa: F811
+    import json
+
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    entered, released = threading.Event(), threading.Event()
+    delete = SimpleSystemManagerBackend.delete_parameter
+
+    def slow_delete(self, name):
+        entered.set()
+        released.wait(60)
+        return delete(self, name)
+
+    monkeypatch.setattr(SimpleSystemManagerBackend, "delete_parameter", slow_delete)
+    home = tmp_path / "user"
+    home.mkdir()
+    setup = setup_against(moto_server, home, "rel")
+    try:
+        assert entered.wait(120), "setup never released its lock"
+        setup.send_signal(signal.SIGINT)
+        time_to_deliver = threading.Timer(0.5, released.set)  # the reply comes after the signal, as in the issue
+        time_to_deliver.start()
+        out, err = setup.communicate(timeout=60)
+    finally:
+        released.set()
+        if setup.poll() is None:
+            setup.kill()
+            setup.communicate()
+    assert setup.returncode == 130, err
+    document = json.loads(out)
+    assert document["status"] == "success" and document["result"]["name"] == "rel", out
+    assert "after the work was complete" in " ".join(err.split()) and "Traceback" not in err
+    assert server_client(moto_server, "ssm").describe_parameters()["Parameters"] == [], "the lock was released"
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Exception\\(AccessDenied\\):UserWarning")  # moto: not in CloudWatch's model
+def test_teardown_without_describe_alarms_permission_removes_the_deployment(moto_server, tmp_path,  # noqa: F811
+                                                                             monkeypatch):
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.core.exceptions import ServiceException
+
+    class AccessDenied(ServiceException):  # moto's serializer answers this the way AWS does (Code AccessDenied)
+        code = "AccessDenied"
+
+    home = tmp_path / "user"
+    home.mkdir()
+    setup = setup_against(moto_server, home, "old-policy")
+    out, err = setup.communicate(timeout=180)
+    assert setup.returncode == 0, err
+
+    def denied(self, *args, **kwargs):
+        raise AccessDenied("User: arn:aws:iam::123456789012:user/old is not authorized to perform: "
+                           "cloudwatch:DescribeAlarms")
+
+    for method in ("describe_alarms", "get_alarms_by_alarm_name_prefix", "get_alarms_by_alarm_names"):
+        monkeypatch.setattr(CloudWatchBackend, method, denied)
+    env = user_env(home, AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                   AWS_MAX_ATTEMPTS="2")
+    gone = subprocess.run([sys.executable, "amazonei_setup.py", "teardown", "--region", REGION, "--name", "old-policy",
+                           "--yes"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+                          stdin=subprocess.DEVNULL)
+
+    assert gone.returncode == 0, gone.stderr
+    assert "cloudwatch:DescribeAlarms denied" in " ".join(gone.stderr.split())
+    ec2 = server_client(moto_server, "ec2")
+    assert not [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                if i["State"]["Name"] != "terminated"]
