@@ -71,6 +71,7 @@ class Plan:
     instance_ids: tuple[str, ...] = ()  # every live instance of an existing deployment (instance_id is the first)
     ssh_cidrs_before: tuple[str, ...] = ()  # SSH ranges this tool opened on the existing group (a re-run converges)
     replace_key: bool = False  # the deployment's own key pair exists but its private key is gone: make a new one
+    key_set_aside: str | None = None  # a leftover file at key_path (its key pair is gone) is moved here first
     instance_states: tuple[str, ...] = ()  # the state of each of instance_ids (a stopped one is started)
     ami_from_flag: bool = False  # the image was named with --ami-id (else: the newest image of its line)
     image_source: str = ""  # an alternative's image: the SSM parameter that named it, or "name pattern: ..."
@@ -107,6 +108,8 @@ class Plan:
                 items.append(PlanItem("vpc-endpoint", "elastic-inference.runtime", CREATE, "private DNS on"))
         key_note = ("" if not self.create_key else f"private key saved to {self.key_path}" if self.key_path
                     else "by the stack; its private key goes to SSM Parameter Store")
+        if self.key_set_aside:
+            key_note += f" (the leftover file there is moved to {self.key_set_aside})"
         if self.replace_key:
             items.append(PlanItem("key-pair", self.key_name, UPDATE,
                                   f"no private key at {self.key_path}: replaced by a new key pair saved there"))

@@ -182,7 +182,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
                          "(e.g. m5.xlarge) or another --ami-id.")
     subnet = existing["subnet"] if existing else _choose_subnet(request, facts, asker, _zones(facts, family,
                                                                                              instance_type))
-    key_name, create_key, key_path, replace_key = _choose_key(request, facts, asker, name, existing, warnings)
+    key_name, create_key, key_path, replace_key, key_set_aside = _choose_key(request, facts, asker, name, existing,
+                                                                             warnings)
     ssh_cidr = _choose_ssh_cidr(request, facts, asker)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
     idle_stop = _choose_idle_stop(request, asker, idle_before, catalog.hourly_usd(instance_type, accelerator),
@@ -219,7 +220,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
         image_source=facts.family_image_sources.get(family.key, "") if family and image and not request.ami_id
         else "",
-        replace_key=replace_key,
+        replace_key=replace_key, key_set_aside=key_set_aside,
         instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
         ami_from_flag=bool(request.ami_id),
         idle_stop_minutes=idle_stop, idle_alarms_before=idle_before,
@@ -538,8 +539,10 @@ def _with_name(row: str, name: str, question_width: int, width: int = 80) -> str
 NEW_KEY = object()
 
 
-def _choose_key(request, facts, asker, name, existing, warnings) -> tuple[str, bool, str | None, bool]:
-    """(key name, create it?, where its private key is or goes, replace the deployment's own key?)"""
+def _choose_key(request, facts, asker, name, existing,
+                warnings) -> tuple[str, bool, str | None, bool, str | None]:
+    """(key name, create it?, where its private key is or goes, replace the deployment's own key?, where a leftover
+    file at that path is moved first)"""
     key_dir = Path(request.key_dir).expanduser() if request.key_dir else keypair.default_key_dir()
     if existing and existing["instance"]:
         key = existing["instance"].key_name  # a running instance keeps the key it was launched with
@@ -547,15 +550,15 @@ def _choose_key(request, facts, asker, name, existing, warnings) -> tuple[str, b
         if not pem.exists():
             warnings.append(f"No private key at {pem}: the instance accepts only key pair {key}; use the copy you "
                             "have (pass --key-dir), or tear this deployment down and set it up again.")
-        return key, False, str(pem), False
+        return key, False, str(pem), False, None
     if request.key_name:
         if request.key_name not in facts.key_pairs:
             raise UsageError(f"--key-name {request.key_name} is not a key pair in {facts.region}: use one of "
                              f"{', '.join(facts.key_pairs) or '(none yet)'}, or drop --key-name to create one.")
         pem = key_dir / f"{request.key_name}.pem"
         if facts.key_pair_deployments.get(request.key_name) == name and not pem.exists():
-            return request.key_name, True, str(pem), True
-        return request.key_name, False, str(pem), False
+            return request.key_name, True, str(pem), True, None
+        return request.key_name, False, str(pem), False, None
     new_name = keypair.key_name(name)
     choice = NEW_KEY
     # Never default to a key another deployment created: its teardown would delete it from under us.
@@ -569,14 +572,20 @@ def _choose_key(request, facts, asker, name, existing, warnings) -> tuple[str, b
         if facts.key_pair_deployments.get(choice) == name and not pem.exists():
             # This deployment's own key, made by a run that was killed or lost the reply, and no instance uses
             # it yet: its private key is gone, so an instance launched with it could never be logged in to.
-            return choice, True, str(pem), True
-        return choice, False, str(pem), False
+            return choice, True, str(pem), True, None
+        return choice, False, str(pem), False, None
     if new_name in facts.key_pairs:
         raise UsageError(f"A key pair named {new_name} already exists: pass --key-name {new_name} to use it.")
     pem = key_dir / f"{new_name}.pem"
-    if pem.exists():
-        raise UsageError(f"{pem} already exists and would be overwritten: move it away or pass --key-dir.")
-    return new_name, True, str(pem), False
+    if pem.exists() or pem.is_symlink():
+        # No key pair of this name exists here (checked above), so the file is the private half of one that is gone
+        # (an older teardown left it) and opens nothing here. Refusing would stop every later setup of the name (a
+        # CI loop's second pass); overwriting could lose a key of the same name elsewhere: it is kept beside.
+        aside = keypair.aside_path(pem)
+        warnings.append(f"{pem} is left from a key pair {new_name} that no longer exists in {facts.region}: it is "
+                        f"moved to {aside} and the new key is saved in its place.")
+        return new_name, True, str(pem), False, str(aside)
+    return new_name, True, str(pem), False, None
 
 
 def _choose_ssh_cidr(request, facts, asker) -> str:

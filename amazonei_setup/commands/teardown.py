@@ -1,6 +1,8 @@
 """`teardown`: find a deployment by its tags, show what goes, confirm, delete; the result is what was removed."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
 from amazonei_setup.commands.common import asker_for
@@ -46,6 +48,12 @@ def _locked(args, env: Environment, ui, aws) -> Result:
                       message=deployments.nothing_left(
                           aws, inventory, records.load(aws.region, args.name, sandbox=args.sandbox)))
     items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
+    record = records.load(aws.region, args.name, sandbox=args.sandbox)
+    pem = _private_key_file(args, inventory, record)
+    if pem:  # deleted after its key pair: a private key whose key pair is gone opens nothing
+        items = [replace(i, reason="") if i.kind == "key-pair" else i for i in items]
+        items.append(teardown.TeardownItem("private-key-file", str(pem), teardown.DELETE,
+                                           f"the private key of {inventory.key_pair['KeyName']}"))
     ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
     asker = asker_for(args, env)
     if not asker.confirm(f"Delete deployment {args.name}?", default=False):
@@ -54,8 +62,9 @@ def _locked(args, env: Environment, ui, aws) -> Result:
     done = teardown.teardown(aws, inventory, items, ui.progress, **({"sleep": env.sleep} if env.sleep else {}))
     ui.stop_status()
     notes = []
-    record = records.load(aws.region, args.name, sandbox=args.sandbox)
-    if inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
+    if pem:
+        pem.unlink(missing_ok=True)
+    elif inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
         key = inventory.key_pair["KeyName"]
         where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
         notes.append(f"The private key file {where} was left in place; delete it when you no longer need it.")
@@ -66,6 +75,22 @@ def _locked(args, env: Environment, ui, aws) -> Result:
         "deleted": [vars_of(i) for i in done if i.action == "delete"],
         "kept": [vars_of(i) for i in done if i.action != "delete"]},
         view="teardown", warnings=notes, message=f"Deployment {args.name} removed.")
+
+
+def _private_key_file(args, inventory, record: dict | None):
+    """The file setup saved the private key of the key pair this teardown deletes: where the local record says, else
+    at its default place; only when it holds that key pair's private key (keypair.holds_private_key_of)."""
+    from pathlib import Path
+
+    from amazonei_setup.commands.status import _default_key_dir
+    from amazonei_setup.resources import keypair
+
+    key_pair = inventory.key_pair
+    if not key_pair:
+        return None
+    name = f"{key_pair['KeyName']}.pem"
+    places = [Path(p).expanduser() for p in [(record or {}).get("key_path")] if p] + [_default_key_dir(args) / name]
+    return next((p for p in places if keypair.holds_private_key_of(p, key_pair)), None)
 
 
 def vars_of(item) -> dict:

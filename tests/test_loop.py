@@ -1,0 +1,84 @@
+"""The everyday loop: setup, re-run, teardown, setup again of one name, from a person or a CI job. Each pass must
+work the same as the first: nothing a teardown leaves behind (a private key file), no flag left out and no missing
+--region may make the next run refuse or change what it did not ask for."""
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from tests.conftest import REGION, setup_args, snapshot
+
+
+def pem_of(home: Path, name: str = "demo") -> Path:
+    return home / ".ssh" / f"amazonei-setup-{name}.pem"
+
+
+def another_private_key() -> str:
+    """Not from moto: the test suite gives moto one RSA key for every key pair (conftest.quick_moto)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+# ---- the private key file of a key pair the tool made ---------------------------------------------------------
+
+def test_setup_teardown_setup_of_one_name_works_and_teardown_removes_its_private_key(cli, account, isolated_env):
+    before = snapshot(account)
+    first = cli(*setup_args("demo"), "--new-key", "--output", "json")
+    assert first.code == 0, first.stderr
+    pem = pem_of(isolated_env)
+    assert pem.is_file()
+
+    gone = cli("teardown", "--region", REGION, "--name", "demo", "--yes", "--output", "json")
+    assert gone.code == 0, gone.stderr
+    assert not pem.exists(), "the private key of a deleted key pair opens nothing: teardown removes it"
+    assert {"kind": "private-key-file", "id": str(pem)} in [{k: d[k] for k in ("kind", "id")}
+                                                            for d in gone.json["result"]["deleted"]]
+    assert "left in place" not in gone.stderr
+    assert snapshot(account) == before
+
+    again = cli(*setup_args("demo"), "--new-key", "--output", "json")
+    assert again.code == 0, again.stderr
+    assert pem.is_file() and stat.S_IMODE(pem.stat().st_mode) == 0o400
+    assert cli("teardown", "--region", REGION, "--name", "demo", "--yes").code == 0
+    assert not pem.exists() and snapshot(account) == before
+
+
+def test_a_leftover_private_key_of_a_key_pair_that_is_gone_is_set_aside_not_refused(cli, account, isolated_env):
+    """An older teardown left the file: the key pair it opened no longer exists, so setup moves it aside (said in
+    the plan and the progress) and saves the new key there, instead of stopping every later setup of the name."""
+    pem = pem_of(isolated_env)
+    pem.parent.mkdir()
+    pem.write_text("an old private key")
+    made = cli(*setup_args("demo"), "--new-key", "--output", "json")
+    assert made.code == 0, made.stderr
+    aside = pem.with_name(pem.name + ".old")
+    assert aside.read_text() == "an old private key", "nothing the user had is lost"
+    assert pem.read_text().startswith("-----BEGIN") and pem.read_text() != "an old private key"
+    said = " ".join(made.stderr.split())
+    assert str(pem) in said and str(aside) in said and "no longer exists" in said
+
+
+def test_a_private_key_whose_key_pair_exists_stays_protected(cli, account, isolated_env):
+    account.ec2.create_key_pair(KeyName="amazonei-setup-demo")  # not ours: someone made it by hand
+    pem = pem_of(isolated_env)
+    pem.parent.mkdir()
+    pem.write_text("its private key")
+    before = snapshot(account)
+    refused = cli(*setup_args("demo"), "--new-key")
+    assert refused.code == 2 and "amazonei-setup-demo" in refused.stderr
+    assert pem.read_text() == "its private key" and snapshot(account) == before
+
+
+def test_teardown_leaves_a_private_key_file_that_is_not_the_key_pairs(cli, account, isolated_env):
+    """The file at the key's path holds another key (replaced by hand, or another account's deployment of the same
+    name): teardown deletes only the file whose public key is the key pair's."""
+    assert cli(*setup_args("demo"), "--new-key").code == 0
+    pem = pem_of(isolated_env)
+    pem.chmod(0o600)
+    pem.write_text(another_private_key())
+    gone = cli("teardown", "--region", REGION, "--name", "demo", "--yes")
+    assert gone.code == 0, gone.stderr
+    assert pem.exists() and "left in place" in gone.stderr
