@@ -160,6 +160,10 @@ def new_session(profile_name: str | None = None, region_name: str | None = None,
 class Aws:
     """A botocore session for one region plus a cache of its clients."""
 
+    # True when no region was given or configured and `region` only reaches IAM (cli.IAM_LOOKUP_REGION): nothing
+    # regional may be concluded from a look-up there.
+    region_is_a_guess = False
+
     def __init__(self, region: str | None = None, profile: str | None = None,
                  endpoint_url: str | None = None, credentials: dict | None = None,
                  config: botocore.config.Config = CONFIG):
@@ -195,7 +199,8 @@ class Aws:
     def in_region(self, region: str) -> Aws:
         """The same identity in another region (clients are built by the caller's thread)."""
         other = Aws.__new__(Aws)
-        other.__dict__.update(self.__dict__, region=region, _clients={}, _lock=threading.Lock())
+        other.__dict__.update(self.__dict__, region=region, region_is_a_guess=False, _clients={},
+                              _lock=threading.Lock())
         return other
 
     def preload(self, *services: str) -> None:

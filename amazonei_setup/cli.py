@@ -605,7 +605,9 @@ class _aws_for:
             try:
                 return Aws(None, profile=args.profile, endpoint_url=args.endpoint_url)
             except UsageError:
-                return Aws(IAM_LOOKUP_REGION, profile=args.profile, endpoint_url=args.endpoint_url)
+                guess = Aws(IAM_LOOKUP_REGION, profile=args.profile, endpoint_url=args.endpoint_url)
+                guess.region_is_a_guess = True
+                return guess
         return Aws(args.region, profile=args.profile, endpoint_url=args.endpoint_url)
 
     def __exit__(self, *exc):

@@ -39,5 +39,14 @@ def load(region: str, name: str, *, sandbox: bool = False) -> dict | None:
         return None
 
 
+def regions_of(name: str, *, sandbox: bool = False) -> list[str]:
+    """The regions this machine has a record of deployment `name` in."""
+    home = paths.sandbox_dir() if sandbox else paths.app_home()
+    try:
+        return sorted(p.name[:-len(f"--{name}.json")] for p in (home / "deployments").glob(f"*--{name}.json"))
+    except OSError:
+        return []
+
+
 def remove(region: str, name: str, *, sandbox: bool = False) -> None:
     _path(region, name, sandbox).unlink(missing_ok=True)

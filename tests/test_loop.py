@@ -82,3 +82,44 @@ def test_teardown_leaves_a_private_key_file_that_is_not_the_key_pairs(cli, accou
     gone = cli("teardown", "--region", REGION, "--name", "demo", "--yes")
     assert gone.code == 0, gone.stderr
     assert pem.exists() and "left in place" in gone.stderr
+
+
+# ---- "not found" is the same answer with and without --region --------------------------------------------------
+
+DAY_TWO_AND_TEARDOWN = (["status"], ["stop", "--yes"], ["start", "--yes"], ["connect", "--print"],
+                        ["teardown", "--yes"])
+
+
+def test_a_name_that_does_not_exist_is_not_found_with_and_without_region(cli, account):
+    assert cli(*setup_args("demo")).code == 0  # a real deployment beside it, so the account is not empty
+    before = snapshot(account)
+    for command in DAY_TWO_AND_TEARDOWN:
+        with_region = cli(*command, "--name", "nosuch", "--region", REGION, "--output", "json")
+        without = cli(*command, "--name", "nosuch", "--output", "json")
+        for result in (with_region, without):
+            assert result.code == 1, (command, result.stdout, result.stderr)
+            assert result.json["error"]["code"] == "not-found", (command, result.stdout)
+            assert "Traceback" not in result.stderr
+        assert without.json["error"]["message"] == with_region.json["error"]["message"], command
+    assert snapshot(account) == before
+
+
+def test_without_any_region_a_name_that_does_not_exist_is_not_found(cli, account):
+    """No --region and no default region: the name's IAM role would say where it lives; without one, the name is no
+    deployment of this account (exit 1, not-found), not a usage error about --region."""
+    for command in DAY_TWO_AND_TEARDOWN:
+        result = cli(*command, "--name", "nosuch", "--output", "json", own_clients=True)
+        assert result.code == 1, (command, result.stdout, result.stderr)
+        error = result.json["error"]
+        assert error["code"] == "not-found", (command, error)
+        assert error["message"].startswith("No deployment named nosuch in this account"), error["message"]
+        assert "`list --all-regions`" in error["message"]
+
+
+def test_teardown_again_without_region_is_nothing_to_do_as_with_it(cli, account):
+    assert cli(*setup_args("demo")).code == 0
+    assert cli("teardown", "--name", "demo", "--yes").code == 0
+    with_region = cli("teardown", "--region", REGION, "--name", "demo", "--yes", "--output", "json")
+    without = cli("teardown", "--name", "demo", "--yes", "--output", "json")
+    assert with_region.code == without.code == 0, (with_region.stderr, without.stderr)
+    assert without.json == with_region.json

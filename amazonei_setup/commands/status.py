@@ -31,7 +31,7 @@ def locate(args, aws):
         return aws
     from amazonei_setup.commands.teardown import home_of
 
-    return home_of(args.name, aws, deleting=False)
+    return home_of(args.name, aws, deleting=False, sandbox=args.sandbox)
 
 
 def inventory_of(args, aws):

@@ -13,24 +13,32 @@ def run(args, env: Environment, ui, aws) -> Result:
     from amazonei_setup.discover import check_region
 
     if not args.region:
-        aws = home_of(args.name, aws)
+        aws = home_of(args.name, aws, sandbox=args.sandbox)
     check_region(aws.region, ei=False)  # before the lock's first call: a region without EC2 is a usage error
     # Held from the look-up on: a setup of the same name must not create what this look-up has not seen.
     with locking.deployment_locked(aws, args.name, "teardown", ui.progress):
         return _locked(args, env, ui, aws)
 
 
-def home_of(name: str, aws, *, deleting: bool = True):
+def home_of(name: str, aws, *, deleting: bool = True, sandbox: bool = False):
     """Without --region: the region deployment `name` lives in, as its IAM role's region tag says. deleting: how a
-    typo is said (teardown: "so nothing was deleted")."""
-    from amazonei_setup import deployments
-    from amazonei_setup.errors import UsageError
+    typo is said (teardown: "so nothing was deleted").
+
+    Without such a role: the region of this machine's record of the name, else the default region (the profile's),
+    looked in as if --region named it, so "not found" and "nothing to delete" are the same answers with and without
+    --region (scripts treat not-found as done). With neither, the name is no deployment of this account: not-found."""
+    from amazonei_setup import deployments, records
+    from amazonei_setup.errors import ToolError
 
     home = deployments.lives_in(aws, name)
     if home is None:
         deployments.refuse_close_names(aws, name, deleting=deleting)  # a typo of one that exists: exit 1
-        raise UsageError(f"No deployment named '{name}' says where it lives (its IAM role carries the region): pass "
-                         "--region with the region it runs in (see `list --all-regions`).")
+        recorded = records.regions_of(name, sandbox=sandbox)
+        home = recorded[0] if len(recorded) == 1 else None if aws.region_is_a_guess else aws.region
+    if home is None:
+        so = ", so nothing was deleted" if deleting else ""
+        raise ToolError(f"No deployment named {name} in this account{so}: no IAM role of amazonei-setup carries the "
+                        "name; `list --all-regions` shows every deployment.", code="not-found")
     return aws if home == aws.region else aws.in_region(home)
 
 
