@@ -304,3 +304,5 @@ def test_bash_completes_commands_and_flags(bare, tmp_path):
     assert complete("tea") == ["teardown"]
     assert complete("teardown", "--ke") == ["--keep-shared"]
     assert complete("--dry") == ["--dry-run"]
+    assert complete("--region", "us-west-2", "li") == ["list"]  # account flags before the command, as parse takes
+    assert complete("--sandbox", "teardown", "--ke") == ["--keep-shared"]

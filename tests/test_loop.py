@@ -123,3 +123,30 @@ def test_teardown_again_without_region_is_nothing_to_do_as_with_it(cli, account)
     without = cli("teardown", "--name", "demo", "--yes", "--output", "json")
     assert with_region.code == without.code == 0, (with_region.stderr, without.stderr)
     assert without.json == with_region.json
+
+
+# ---- account flags before the command, as the AWS CLI takes them ---------------------------------------------
+
+def test_account_flags_before_the_command_are_taken(cli, account):
+    assert cli(*setup_args("demo")).code == 0
+    listed = cli("--region", REGION, "--output", "json", "list")
+    assert listed.code == 0, listed.stderr
+    assert [d["name"] for d in listed.json["result"]["deployments"]] == ["demo"]
+    status = cli("--output=json", "--region", REGION, "status", "--name", "demo")
+    assert status.code == 0 and status.json["result"]["name"] == "demo", status.stderr
+    missing = cli("--region", REGION, "--debug", "--output", "json", "teardown", "--name", "nosuch", "--yes")
+    assert (missing.code, missing.json["error"]["code"]) == (1, "not-found")
+    gone = cli("--yes", "--region", REGION, "teardown", "--name", "demo")
+    assert gone.code == 0, gone.stderr
+
+
+def test_a_mistyped_command_after_account_flags_is_named(cli):
+    typo = cli("--region", REGION, "lst")
+    assert typo.code == 2 and "'lst' is not a command; did you mean 'list'?" in typo.stderr, typo.stderr
+    flag = cli("--region", REGION, "permissions")
+    assert flag.code == 2 and "permissions has no flag --region" in flag.stderr, flag.stderr
+
+
+def test_a_usage_error_after_account_flags_names_its_command_in_json(cli):
+    result = cli("--output", "json", "--region", REGION, "teardown")
+    assert result.code == 2 and result.json["command"] == "teardown", result.stdout
