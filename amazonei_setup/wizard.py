@@ -184,7 +184,12 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
                                                                                              instance_type))
     key_name, create_key, key_path, replace_key, key_set_aside = _choose_key(request, facts, asker, name, existing,
                                                                              warnings)
-    ssh_cidr = _choose_ssh_cidr(request, facts, asker)
+    group = existing["group"] if existing else None
+    ssh_before = tuple(network.our_ssh_cidrs(group)) if group else ()
+    # On a deployment that exists, a flag given is the desired state and a choice not given keeps what it has: a
+    # re-run from another address must not shut out the range chosen before (a teammate's), nor need an address.
+    ssh_kept = bool(ssh_before) and not request.ssh_cidr
+    ssh_cidr = ssh_before[0] if ssh_kept else _choose_ssh_cidr(request, facts, asker)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
     idle_stop = _choose_idle_stop(request, asker, idle_before, catalog.hourly_usd(instance_type, accelerator),
                                   converging=instance is not None)
@@ -198,7 +203,6 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     os_info = catalog.OPERATING_SYSTEMS.get(os_key or "")
     ssh_user = (instance.tags.get(tags.SSH_USER) if instance else None) or (
         family.ssh_user if family else os_info.ssh_user if os_info else _guess_user(image))
-    group = existing["group"] if existing else None
     return Plan(
         name=name, region=facts.region, account_id=facts.account_id, owner=facts.owner,
         instance_type=instance_type, accelerator_type=accelerator, os_key=os_key,
@@ -217,7 +221,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         count=len(existing["instances"]) if instance else request.count or 1,
         min_count=len(existing["instances"]) if instance else request.min_count or request.count or 1,
         instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
-        ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
+        ssh_cidrs_before=ssh_before, ssh_cidr_kept=ssh_kept,
         image_source=facts.family_image_sources.get(family.key, "") if family and image and not request.ami_id
         else "",
         replace_key=replace_key, key_set_aside=key_set_aside,

@@ -150,3 +150,27 @@ def test_a_mistyped_command_after_account_flags_is_named(cli):
 def test_a_usage_error_after_account_flags_names_its_command_in_json(cli):
     result = cli("--output", "json", "--region", REGION, "teardown")
     assert result.code == 2 and result.json["command"] == "teardown", result.stdout
+
+
+# ---- a re-run keeps every choice it is not given ---------------------------------------------------------------
+
+def ssh_ranges(account, name: str) -> set[str]:
+    (group,) = account.ec2.describe_security_groups(
+        Filters=[{"Name": "tag:amazonei-setup:deployment", "Values": [name]}])["SecurityGroups"]
+    return {r["CidrIp"] for rule in group["IpPermissions"] if rule.get("FromPort") == 22 for r in rule["IpRanges"]}
+
+
+def test_a_rerun_without_ssh_cidr_keeps_the_range_the_deployment_has(cli, account):
+    made = cli("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "demo",
+               "--ssh-cidr", "10.1.2.0/24")
+    assert made.code == 0, made.stderr
+    for public_ip in ("198.51.100.4", None):  # the caller's address, or none to be found
+        again = cli("setup", "--region", REGION, "--name", "demo", "--yes", public_ip=public_ip)
+        assert again.code == 0, again.stderr
+        said = " ".join(again.stderr.split())
+        assert "now only from" not in said and "closed 10.1.2.0/24" not in said
+        assert "from 10.1.2.0/24 (keep; --ssh-cidr changes it)" in said, said
+        assert ssh_ranges(account, "demo") == {"10.1.2.0/24"}
+    changed = cli("setup", "--region", REGION, "--name", "demo", "--yes", "--ssh-cidr", "10.9.0.0/16")
+    assert changed.code == 0, changed.stderr
+    assert ssh_ranges(account, "demo") == {"10.9.0.0/16"}, "a flag given is the desired state"
