@@ -169,7 +169,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         accelerator = request.family or _choose_accelerator(request, facts, asker)
         if accelerator in catalog.FAMILIES:
             family, accelerator = catalog.FAMILIES[accelerator], None
-            instance_type = _choose_family_type(request, asker, family, warnings)
+            instance_type = _choose_family_type(request, asker, family, warnings, facts.region)
             os_key, image = None, _choose_family_image(request, facts, family)
         else:
             instance_type = instance_type or _choose_ei_host(asker, accelerator)
@@ -191,8 +191,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     ssh_kept = bool(ssh_before) and not request.ssh_cidr
     ssh_cidr = ssh_before[0] if ssh_kept else _choose_ssh_cidr(request, facts, asker)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
-    idle_stop = _choose_idle_stop(request, asker, idle_before, catalog.hourly_usd(instance_type, accelerator),
-                                  converging=instance is not None)
+    hourly = catalog.hourly_usd(instance_type, accelerator, facts.region)
+    idle_stop = _choose_idle_stop(request, asker, idle_before, hourly, converging=instance is not None)
     if opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
     volume = request.volume_size or DEFAULT_VOLUME_GIB
@@ -216,7 +216,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         security_group_id=group["GroupId"] if group else None,
         endpoint_id=endpoint_id, endpoint_add_subnet=add_subnet, endpoint_enable_private_dns=enable_dns,
         instance_id=instance.id if instance else None, instance_state=instance.state if instance else None,
-        hourly_usd=catalog.hourly_usd(instance_type, accelerator), warnings=tuple(warnings),
+        hourly_usd=hourly, warnings=tuple(warnings),
         family=family.key if family else None,
         count=len(existing["instances"]) if instance else request.count or 1,
         min_count=len(existing["instances"]) if instance else request.min_count or request.count or 1,
@@ -358,7 +358,7 @@ def _choose_accelerator(request, facts, asker) -> str:
     families = [f for f in catalog.FAMILIES.values() if f.key in facts.family_images]
     if families:
         options.append(Option("-- current alternatives (no EI) --", None, separator=True))
-        options += [Option(family_title(f), f.key) for f in families]
+        options += [Option(family_title(f, region=facts.region), f.key) for f in families]
     with_host = f"$/h with {host}" if instance_price is not None else "$/h of the accelerator alone"
     # A short question leaves room for labelled rows: the answer is echoed after it, on one line of 80 columns.
     return asker.select("Accelerator:", options, default, flag="--accelerator-type (or --accelerator)",
@@ -372,16 +372,16 @@ def accelerator_title(a: catalog.Accelerator, instance_price: float | None) -> s
     return f"{a.type:<11}  {a.memory_gib} GiB  FP32/FP16 {a.fp32_tflops}/{a.fp16_tflops:<2} TFLOPS  {price}"
 
 
-def family_title(family: catalog.Family, instance_type: str | None = None) -> str:
+def family_title(family: catalog.Family, instance_type: str | None = None, region: str | None = None) -> str:
     """One short line for an alternative (fits 80 columns after the question, like accelerator_title):
     the family, its (default) instance type, accelerator memory, throughput class, $/hour or 'price unknown'."""
     spec = family.spec(instance_type or family.default_type)
-    price = catalog.INSTANCE_HOURLY_USD.get(spec.type)
+    price = catalog.instance_hourly_usd(spec.type, region)  # the region's, as the plan after it says
     cost = f"${price:.3f}/h" if price is not None else "price unknown"
     return f"{family.key:<5} {spec.type:<12} {spec.memory_gib} GiB  {spec.throughput:<5} {cost}"
 
 
-def _choose_family_type(request, asker, family: catalog.Family, warnings) -> str:
+def _choose_family_type(request, asker, family: catalog.Family, warnings, region: str | None = None) -> str:
     """The family's type: --instance-type when it belongs to the family (the CLI refused it otherwise), else
     asked among the family's types (default: the first)."""
     if request.instance_type in family.instance_types:
@@ -391,7 +391,7 @@ def _choose_family_type(request, asker, family: catalog.Family, warnings) -> str
                         f"({', '.join(family.instance_types)}) carry the accelerator themselves.")
     if len(family.types) == 1:
         return family.default_type
-    options = [Option(family_title(family, t.type), t.type) for t in family.types]
+    options = [Option(family_title(family, t.type, region), t.type) for t in family.types]
     return asker.select(f"{family.label} instance type:", options, family.default_type, flag="--instance-type")
 
 

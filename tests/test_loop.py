@@ -174,3 +174,35 @@ def test_a_rerun_without_ssh_cidr_keeps_the_range_the_deployment_has(cli, accoun
     changed = cli("setup", "--region", REGION, "--name", "demo", "--yes", "--ssh-cidr", "10.9.0.0/16")
     assert changed.code == 0, changed.stderr
     assert ssh_ranges(account, "demo") == {"10.9.0.0/16"}, "a flag given is the desired state"
+
+
+# ---- one price per type and region ------------------------------------------------------------------------------
+
+def test_cost_of_a_type_in_a_region_is_that_regions_price(cli):
+    priced = cli("cost", "--instance-type", "g5.xlarge", "--region", "eu-central-1", "--output", "json")
+    assert priced.code == 0, priced.stderr
+    (row,) = priced.json["result"]["rows"]
+    assert row["hourly_usd"] == 1.258, row
+    assert "may differ" not in priced.stderr  # the catalog has eu-central-1's own figure
+    compared = cli("cost", "--compare", "--accelerator", "gpu", "--output", "json")
+    (frankfurt,) = [r for r in compared.json["result"]["prices"]
+                    if r["instance_type"] == "g5.xlarge" and r["region"] == "eu-central-1"]
+    assert frankfurt["hourly_usd"] == row["hourly_usd"], "one price per type and region"
+    home = cli("cost", "--instance-type", "m5.xlarge", "--region", "eu-central-1", "--output", "json")
+    assert "may differ" in home.stderr, "a type the catalog prices only in us-west-2 still says so"
+
+
+def test_list_and_status_price_an_instance_at_its_regions_figure(cli, account):
+    from amazonei_setup import tags
+
+    frankfurt = account.in_region("eu-central-1")
+    image = frankfurt.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    labels = tags.tag_list("gpu-de", None, "eu-central-1", **{tags.ACCELERATOR: "gpu"})
+    frankfurt.ec2.run_instances(ImageId=image, InstanceType="g5.xlarge", MinCount=1, MaxCount=1,
+                                TagSpecifications=[{"ResourceType": "instance", "Tags": labels}])
+    listed = cli("list", "--region", "eu-central-1", "--output", "json", own_clients=True)
+    assert listed.code == 0, listed.stderr
+    assert [d["hourly_usd"] for d in listed.json["result"]["deployments"]] == [1.258]
+    status = cli("status", "--name", "gpu-de", "--region", "eu-central-1", "--output", "json", own_clients=True)
+    assert status.code == 0, status.stderr
+    assert status.json["result"]["hourly_usd_per_instance"] == 1.258, status.json["result"]

@@ -139,7 +139,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     first = found[0] if found else None
     accelerator = first.tags.get(tags.ACCELERATOR, "") if first else ""
     family = accelerator if accelerator in catalog.FAMILIES else None
-    hourly = catalog.hourly_usd(first.instance_type, accelerator or None) if first else None
+    hourly = catalog.hourly_usd(first.instance_type, accelerator or None, aws.region) if first else None
     names = sshconfig.host_names(args.name, len(found))
     block = sshconfig.read_block(args.name, sandbox=args.sandbox)
     rows = []
