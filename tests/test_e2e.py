@@ -157,6 +157,22 @@ def test_sandbox_setup_list_teardown_in_separate_processes(home):
     assert_sandbox_is_empty(home / ".amazonei-setup" / "sandbox")
 
 
+def test_a_ci_loop_of_setup_rerun_and_teardown_passes_every_time(home):
+    """What a CI job runs on every push: setup, a re-run, teardown, and the same again with one name, each its own
+    process with --yes and CI set; every step exits 0 and nothing is left, in the account or in the key directory."""
+    cli = Cli(user_env(home, CI="1"))
+    key = home / ".amazonei-setup" / "sandbox" / "keys" / "amazonei-setup-loop.pem"
+    for _ in range(2):
+        made = cli.json("setup", "--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--name", "loop",
+                        "--new-key", "--yes")
+        assert made["state"] == "running" and Path(made["key_path"]) == key and key.is_file()
+        cli("--sandbox", "setup", "--name", "loop", "--yes")  # the README's way to run it again; no --region
+        gone = cli.json("--sandbox", "teardown", "--name", "loop", "--yes")
+        assert gone["found"] is True and not key.exists()
+    assert list(key.parent.glob("*.pem*")) == []
+    assert_sandbox_is_empty(home / ".amazonei-setup" / "sandbox")
+
+
 def assert_sandbox_is_empty(state_dir: Path) -> None:
     """Open the saved sandbox account in this process and look for anything setup could have left."""
     from amazonei_setup import sandbox_server
