@@ -59,7 +59,8 @@ def _locked(args, env: Environment, ui, aws) -> Result:
     record = records.load(aws.region, args.name, sandbox=args.sandbox)
     pem = _private_key_file(args, inventory, record)
     if pem:  # deleted after its key pair: a private key whose key pair is gone opens nothing
-        items = [replace(i, reason="") if i.kind == "key-pair" else i for i in items]
+        items = [replace(i, reason="") if i.kind == "key-pair" and i.reason != teardown.WITH_STACK else i
+                 for i in items]  # not "left in place"
         items.append(teardown.TeardownItem("private-key-file", str(pem), teardown.DELETE,
                                            f"the private key of {inventory.key_pair['KeyName']}"))
     ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
@@ -71,7 +72,11 @@ def _locked(args, env: Environment, ui, aws) -> Result:
     ui.stop_status()
     notes = []
     if pem:
-        pem.unlink(missing_ok=True)
+        try:
+            pem.unlink(missing_ok=True)
+        except OSError as err:  # the teardown itself is done: say what is left, as for a key file left on purpose
+            notes.append(f"The private key file {pem} could not be deleted ({err.strerror or err}); delete it by "
+                         "hand, it opens nothing now.")
     elif inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
         key = inventory.key_pair["KeyName"]
         where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
