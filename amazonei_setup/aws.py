@@ -161,6 +161,10 @@ def new_session(profile_name: str | None = None, region_name: str | None = None,
 class Aws:
     """A botocore session for one region plus a cache of its clients."""
 
+    # True when no region was given or configured and `region` only reaches IAM (cli.IAM_LOOKUP_REGION): nothing
+    # regional may be concluded from a look-up there.
+    region_is_a_guess = False
+
     def __init__(self, region: str | None = None, profile: str | None = None,
                  endpoint_url: str | None = None, credentials: dict | None = None,
                  config: botocore.config.Config = CONFIG):
@@ -190,13 +194,16 @@ class Aws:
                                              endpoint_url=self.endpoint_url, config=self.config)
                 client.meta.events.register("before-parameter-build", _log_before_call)  # the API parameters
                 client.meta.events.register("after-call", _log_after_call)
+                if service == "ec2":
+                    client.meta.events.register("needs-retry.ec2.RunInstances", _capacity_refusals_not_retried)
                 self._clients[service] = client
             return self._clients[service]
 
     def in_region(self, region: str) -> Aws:
         """The same identity in another region (clients are built by the caller's thread)."""
         other = Aws.__new__(Aws)
-        other.__dict__.update(self.__dict__, region=region, _clients={}, _lock=threading.Lock())
+        other.__dict__.update(self.__dict__, region=region, region_is_a_guess=False, _clients={},
+                              _lock=threading.Lock())
         return other
 
     def preload(self, *services: str) -> None:
@@ -214,6 +221,26 @@ class Aws:
     @property
     def sts(self):
         return self.client("sts")
+
+
+# EC2 answers a zone without capacity with HTTP 500, which botocore's retry policy takes for a passing fault and
+# repeats in the same zone (5 attempts, seconds of backoff) before the tool sees it. Another zone is the remedy, so
+# the refusal comes back at once and provision moves on (SkyPilot's launch call has no in-place retries for the same
+# reason). Throttling and dropped connections are still retried (botocore), the IAM propagation error too
+# (resources/instance.run_instances).
+NOT_RETRIED_IN_PLACE = ("InsufficientInstanceCapacity",)
+
+
+def _capacity_refusals_not_retried(response=None, operation=None, **_):
+    """A needs-retry handler (the event's most specific handlers run first): a refusal another zone may not repeat
+    is raised from here as the ClientError the call would end with, so botocore's own handler never schedules a retry.
+    (Raising, not answering False: botocore before 1.43.3 takes any answer but None as the seconds to sleep before
+    retrying.) The call log's after-call line is written here, as the call ends here. None: botocore decides."""
+    http_response, parsed = response if response is not None else (None, None)
+    if not isinstance(parsed, dict) or parsed.get("Error", {}).get("Code") not in NOT_RETRIED_IN_PLACE:
+        return None
+    _log_after_call(http_response, parsed, operation)
+    raise ClientError(parsed, operation.name)
 
 
 # ---- call log --------------------------------------------------------------------------

@@ -148,9 +148,10 @@ INSTANCE_PRICES: dict[str, InstancePrice] = {
 INSTANCE_HOURLY_USD: dict[str, float] = {name: p.hourly_usd for name, p in INSTANCE_PRICES.items()}
 
 
-def hourly_usd(instance_type: str, accelerator_type: str | None) -> float | None:
-    """Instance plus accelerator price per hour, or None when either price is unknown."""
-    instance = INSTANCE_HOURLY_USD.get(instance_type)
+def hourly_usd(instance_type: str, accelerator_type: str | None, region: str | None = None) -> float | None:
+    """Instance plus accelerator price per hour, or None when either price is unknown. region: the instance's
+    price there where the catalog has it (REGIONAL_INSTANCE_PRICES), else CATALOG_REGION's."""
+    instance = instance_hourly_usd(instance_type, region)
     if instance is None:
         return None
     if not accelerator_type or accelerator_type in FAMILIES:  # a family's accelerator is in the instance price
@@ -305,6 +306,20 @@ REGIONAL_INSTANCE_PRICES: dict[str, dict[str, float]] = {
         "me-central-1": 0.98824, "sa-east-1": 1.368, "us-east-1": 0.8048, "us-east-2": 0.8048, "us-west-2": 0.8048,
     },
 }
+
+
+def regional_price(instance_type: str, region: str | None) -> float | None:
+    """The catalog's own figure for a type in a region (None: it has none there)."""
+    if region == CATALOG_REGION and instance_type in INSTANCE_PRICES:
+        return INSTANCE_PRICES[instance_type].hourly_usd
+    return REGIONAL_INSTANCE_PRICES.get(instance_type, {}).get(region or "")
+
+
+def instance_hourly_usd(instance_type: str, region: str | None = None) -> float | None:
+    """A type's on-demand USD/hour: the region's own figure where the catalog has one, else CATALOG_REGION's (the
+    only figure it has for most EI hosts), so the plan, `list`, `status` and `cost` say the same price."""
+    regional = regional_price(instance_type, region) if region else None
+    return regional if regional is not None else INSTANCE_HOURLY_USD.get(instance_type)
 
 
 def regions_offering(instance_type: str) -> tuple[str, ...]:

@@ -350,11 +350,37 @@ def _day_two_parsers(sub) -> None:
         _common(parser, region_default=FROM_TAGS)
 
 
+# The account and output flags every command takes (_common), which the AWS CLI and its peers accept before the
+# command too: `amazonei-setup --region us-west-2 list`. Those that take a value, and the switches.
+ACCOUNT_FLAGS_WITH_VALUE = ("--region", "--profile", "--endpoint-url", "--output")
+ACCOUNT_SWITCHES = ("--sandbox", "--debug", "--yes", "-y")
+
+
+def command_first(argv: list[str]) -> list[str]:
+    """argv with account flags given before the command moved after it (argparse reads a command's flags only after
+    the command's word). Without a command word after them (setup, the default command), argv as it is."""
+    at = 0
+    while at < len(argv):
+        flag = argv[at].split("=", 1)[0]
+        if flag in ACCOUNT_FLAGS_WITH_VALUE:
+            at += 1 if "=" in argv[at] else 2
+        elif flag in ACCOUNT_SWITCHES:
+            at += 1
+        else:
+            break
+    if 0 < at < len(argv) and not argv[at].startswith("-"):
+        if argv[at] not in COMMANDS:
+            _refuse_unknown_command(argv[at:])  # `--region X lst`: the word is where a command goes
+        return [argv[at], *argv[:at], *argv[at + 1:]]
+    return argv
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     from amazonei_setup.commands.printed import program_name
 
     prog = program_name()  # one name in --help, usage errors and the commands printed later
     parser = build_parser(prog=prog)
+    argv = command_first(argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         _refuse_unknown_command(argv)
         argv = ["setup", *argv]  # setup is the default command
@@ -518,7 +544,11 @@ def _json_error_if_asked(argv, env, code, message) -> None:
     if wants_json:
         import json
 
-        command = argv[0] if argv and argv[0] in COMMANDS else "setup"
+        try:
+            command = command_first(argv)[0] if argv else "setup"  # after account flags too
+        except _UsageExit:
+            command = "setup"
+        command = command if command in COMMANDS else "setup"
         env.stdout.write(json.dumps({"version": 1, "command": command, "status": "error",
                                      "error": {"code": code, "message": message}}) + "\n")
 
@@ -661,7 +691,9 @@ class _aws_for:
             try:
                 return Aws(None, profile=args.profile, endpoint_url=args.endpoint_url)
             except UsageError:
-                return Aws(IAM_LOOKUP_REGION, profile=args.profile, endpoint_url=args.endpoint_url)
+                guess = Aws(IAM_LOOKUP_REGION, profile=args.profile, endpoint_url=args.endpoint_url)
+                guess.region_is_a_guess = True
+                return guess
         return Aws(args.region, profile=args.profile, endpoint_url=args.endpoint_url)
 
     def __exit__(self, *exc):

@@ -393,9 +393,9 @@ class Priced:
 
 def price_setups(setups: list[Setup], *, manual: dict[str, float] | None = None,
                  live_instances: dict[str, float] | None = None, live_accelerators: dict[str, float] | None = None,
-                 live_asked: bool = False) -> list[Priced]:
-    """Each setup's prices: by hand, else live, else the catalog; UsageError naming --hourly-usd for an
-    instance type none of them prices."""
+                 live_asked: bool = False, region: str = catalog.CATALOG_REGION) -> list[Priced]:
+    """Each setup's prices: by hand, else live, else the catalog (the region's own figure where it has one, as
+    `cost --compare` shows it); UsageError naming --hourly-usd for an instance type none of them prices."""
     manual, live_instances, live_accelerators = manual or {}, live_instances or {}, live_accelerators or {}
     unknown = [t for t in dict.fromkeys(s.instance_type for s in setups)
                if t not in manual and t not in live_instances and t not in catalog.INSTANCE_PRICES]
@@ -417,7 +417,9 @@ def price_setups(setups: list[Setup], *, manual: dict[str, float] | None = None,
             instance, instance_source = _d(live_instances[s.instance_type]), "live"
         else:
             entry = catalog.INSTANCE_PRICES[s.instance_type]
-            instance, instance_source, verified = _d(entry.hourly_usd), "catalog", entry.verified
+            instance, instance_source = _d(catalog.instance_hourly_usd(s.instance_type, region)), "catalog"
+            regional = region != catalog.CATALOG_REGION and catalog.regional_price(s.instance_type, region) is not None
+            verified = True if regional else entry.verified
         accelerator, accelerator_source = Decimal(0), None
         if s.accelerator_type in live_accelerators:
             accelerator, accelerator_source = _d(live_accelerators[s.accelerator_type]), "live"

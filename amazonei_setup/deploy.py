@@ -52,7 +52,8 @@ def deploy(aws: Aws, plan: Plan, *, template_body: str, fleet_size: int | None, 
     stack_id = None
     try:
         if plan.create_key:
-            keypair.create_key_pair(ec2, plan.key_name, Path(plan.key_path), tag_list)
+            keypair.create_key_pair(ec2, plan.key_name, Path(plan.key_path), tag_list,
+                                    set_aside=Path(plan.key_set_aside) if plan.key_set_aside else None)
             created_key = True
             report(Event("created", "key-pair", f"Created key pair {plan.key_name}; private key saved to "
                                                 f"{plan.key_path}", plan.key_name))

@@ -352,7 +352,8 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
         accelerator = i.tags.get(tags.ACCELERATOR, "")
         seen.add(name)
         rows.append(DeploymentSummary(name, aws.region, i.id, i.state, i.instance_type, accelerator, i.public_dns,
-                                      i.launch_time, catalog.hourly_usd(i.instance_type, accelerator or None)))
+                                      i.launch_time, catalog.hourly_usd(i.instance_type, accelerator or None,
+                                                                                   aws.region)))
     left: dict[str, list[str]] = {}
     group_owner = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) for g in results["groups"]}
 

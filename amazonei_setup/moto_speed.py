@@ -62,19 +62,16 @@ def _serializer_finds_each_attribute_once() -> None:
         return entry[2]
 
     plain_classes: dict[type, bool] = {}  # classes without a __getattr__, whose Meta is their class's
-    transforms_of: dict[tuple, tuple] = {}
 
     def transforms(picker: Any, key: str) -> tuple:
         """The response transformers whose path can end the member's key path, in the picker's order. A path
         without a dot ends `<path>.<key>` only if it ends the key (a member name has no dot); one with a dot
-        only if its last part is the key, and then the whole key path decides."""
-        cache_key = (id(picker.response_transformers), key)
-        entry = transforms_of.get(cache_key)
-        if entry is None or entry[0] is not picker.response_transformers:
-            fitting = tuple((path, transform, "." in path) for path, transform in picker.response_transformers.items()
-                            if (path.rpartition(".")[2] == key if "." in path else key.endswith(path)))
-            entry = transforms_of[cache_key] = (picker.response_transformers, fitting)
-        return entry[1]
+        only if its last part is the key, and then the whole key path decides. Read anew on every call: moto
+        changes a path's transformer in place per request (DescribeKeyPairs' IncludePublicKey includes or
+        excludes PublicKey in the one class-wide dict), so a remembered transformer answers the last request's
+        way; the dict holds a few entries."""
+        return tuple((path, transform, "." in path) for path, transform in picker.response_transformers.items()
+                     if (path.rpartition(".")[2] == key if "." in path else key.endswith(path)))
 
     def quick_get_value(self, value: Any, key: str, shape: Any) -> Any:
         picker = self._value_picker

@@ -70,7 +70,9 @@ class Plan:
     min_count: int = 1  # fewer are accepted down to this (--min-count); EC2 launches all or nothing otherwise
     instance_ids: tuple[str, ...] = ()  # every live instance of an existing deployment (instance_id is the first)
     ssh_cidrs_before: tuple[str, ...] = ()  # SSH ranges this tool opened on the existing group (a re-run converges)
+    ssh_cidr_kept: bool = False  # no --ssh-cidr on an existing group: its ranges stay as they are (ssh_cidr: the first)
     replace_key: bool = False  # the deployment's own key pair exists but its private key is gone: make a new one
+    key_set_aside: str | None = None  # a leftover file at key_path (its key pair is gone) is moved here first
     instance_states: tuple[str, ...] = ()  # the state of each of instance_ids (a stopped one is started)
     ami_from_flag: bool = False  # the image was named with --ami-id (else: the newest image of its line)
     image_source: str = ""  # an alternative's image: the SSM parameter that named it, or "name pattern: ..."
@@ -79,7 +81,10 @@ class Plan:
 
     @property
     def stale_ssh_cidrs(self) -> list[str]:
-        """SSH ranges on the existing group that the re-run closes: every one this tool opened but --ssh-cidr."""
+        """SSH ranges on the existing group that the re-run closes: every one this tool opened but --ssh-cidr (none
+        when --ssh-cidr was not given: the ranges are kept)."""
+        if self.ssh_cidr_kept:
+            return []
         wanted = ipaddress.ip_network(self.ssh_cidr, strict=False)
         return [c for c in self.ssh_cidrs_before if ipaddress.ip_network(c, strict=False) != wanted]
 
@@ -107,6 +112,8 @@ class Plan:
                 items.append(PlanItem("vpc-endpoint", "elastic-inference.runtime", CREATE, "private DNS on"))
         key_note = ("" if not self.create_key else f"private key saved to {self.key_path}" if self.key_path
                     else "by the stack; its private key goes to SSM Parameter Store")
+        if self.key_set_aside:
+            key_note += f" (the leftover file there is moved to {self.key_set_aside})"
         if self.replace_key:
             items.append(PlanItem("key-pair", self.key_name, UPDATE,
                                   f"no private key at {self.key_path}: replaced by a new key pair saved there"))
@@ -200,6 +207,9 @@ class Plan:
         https = "" if self.family else "; 443 from itself"
         if not self.security_group_id:
             return PlanItem("security-group", self.security_group_name, CREATE, f"22 from {self.ssh_cidr}{https}")
+        if self.ssh_cidr_kept:
+            return PlanItem("security-group", self.security_group_id, REUSE,
+                            f"keep 22 from {', '.join(self.ssh_cidrs_before)}{https} (--ssh-cidr changes it)")
         stale = self.stale_ssh_cidrs
         if stale or len(stale) == len(self.ssh_cidrs_before):  # a range to close, or --ssh-cidr not open yet
             before = ", ".join(self.ssh_cidrs_before) or "nowhere"

@@ -392,8 +392,9 @@ def _ensure_key(run: Run) -> None:
         keypair.delete_key_pair(run.ec2, plan.key_name)
         run.report(Event("deleted", "key-pair", f"Deleted key pair {plan.key_name}: its private key was not at "
                                                 f"{plan.key_path}", plan.key_name))
+    aside = Path(plan.key_set_aside) if plan.key_set_aside else None
     try:
-        keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags)
+        keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags, set_aside=aside)
     except ClientError as err:
         found = keypair.find_key_pair(run.ec2, plan.key_name) if error_code(err) == "InvalidKeyPair.Duplicate" else None
         if not run.made_by_this_run(found):
@@ -401,7 +402,7 @@ def _ensure_key(run: Run) -> None:
         # This run's create went through but its reply (the only copy of the private key) was lost: the key pair
         # is useless, so make it again.
         keypair.delete_key_pair(run.ec2, plan.key_name)
-        keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags)
+        keypair.create_key_pair(run.ec2, plan.key_name, Path(plan.key_path), run.tags, set_aside=aside)
     run.journal.add("key-pair", plan.key_name, "created", pem=plan.key_path)
     run.report(Event("created", "key-pair", f"Created key pair {plan.key_name}; private key saved to {plan.key_path}",
                      plan.key_name))

@@ -41,6 +41,15 @@ def load(region: str, name: str, *, sandbox: bool = False) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
+def regions_of(name: str, *, sandbox: bool = False) -> list[str]:
+    """The regions this machine has a record of deployment `name` in."""
+    home = paths.sandbox_dir() if sandbox else paths.app_home()
+    try:
+        return sorted(p.name[:-len(f"--{name}.json")] for p in (home / "deployments").glob(f"*--{name}.json"))
+    except OSError:
+        return []
+
+
 def remove(region: str, name: str, *, sandbox: bool = False) -> str | None:
     """Forget the note; returns the sentence to warn with when it cannot be removed (the deployment is gone from
     AWS by then, so a note left behind is never the reason a teardown fails)."""

@@ -238,6 +238,7 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
         leaving = {f.subnet for f in fates if not f.keepers}
         network.remove_subnets(ec2, endpoint.id, sorted(leaving))
         for item in by_kind.get(SUBNET, []):
+            finished.add(id(item))
             if item.id in leaving:
                 report(Event("updated", "vpc-endpoint", f"Removed {item.id} {item.reason}", endpoint.id))
 
@@ -309,12 +310,12 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
     except KeyboardInterrupt as stop:
         interrupts.if_stopped_now(f"the teardown stopped part-way; to finish, run: {finish}")
         # A call in flight when the signal came may have landed: look (once, each) before saying what is left.
-        left = [i for i in items if i.action in (DELETE, DETACH) and id(i) not in finished
-                and _maybe_still_there(aws, i)]
+        left = [i for i in items if i.action in (DELETE, DETACH, REMOVE) and id(i) not in finished
+                and i.kind in AWS_KINDS and _maybe_still_there(aws, i)]
         if not left:  # the signal came after the last deletion: the teardown is whole
             interrupts.complete_despite(stop)
             return items
-        removed = len(items) - len(left) - sum(1 for i in items if i.action not in (DELETE, DETACH))
+        removed = len(items) - len(left) - sum(1 for i in items if i.action not in (DELETE, DETACH, REMOVE))
         raise Interrupted(f"{stopped_by(stop)}: the teardown stopped part-way ({removed} removed; left: "
                           f"{', '.join(f'{i.kind} {i.id}' for i in left)}); to finish, run: {finish}") from None
     if failures:
@@ -324,6 +325,10 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
                        "finish.",
                        code=cause.code)
     return items
+
+
+AWS_KINDS = {"cloudformation-stack", "instance", "vpc-endpoint", SUBNET, "key-pair", alarm.KIND,
+             "security-group", "instance-profile", "iam-role"}  # what this module deletes (not the local .pem)
 
 
 def _maybe_still_there(aws: Aws, item: TeardownItem) -> bool:

@@ -473,10 +473,17 @@ def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
          + _accelerator_spec(plan.accelerator_type)),
         ("Image", image),
         ("Network", f"{plan.vpc_id} / {plan.subnet_id} ({plan.availability_zone})"),
-        ("SSH", f"{plan.ssh_user} from {plan.ssh_cidr}, {key}"),
+        ("SSH", f"{plan.ssh_user} from {_ssh_from(plan)}, {key}"),
         ("Disk", f"{plan.volume_size} GiB gp3, encrypted; IMDSv2 required"),
         ("Cost", cost),
     ]
+
+
+def _ssh_from(plan: Plan) -> str:
+    """The SSH range(s); a re-run without --ssh-cidr keeps the deployment's, and says so."""
+    if plan.ssh_cidr_kept:
+        return f"{', '.join(plan.ssh_cidrs_before)} (keep; --ssh-cidr changes it)"
+    return plan.ssh_cidr
 
 
 def _accelerator_spec(accelerator_type: str | None) -> str:

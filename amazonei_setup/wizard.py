@@ -169,7 +169,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         accelerator = request.family or _choose_accelerator(request, facts, asker)
         if accelerator in catalog.FAMILIES:
             family, accelerator = catalog.FAMILIES[accelerator], None
-            instance_type = _choose_family_type(request, asker, family, warnings)
+            instance_type = _choose_family_type(request, asker, family, warnings, facts.region)
             os_key, image = None, _choose_family_image(request, facts, family)
         else:
             instance_type = instance_type or _choose_ei_host(asker, accelerator)
@@ -182,11 +182,17 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
                          "(e.g. m5.xlarge) or another --ami-id.")
     subnet = existing["subnet"] if existing else _choose_subnet(request, facts, asker, _zones(facts, family,
                                                                                              instance_type))
-    key_name, create_key, key_path, replace_key = _choose_key(request, facts, asker, name, existing, warnings)
-    ssh_cidr = _choose_ssh_cidr(request, facts, asker)
+    key_name, create_key, key_path, replace_key, key_set_aside = _choose_key(request, facts, asker, name, existing,
+                                                                             warnings)
+    group = existing["group"] if existing else None
+    ssh_before = tuple(network.our_ssh_cidrs(group)) if group else ()
+    # On a deployment that exists, a flag given is the desired state and a choice not given keeps what it has: a
+    # re-run from another address must not shut out the range chosen before (a teammate's), nor need an address.
+    ssh_kept = bool(ssh_before) and not request.ssh_cidr
+    ssh_cidr = ssh_before[0] if ssh_kept else _choose_ssh_cidr(request, facts, asker)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
-    idle_stop = _choose_idle_stop(request, asker, idle_before, catalog.hourly_usd(instance_type, accelerator),
-                                  converging=instance is not None)
+    hourly = catalog.hourly_usd(instance_type, accelerator, facts.region)
+    idle_stop = _choose_idle_stop(request, asker, idle_before, hourly, converging=instance is not None)
     if opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
     volume = request.volume_size or DEFAULT_VOLUME_GIB
@@ -197,7 +203,6 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     os_info = catalog.OPERATING_SYSTEMS.get(os_key or "")
     ssh_user = (instance.tags.get(tags.SSH_USER) if instance else None) or (
         family.ssh_user if family else os_info.ssh_user if os_info else _guess_user(image))
-    group = existing["group"] if existing else None
     return Plan(
         name=name, region=facts.region, account_id=facts.account_id, owner=facts.owner,
         instance_type=instance_type, accelerator_type=accelerator, os_key=os_key,
@@ -211,15 +216,15 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         security_group_id=group["GroupId"] if group else None,
         endpoint_id=endpoint_id, endpoint_add_subnet=add_subnet, endpoint_enable_private_dns=enable_dns,
         instance_id=instance.id if instance else None, instance_state=instance.state if instance else None,
-        hourly_usd=catalog.hourly_usd(instance_type, accelerator), warnings=tuple(warnings),
+        hourly_usd=hourly, warnings=tuple(warnings),
         family=family.key if family else None,
         count=len(existing["instances"]) if instance else request.count or 1,
         min_count=len(existing["instances"]) if instance else request.min_count or request.count or 1,
         instance_ids=tuple(i.id for i in existing["instances"]) if instance else (),
-        ssh_cidrs_before=tuple(network.our_ssh_cidrs(group)) if group else (),
+        ssh_cidrs_before=ssh_before, ssh_cidr_kept=ssh_kept,
         image_source=facts.family_image_sources.get(family.key, "") if family and image and not request.ami_id
         else "",
-        replace_key=replace_key,
+        replace_key=replace_key, key_set_aside=key_set_aside,
         instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
         ami_from_flag=bool(request.ami_id),
         idle_stop_minutes=idle_stop, idle_alarms_before=idle_before,
@@ -353,7 +358,7 @@ def _choose_accelerator(request, facts, asker) -> str:
     families = [f for f in catalog.FAMILIES.values() if f.key in facts.family_images]
     if families:
         options.append(Option("-- current alternatives (no EI) --", None, separator=True))
-        options += [Option(family_title(f), f.key) for f in families]
+        options += [Option(family_title(f, region=facts.region), f.key) for f in families]
     with_host = f"$/h with {host}" if instance_price is not None else "$/h of the accelerator alone"
     # A short question leaves room for labelled rows: the answer is echoed after it, on one line of 80 columns.
     return asker.select("Accelerator:", options, default, flag="--accelerator-type (or --accelerator)",
@@ -367,16 +372,16 @@ def accelerator_title(a: catalog.Accelerator, instance_price: float | None) -> s
     return f"{a.type:<11}  {a.memory_gib} GiB  FP32/FP16 {a.fp32_tflops}/{a.fp16_tflops:<2} TFLOPS  {price}"
 
 
-def family_title(family: catalog.Family, instance_type: str | None = None) -> str:
+def family_title(family: catalog.Family, instance_type: str | None = None, region: str | None = None) -> str:
     """One short line for an alternative (fits 80 columns after the question, like accelerator_title):
     the family, its (default) instance type, accelerator memory, throughput class, $/hour or 'price unknown'."""
     spec = family.spec(instance_type or family.default_type)
-    price = catalog.INSTANCE_HOURLY_USD.get(spec.type)
+    price = catalog.instance_hourly_usd(spec.type, region)  # the region's, as the plan after it says
     cost = f"${price:.3f}/h" if price is not None else "price unknown"
     return f"{family.key:<5} {spec.type:<12} {spec.memory_gib} GiB  {spec.throughput:<5} {cost}"
 
 
-def _choose_family_type(request, asker, family: catalog.Family, warnings) -> str:
+def _choose_family_type(request, asker, family: catalog.Family, warnings, region: str | None = None) -> str:
     """The family's type: --instance-type when it belongs to the family (the CLI refused it otherwise), else
     asked among the family's types (default: the first)."""
     if request.instance_type in family.instance_types:
@@ -386,7 +391,7 @@ def _choose_family_type(request, asker, family: catalog.Family, warnings) -> str
                         f"({', '.join(family.instance_types)}) carry the accelerator themselves.")
     if len(family.types) == 1:
         return family.default_type
-    options = [Option(family_title(family, t.type), t.type) for t in family.types]
+    options = [Option(family_title(family, t.type, region), t.type) for t in family.types]
     return asker.select(f"{family.label} instance type:", options, family.default_type, flag="--instance-type")
 
 
@@ -538,8 +543,10 @@ def _with_name(row: str, name: str, question_width: int, width: int = 80) -> str
 NEW_KEY = object()
 
 
-def _choose_key(request, facts, asker, name, existing, warnings) -> tuple[str, bool, str | None, bool]:
-    """(key name, create it?, where its private key is or goes, replace the deployment's own key?)"""
+def _choose_key(request, facts, asker, name, existing,
+                warnings) -> tuple[str, bool, str | None, bool, str | None]:
+    """(key name, create it?, where its private key is or goes, replace the deployment's own key?, where a leftover
+    file at that path is moved first)"""
     key_dir = Path(request.key_dir).expanduser() if request.key_dir else keypair.default_key_dir()
     if existing and existing["instance"]:
         key = existing["instance"].key_name  # a running instance keeps the key it was launched with
@@ -547,15 +554,15 @@ def _choose_key(request, facts, asker, name, existing, warnings) -> tuple[str, b
         if not pem.exists():
             warnings.append(f"No private key at {pem}: the instance accepts only key pair {key}; use the copy you "
                             "have (pass --key-dir), or tear this deployment down and set it up again.")
-        return key, False, str(pem), False
+        return key, False, str(pem), False, None
     if request.key_name:
         if request.key_name not in facts.key_pairs:
             raise UsageError(f"--key-name {request.key_name} is not a key pair in {facts.region}: use one of "
                              f"{', '.join(facts.key_pairs) or '(none yet)'}, or drop --key-name to create one.")
         pem = key_dir / f"{request.key_name}.pem"
         if facts.key_pair_deployments.get(request.key_name) == name and not pem.exists():
-            return request.key_name, True, str(pem), True
-        return request.key_name, False, str(pem), False
+            return request.key_name, True, str(pem), True, None
+        return request.key_name, False, str(pem), False, None
     new_name = keypair.key_name(name)
     choice = NEW_KEY
     # Never default to a key another deployment created: its teardown would delete it from under us.
@@ -569,14 +576,20 @@ def _choose_key(request, facts, asker, name, existing, warnings) -> tuple[str, b
         if facts.key_pair_deployments.get(choice) == name and not pem.exists():
             # This deployment's own key, made by a run that was killed or lost the reply, and no instance uses
             # it yet: its private key is gone, so an instance launched with it could never be logged in to.
-            return choice, True, str(pem), True
-        return choice, False, str(pem), False
+            return choice, True, str(pem), True, None
+        return choice, False, str(pem), False, None
     if new_name in facts.key_pairs:
         raise UsageError(f"A key pair named {new_name} already exists: pass --key-name {new_name} to use it.")
     pem = key_dir / f"{new_name}.pem"
-    if pem.exists():
-        raise UsageError(f"{pem} already exists and would be overwritten: move it away or pass --key-dir.")
-    return new_name, True, str(pem), False
+    if pem.exists() or pem.is_symlink():
+        # No key pair of this name exists here (checked above), so the file is the private half of one that is gone
+        # (an older teardown left it) and opens nothing here. Refusing would stop every later setup of the name (a
+        # CI loop's second pass); overwriting could lose a key of the same name elsewhere: it is kept beside.
+        aside = keypair.aside_path(pem)
+        warnings.append(f"{pem} is left from a key pair {new_name} that no longer exists in {facts.region}: it is "
+                        f"moved to {aside} and the new key is saved in its place.")
+        return new_name, True, str(pem), False, str(aside)
+    return new_name, True, str(pem), False, None
 
 
 def _choose_ssh_cidr(request, facts, asker) -> str:

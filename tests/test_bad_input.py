@@ -336,24 +336,28 @@ def test_several_key_pairs_and_no_key_name_with_yes(cli, account):
     assert snapshot(account) == before
 
 
-def test_existing_pem_file_is_never_overwritten(cli, account, before, isolated_env):
+def test_existing_pem_file_is_never_overwritten(cli, account, isolated_env):
+    """A file at the new key's path while no key pair of that name exists (an older teardown left it): it is moved
+    aside, never overwritten (tests/test_loop.py has the whole loop)."""
     pem = isolated_env / ".ssh" / "amazonei-setup-pem.pem"
     pem.parent.mkdir()
     pem.write_text("someone's private key")
-    message = assert_usage_error(cli(*setup_args("pem")))
-    assert str(pem) in message and "--key-dir" in message
-    assert pem.read_text() == "someone's private key"
-    assert snapshot(account) == before
+    result = cli(*setup_args("pem"))
+    assert result.code == 0, result.stderr
+    assert pem.with_name(pem.name + ".old").read_text() == "someone's private key"
+    assert pem.read_text().startswith("-----BEGIN")
 
 
-def test_existing_pem_file_in_key_dir(cli, account, before, tmp_path):
+def test_existing_pem_file_in_key_dir(cli, account, tmp_path):
     keys = tmp_path / "keys"
     keys.mkdir()
     (keys / "amazonei-setup-pem.pem").write_text("kept")
-    message = assert_usage_error(cli(*setup_args("pem"), "--key-dir", str(keys)), "--key-dir")
-    assert str(keys / "amazonei-setup-pem.pem") in message
-    assert (keys / "amazonei-setup-pem.pem").read_text() == "kept"
-    assert snapshot(account) == before
+    (keys / "amazonei-setup-pem.pem.old").write_text("kept before")
+    result = cli(*setup_args("pem"), "--key-dir", str(keys))
+    assert result.code == 0, result.stderr
+    assert str(keys / "amazonei-setup-pem.pem.old.1") in " ".join(result.stderr.split())
+    assert (keys / "amazonei-setup-pem.pem.old.1").read_text() == "kept"
+    assert (keys / "amazonei-setup-pem.pem.old").read_text() == "kept before"
 
 
 def test_key_pair_name_taken_but_not_chosen(cli, account):

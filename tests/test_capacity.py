@@ -312,3 +312,62 @@ def test_failover_zones_follow_the_planned_subnets_kind_and_the_offer():
                                  offered_azs=None, allowed_azs={"z-a", "z-c"})
     assert [z.az for z in ei.zones] == ["z-c"]
 
+
+
+def answer_500_in(client, zones: set[str], refusal=NO_CAPACITY, status: int = 500,
+                  times: int | None = None) -> dict[str, int]:
+    """RunInstances in the subnets of `zones` gets EC2's real answer to a zone without capacity: HTTP 500 with an
+    InsufficientInstanceCapacity error document. Sent from a `before-send` hook registered first, so the reply goes
+    through botocore's parsing and retry logic as AWS's would. botocore still calls every before-send handler (it
+    takes the first answer), moto's stub among them, which would perform the launch: the refused request's URL is
+    pointed at a host moto does not serve first, so moto passes. Returns how many RunInstances requests each subnet
+    received (a retry in place counts again)."""
+    from urllib.parse import parse_qs
+
+    from botocore.awsrequest import AWSResponse
+
+    az_of = {s["SubnetId"]: s["AvailabilityZone"] for s in real_ec2().describe_subnets()["Subnets"]}
+    sent: dict[str, int] = {}
+
+    class Raw:
+        def __init__(self, body: bytes):
+            self.body = body
+
+        def stream(self, **_):
+            yield self.body
+
+    def hook(request, **_):
+        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
+        subnet = parse_qs(body).get("NetworkInterface.1.SubnetId", ["?"])[0]
+        sent[subnet] = sent.get(subnet, 0) + 1
+        if az_of.get(subnet) not in zones or (times is not None and sent[subnet] > times):
+            return None  # moto answers
+        code, message = refusal
+        document = (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code><Message>'
+                    f'{message.format(type="m5.xlarge", az=az_of[subnet])}</Message></Error></Errors>'
+                    '<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>').encode()
+        url, request.url = request.url, "https://refused.invalid/"  # moto's stub answers None: nothing launched
+        return AWSResponse(url, status, {"Content-Type": "text/xml"}, Raw(document))
+
+    client.meta.events.register_first("before-send.ec2.RunInstances", hook)
+    return sent
+
+
+def test_a_zone_answering_500_no_capacity_is_asked_once_then_the_next_zone_at_once(cli, account):
+    """EC2 answers InsufficientInstanceCapacity with HTTP 500, which botocore retries in place (the same zone, up to
+    four more times, with backoff): the launch goes to the next zone after the first refusal."""
+    sent = answer_500_in(account.ec2, {"us-west-2a"})
+    result = cli(*setup_args("moved"), "--output", "json")
+    assert result.code == 0, result.stderr
+    assert result.json["result"]["availability_zone"] == "us-west-2b"
+    assert sent == {subnet_of("us-west-2a"): 1, subnet_of("us-west-2b"): 1}
+    assert [i["Placement"]["AvailabilityZone"] for i in live_instances()] == ["us-west-2b"]
+
+
+def test_a_throttled_launch_is_still_retried_in_place(cli, account):
+    sent = answer_500_in(account.ec2, {"us-west-2a"}, ("RequestLimitExceeded", "Request limit exceeded."), 503, times=1)
+    result = cli(*setup_args("throttled"), "--output", "json")
+    assert result.code == 0, result.stderr
+    assert result.json["result"]["availability_zone"] == "us-west-2a" and result.json["result"]["skipped_zones"] == []
+    assert sent == {subnet_of("us-west-2a"): 2}
+    assert [i["Placement"]["AvailabilityZone"] for i in live_instances()] == ["us-west-2a"]

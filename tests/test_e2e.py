@@ -124,13 +124,13 @@ def test_setup_list_teardown_against_a_moto_server(moto_server, home):
 
     gone = cli.json("teardown", "--region", REGION, "--name", "e2e", "--yes")
     assert gone["found"] is True
-    assert {d["kind"] for d in gone["deleted"]} == set(resources)
+    assert {d["kind"] for d in gone["deleted"]} == set(resources) | {"private-key-file"}
     state = ec2.describe_instances(InstanceIds=[made["instance_id"]])["Reservations"][0]["Instances"][0]["State"]
     assert state["Name"] == "terminated"
     assert not [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"]
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"] == "amazonei-setup-e2e"]
     assert not ec2.describe_key_pairs()["KeyPairs"]
-    assert key_path.exists(), "teardown leaves the private key file where setup saved it"
+    assert not key_path.exists(), "a private key whose key pair is gone opens nothing: teardown deletes it"
 
     again = cli("teardown", "--region", REGION, "--name", "e2e", "--yes")
     assert "No deployment named e2e" in again.stdout
@@ -154,6 +154,22 @@ def test_sandbox_setup_list_teardown_in_separate_processes(home):
     assert {d["kind"] for d in gone["deleted"]} >= {"instance", "security-group", "iam-role", "instance-profile"}
 
     assert cli.json("list", "--sandbox", "--region", REGION)["deployments"] == []
+    assert_sandbox_is_empty(home / ".amazonei-setup" / "sandbox")
+
+
+def test_a_ci_loop_of_setup_rerun_and_teardown_passes_every_time(home):
+    """What a CI job runs on every push: setup, a re-run, teardown, and the same again with one name, each its own
+    process with --yes and CI set; every step exits 0 and nothing is left, in the account or in the key directory."""
+    cli = Cli(user_env(home, CI="1"))
+    key = home / ".amazonei-setup" / "sandbox" / "keys" / "amazonei-setup-loop.pem"
+    for _ in range(2):
+        made = cli.json("setup", "--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--name", "loop",
+                        "--new-key", "--yes")
+        assert made["state"] == "running" and Path(made["key_path"]) == key and key.is_file()
+        cli("--sandbox", "setup", "--name", "loop", "--yes")  # the README's way to run it again; no --region
+        gone = cli.json("--sandbox", "teardown", "--name", "loop", "--yes")
+        assert gone["found"] is True and not key.exists()
+    assert list(key.parent.glob("*.pem*")) == []
     assert_sandbox_is_empty(home / ".amazonei-setup" / "sandbox")
 
 
@@ -247,7 +263,7 @@ def test_each_command_puts_its_result_on_stdout_and_its_progress_on_stderr(home)
     assert "Deployment split removed." in gone.stdout.splitlines()
     assert any(line.split()[:2] == ["deleted", "instance"] for line in gone.stdout.splitlines())
     assert "Terminated instance" in gone.stderr and "Teardown of split" in gone.stderr
-    assert str(key) in gone.stderr, "the advice about the key file is said on stderr"
+    assert f"deleted private-key-file {key}" in " ".join(gone.stdout.split()) and not key.exists()
 
 
 def test_with_output_json_stdout_is_exactly_one_json_document(home):

@@ -200,8 +200,8 @@ def test_teardown_without_region_of_a_mistyped_name_names_the_real_deployment_an
     assert ("No deployment named amazonei-2c0c9, so nothing was deleted; did you mean amazonei-2c0c9f "
             "(--region us-west-2)?") in said(result)
     assert snapshot(account) == before
-    unknown = cli("teardown", "--name", "zzz", "--yes")  # close to nothing: where to look, as before
-    assert unknown.code == 2 and "pass --region" in said(unknown)
+    unknown = cli("teardown", "--name", "zzz", "--yes")  # close to nothing: looked for in the default region
+    assert unknown.code == 1 and "No deployment named zzz in us-west-2, so nothing was deleted" in said(unknown)
 
 
 def test_teardown_of_an_unknown_name_close_to_nothing_points_to_list(cli, account):
@@ -304,3 +304,5 @@ def test_bash_completes_commands_and_flags(bare, tmp_path):
     assert complete("tea") == ["teardown"]
     assert complete("teardown", "--ke") == ["--keep-shared"]
     assert complete("--dry") == ["--dry-run"]
+    assert complete("--region", "us-west-2", "li") == ["list"]  # account flags before the command, as parse takes
+    assert complete("--sandbox", "teardown", "--ke") == ["--keep-shared"]

@@ -63,3 +63,15 @@ def test_every_read_of_a_deployment_gets_moto_s_own_answer(cli, account, monkeyp
     own = answers()
     for (operation, mine), (_, moto_s) in zip(quick, own, strict=True):
         assert mine == moto_s, operation
+
+
+def test_a_field_one_request_leaves_out_is_in_the_next_that_asks_for_it(account):
+    """moto includes or excludes a key pair's PublicKey per request by changing one class-wide transformer in place
+    (IncludePublicKey): an answer must follow the request it answers, not the one before (teardown compares the
+    public key with the .pem it deletes)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.create_key_pair(KeyName="k")
+    assert serialize.ResponseSerializer.get_value.finds_each_attribute_once  # moto_speed is on
+    for include in (False, True, False, True):
+        (pair,) = ec2.describe_key_pairs(IncludePublicKey=include)["KeyPairs"]
+        assert ("PublicKey" in pair) is include

@@ -128,7 +128,8 @@ def test_teardown_lists_what_it_removed_on_stdout(cli, account):
     gone = cli("teardown", "--region", REGION, "--name", "demo", "--yes")
     assert gone.code == 0, gone.stderr
     rows = [line.split()[:3] for line in gone.stdout.splitlines()[1:-1]]
-    assert sorted(rows) == sorted(["deleted", r["kind"], r["id"]] for r in saved["resources"])
+    assert sorted(rows) == sorted([["deleted", r["kind"], r["id"]] for r in saved["resources"]]
+                                  + [["deleted", "private-key-file", saved["key_path"]]])
     assert gone.stdout.splitlines()[-1] == "Deployment demo removed."
     assert "Teardown of demo" in gone.stderr and f"Terminated instance {saved['instance_id']}" in gone.stderr
     assert "Terminated" not in gone.stdout

@@ -1,10 +1,12 @@
-"""The local record lets teardown name the exact .pem it leaves; without it teardown still works."""
+"""The local record lets teardown find the exact .pem setup saved (and delete it with its key pair); without it
+teardown still works."""
 from __future__ import annotations
 
 from tests.conftest import REGION, setup_args, snapshot
 
 
-def test_teardown_names_the_pem_setup_saved_and_forgets_the_record(cli, account, isolated_env):
+def test_teardown_deletes_the_pem_setup_saved_where_the_record_says_and_forgets_the_record(cli, account,
+                                                                                          isolated_env):
     key_dir = isolated_env / "keys"
     made = cli(*setup_args("rec"), "--key-dir", str(key_dir), "--output", "json")
     assert made.code == 0, made.stderr
@@ -15,9 +17,8 @@ def test_teardown_names_the_pem_setup_saved_and_forgets_the_record(cli, account,
     gone = cli("teardown", "--region", REGION, "--name", "rec", "--yes")
 
     assert gone.code == 0, gone.stderr
-    screen = " ".join(gone.stderr.split())  # advice about the key file: said on stderr, beside the result
-    assert str(key_dir / "amazonei-setup-rec.pem") in screen
-    assert (key_dir / "amazonei-setup-rec.pem").is_file()  # left in place, as promised
+    assert f"deleted private-key-file {key_dir / 'amazonei-setup-rec.pem'}" in " ".join(gone.stdout.split())
+    assert not (key_dir / "amazonei-setup-rec.pem").exists()  # its key pair is gone: it opens nothing
     assert not record.exists()
 
 
@@ -30,7 +31,8 @@ def test_teardown_without_the_record_still_finishes(cli, account, isolated_env):
     gone = cli("teardown", "--region", REGION, "--name", "other", "--yes")
 
     assert gone.code == 0, gone.stderr
-    assert "amazonei-setup-other.pem" in gone.stderr and "~/.ssh" in gone.stderr
+    pem = isolated_env / ".ssh" / "amazonei-setup-other.pem"  # the default place; its public key is the key pair's
+    assert str(pem) in gone.stdout and not pem.exists()
     assert snapshot(account) == before
 
 

@@ -547,7 +547,7 @@ def test_teardown_without_region_finds_where_the_deployment_lives(cli, account):
     assert account.iam.list_roles(PathPrefix=tags.IAM_PATH)["Roles"] == []
 
 
-def test_teardown_without_region_of_an_unknown_name_says_to_pass_it(cli, account):
-    result = cli("teardown", "--name", "nothing-here", "--yes")
-    assert result.code == 2, result.stderr
-    assert "pass --region" in " ".join(result.stderr.split())
+def test_teardown_without_region_of_an_unknown_name_is_not_found_as_with_it(cli, account):
+    result = cli("teardown", "--name", "nothing-here", "--yes")  # looked for in the default region (tests/test_loop.py)
+    assert result.code == 1, result.stderr
+    assert "No deployment named nothing-here in us-west-2, so nothing was deleted" in " ".join(result.stderr.split())

@@ -59,9 +59,10 @@ def run(args, env, ui, open_aws) -> Result:
                                                             warnings.append)
     asked = args.live_prices and not args.sandbox
     rows = price_setups(setups, manual=manual, live_instances=live_instances,
-                        live_accelerators=live_accelerators, live_asked=asked)
+                        live_accelerators=live_accelerators, live_asked=asked, region=region)
     if not asked and region != catalog.CATALOG_REGION and any(
-            r.instance_source == "catalog" or r.accelerator_source == "catalog" for r in rows):
+            (r.instance_source == "catalog" and catalog.regional_price(r.setup.instance_type, region) is None)
+            or r.accelerator_source == "catalog" for r in rows):
         warnings.append(f"Catalog prices are {catalog.CATALOG_REGION}'s; {region} may differ: add --live-prices to "
                         "ask AWS.")
     warnings += region_notes(setups, region)

@@ -31,7 +31,7 @@ def locate(args, aws):
         return aws
     from amazonei_setup.commands.teardown import home_of
 
-    return home_of(args.name, aws, deleting=False)
+    return home_of(args.name, aws, deleting=False, sandbox=args.sandbox)
 
 
 def inventory_of(args, aws):
@@ -139,7 +139,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     first = found[0] if found else None
     accelerator = first.tags.get(tags.ACCELERATOR, "") if first else ""
     family = accelerator if accelerator in catalog.FAMILIES else None
-    hourly = catalog.hourly_usd(first.instance_type, accelerator or None) if first else None
+    hourly = catalog.hourly_usd(first.instance_type, accelerator or None, aws.region) if first else None
     hosts = sshconfig.hosts_of(args.name, sandbox=args.sandbox)  # what the block says: a name may have been left out
     rows = []
     total_so_far = 0.0

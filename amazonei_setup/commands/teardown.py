@@ -1,6 +1,8 @@
 """`teardown`: find a deployment by its tags, show what goes, confirm, delete; the result is what was removed."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
 from amazonei_setup.commands.common import asker_for
@@ -12,7 +14,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     from amazonei_setup.discover import check_region
 
     if not args.region:
-        aws = home_of(args.name, aws)
+        aws = home_of(args.name, aws, sandbox=args.sandbox)
     check_region(aws.region, ei=False)  # before the lock's first call: a region without EC2 is a usage error
     # Held from the look-up on: a setup of the same name must not create what this look-up has not seen.
     with locking.deployment_locked(aws, args.name, "teardown", ui.progress, force=args.force_unlock, force_flag=True,
@@ -20,17 +22,25 @@ def run(args, env: Environment, ui, aws) -> Result:
         return _locked(args, env, ui, aws, dead_run)
 
 
-def home_of(name: str, aws, *, deleting: bool = True):
+def home_of(name: str, aws, *, deleting: bool = True, sandbox: bool = False):
     """Without --region: the region deployment `name` lives in, as its IAM role's region tag says. deleting: how a
-    typo is said (teardown: "so nothing was deleted")."""
-    from amazonei_setup import deployments
-    from amazonei_setup.errors import UsageError
+    typo is said (teardown: "so nothing was deleted").
+
+    Without such a role: the region of this machine's record of the name, else the default region (the profile's),
+    looked in as if --region named it, so "not found" and "nothing to delete" are the same answers with and without
+    --region (scripts treat not-found as done). With neither, the name is no deployment of this account: not-found."""
+    from amazonei_setup import deployments, records
+    from amazonei_setup.errors import ToolError
 
     home = deployments.lives_in(aws, name)
     if home is None:
         deployments.refuse_close_names(aws, name, deleting=deleting)  # a typo of one that exists: exit 1
-        raise UsageError(f"No deployment named '{name}' says where it lives (its IAM role carries the region): pass "
-                         "--region with the region it runs in (see `list --all-regions`).")
+        recorded = records.regions_of(name, sandbox=sandbox)
+        home = recorded[0] if len(recorded) == 1 else None if aws.region_is_a_guess else aws.region
+    if home is None:
+        so = ", so nothing was deleted" if deleting else ""
+        raise ToolError(f"No deployment named {name} in this account{so}: no IAM role of amazonei-setup carries the "
+                        "name; `list --all-regions` shows every deployment.", code="not-found")
     return aws if home == aws.region else aws.in_region(home)
 
 
@@ -59,6 +69,13 @@ def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
                            "ask an administrator for that permission, or delete the stack in the CloudFormation "
                            f"console ({aws.region}).", code="access-denied")
     items = teardown.teardown_plan(inventory, keep_shared=args.keep_shared)
+    record = records.load(aws.region, args.name, sandbox=args.sandbox)
+    pem = _private_key_file(args, inventory, record)
+    if pem:  # deleted after its key pair: a private key whose key pair is gone opens nothing
+        items = [replace(i, reason="") if i.kind == "key-pair" and i.reason != teardown.WITH_STACK else i
+                 for i in items]  # not "left in place"
+        items.append(teardown.TeardownItem("private-key-file", str(pem), teardown.DELETE,
+                                           f"the private key of {inventory.key_pair['KeyName']}"))
     ui.show(ui.teardown_table(items, title=f"Teardown of {args.name} in {aws.region}"))
     asker = asker_for(args, env)
     if not asker.confirm(f"Delete deployment {args.name}?", default=False):
@@ -68,8 +85,13 @@ def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
                              finish=command_for(args, "teardown", aws.region, args.name))
     ui.stop_status()
     notes = deployments.unchecked_warnings(inventory, deleting=True)  # said first: it changes what "removed" means
-    record = records.load(aws.region, args.name, sandbox=args.sandbox)
-    if inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
+    if pem:
+        try:
+            pem.unlink(missing_ok=True)
+        except OSError as err:  # the teardown itself is done: say what is left, as for a key file left on purpose
+            notes.append(f"The private key file {pem} could not be deleted ({err.strerror or err}); delete it by "
+                         "hand, it opens nothing now.")
+    elif inventory.key_pair:  # advice beside the result: said on stderr, in JSON mode too
         key = inventory.key_pair["KeyName"]
         where = (record or {}).get("key_path") or f"{key}.pem, where setup saved it (by default in ~/.ssh)"
         notes.append(f"The private key file {where} was left in place; delete it when you no longer need it.")
@@ -89,6 +111,22 @@ def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
 def _unchecked(inventory) -> dict:
     """The optional look-ups AWS refused, in the JSON result (absent when there were none)."""
     return {"unchecked": [u.to_dict() for u in inventory.unchecked]} if inventory.unchecked else {}
+
+
+def _private_key_file(args, inventory, record: dict | None):
+    """The file setup saved the private key of the key pair this teardown deletes: where the local record says, else
+    at its default place; only when it holds that key pair's private key (keypair.holds_private_key_of)."""
+    from pathlib import Path
+
+    from amazonei_setup.commands.status import _default_key_dir
+    from amazonei_setup.resources import keypair
+
+    key_pair = inventory.key_pair
+    if not key_pair:
+        return None
+    name = f"{key_pair['KeyName']}.pem"
+    places = [Path(p).expanduser() for p in [(record or {}).get("key_path")] if p] + [_default_key_dir(args) / name]
+    return next((p for p in places if keypair.holds_private_key_of(p, key_pair)), None)
 
 
 def vars_of(item) -> dict:
