@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import default_signal_handlers
+
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +50,8 @@ def home(tmp_path) -> Path:
 
 def spawn(home: Path, *argv: str):
     child = pexpect.spawn(sys.executable, [*SETUP, *argv], cwd=str(ROOT), env=user_env(home), dimensions=(24, 100),
-                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace")
+                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace",
+                          preexec_fn=default_signal_handlers)  # Ctrl-C must arrive, whatever pytest inherited
     return child
 
 
@@ -125,7 +128,7 @@ def screen_lines(text: str) -> list[str]:
 def test_at_80_columns_the_wizard_asks_the_host_fits_the_plan_and_prints_the_command_to_repeat_it(home):
     argv = ["amazonei_setup.py", "--sandbox", "--region", "us-west-2", "--ssh-cidr", "198.51.100.4/32"]
     child = pexpect.spawn(sys.executable, argv, cwd=str(ROOT), env=user_env(home), dimensions=(30, 80),
-                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace")
+                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace", preexec_fn=default_signal_handlers)
     try:
         child.expect("Deployment name")
         child.send("\r")
@@ -174,7 +177,7 @@ def test_at_80_columns_the_wizard_asks_the_host_fits_the_plan_and_prints_the_com
     child = pexpect.spawn(sys.executable, [*argv, "--instance-type", "c5.2xlarge", "--name", deployment["name"],
                                            "--accelerator-type", "eia2.medium", "--os", "amazon-linux"],
                           cwd=str(ROOT), env=user_env(home), dimensions=(30, 80), timeout=TIMEOUT, encoding="utf-8",
-                          codec_errors="replace")
+                          codec_errors="replace", preexec_fn=default_signal_handlers)
     try:
         child.expect("Nothing to change")
         child.expect(f"Ready: {deployment['name']}")

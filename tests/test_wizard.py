@@ -440,6 +440,24 @@ def seen(screen: io.StringIO) -> str:
     return ANSI.sub("", screen.getvalue())
 
 
+def type_then_close(pipe, screen: io.StringIO, keys: str, *, until: str, within: float = 60.0):
+    """Type `keys` into the pipe, then end the input once `until` is on the screen (or at the deadline, and the
+    test's assertions say what is missing). The prompt reads the pipe in the test's thread; this types in another."""
+    import threading
+    import time
+
+    def typing():
+        pipe.send_text(keys)
+        deadline = time.monotonic() + within
+        while until not in " ".join(seen(screen).split()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pipe.close()
+
+    typist = threading.Thread(target=typing, daemon=True)
+    typist.start()
+    return typist
+
+
 def interactive(*extra: str) -> list[str]:
     return ["--region", REGION, "--instance-type", "m5.xlarge", *extra]
 
@@ -596,11 +614,13 @@ def test_a_bad_name_at_the_prompt_says_why_within_80_columns(cli, account):
 
     screen = io.StringIO()
     with create_pipe_input() as pipe:
-        pipe.send_text("\x15Bad_Name" + ENTER)  # Ctrl-U empties the default, then a name with _ and capitals
-        pipe.close()
+        # Ctrl-U empties the default, then a name with _ and capitals; the input ends once the reason is drawn
+        # (prompt_toolkit draws it a moment after the key, and an input that ended first left it unseen).
+        typist = type_then_close(pipe, screen, "\x15Bad_Name" + ENTER, until=name_problem("Bad_Name"))
         asker = QuestionaryAsker(input=pipe, output=Vt100_Output(screen, lambda: Size(rows=30, columns=80),
                                                                  term="xterm"))
         run = cli(*interactive("--ssh-cidr", SSH_CIDR), asker=asker, tty=True)
+        typist.join()
     assert run.code == 130  # the input ended at the question asked again
     # prompt_toolkit draws the reason in a one-line toolbar and cuts what does not fit the 80 columns.
     assert "Bad_Name" in seen(screen)
