@@ -264,6 +264,8 @@ def build_parser(completion: bool = False) -> argparse.ArgumentParser:
                           help="a launch template + Auto Scaling group even for one instance (--count sets its size)")
     template.add_argument("--deploy", action="store_true",
                           help="create the stack now through CloudFormation, wait for it and print how to connect")
+    template.add_argument("--no-ssh-config", action="store_true",
+                          help="with --deploy: write no `Host NAME` entry and leave ~/.ssh/config alone")
     _common(export)
 
     teardown = sub.add_parser("teardown", help="delete everything a deployment created")
@@ -485,7 +487,10 @@ def _json_error_if_asked(argv, env, code, message) -> None:
     if wants_json:
         import json
 
-        command = argv[0] if argv and argv[0] in COMMANDS else "setup"
+        # The command named, else setup (the default, when only flags are given); a first word that is no command
+        # (`lst`) was refused before any command ran: naming setup there would be wrong, so null.
+        first = argv[0] if argv else "-"
+        command = first if first in COMMANDS else "setup" if first.startswith("-") else None
         env.stdout.write(json.dumps({"version": 1, "command": command, "status": "error",
                                      "error": {"code": code, "message": message}}) + "\n")
 
