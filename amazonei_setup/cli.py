@@ -73,7 +73,8 @@ def _ruled(rule: Callable, value, *args):
 
 
 def _cidr(value: str) -> str:
-    return _ruled(rules.cidr, value)
+    _ruled(rules.cidr, value)  # checked now; kept as written, so the wizard can say what 10.1.2.3/24 becomes
+    return value.strip()
 
 
 def _volume(value: str) -> int:

@@ -159,18 +159,27 @@ class Ui:
         self.console.print(Panel(Text(message, style="bold"), border_style="magenta", expand=False))
 
     # ---- documents -----------------------------------------------------------------------
-    def plan_panel(self, plan: Plan, *, title: str = "Setup plan") -> Panel:
+    def plan_panel(self, plan: Plan, *, title: str = "Setup plan") -> Panel | Copyable:
         """Every choice, then what happens to each resource, dense enough that plan and confirm fit in about 20
         lines at 80 columns. No identifier, path or CIDR is ever split: on a narrow screen the choices and the
         resources stack instead (label above value, note under the resource)."""
         inner = max(self.console.width - 4, 20)  # the panel's border and padding
-        parts = [_label_values(_plan_choices(plan), inner), Text(""),
+        choices, whole = _too_long_for(_plan_choices(plan), inner - _GAP)
+        parts = [_label_values(choices, inner), Text(""),
                  _action_table("", "", _plan_rows(plan), width=inner)]
         if not plan.changes_anything:
             parts.append(Text(f"Nothing to change: deployment {plan.name} is up to date.", style="bold green"))
         for warning in plan.warnings:
             parts.append(Text.assemble(("! ", "yellow"), warning))
-        return Panel(Group(*parts), title=title, title_align="left", border_style="blue")
+        panel = Panel(Group(*parts), title=title, title_align="left", border_style="blue")
+        if not whole:
+            return panel
+        # A path wider than the box (a long --key-dir on a narrow screen) is printed whole under it, on a line of its
+        # own: folded inside the box, a copied path would come out broken.
+        below = []
+        for label, word in whole:
+            below += [_caption(f"{label} {'path' if '/' in word else 'value'} in full:"), Command(word)]
+        return Copyable(panel, *below)
 
     def show(self, renderable) -> None:
         self.stop_status()
@@ -449,6 +458,18 @@ def _action_table(id_header: str, note_header: str, rows: list[tuple[str, str, s
         table.add_row(Text(action, style=_ACTION_COLORS.get(action, "")), f"{kind} {ident}" + (
             f"\n{note}" if note else ""))
     return table
+
+
+def _too_long_for(rows: list[tuple[str, str]], width: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The rows with each word wider than `width` replaced by a pointer below the box; and those (label, word)."""
+    fitted, whole = [], []
+    for label, value in rows:
+        for word in value.split():
+            if cell_len(word) > width:
+                value = value.replace(word, "(in full below)")
+                whole.append((label, word))
+        fitted.append((label, value))
+    return fitted, whole
 
 
 def _label_values(rows: list[tuple[str, str]], width: int) -> Group:

@@ -317,7 +317,9 @@ def test_a_lookup_that_answered_garbage_is_not_a_default():
 def test_an_answer_with_host_bits_is_normalised_and_the_whole_internet_is_warned_about():
     plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="lab"), hand_facts(),
                       ScriptedAsker(ssh_cidr="198.51.100.77/24"))
-    assert plan.ssh_cidr == "198.51.100.0/24" and plan.warnings == ()
+    assert plan.ssh_cidr == "198.51.100.0/24"
+    assert plan.warnings == ("198.51.100.77/24 is the range 198.51.100.0/24 to EC2: SSH is allowed from all of its 256 "
+                             "addresses; for that one machine use 198.51.100.77/32.",)
     world = yes(hand_facts(), name="lab", ssh_cidr="0.0.0.0/0")
     assert any("whole internet" in w for w in world.warnings)
 
@@ -782,3 +784,48 @@ def test_every_question_and_every_answer_fits_80_columns_when_echoed():
     assert subnets["subnet-0123456789abcdef0"].startswith("subnet-0123456789abcdef0  us-west-2a  10.0.128.0/20")
     assert subnets["subnet-0123456789abcdef0"].endswith("public IPs the …")  # the name, cut at the end only
     assert asker.question("--subnet-id").hint == "(in an AZ that offers Elastic Inference)"
+
+
+# ---- what the wizard says about an answer it changes or doubts ----------------------------------------------------
+
+def test_a_range_with_host_bits_is_said_not_silently_widened(cli, account):
+    result = cli(*setup_args("wide"), "--ssh-cidr", "10.1.2.3/24")
+    assert result.code == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "10.1.2.3/24 is the range 10.1.2.0/24" in said and "10.1.2.3/32" in said, said
+
+    asker = ScriptedAsker(ssh_cidr="10.1.2.3/24")  # typed at the prompt: the same sentence
+    plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="lab"), hand_facts(), asker)
+    assert plan.ssh_cidr == "10.1.2.0/24"
+    assert any("10.1.2.3/24 is the range 10.1.2.0/24" in w for w in plan.warnings), plan.warnings
+    assert not yes(hand_facts(), name="lab", ssh_cidr="10.1.2.0/24").warnings  # a range as written: nothing to say
+
+
+def test_an_ei_host_below_the_offered_ones_is_said_before_it_is_launched(cli, account):
+    result = cli(*setup_args("tiny"), "--instance-type", "t3.micro", "--dry-run")
+    said = " ".join(result.stderr.split())
+    assert "t3.micro (2 vCPU, 1 GiB) is smaller than the hosts setup offers for Elastic Inference" in said, said
+    assert "m5.xlarge" in said
+    plan = yes(hand_facts(instance_type=InstanceType("t3.micro", ("x86_64",), 2, 1024)), name="lab",
+               instance_type="t3.micro", ssh_cidr=SSH_CIDR)
+    assert any("t3.micro (2 vCPU, 1 GiB) is smaller" in w and "price" in w for w in plan.warnings), plan.warnings
+    assert not yes(hand_facts(), name="lab", ssh_cidr=SSH_CIDR).warnings  # m5.xlarge: one of the offered hosts
+
+
+def test_an_alternatives_row_names_its_types_when_the_type_is_asked_next():
+    """The answered question stays on the screen: a gpu row naming g4dn.xlarge alone, then g6.xlarge chosen at the
+    next question, left `Accelerator: gpu  g4dn.xlarge` above a plan for g6.xlarge."""
+    from amazonei_setup import catalog
+
+    asker = ScriptedAsker(accelerator_type="gpu", instance_type="g6.xlarge")
+    facts = hand_facts(family_images={"inf2": None, "gpu": None}, instance_type=None)
+    with pytest.raises(UsageError):  # no GPU image in these hand-made facts; the questions were asked
+        build_plan(SetupRequest(instance_type=None, name="q", ssh_cidr=SSH_CIDR), facts, asker)
+    question = asker.question("--accelerator-type")
+    titles = {o.value: o.title for o in question.options}
+    for key in ("gpu", "inf2"):
+        for each in catalog.FAMILIES[key].instance_types:
+            assert each.split(".")[0] in titles[key] or each.split(".")[1] in titles[key], (each, titles[key])
+    assert titles["gpu"].split()[1] == "g4dn/g5/g6.xlarge" and "from $0.526/h" in titles["gpu"]
+    for option in question.options:
+        assert len(f"? {question.message} " + option.title) <= 80, option.title
