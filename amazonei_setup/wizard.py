@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +97,25 @@ class QuestionaryAsker:
     def select(self, message, options, default, *, flag, hint=""):
         import questionary
 
-        choices = [questionary.Separator(o.title) if o.separator else questionary.Choice(o.title, value=o.value)
-                   for o in options]
+        # The rows are made for 80 columns; prompt_toolkit breaks what is wider than the screen mid-word, in the list
+        # and in the answer echoed after the question. So on a narrower screen a row is cut between words (its id
+        # comes first and stays whole) and the hint is wrapped between words.
+        columns = self._columns()
+        room = columns - len(f"? {message} ")
+        choices = [questionary.Separator(_fit(o.title, columns - 3)) if o.separator
+                   else questionary.Choice(_fit(o.title, room), value=o.value) for o in options]
         default_choice = next((c for c in choices if not isinstance(c, questionary.Separator) and c.value == default),
                               None)
+        instruction = _wrapped(hint, room, columns) if hint else None
         return _answer(questionary.select(message, choices=choices, default=default_choice,
-                                          instruction=hint or None, **self.prompt_kwargs))
+                                          instruction=instruction, **self.prompt_kwargs))
+
+    def _columns(self) -> int:
+        output = self.prompt_kwargs.get("output")
+        try:
+            return output.get_size().columns if output is not None else shutil.get_terminal_size().columns
+        except (OSError, ValueError, AttributeError):
+            return 80
 
     def text(self, message, default, *, flag, validate):
         import questionary
@@ -114,6 +128,31 @@ class QuestionaryAsker:
         import questionary
 
         return _answer(questionary.confirm(message, default=default, **self.prompt_kwargs))
+
+
+def _fit(title: str, room: int) -> str:
+    """`title` within `room` columns: as it is when it fits; else with its column padding closed up; else cut
+    between words, with an ellipsis."""
+    if len(title) <= room:
+        return title
+    words = title.split()
+    title = " ".join(words)
+    while len(title) > room and len(words) > 1:
+        words.pop()
+        title = " ".join(words) + "…"
+    return title
+
+
+def _wrapped(text: str, first: int, columns: int) -> str:
+    """`text` broken between words: `first` columns on the question's line, `columns` on the next ones."""
+    lines, line, room = [], "", first
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > room:
+            lines.append(line)
+            line, room = word, columns
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join([*lines, line])
 
 
 def _answer(question):

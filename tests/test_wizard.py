@@ -829,3 +829,32 @@ def test_an_alternatives_row_names_its_types_when_the_type_is_asked_next():
     assert titles["gpu"].split()[1] == "g4dn/g5/g6.xlarge" and "from $0.526/h" in titles["gpu"]
     for option in question.options:
         assert len(f"? {question.message} " + option.title) <= 80, option.title
+
+
+def test_at_60_columns_every_answer_is_echoed_whole_on_its_line(cli, account):
+    """prompt_toolkit breaks a line at the screen's edge, mid-word (`172.31.0.0/2` / `0`): a row wider than the
+    screen is cut between words instead (ids first, so they stay whole), and a long hint wraps between words."""
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    from tests.test_terminal import Screen
+
+    output = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text(ENTER * 4)  # accelerator, OS, subnet, idle auto-stop; the input ends at the confirm
+        pipe.close()
+        asker = QuestionaryAsker(input=pipe, output=Vt100_Output(output, lambda: Size(rows=40, columns=60),
+                                                                 term="xterm"))
+        run = cli(*interactive("--name", "narrow", "--ssh-cidr", SSH_CIDR), asker=asker, tty=True)
+    assert run.code == 130, run.stderr
+    screen = Screen(40, 60)
+    screen.feed(output.getvalue())
+    echoed = [line for line in screen.lines() if line]
+    assert [line.split(":")[0] for line in echoed[:4]] == ["? Accelerator", "? Operating system", "? Subnet",
+                                                           "? Idle auto-stop"], "\n".join(echoed)
+    assert all(line.startswith("? ") for line in echoed), "\n".join(echoed)  # no answer ran on to a second line
+    subnet = next(line for line in echoed if line.startswith("? Subnet"))
+    assert re.search(r"subnet-[0-9a-f]{17} us-west-2a 172\.31\.\d+\.\d+/\d+", subnet), subnet
+    hint = re.search(r"\(Elastic Inference[^)]*\)", " ".join(seen(output).split()))
+    assert hint and "$/h with m5.xlarge" in hint.group(0)  # the hint is all there, wrapped between words
