@@ -75,7 +75,8 @@ def _ruled(rule: Callable, value, *args):
 
 
 def _cidr(value: str) -> str:
-    return _ruled(rules.cidr, value)
+    _ruled(rules.cidr, value)  # checked now; kept as written, so the wizard can say what 10.1.2.3/24 becomes
+    return value.strip()
 
 
 def _volume(value: str) -> int:
@@ -276,6 +277,8 @@ def build_parser(completion: bool = False, prog: str = DEFAULT_PROG) -> argparse
                           help="a launch template + Auto Scaling group even for one instance (--count sets its size)")
     template.add_argument("--deploy", action="store_true",
                           help="create the stack now through CloudFormation, wait for it and print how to connect")
+    template.add_argument("--no-ssh-config", action="store_true",
+                          help="with --deploy: write no `Host NAME` entry and leave ~/.ssh/config alone")
     _common(export)
 
     teardown = sub.add_parser("teardown", help="delete everything a deployment created")
@@ -544,11 +547,13 @@ def _json_error_if_asked(argv, env, code, message) -> None:
     if wants_json:
         import json
 
+        # The command named (after account flags too), else setup (the default, when only flags are given); a first
+        # word that is no command (`lst`) was refused before any command ran: naming setup there would be wrong.
         try:
-            command = command_first(argv)[0] if argv else "setup"  # after account flags too
+            first = command_first(argv)[0] if argv else "-"
         except _UsageExit:
-            command = "setup"
-        command = command if command in COMMANDS else "setup"
+            first = argv[0]
+        command = first if first in COMMANDS else "setup" if first.startswith("-") else None
         env.stdout.write(json.dumps({"version": 1, "command": command, "status": "error",
                                      "error": {"code": code, "message": message}}) + "\n")
 

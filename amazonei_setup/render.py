@@ -80,6 +80,10 @@ _DONE = {"delete": "deleted", "keep": "kept", "detach": "detached", "remove": "r
 
 def _teardown(result: Result, ui) -> None:
     done = [*result.data["deleted"], *result.data["kept"]]
+    if ui.conversation_on_terminal and not ui.out_plain:
+        # One screen: the plan listed each deletion before the confirm and the progress lines as it happened, so the
+        # result lists only what was kept (with why). Redirected, the result is the record and lists everything.
+        done = result.data["kept"]
     if done:
         table = Table(show_edge=False, box=None, padding=(0, 1), header_style="bold", pad_edge=False)
         for column in ("Done", "Resource", "Id"):

@@ -47,6 +47,10 @@ class Ui:
         self.console = Console(file=stderr or sys.stderr, width=width, highlight=False,
                                force_terminal=None if not plain else False)
         self.plain = plain
+        # Sentences wrap on a terminal (or at a width the caller sets) only: a log file or CI log has no screen,
+        # and a sentence cut at rich's default 80 columns there splits an address or a path mid-line.
+        self.conversation_on_terminal = _isatty(stderr or sys.stderr)
+        self._wrap = width is not None or self.conversation_on_terminal
         # The result's console. A pipe or a file gets plain text (no colour codes, no box borders) as wide as it
         # needs; `width` (tests) stands for the screen either way.
         self.out_plain = not _isatty(self.stdout)
@@ -93,7 +97,7 @@ class Ui:
     def status(self, message: str):
         """A spinner for a blocking step in the main thread (a no-op context when plain)."""
         if self.plain:
-            self.console.print(f"… {message}")
+            self.sentence(Text(f"… {message}"))
             return _NullContext()
         return self.console.status(message)
 
@@ -112,6 +116,9 @@ class Ui:
         """Print a sentence wrapped at spaces only: a path, a command or an ARN longer than the line is printed
         whole on a line of its own (rich would fold it mid-word, and a copied path would come out broken)."""
         console = console or self.console
+        if console is self.console and not self._wrap:
+            console.print(text, soft_wrap=True)  # whole: no screen to fit
+            return
         for line in word_wrap(text, console.width):
             console.print(line, soft_wrap=True)
 
@@ -152,18 +159,27 @@ class Ui:
         self.console.print(Panel(Text(message, style="bold"), border_style="magenta", expand=False))
 
     # ---- documents -----------------------------------------------------------------------
-    def plan_panel(self, plan: Plan, *, title: str = "Setup plan") -> Panel:
+    def plan_panel(self, plan: Plan, *, title: str = "Setup plan") -> Panel | Copyable:
         """Every choice, then what happens to each resource, dense enough that plan and confirm fit in about 20
         lines at 80 columns. No identifier, path or CIDR is ever split: on a narrow screen the choices and the
         resources stack instead (label above value, note under the resource)."""
         inner = max(self.console.width - 4, 20)  # the panel's border and padding
-        parts = [_label_values(_plan_choices(plan), inner), Text(""),
+        choices, whole = _too_long_for(_plan_choices(plan), inner - _GAP)
+        parts = [_label_values(choices, inner), Text(""),
                  _action_table("", "", _plan_rows(plan), width=inner)]
         if not plan.changes_anything:
             parts.append(Text(f"Nothing to change: deployment {plan.name} is up to date.", style="bold green"))
         for warning in plan.warnings:
             parts.append(Text.assemble(("! ", "yellow"), warning))
-        return Panel(Group(*parts), title=title, title_align="left", border_style="blue")
+        panel = Panel(Group(*parts), title=title, title_align="left", border_style="blue")
+        if not whole:
+            return panel
+        # A path wider than the box (a long --key-dir on a narrow screen) is printed whole under it, on a line of its
+        # own: folded inside the box, a copied path would come out broken.
+        below = []
+        for label, word in whole:
+            below += [_caption(f"{label} {'path' if '/' in word else 'value'} in full:"), Command(word)]
+        return Copyable(panel, *below)
 
     def show(self, renderable) -> None:
         self.stop_status()
@@ -241,32 +257,51 @@ class Ui:
                               width=self.console.width - 4)
         return Panel(table, title=title, title_align="left", border_style="red")
 
-    def deployments_table(self, rows: list[dict], console: Console | None = None) -> Table:
+    def deployments_table(self, rows: list[dict], console: Console | None = None):
         """One row per deployment; a Region column only when rows span regions (else the title says it).
 
         When the table fits the terminal: the full public DNS name. When it does not (80 columns), a
         narrower layout: the public IP (read from the DNS name) under the instance id, the accelerator
         under the instance type, the region under the name, so no identifier is folded into fragments.
+        Narrower still (60 columns and a long name), no table: each deployment's name on a line of its own,
+        its details under it, wrapped between words.
         """
         console = console or self.out
         regions = sorted({r["region"] for r in rows})
-        wide = self._deployments(rows, regions, narrow=False)
         unlimited = console.options.update_width(10_000)  # measured unconstrained: what it needs
+        wide = self._deployments(rows, regions, narrow=False)
         if Measurement.get(console, unlimited, wide).maximum <= console.width:
             return wide
-        return self._deployments(rows, regions, narrow=True)
+        narrow = self._deployments(rows, regions, narrow=True)  # only its State column may wrap (between words)
+        if Measurement.get(console, unlimited, narrow).minimum <= console.width:
+            return narrow
+        return self._deployments_stacked(rows, regions, console.width)
+
+    @staticmethod
+    def _deployments_stacked(rows: list[dict], regions: list[str], width: int) -> Group:
+        lines: list = [] if len(regions) != 1 else [Text(f"Deployments in {regions[0]}")]
+        for r in rows:
+            lines.append(Text.assemble((r["name"], "bold"), f"  {r['region']}" if len(regions) > 1 else ""))
+            kind = r["instance_type"] + (f" + {r['accelerator_type']}" if r["accelerator_type"] else "")
+            address = r.get("public_ip") or ip_from_dns(r["public_dns"]) or r["public_dns"]
+            age = f"{r['age_hours']:.1f} h" if r["age_hours"] is not None else ""
+            cost = f"${r['hourly_usd']:.3f}/h" if r["hourly_usd"] is not None else ""
+            for details in ((r["instance_id"], r["state"], address), (kind, age, cost)):  # where it is; what it is
+                text = Text("  ".join(d for d in details if d))
+                lines += [Text("  ") + line for line in word_wrap(text, max(width - 2, 20))]
+        return Group(*lines)
 
     @staticmethod
     def _deployments(rows: list[dict], regions: list[str], *, narrow: bool) -> Table:
         several = len(regions) > 1
         table = Table(header_style="bold", show_edge=False, box=None, padding=(0, 1), pad_edge=False,
                       title=None if several or not regions else f"Deployments in {regions[0]}", title_justify="left")
-        table.add_column("Name / region" if narrow and several else "Name", overflow="fold")
+        table.add_column("Name / region" if narrow and several else "Name", no_wrap=True)
         if several and not narrow:
             table.add_column("Region", no_wrap=True)
         table.add_column("Instance / IP" if narrow else "Instance", no_wrap=True)
         table.add_column("State")
-        table.add_column("Type" if narrow else "Type + accelerator")
+        table.add_column("Type" if narrow else "Type + accelerator", no_wrap=narrow)
         if not narrow:
             table.add_column("Public DNS", no_wrap=True)
         table.add_column("Age", no_wrap=True, justify="right")
@@ -425,6 +460,18 @@ def _action_table(id_header: str, note_header: str, rows: list[tuple[str, str, s
         table.add_row(Text(action, style=_ACTION_COLORS.get(action, "")), f"{kind} {ident}" + (
             f"\n{note}" if note else ""))
     return table
+
+
+def _too_long_for(rows: list[tuple[str, str]], width: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The rows with each word wider than `width` replaced by a pointer below the box; and those (label, word)."""
+    fitted, whole = [], []
+    for label, value in rows:
+        for word in value.split():
+            if cell_len(word) > width:
+                value = value.replace(word, "(in full below)")
+                whole.append((label, word))
+        fitted.append((label, value))
+    return fitted, whole
 
 
 def _label_values(rows: list[tuple[str, str]], width: int) -> Group:

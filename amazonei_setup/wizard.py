@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +97,25 @@ class QuestionaryAsker:
     def select(self, message, options, default, *, flag, hint=""):
         import questionary
 
-        choices = [questionary.Separator(o.title) if o.separator else questionary.Choice(o.title, value=o.value)
-                   for o in options]
+        # The rows are made for 80 columns; prompt_toolkit breaks what is wider than the screen mid-word, in the list
+        # and in the answer echoed after the question. So on a narrower screen a row is cut between words (its id
+        # comes first and stays whole) and the hint is wrapped between words.
+        columns = self._columns()
+        room = columns - len(f"? {message} ")
+        choices = [questionary.Separator(_fit(o.title, columns - 3)) if o.separator
+                   else questionary.Choice(_fit(o.title, room), value=o.value) for o in options]
         default_choice = next((c for c in choices if not isinstance(c, questionary.Separator) and c.value == default),
                               None)
+        instruction = _wrapped(hint, room, columns) if hint else None
         return _answer(questionary.select(message, choices=choices, default=default_choice,
-                                          instruction=hint or None, **self.prompt_kwargs))
+                                          instruction=instruction, **self.prompt_kwargs))
+
+    def _columns(self) -> int:
+        output = self.prompt_kwargs.get("output")
+        try:
+            return output.get_size().columns if output is not None else shutil.get_terminal_size().columns
+        except (OSError, ValueError, AttributeError):
+            return 80
 
     def text(self, message, default, *, flag, validate):
         import questionary
@@ -114,6 +128,31 @@ class QuestionaryAsker:
         import questionary
 
         return _answer(questionary.confirm(message, default=default, **self.prompt_kwargs))
+
+
+def _fit(title: str, room: int) -> str:
+    """`title` within `room` columns: as it is when it fits; else with its column padding closed up; else cut
+    between words, with an ellipsis."""
+    if len(title) <= room:
+        return title
+    words = title.split()
+    title = " ".join(words)
+    while len(title) > room and len(words) > 1:
+        words.pop()
+        title = " ".join(words) + "…"
+    return title
+
+
+def _wrapped(text: str, first: int, columns: int) -> str:
+    """`text` broken between words: `first` columns on the question's line, `columns` on the next ones."""
+    lines, line, room = [], "", first
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > room:
+            lines.append(line)
+            line, room = word, columns
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join([*lines, line])
 
 
 def _answer(question):
@@ -173,6 +212,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
             os_key, image = None, _choose_family_image(request, facts, family)
         else:
             instance_type = instance_type or _choose_ei_host(asker, accelerator)
+            warnings += _below_the_offered_hosts(instance_type, facts)
             os_key, image = _choose_image(request, facts, asker, warnings)
     arch = image.architecture if image else "x86_64"
     described = facts.instance_type if facts.instance_type and facts.instance_type.name == instance_type else None
@@ -189,7 +229,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     # On a deployment that exists, a flag given is the desired state and a choice not given keeps what it has: a
     # re-run from another address must not shut out the range chosen before (a teammate's), nor need an address.
     ssh_kept = bool(ssh_before) and not request.ssh_cidr
-    ssh_cidr = ssh_before[0] if ssh_kept else _choose_ssh_cidr(request, facts, asker)
+    ssh_cidr = ssh_before[0] if ssh_kept else _choose_ssh_cidr(request, facts, asker, warnings)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
     hourly = catalog.hourly_usd(instance_type, accelerator, facts.region)
     idle_stop = _choose_idle_stop(request, asker, idle_before, hourly, converging=instance is not None)
@@ -358,7 +398,8 @@ def _choose_accelerator(request, facts, asker) -> str:
     families = [f for f in catalog.FAMILIES.values() if f.key in facts.family_images]
     if families:
         options.append(Option("-- current alternatives (no EI) --", None, separator=True))
-        options += [Option(family_title(f, region=facts.region), f.key) for f in families]
+        options += [Option(family_row(f, facts.instance_type.name if facts.instance_type else None, facts.region),
+                           f.key) for f in families]
     with_host = f"$/h with {host}" if instance_price is not None else "$/h of the accelerator alone"
     # A short question leaves room for labelled rows: the answer is echoed after it, on one line of 80 columns.
     return asker.select("Accelerator:", options, default, flag="--accelerator-type (or --accelerator)",
@@ -379,6 +420,33 @@ def family_title(family: catalog.Family, instance_type: str | None = None, regio
     price = catalog.instance_hourly_usd(spec.type, region)  # the region's, as the plan after it says
     cost = f"${price:.3f}/h" if price is not None else "price unknown"
     return f"{family.key:<5} {spec.type:<12} {spec.memory_gib} GiB  {spec.throughput:<5} {cost}"
+
+
+def family_row(family: catalog.Family, instance_type: str | None = None, region: str | None = None) -> str:
+    """The family's row in the accelerator question. Its answer stays on the screen, so when the type is asked next
+    the row names every type the family has ('gpu   g4dn/g5/g6.xlarge  16-24 GiB  entry-mid  from $0.526/h'),
+    never one the next answer may contradict; a type given with --instance-type (or the only one) is named alone."""
+    if instance_type in family.instance_types or len(family.types) == 1:
+        return family_title(family, instance_type, region)
+    names = [t.type for t in family.types]
+    heads, tails = zip(*(n.split(".", 1) for n in names), strict=True)
+    if len(set(tails)) == 1:
+        types = "/".join(heads) + "." + tails[0]
+    elif len(set(heads)) == 1:
+        types = heads[0] + "." + "/".join(tails)
+    else:
+        types = "/".join(names)
+    memory = sorted({t.memory_gib for t in family.types})
+    throughput = list(dict.fromkeys(t.throughput for t in family.types))
+    prices = [catalog.instance_hourly_usd(n, region) for n in names]
+    known = [p for p in prices if p is not None]
+    cost = f"from ${min(known):.3f}/h" if known else "price unknown"
+    return f"{family.key:<5} {types}  {_span(memory)} GiB  {_span(throughput)}  {cost}"
+
+
+def _span(values: list) -> str:
+    """'16-24' for [16, 24], '32' for [32]: the first and the last of an ordered list."""
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
 def _choose_family_type(request, asker, family: catalog.Family, warnings, region: str | None = None) -> str:
@@ -404,6 +472,7 @@ EI_HOSTS: dict[str, tuple[int, int]] = {
     "r5.2xlarge": (8, 64), "c5.4xlarge": (16, 32), "m5.4xlarge": (16, 64),
 }
 DEFAULT_EI_HOST = min(EI_HOSTS, key=lambda t: catalog.INSTANCE_HOURLY_USD[t])
+MIN_EI_HOST = (4, 16)  # vCPUs, GiB: the smallest of EI_HOSTS
 
 
 def host_title(instance_type: str, accelerator: str | None) -> str:
@@ -592,19 +661,56 @@ def _choose_key(request, facts, asker, name, existing,
     return new_name, True, str(pem), False, None
 
 
-def _choose_ssh_cidr(request, facts, asker) -> str:
+def _choose_ssh_cidr(request, facts, asker, warnings: list[str] | None = None) -> str:
     if request.ssh_cidr:
         problem = cidr_problem(request.ssh_cidr)
         if problem:
             raise UsageError(f"--ssh-cidr: {problem}.")
-        return rules.cidr(request.ssh_cidr)
+        return _canonical_range(request.ssh_cidr, warnings)
     default = request.default_ssh_cidr or _single_address(facts.public_ip)
     answer = asker.text("Allow SSH from (CIDR):", default, flag="--ssh-cidr (your address, e.g. 203.0.113.7/32)",
                         validate=cidr_problem)
     problem = cidr_problem(answer)
     if problem:  # an Asker that does not validate (or a default that was never checked)
         raise UsageError(f"--ssh-cidr: {problem}.")
-    return rules.cidr(answer)
+    return _canonical_range(answer, warnings)
+
+
+def _canonical_range(value: str, warnings: list[str] | None) -> str:
+    """The range as EC2 stores it. An address with a prefix (10.1.2.3/24) means its whole network (10.1.2.0/24):
+    said, since the user may have meant the one machine."""
+    canonical = rules.cidr(value)
+    written = value.strip()
+    if warnings is not None and "/" in written and canonical != written:
+        try:
+            address = ipaddress.ip_address(written.split("/", 1)[0])
+        except ValueError:
+            address = None
+        if address is not None and str(ipaddress.ip_network(canonical).network_address) != str(address):
+            host = f"{address}/{address.max_prefixlen}"
+            warnings.append(f"{written} is the range {canonical} to EC2: SSH is allowed from all of its "
+                            f"{ipaddress.ip_network(canonical).num_addresses:,} addresses; for that one machine use "
+                            f"{host}.")
+    return canonical
+
+
+def _below_the_offered_hosts(instance_type: str, facts: Facts) -> list[str]:
+    """A host given with --instance-type that the host question would not offer (too small, or a burstable t
+    type): said, with what the wizard offers, since a cost of "unknown" alone says nothing about it."""
+    if instance_type in EI_HOSTS:
+        return []
+    described = facts.instance_type if facts.instance_type and facts.instance_type.name == instance_type else None
+    vcpus = described.vcpus if described else None
+    memory_gib = described.memory_mib / 1024 if described and described.memory_mib else None
+    small = (vcpus is not None and vcpus < MIN_EI_HOST[0]) or (memory_gib is not None and memory_gib < MIN_EI_HOST[1])
+    if not (small or instance_type.startswith(("t2.", "t3.", "t3a.", "t4g."))):
+        return []
+    size = f" ({vcpus} vCPU, {memory_gib:g} GiB)" if vcpus is not None and memory_gib is not None else ""
+    price = "" if catalog.INSTANCE_HOURLY_USD.get(instance_type) is not None else \
+        "; its price is not in the catalog, so the cost is unknown"
+    return [f"{instance_type}{size} is smaller than the hosts setup offers for Elastic Inference: the host still "
+            f"runs the framework and the pre- and post-processing, so setup offers {DEFAULT_EI_HOST} and up (at "
+            f"least {MIN_EI_HOST[0]} vCPU and {MIN_EI_HOST[1]} GiB, no burstable t type){price}."]
 
 
 def _single_address(public_ip: str | None) -> str | None:

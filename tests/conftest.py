@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -368,6 +369,35 @@ def setup_args(name: str = "demo", *extra: str) -> list[str]:
     """The flags of a complete non-interactive setup in the seeded account."""
     return ["--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", name, "--ssh-cidr", SSH_CIDR,
             *extra]
+
+
+# ---- signals as a terminal delivers them, whatever pytest inherited ----------------------------------------------
+# A program started from a terminal has SIGINT, SIGTERM and SIGHUP at their defaults. pytest may have inherited some
+# of them as *ignored* (`nohup` ignores SIGHUP, `&` in a script ignores SIGINT, some CI runners start jobs either
+# way), and an ignored signal stays ignored in every child and in the CLI, which rightly leaves an inherited
+# "ignore" alone. So a test that sends a signal first puts the defaults back, and the suite's verdict does not
+# depend on how pytest was started.
+TERMINAL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def default_signal_handlers() -> None:
+    """`preexec_fn` for a process a test will signal (subprocess.Popen, pexpect.spawn): the defaults, in the child
+    only. (Popen's restore_signals puts back SIGPIPE and SIGXFSZ alone.)"""
+    for signum in TERMINAL_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+
+
+@pytest.fixture
+def default_signals():
+    """The same in this process, for in-process CLI runs that get signals: SIGINT raises KeyboardInterrupt (Python's
+    default handler), SIGTERM and SIGHUP have their default action; what was there comes back afterwards."""
+    previous = {signum: signal.getsignal(signum) for signum in TERMINAL_SIGNALS}
+    for signum in TERMINAL_SIGNALS:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    yield
+    for signum, handler in previous.items():
+        if handler is not None:  # None: set outside Python, which Python cannot put back
+            signal.signal(signum, handler)
 
 
 def snapshot(aws) -> dict[str, set]:

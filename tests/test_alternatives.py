@@ -289,7 +289,7 @@ def test_the_accelerator_question_lists_ei_first_then_the_alternatives():
     assert question.default == "eia2.medium"
     titles = {o.value: o.title for o in question.options}
     assert "32 GiB" in titles["inf2"] and "high" in titles["inf2"] and "$0.758/h" in titles["inf2"]
-    assert "16 GiB" in titles["gpu"] and "entry" in titles["gpu"] and "$0.526/h" in titles["gpu"]
+    assert "16-24 GiB" in titles["gpu"] and "entry-mid" in titles["gpu"] and "from $0.526/h" in titles["gpu"]
     for option in question.options:
         assert len(f"? {question.message} " + option.title) <= 80, option.title  # the echo after the answer
 
@@ -335,7 +335,7 @@ def test_the_prompt_shows_the_alternatives_on_the_same_screen(cli, account, alt)
     assert run.code == 0, run.stderr
     text = seen(screen)
     ei, alternatives = text.index("eia1.xlarge"), text.index("current alternatives")
-    assert ei < alternatives < text.index("inf2.xlarge") < text.index("g4dn.xlarge")
+    assert ei < alternatives < text.index("inf2.xlarge") < text.index("g4dn/g5/g6.xlarge")
 
 
 def test_plan_json_names_the_family(cli, account, alt):

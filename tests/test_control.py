@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from tests.conftest import REGION, setup_args, snapshot
+from tests.conftest import REGION, default_signal_handlers, setup_args, snapshot
 from tests.test_e2e import ROOT, SSH_CIDR, server_client, user_env
 from tests.test_e2e import moto_server as moto_server  # noqa: F401 - the fixture, used by name
 
@@ -63,18 +63,12 @@ def test_a_required_look_up_that_never_answers_is_one_sentence_and_nothing_is_cr
     assert snapshot(account) == before
 
 
-def _as_from_a_terminal() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def start_against(url: str, home, *argv: str) -> subprocess.Popen:
     env = user_env(home, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                    AWS_MAX_ATTEMPTS="2")
     return subprocess.Popen([sys.executable, "amazonei_setup.py", *argv], cwd=ROOT, env=env, text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=_as_from_a_terminal)
+                            preexec_fn=default_signal_handlers)
 
 
 @pytest.mark.slow
@@ -114,14 +108,6 @@ def test_one_ctrl_c_stops_a_setup_whose_quota_look_up_hangs(moto_server, tmp_pat
 
 # ---- a signal once the work is complete: the result stays, and says what exists ------------------------------------
 
-@pytest.fixture
-def default_sigint():
-    """What a terminal's Ctrl-C meets. pytest may have inherited SIGINT as ignored, which the CLI leaves alone."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def ctrl_c_on(client, operation: str, times: int = 1, *, after: bool = False) -> list[int]:
     """SIGINT to this process when `client` sends `operation` (after=True: once AWS has answered it)."""
     import os
@@ -144,7 +130,7 @@ def running(account, name: str) -> list[str]:
         {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"] for i in r["Instances"]]
 
 
-def test_ctrl_c_while_a_finished_setup_releases_its_lock_still_prints_the_result(cli, account, default_sigint):
+def test_ctrl_c_while_a_finished_setup_releases_its_lock_still_prints_the_result(cli, account, default_signals):
     sent = ctrl_c_on(account.client("ssm"), "DeleteParameter")
 
     result = cli(*setup_args("late"), "--output", "json")
@@ -160,7 +146,7 @@ def test_ctrl_c_while_a_finished_setup_releases_its_lock_still_prints_the_result
 
 
 def test_a_second_ctrl_c_while_finishing_says_the_deployment_is_complete_and_how_to_remove_it(cli, account,
-                                                                                               default_sigint):
+                                                                                               default_signals):
     ctrl_c_on(account.client("ssm"), "DeleteParameter", times=2)
 
     result = cli(*setup_args("late2"))
@@ -188,7 +174,7 @@ def test_stop_takes_ssh_name_away_from_the_address_ec2_gives_back(cli, account):
 
 
 def test_ctrl_c_while_start_waits_for_its_reply_says_the_state_and_points_ssh_at_the_new_address(cli, account,
-                                                                                                 default_sigint):
+                                                                                                 default_signals):
     from amazonei_setup import sshconfig
 
     assert cli(*setup_args("wake")).code == 0
@@ -206,7 +192,7 @@ def test_ctrl_c_while_start_waits_for_its_reply_says_the_state_and_points_ssh_at
     assert f"HostName {host}" in sshconfig.read_block("wake")
 
 
-def test_ctrl_c_while_stop_is_sent_says_what_the_instance_is_doing(cli, account, default_sigint):
+def test_ctrl_c_while_stop_is_sent_says_what_the_instance_is_doing(cli, account, default_signals):
     assert cli(*setup_args("sleepy")).code == 0
     ctrl_c_on(account.ec2, "StopInstances", after=True)
 
@@ -226,11 +212,11 @@ def test_after_the_result_is_printed_a_signal_changes_nothing(tmp_path):
             "try:\n    entry()\nexcept SystemExit as done:\n"
             "    print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, done.code, file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          preexec_fn=_as_from_a_terminal)
+                          preexec_fn=default_signal_handlers)
     assert done.returncode == 0 and done.stderr.split()[-2:] == ["True", "0"], done.stderr
 
 
-def test_one_ctrl_c_stops_a_teardown_whose_look_up_hangs(cli, account, default_sigint):
+def test_one_ctrl_c_stops_a_teardown_whose_look_up_hangs(cli, account, default_signals):
     """The look-up round of teardown (and list, status, stop, start) gives way to Ctrl-C while a call hangs."""
     import os
 

@@ -301,6 +301,28 @@ def test_deploy_creates_the_stack_then_teardown_leaves_the_account_as_before(cli
     assert cli("list", "--region", REGION, "--output", "json").json["result"]["deployments"] == []
 
 
+def test_a_deployed_stack_gets_its_host_entry_as_setup_does(cli, account, cfn):
+    """`ssh NAME` works after export --deploy as after setup; teardown takes the entry away again."""
+    from amazonei_setup import sshconfig
+
+    result = export(cli, NAME, "--deploy")
+    assert result.code == 0, result.stderr
+    made = records.load(REGION, NAME)
+    block = sshconfig.read_block(NAME)
+    assert block is not None and made["public_dns"] in block and made["key_path"] in block
+    assert made["ssh_config"]["hosts"] == [NAME]
+    assert f"ssh {NAME}" in result.stdout.splitlines()  # the ready summary offers it, as setup's does
+    assert teardown(cli).code == 0
+    assert sshconfig.read_block(NAME) is None
+
+
+def test_export_deploy_with_no_ssh_config_writes_no_entry(cli, account, cfn):
+    from amazonei_setup import sshconfig
+
+    assert export(cli, NAME, "--deploy", "--no-ssh-config").code == 0
+    assert sshconfig.read_block(NAME) is None and records.load(REGION, NAME)["ssh_config"] is None
+
+
 def test_deploy_count_3_runs_three_tagged_instances_and_teardown_removes_them(cli, account, cfn, before):
     result = deploy(cli, NAME, "--count", "3")
     assert result.code == 0, result.stderr

@@ -18,9 +18,12 @@ import time
 import pytest
 from botocore.parsers import ResponseParserError
 
-from tests.conftest import inject, setup_args, snapshot
+from tests.conftest import default_signal_handlers, inject, setup_args, snapshot
 from tests.test_e2e import ROOT, assert_sandbox_is_empty, user_env
 from tests.test_faults import assert_clean_failure
+
+# Every test here may send signals: each starts from the handlers a terminal gives (conftest), not pytest's.
+pytestmark = pytest.mark.usefixtures("default_signals")
 
 ENCODED_REFUSAL = ("You are not authorized to perform this operation. Encoded authorization failure message: "
                    "XYZ-encoded-blob")
@@ -188,15 +191,6 @@ def test_no_home_directory_at_all_names_home_and_key_dir(cli, account, monkeypat
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 
 
-@pytest.fixture
-def default_sigint():
-    """What a terminal's Ctrl-C meets in an interactive shell. pytest (and xdist's workers) may have inherited
-    SIGINT as ignored, which the CLI rightly leaves alone."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def send_on(client, operation: str, *signums: int, pause: float = 0.0):
     """Deliver signals to this process when `client` starts `operation` (the call itself then goes ahead, as a
     real call in flight would). Handlers run in the main thread; AWS calls may run in workers."""
@@ -215,7 +209,7 @@ def send_on(client, operation: str, *signums: int, pause: float = 0.0):
 
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP"])
-def test_a_signal_while_the_instance_launches_rolls_everything_back(cli, account, default_sigint, name):
+def test_a_signal_while_the_instance_launches_rolls_everything_back(cli, account, name):
     before = snapshot(account)
     fired = send_on(account.ec2, "RunInstances", getattr(signal, name))
 
@@ -273,18 +267,12 @@ def test_a_second_signal_while_the_launch_is_in_flight_still_names_the_instance(
 
 # ---- (5) the same, on real processes -------------------------------------------------------------------
 
-def _as_from_a_terminal() -> None:
-    # A program started from a terminal gets SIGINT and SIGHUP with their default action; pytest itself may have
-    # been started with them ignored (nohup, `&` in a script, some CI runners), and children inherit "ignored".
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
-
-
-def start(home, *argv: str, module: bool = False) -> subprocess.Popen:
+def start(home, *argv: str, module: bool = False, python: tuple[str, ...] = ()) -> subprocess.Popen:
+    """The CLI as a terminal starts it: default signal handlers, whatever pytest inherited (conftest)."""
     program = ["-m", "amazonei_setup"] if module else ["amazonei_setup.py"]
-    return subprocess.Popen([sys.executable, *program, *argv], cwd=ROOT, env=user_env(home), text=True,
+    return subprocess.Popen([sys.executable, *python, *program, *argv], cwd=ROOT, env=user_env(home), text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=_as_from_a_terminal)
+                            preexec_fn=default_signal_handlers)
 
 
 SANDBOX_SETUP = ("--sandbox", "--region", "us-west-2", "--instance-type", "m5.xlarge", "--yes", "--name", "s")
@@ -317,28 +305,48 @@ def test_a_signal_during_a_sandbox_setup_rolls_back_and_exits_128_plus_n(tmp_pat
     assert_sandbox_is_empty(tmp_path / ".amazonei-setup" / "sandbox")
 
 
-# The delays land in the program's own imports (boto3, rich: about the first second), past Python's start-up
-# (a Ctrl-C inside `site` is the interpreter's to report, before any line of ours runs).
+# The Ctrl-C lands in the program's own imports, past Python's start-up (a Ctrl-C inside `site` is the
+# interpreter's to report, before any line of ours runs). Not after a fixed delay, which a busy machine turns into
+# "still inside site" or "long past the imports": Python's -X importtime writes a line to stderr as each module
+# finishes loading, and the signal follows the line of `module`: the launcher's import of the CLI is under way
+# (`amazonei_setup.rules`, which the CLI module imports), or the CLI's own heavy imports under its handlers are
+# (`botocore`, `rich`).
+LOADING = ["amazonei_setup.rules", "botocore", "rich"]
+
+
+def ctrl_c_once_loaded(process: subprocess.Popen, module: str) -> str:
+    """Send SIGINT as soon as `module` has been imported; returns the stderr read until then."""
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == module:
+            process.send_signal(signal.SIGINT)
+            break
+    else:
+        pytest.fail(f"the program never imported {module}: {''.join(seen)[-2000:]}")
+    return "".join(seen)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.3, 0.6])
-def test_ctrl_c_while_the_launcher_loads_exits_130_quietly(tmp_path, delay):
-    process = start(tmp_path, *SANDBOX_SETUP)
-    time.sleep(delay)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+@pytest.mark.parametrize("module", LOADING)
+def test_ctrl_c_while_the_launcher_loads_exits_130_quietly(tmp_path, module):
+    process = start(tmp_path, *SANDBOX_SETUP, python=("-X", "importtime"))
+    before = ctrl_c_once_loaded(process, module)
+    _, rest = process.communicate(timeout=120)
+    stderr = before + rest
+    assert process.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.3, 0.6])
-def test_ctrl_c_while_python_m_loads_exits_quietly(tmp_path, delay):
-    process = start(tmp_path, *SANDBOX_SETUP, module=True)
-    time.sleep(delay)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+@pytest.mark.parametrize("module", LOADING)
+def test_ctrl_c_while_python_m_loads_exits_quietly(tmp_path, module):
+    process = start(tmp_path, *SANDBOX_SETUP, module=True, python=("-X", "importtime"))
+    before = ctrl_c_once_loaded(process, module)
+    _, rest = process.communicate(timeout=120)
+    stderr = before + rest
     # 130, or killed by SIGINT itself, which a shell shows as 130 too (Python's own exit on an interrupt).
-    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert process.returncode in (130, -signal.SIGINT), stderr[-3000:]
     assert "Traceback" not in stderr
 
 

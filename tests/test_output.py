@@ -218,3 +218,71 @@ def test_teardown_says_what_it_left_for_a_sibling(cli, account):
     [line] = [line for line in gone.stdout.splitlines() if endpoint in line]
     assert line.split()[:3] == ["detached", "vpc-endpoint", endpoint] and "still used by 1 other" in line
 
+
+
+# ---- what a redirected stderr, a narrow terminal and a terminal teardown look like -------------------------
+
+def test_a_redirected_stderr_keeps_each_sentence_on_one_line(account, tmp_path, monkeypatch):
+    """`2> log` or a CI log is no screen: a sentence cut at 80 columns there splits an address or a path mid-line
+    for whoever greps the log. Only a terminal (or a width the caller sets) wraps."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    not_a_dir = tmp_path / ("a-directory-that-is-really-a-file-" * 2)
+    not_a_dir.write_text("")
+    out, err = io.StringIO(), io.StringIO()  # no width: what a real run with stderr in a file gets
+    env = Environment(stdin_isatty=False, stdout=out, stderr=err, public_ip_lookup=lambda: "198.51.100.4",
+                      sleep=lambda seconds: None, aws=account)
+    assert main([*setup_args("demo"), "--key-dir", str(not_a_dir)], env) == 2
+    [error] = [line for line in err.getvalue().splitlines() if line.startswith("error:")]
+    assert len(error) > 80 and str(not_a_dir) in error and "--key-dir" in error, err.getvalue()
+    assert err.getvalue().splitlines()[-1] == error, "the sentence goes on past the line it started on"
+
+
+def test_an_unknown_command_in_json_mode_names_no_command(cli):
+    refused = cli("lst", "--output", "json")
+    assert refused.code == 2
+    document = one_document(refused.stdout)
+    assert (document["command"], document["status"], document["error"]["code"]) == (None, "error", "usage")
+    assert "list" in document["error"]["message"]  # did you mean
+    assert one_document(cli("list", "--region", "us-west-9", "--output", "json").stdout)["command"] == "list"
+
+
+@pytest.mark.parametrize("width", [60, 50])
+def test_list_on_a_narrow_terminal_keeps_every_name_and_id_whole(cli, account, width):
+    names = ["a-rather-long-deployment-name", "alpha"]
+    for name in names:
+        assert cli(*setup_args(name)).code == 0
+    listed = cli("list", "--region", REGION, width=width)
+    assert listed.code == 0, listed.stderr
+    words = listed.stdout.split()
+    for name in names:
+        saved = records.load(REGION, name)
+        assert name in words and saved["instance_id"] in words, listed.stdout  # whole, never folded
+    assert all(len(line) <= width for line in listed.stdout.splitlines()), listed.stdout
+
+
+def test_teardown_on_a_terminal_says_each_deletion_once_after_the_plan(account, monkeypatch):
+    """On a terminal the progress lines already said what went: the result (stdout, the same screen) sums it up
+    instead of a third list. Piped, the result keeps the list (test_teardown_lists_what_it_removed_on_stdout)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def run(*argv: str, out=None, err=None) -> CliResult:
+        out, err = out or TerminalLike(), err or TerminalLike()
+        env = Environment(stdin_isatty=False, stdout=out, stderr=err, public_ip_lookup=lambda: "198.51.100.4",
+                          sleep=lambda seconds: None, width=120, aws=account)
+        return CliResult(main(list(argv), env), out.getvalue(), err.getvalue())
+
+    assert run(*setup_args("demo")).code == 0
+    saved = records.load(REGION, "demo")
+    gone = run("teardown", "--region", REGION, "--name", "demo", "--yes")
+    assert gone.code == 0, gone.stderr
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", gone.stderr + gone.stdout)
+    # What stays on the screen: not a spinner's frames, which overwrite each other and are erased when it stops.
+    last = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    screen = "\n".join(line for line in last if not re.match("[\u2800-\u28ff]", line))
+    unique = [r["id"] for r in saved["resources"] if r["kind"] in ("instance", "vpc-endpoint", "security-group")]
+    assert len(unique) == 3
+    for ident in unique:
+        assert screen.count(ident) == 2, (ident, screen)  # the plan, then its progress line
+    assert not [r for r in saved["resources"] if r["id"] in gone.stdout], gone.stdout
+    assert "Deployment demo removed" in gone.stdout
+    assert f"Terminated instance {saved['instance_id']}" in gone.stderr

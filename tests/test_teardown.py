@@ -630,12 +630,11 @@ def test_accepting_the_confirmation_deletes(cli, account):
 
 # ---- Ctrl-C --------------------------------------------------------------------------------------
 
-def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account):
+def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account, default_signals):
     """A real SIGINT (what a terminal's Ctrl-C sends) while teardown waits for 'terminated':
-    the wait stops at its current pause, not after TERMINATE_TIMEOUT, and says how to finish."""
+    the wait stops at its current pause, not after TERMINATE_TIMEOUT, and says how to finish.
+    (default_signals: pytest may have inherited SIGINT as ignored, and then the signal would never arrive.)"""
     import io
-    import os
-    import signal
     import threading
 
     import boto3
@@ -657,20 +656,43 @@ def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account):
                         continue  # the look after the signal at what is left, not the waiting worker's poll
                     polls.append(instance["InstanceId"])
                     if len(polls) == 1:
-                        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+                        # In the pause, whenever it comes: a timer would have to guess when that is (and a busy
+                        # machine made it miss the 1 s pause, so the worker polled again).
+                        threading.Thread(target=ctrl_c_once_a_worker_pauses, daemon=True).start()
         return response
 
     respond(account.ec2, "DescribeInstances", never_terminated)
-    # What a terminal's Ctrl-C does in an interactive shell. pytest may have inherited SIGINT as *ignored* (nohup,
-    # `&` in a script, some CI runners), and then the signal would never arrive.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        out, err = io.StringIO(), io.StringIO()
-        code = main(["teardown", "--region", REGION, "--name", "a", "--yes"],
-                    Environment(stdin_isatty=False, stdout=out, stderr=err, aws=account))  # real, cancellable sleep
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["teardown", "--region", REGION, "--name", "a", "--yes"],
+                Environment(stdin_isatty=False, stdout=out, stderr=err, aws=account))  # real, cancellable sleep
 
     assert code == 130, err.getvalue()
     assert "to finish, run: " in err.getvalue() and "left: instance" in " ".join(err.getvalue().split())
     assert len(polls) == 1  # interrupted during the first pause; the worker did not poll again
+
+
+def ctrl_c_once_a_worker_pauses(within: float = 60.0) -> None:
+    """SIGINT to this process once a worker thread sleeps in concurrency.cancellable_sleep (a wait's pause), seen in
+    the threads' current frames; at the deadline it is sent anyway, and the test's assertions say what went wrong."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    from amazonei_setup import concurrency
+
+    def pausing() -> bool:
+        for ident, frame in sys._current_frames().items():
+            if ident == threading.main_thread().ident:
+                continue
+            while frame is not None:
+                if frame.f_code.co_name == "_sleep" and frame.f_code.co_filename == concurrency.__file__:
+                    return True
+                frame = frame.f_back
+        return False
+
+    deadline = time.monotonic() + within
+    while not pausing() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(os.getpid(), signal.SIGINT)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import default_signal_handlers
+
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +50,8 @@ def home(tmp_path) -> Path:
 
 def spawn(home: Path, *argv: str):
     child = pexpect.spawn(sys.executable, [*SETUP, *argv], cwd=str(ROOT), env=user_env(home), dimensions=(24, 100),
-                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace")
+                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace",
+                          preexec_fn=default_signal_handlers)  # Ctrl-C must arrive, whatever pytest inherited
     return child
 
 
@@ -125,7 +128,7 @@ def screen_lines(text: str) -> list[str]:
 def test_at_80_columns_the_wizard_asks_the_host_fits_the_plan_and_prints_the_command_to_repeat_it(home):
     argv = ["amazonei_setup.py", "--sandbox", "--region", "us-west-2", "--ssh-cidr", "198.51.100.4/32"]
     child = pexpect.spawn(sys.executable, argv, cwd=str(ROOT), env=user_env(home), dimensions=(30, 80),
-                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace")
+                          timeout=TIMEOUT, encoding="utf-8", codec_errors="replace", preexec_fn=default_signal_handlers)
     try:
         child.expect("Deployment name")
         child.send("\r")
@@ -174,7 +177,7 @@ def test_at_80_columns_the_wizard_asks_the_host_fits_the_plan_and_prints_the_com
     child = pexpect.spawn(sys.executable, [*argv, "--instance-type", "c5.2xlarge", "--name", deployment["name"],
                                            "--accelerator-type", "eia2.medium", "--os", "amazon-linux"],
                           cwd=str(ROOT), env=user_env(home), dimensions=(30, 80), timeout=TIMEOUT, encoding="utf-8",
-                          codec_errors="replace")
+                          codec_errors="replace", preexec_fn=default_signal_handlers)
     try:
         child.expect("Nothing to change")
         child.expect(f"Ready: {deployment['name']}")
@@ -184,3 +187,130 @@ def test_at_80_columns_the_wizard_asks_the_host_fits_the_plan_and_prints_the_com
         child.close(force=True)
     assert status == 0, transcript
     assert "Create these resources" not in transcript
+
+
+# ---- a small terminal: where things land on the screen ------------------------------------------------------------
+
+class Screen:
+    """Enough of a VT100 to say on which row text ends up: printable characters (with autowrap), CR, LF (scrolling
+    at the bottom), BS, and the CSI sequences prompt_toolkit and rich use (cursor moves and positions, erase, modes,
+    colours). `cpr()` is what a terminal answers to ESC[6n."""
+
+    CSI = re.compile(r"\x1b\[([?0-9;]*)([A-Za-z@])|\x1b\][^\x07]*\x07|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
+
+    def __init__(self, rows: int, cols: int):
+        self.rows, self.cols = rows, cols
+        self.grid = [[" "] * cols for _ in range(rows)]
+        self.row = self.col = 0
+        self.autowrap = True
+        self.cpr_requests = 0
+
+    def feed(self, text: str) -> None:
+        at = 0
+        for found in self.CSI.finditer(text):
+            self._chars(text[at:found.start()])
+            self._csi(found)
+            at = found.end()
+        self._chars(text[at:])
+
+    def _chars(self, text: str) -> None:
+        for char in text:
+            if char == "\r":
+                self.col = 0
+            elif char == "\n":
+                self._down()
+            elif char == "\b":
+                self.col = max(self.col - 1, 0)
+            elif char >= " ":
+                if self.col >= self.cols:
+                    if not self.autowrap:
+                        continue
+                    self.col = 0
+                    self._down()
+                self.grid[self.row][self.col] = char
+                self.col += 1
+
+    def _down(self) -> None:
+        if self.row == self.rows - 1:
+            self.grid = self.grid[1:] + [[" "] * self.cols]
+        else:
+            self.row += 1
+
+    def _csi(self, found) -> None:
+        if found.group(2) is None:
+            return
+        params, command = found.group(1), found.group(2)
+        if params.startswith("?"):
+            if params == "?7":
+                self.autowrap = command == "h"
+            return
+        numbers = [int(n) if n else 0 for n in params.split(";")] if params else []
+        n = max(numbers[0], 1) if numbers else 1
+        if command == "A":
+            self.row = max(self.row - n, 0)
+        elif command == "B":
+            self.row = min(self.row + n, self.rows - 1)
+        elif command == "C":
+            self.col = min(self.col + n, self.cols - 1)
+        elif command == "D":
+            self.col = max(self.col - n, 0)
+        elif command == "H":
+            self.row = min(max(numbers[0], 1) if numbers else 1, self.rows) - 1
+            self.col = min(max(numbers[1], 1) if len(numbers) > 1 else 1, self.cols) - 1
+        elif command == "K":
+            spans = {0: (self.col, self.cols), 1: (0, self.col + 1), 2: (0, self.cols)}
+            start, end = spans[numbers[0] if numbers else 0]
+            self.grid[self.row][start:end] = [" "] * (end - start)
+        elif command == "J":
+            mode = numbers[0] if numbers else 0
+            rows = range(self.row + 1, self.rows) if mode == 0 else range(self.rows) if mode == 2 else range(self.row)
+            for row in rows:
+                self.grid[row] = [" "] * self.cols
+            if mode == 0:
+                self.grid[self.row][self.col:] = [" "] * (self.cols - self.col)
+        elif command == "n" and numbers == [6]:
+            self.cpr_requests += 1
+
+    def cpr(self) -> str:
+        return f"\x1b[{self.row + 1};{self.col + 1}R"
+
+    def lines(self) -> list[str]:
+        return ["".join(row).rstrip() for row in self.grid]
+
+    def row_of(self, text: str) -> int:
+        return next(i for i, line in enumerate(self.lines()) if text in line)
+
+
+def run_in(screen: Screen, child, until, *, within: float = TIMEOUT) -> None:
+    """Feed the child's output to `screen`, answering its cursor-position requests as a terminal does, until
+    until(screen) holds (or the deadline: the caller's assertions then say what is missing)."""
+    import time
+
+    deadline = time.monotonic() + within
+    while not until(screen) and time.monotonic() < deadline:
+        try:
+            chunk = child.read_nonblocking(4096, timeout=0.2)
+        except pexpect.TIMEOUT:
+            continue
+        asked = screen.cpr_requests
+        screen.feed(chunk)
+        for _ in range(screen.cpr_requests - asked):
+            child.send(screen.cpr())
+
+
+def test_a_bad_name_is_explained_right_under_the_question_on_a_terminal_that_answers_cpr(home):
+    """A real terminal answers prompt_toolkit's cursor-position request; prompt_toolkit then fills the space below
+    the cursor, and the reason for a refused answer landed on the screen's last row, ~23 lines below the question."""
+    env = {k: v for k, v in user_env(home).items() if k != "PROMPT_TOOLKIT_NO_CPR"}
+    child = pexpect.spawn(sys.executable, [*SETUP[:-2]], cwd=str(ROOT), env=env, dimensions=(30, 80), timeout=TIMEOUT,
+                          encoding="utf-8", codec_errors="replace", preexec_fn=default_signal_handlers)
+    screen = Screen(30, 80)
+    try:
+        run_in(screen, child, lambda s: any("Deployment name" in line for line in s.lines()))
+        child.send("\x15My_Demo!\r")  # Ctrl-U empties the default
+        run_in(screen, child, lambda s: any("use 1-32 of a-z" in line for line in s.lines()))
+    finally:
+        child.close(force=True)
+    shown = "\n".join(screen.lines())
+    question, reason = screen.row_of("Deployment name"), screen.row_of("use 1-32 of a-z")
+    assert 0 < reason - question <= 2, shown

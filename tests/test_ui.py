@@ -373,3 +373,20 @@ def test_json_error_envelope_of_an_aws_failure(run, account):
     # --instance-type or the region in the suggested command.
     assert "--instance-type" in document["error"]["message"]
     assert "--region us-east-1" in document["error"]["suggested_command"]
+
+
+def test_a_key_path_wider_than_the_plan_is_printed_whole_under_it(account, isolated_env):
+    """At 60 columns a .pem path under a long directory cannot fit in the panel: it is printed whole on a line of
+    its own after it (the terminal may wrap it; copying keeps it whole), never folded inside the box."""
+    from amazonei_setup import discover
+
+    key_dir = isolated_env / "a-rather-long-directory-for-keys"
+    facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
+    plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="a-rather-long-deployment-name",
+                                   key_dir=str(key_dir)), facts, DefaultsAsker())
+    shown = "~/a-rather-long-directory-for-keys/amazonei-setup-a-rather-long-deployment-name.pem"
+    assert len(shown) > 60
+    screen = rendered_plan(plan, 60)
+    assert shown in lines_of(screen), screen
+    assert too_wide(screen, 60, except_lines=(shown,)) == []
+    assert whole_on_a_line(screen, plan.subnet_id, plan.vpc_id, plan.ami_id) == []

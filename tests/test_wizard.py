@@ -317,7 +317,9 @@ def test_a_lookup_that_answered_garbage_is_not_a_default():
 def test_an_answer_with_host_bits_is_normalised_and_the_whole_internet_is_warned_about():
     plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="lab"), hand_facts(),
                       ScriptedAsker(ssh_cidr="198.51.100.77/24"))
-    assert plan.ssh_cidr == "198.51.100.0/24" and plan.warnings == ()
+    assert plan.ssh_cidr == "198.51.100.0/24"
+    assert plan.warnings == ("198.51.100.77/24 is the range 198.51.100.0/24 to EC2: SSH is allowed from all of its 256 "
+                             "addresses; for that one machine use 198.51.100.77/32.",)
     world = yes(hand_facts(), name="lab", ssh_cidr="0.0.0.0/0")
     assert any("whole internet" in w for w in world.warnings)
 
@@ -438,6 +440,24 @@ def keyboard(keys: str):
 
 def seen(screen: io.StringIO) -> str:
     return ANSI.sub("", screen.getvalue())
+
+
+def type_then_close(pipe, screen: io.StringIO, keys: str, *, until: str, within: float = 60.0):
+    """Type `keys` into the pipe, then end the input once `until` is on the screen (or at the deadline, and the
+    test's assertions say what is missing). The prompt reads the pipe in the test's thread; this types in another."""
+    import threading
+    import time
+
+    def typing():
+        pipe.send_text(keys)
+        deadline = time.monotonic() + within
+        while until not in " ".join(seen(screen).split()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pipe.close()
+
+    typist = threading.Thread(target=typing, daemon=True)
+    typist.start()
+    return typist
 
 
 def interactive(*extra: str) -> list[str]:
@@ -596,11 +616,13 @@ def test_a_bad_name_at_the_prompt_says_why_within_80_columns(cli, account):
 
     screen = io.StringIO()
     with create_pipe_input() as pipe:
-        pipe.send_text("\x15Bad_Name" + ENTER)  # Ctrl-U empties the default, then a name with _ and capitals
-        pipe.close()
+        # Ctrl-U empties the default, then a name with _ and capitals; the input ends once the reason is drawn
+        # (prompt_toolkit draws it a moment after the key, and an input that ended first left it unseen).
+        typist = type_then_close(pipe, screen, "\x15Bad_Name" + ENTER, until=name_problem("Bad_Name"))
         asker = QuestionaryAsker(input=pipe, output=Vt100_Output(screen, lambda: Size(rows=30, columns=80),
                                                                  term="xterm"))
         run = cli(*interactive("--ssh-cidr", SSH_CIDR), asker=asker, tty=True)
+        typist.join()
     assert run.code == 130  # the input ended at the question asked again
     # prompt_toolkit draws the reason in a one-line toolbar and cuts what does not fit the 80 columns.
     assert "Bad_Name" in seen(screen)
@@ -762,3 +784,77 @@ def test_every_question_and_every_answer_fits_80_columns_when_echoed():
     assert subnets["subnet-0123456789abcdef0"].startswith("subnet-0123456789abcdef0  us-west-2a  10.0.128.0/20")
     assert subnets["subnet-0123456789abcdef0"].endswith("public IPs the …")  # the name, cut at the end only
     assert asker.question("--subnet-id").hint == "(in an AZ that offers Elastic Inference)"
+
+
+# ---- what the wizard says about an answer it changes or doubts ----------------------------------------------------
+
+def test_a_range_with_host_bits_is_said_not_silently_widened(cli, account):
+    result = cli(*setup_args("wide"), "--ssh-cidr", "10.1.2.3/24")
+    assert result.code == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "10.1.2.3/24 is the range 10.1.2.0/24" in said and "10.1.2.3/32" in said, said
+
+    asker = ScriptedAsker(ssh_cidr="10.1.2.3/24")  # typed at the prompt: the same sentence
+    plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="lab"), hand_facts(), asker)
+    assert plan.ssh_cidr == "10.1.2.0/24"
+    assert any("10.1.2.3/24 is the range 10.1.2.0/24" in w for w in plan.warnings), plan.warnings
+    assert not yes(hand_facts(), name="lab", ssh_cidr="10.1.2.0/24").warnings  # a range as written: nothing to say
+
+
+def test_an_ei_host_below_the_offered_ones_is_said_before_it_is_launched(cli, account):
+    result = cli(*setup_args("tiny"), "--instance-type", "t3.micro", "--dry-run")
+    said = " ".join(result.stderr.split())
+    assert "t3.micro (2 vCPU, 1 GiB) is smaller than the hosts setup offers for Elastic Inference" in said, said
+    assert "m5.xlarge" in said
+    plan = yes(hand_facts(instance_type=InstanceType("t3.micro", ("x86_64",), 2, 1024)), name="lab",
+               instance_type="t3.micro", ssh_cidr=SSH_CIDR)
+    assert any("t3.micro (2 vCPU, 1 GiB) is smaller" in w and "price" in w for w in plan.warnings), plan.warnings
+    assert not yes(hand_facts(), name="lab", ssh_cidr=SSH_CIDR).warnings  # m5.xlarge: one of the offered hosts
+
+
+def test_an_alternatives_row_names_its_types_when_the_type_is_asked_next():
+    """The answered question stays on the screen: a gpu row naming g4dn.xlarge alone, then g6.xlarge chosen at the
+    next question, left `Accelerator: gpu  g4dn.xlarge` above a plan for g6.xlarge."""
+    from amazonei_setup import catalog
+
+    asker = ScriptedAsker(accelerator_type="gpu", instance_type="g6.xlarge")
+    facts = hand_facts(family_images={"inf2": None, "gpu": None}, instance_type=None)
+    with pytest.raises(UsageError):  # no GPU image in these hand-made facts; the questions were asked
+        build_plan(SetupRequest(instance_type=None, name="q", ssh_cidr=SSH_CIDR), facts, asker)
+    question = asker.question("--accelerator-type")
+    titles = {o.value: o.title for o in question.options}
+    for key in ("gpu", "inf2"):
+        for each in catalog.FAMILIES[key].instance_types:
+            assert each.split(".")[0] in titles[key] or each.split(".")[1] in titles[key], (each, titles[key])
+    assert titles["gpu"].split()[1] == "g4dn/g5/g6.xlarge" and "from $0.526/h" in titles["gpu"]
+    for option in question.options:
+        assert len(f"? {question.message} " + option.title) <= 80, option.title
+
+
+def test_at_60_columns_every_answer_is_echoed_whole_on_its_line(cli, account):
+    """prompt_toolkit breaks a line at the screen's edge, mid-word (`172.31.0.0/2` / `0`): a row wider than the
+    screen is cut between words instead (ids first, so they stay whole), and a long hint wraps between words."""
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    from tests.test_terminal import Screen
+
+    output = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text(ENTER * 4)  # accelerator, OS, subnet, idle auto-stop; the input ends at the confirm
+        pipe.close()
+        asker = QuestionaryAsker(input=pipe, output=Vt100_Output(output, lambda: Size(rows=40, columns=60),
+                                                                 term="xterm"))
+        run = cli(*interactive("--name", "narrow", "--ssh-cidr", SSH_CIDR), asker=asker, tty=True)
+    assert run.code == 130, run.stderr
+    screen = Screen(40, 60)
+    screen.feed(output.getvalue())
+    echoed = [line for line in screen.lines() if line]
+    assert [line.split(":")[0] for line in echoed[:4]] == ["? Accelerator", "? Operating system", "? Subnet",
+                                                           "? Idle auto-stop"], "\n".join(echoed)
+    assert all(line.startswith("? ") for line in echoed), "\n".join(echoed)  # no answer ran on to a second line
+    subnet = next(line for line in echoed if line.startswith("? Subnet"))
+    assert re.search(r"subnet-[0-9a-f]{17} us-west-2a 172\.31\.\d+\.\d+/\d+", subnet), subnet
+    hint = re.search(r"\(Elastic Inference[^)]*\)", " ".join(seen(output).split()))
+    assert hint and "$/h with m5.xlarge" in hint.group(0)  # the hint is all there, wrapped between words

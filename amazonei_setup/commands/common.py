@@ -53,7 +53,13 @@ def asker_for(args, env):
     from prompt_toolkit.output import create_output
 
     # Prompts render on stderr so stdout stays clean for --output json.
-    return QuestionaryAsker(output=create_output(stdout=sys.stderr))
+    output = create_output(stdout=sys.stderr)
+    # No cursor-position request: told how many rows are free below the cursor, prompt_toolkit fills them all, and
+    # the reason for a refused answer (its validation toolbar) lands on the screen's last row, far from the question.
+    # Unasked, it draws only the rows it needs; nothing of ours needs more (no completion menus).
+    if hasattr(output, "enable_cpr"):
+        output.enable_cpr = False
+    return QuestionaryAsker(output=output)
 
 
 def alternative_command(args, plan, family: str = "inf2") -> str:

@@ -52,6 +52,9 @@ def run(args, env: Environment, ui, aws) -> Result:
     if not args.deploy:
         return _template(args, plan, text, stack_name, template)
     check_key_dir(args, plan)
+    from amazonei_setup.commands.setup import say_ssh_config_plan
+
+    include_asked = say_ssh_config_plan(args, ui, asker, plan)
     if not asker.confirm(f"Create stack {stack_name}?", default=True):
         return cancelled(args, plan)
     if args.out:
@@ -66,7 +69,24 @@ def run(args, env: Environment, ui, aws) -> Result:
     except ToolError as err:
         next_step_for(err, args, plan)
         raise
-    return ready(args, result)
+    done = ready(args, result)
+    _host_entry(args, done, result, include=args.yes or include_asked)
+    return done
+
+
+def _host_entry(args, done: Result, result, *, include: bool) -> None:
+    """`ssh NAME` after a deploy, as after setup: the Host block (and the Include line on the same terms), said in
+    the result and kept in the local record; teardown removes the block."""
+    from amazonei_setup import records
+    from amazonei_setup.commands.setup import write_ssh_entries
+    from amazonei_setup.commands.status import Access
+
+    done.data["ssh_config"] = None
+    if not args.no_ssh_config:
+        access = Access(result.plan.ssh_user, result.key_path, True, "plan")
+        done.data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances,
+                                                    access, done.warnings, include=include)
+    records.save(result.plan.region, result.plan.name, done.data, sandbox=args.sandbox)
 
 
 def _template(args, plan, text: str, stack_name: str, template: dict) -> Result:

@@ -48,7 +48,7 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
                                 "quota": quota.to_dict()},
                       view="dry-run", exit_code=1 if problems or quota.status == "short" else 0,
                       context={"quota": quota.summary()})
-    include_asked = _say_ssh_config_plan(args, ui, asker, plan)
+    include_asked = say_ssh_config_plan(args, ui, asker, plan)
     if plan.changes_anything and not asker.confirm("Create these resources?", default=True):
         return cancelled(args, plan)
     try:
@@ -223,7 +223,7 @@ def refuse_taken_host_names(args, plan) -> None:
                          "choose another --name, or pass --no-ssh-config to write no SSH entry.")
 
 
-def _say_ssh_config_plan(args, ui, asker, plan) -> bool:
+def say_ssh_config_plan(args, ui, asker, plan) -> bool:
     """Before the confirm: what setup will add to ~/.ssh/config, so the one confirm covers it. True when said (the
     user's yes then covers it); --no-ssh-config, the sandbox and an Include already there need no word."""
     from amazonei_setup import sshconfig
@@ -236,8 +236,10 @@ def _say_ssh_config_plan(args, ui, asker, plan) -> bool:
         where = sshconfig.user_config_file()
     except RuntimeError:
         return False
-    ui.info(f"SSH by name: setup also adds `Host {plan.name}` to {sshconfig.config_file()} and, at the top of {where}, "
-            f"the one line `{sshconfig.include_line()}` (nothing else there changes; --no-ssh-config skips both).")
+    command = "export --deploy" if args.command == "export" else "setup"
+    ui.info(f"SSH by name: {command} also adds `Host {plan.name}` to {sshconfig.config_file()} and, at the top of "
+            f"{where}, the one line `{sshconfig.include_line()}` (nothing else there changes; --no-ssh-config skips "
+            "both).")
     return True
 
 
