@@ -173,6 +173,32 @@ def test_a_ci_loop_of_setup_rerun_and_teardown_passes_every_time(home):
     assert_sandbox_is_empty(home / ".amazonei-setup" / "sandbox")
 
 
+def test_a_ci_loop_against_an_aws_endpoint_passes_every_time(moto_server, home):
+    """The same loop as a CI job runs it against an AWS endpoint (a moto server): two passes of setup, re-run,
+    teardown of one name, each its own process; every step exits 0 and the account ends as it began."""
+    cli = Cli(user_env(home, CI="1", AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="testing",
+                       AWS_SECRET_ACCESS_KEY="testing", AWS_MAX_ATTEMPTS="2", AWS_DEFAULT_REGION=REGION))
+    ec2, iam, ssm = (server_client(moto_server, s) for s in ("ec2", "iam", "ssm"))
+    key = home / ".ssh" / "amazonei-setup-ci.pem"
+    for _ in range(2):
+        made = cli.json("setup", "--region", REGION, "--instance-type", "m5.xlarge", "--name", "ci", "--new-key",
+                        "--ssh-cidr", SSH_CIDR, "--yes")
+        assert made["state"] == "running" and Path(made["key_path"]) == key and key.is_file()
+        again = cli.json("setup", "--name", "ci", "--yes")  # the README's way to run it again: choices kept
+        assert again["instance_id"] == made["instance_id"]
+        gone = cli.json("teardown", "--name", "ci", "--yes")  # no --region: the tags say where it lives
+        assert gone["found"] is True and not key.exists()
+    live = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+            if i["State"]["Name"] != "terminated"]
+    assert live == []
+    assert [g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]] == ["default"]
+    assert [e for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"].lower() != "deleted"] == []
+    assert ec2.describe_key_pairs()["KeyPairs"] == []
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("amazonei-setup")]
+    assert ssm.describe_parameters()["Parameters"] == [], "no lock left"
+    assert list(key.parent.glob("*.pem*")) == []
+
+
 def assert_sandbox_is_empty(state_dir: Path) -> None:
     """Open the saved sandbox account in this process and look for anything setup could have left."""
     from amazonei_setup import sandbox_server
