@@ -63,6 +63,14 @@ def test_a_required_look_up_that_never_answers_is_one_sentence_and_nothing_is_cr
     assert snapshot(account) == before
 
 
+def release_and_reap(released: threading.Event, process: subprocess.Popen) -> None:
+    """Let the held call answer, and never leave the CLI process running after its test."""
+    released.set()
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
 def start_against(url: str, home, *argv: str) -> subprocess.Popen:
     env = user_env(home, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                    AWS_MAX_ATTEMPTS="2")
@@ -96,10 +104,7 @@ def test_one_ctrl_c_stops_a_setup_whose_quota_look_up_hangs(moto_server, tmp_pat
         except subprocess.TimeoutExpired:
             pytest.fail("one Ctrl-C did not stop a setup whose look-up hangs")
     finally:
-        released.set()
-        if setup.poll() is None:
-            setup.kill()
-            setup.communicate()
+        release_and_reap(released, setup)
     assert setup.returncode == 130, err
     assert "Traceback" not in err and "Interrupted" in err
     iam = server_client(moto_server, "iam")
@@ -273,10 +278,7 @@ def test_ctrl_c_during_the_lock_release_of_a_finished_setup_process(moto_server,
         time_to_deliver.start()
         out, err = setup.communicate(timeout=60)
     finally:
-        released.set()
-        if setup.poll() is None:
-            setup.kill()
-            setup.communicate()
+        release_and_reap(released, setup)
     assert setup.returncode == 130, err
     document = json.loads(out)
     assert document["status"] == "success" and document["result"]["name"] == "rel", out
