@@ -36,7 +36,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from . import moto_speed, paths
+from amazonei_setup import moto_speed, paths
 
 SANDBOX_ACCOUNT_ID = "123456789012"  # moto's default account: what the "testing" keys map to
 DLAMI_OWNER_ID = "898082745236"  # the owner id awsim uses for amazon-owned DLAMIs

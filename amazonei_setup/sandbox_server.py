@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import paths
+from amazonei_setup import paths
 
 SERVER_FILE = "server.json"
 SERVER_LOG = "server.log"
