@@ -74,7 +74,7 @@ class Connection:
     """What a command needs to talk to the sandbox account (the in-process `Sandbox` offers the same)."""
 
     def __init__(self, endpoint_url: str, account_id: str, started: bool):
-        from .sandbox import SANDBOX_ACCOUNT_ID
+        from amazonei_setup.sandbox import SANDBOX_ACCOUNT_ID
 
         self.endpoint_url = endpoint_url
         self.account_id = account_id or SANDBOX_ACCOUNT_ID
@@ -317,7 +317,7 @@ def _may_change(environ, body: bytes) -> bool:
 
 class _Server:
     def __init__(self, state_dir: Path):
-        from .sandbox import STATE_FILE, Sandbox
+        from amazonei_setup.sandbox import STATE_FILE, Sandbox
 
         self.state_dir = state_dir
         self.sandbox = Sandbox(regions=[], state_dir=state_dir, lock_timeout=0, wrap_app=lambda app: _Gate(app, self))
@@ -334,14 +334,14 @@ class _Server:
 
     def seed(self, region: str | None) -> None:
         if region and region not in self.seeded:
-            from .sandbox import seed_alternative_amis, seed_deep_learning_amis
+            from amazonei_setup.sandbox import seed_alternative_amis, seed_deep_learning_amis
 
             seed_deep_learning_amis(self.account_id, region)
             seed_alternative_amis(self.account_id, region)
             self.seeded.add(region)
 
     def save(self) -> None:
-        from .sandbox import _save_state
+        from amazonei_setup.sandbox import _save_state
 
         if not self.state_dir.is_dir():  # reset under us (`rm -rf`): this account is not to be written back
             self.discard = True
@@ -350,7 +350,7 @@ class _Server:
         _save_state(self.state_file)
 
     def serve(self) -> int:
-        from .sandbox import SandboxLocked
+        from amazonei_setup.sandbox import SandboxLocked
 
         try:
             self.sandbox.__enter__()
