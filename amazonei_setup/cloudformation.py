@@ -126,7 +126,7 @@ def to_yaml(template: dict) -> str:
 
 def _image_parameter(plan: Plan) -> str:
     """The public SSM parameter a family's template resolves: the one that named the plan's image in this region
-    (the GPU DLAMI's is spelled two ways, issue 17), else the catalog's first."""
+    (the GPU DLAMI's is spelled two ways in AWS's docs), else the catalog's first."""
     family = catalog.FAMILIES[plan.family]
     return plan.image_source if plan.image_source in family.ami_parameters else family.ami_parameter
 

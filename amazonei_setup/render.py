@@ -128,7 +128,7 @@ def _policy(result: Result, ui) -> None:
     ui.stdout.flush()
 
 
-# ---- day two (issue 16): status, connect, stop/start ---------------------------------------------------
+# ---- day two: status, connect, stop/start ---------------------------------------------------------
 
 def _by_name(data: dict, ui) -> None:
     """`ssh NAME` works: the Host entry written, and whether ~/.ssh/config reads the file yet."""

@@ -3,7 +3,7 @@
 `--dry-run` plans and asks EC2 (DryRun) whether the caller may create the group and launch; its result is
 that check's verdict.
 
-Day two (issue 16): after the run, "ready" means reachable. Against real AWS, unless --wait says otherwise, setup waits
+Day two: after the run, "ready" means reachable. Against real AWS, unless --wait says otherwise, setup waits
 (bounded, SSH_BUDGET) until each instance's port 22 accepts a TCP connection; on timeout the commands are printed anyway
 with a warning and the exit code stays 0 (the machines run and are billed: rolling them back because this network
 cannot reach port 22 would throw away a working deployment; `--wait ssh` keeps its strict meaning: a failure that
@@ -265,7 +265,7 @@ def _reachable_by_name(args, env: Environment, ui, done, result, *, include: boo
     records.save(result.plan.region, result.plan.name, data, sandbox=args.sandbox)
 
 
-# ---- issue 17: the quota preflight, zone failover, another region ----------------------------------
+# ---- the quota preflight, zone failover, another region -------------------------------------------
 
 def launches_of(plan) -> int:
     """Instances this run makes count against a quota: those it launches, or the stopped ones it starts."""
