@@ -158,3 +158,12 @@ def test_the_readme_sandbox_commands_run_as_written_in_a_fresh_home(tmp_path):
     assert (home / ".amazonei-setup" / "sandbox").is_dir(), "the README's paths are under ~/.amazonei-setup"
     left = json.loads(run(".venv/bin/amazonei-setup list --sandbox --region us-west-2 --output json").stdout)
     assert left["result"]["deployments"] == [], "the walk-through leaves something behind"
+
+
+def test_the_code_says_what_and_why_not_which_issue_asked():
+    """History belongs in git: a comment or docstring that cites an issue number tells a reader nothing."""
+    cited = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+             for path in sorted((ROOT / "amazonei_setup").rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"\bissues? #?\d", line, re.IGNORECASE)]
+    assert cited == []
