@@ -224,7 +224,8 @@ def test_ei_refusal_rolls_back_and_prints_the_command_that_works(cli, account, a
                  "--key-name", "mykey", "--ssh-cidr", SSH_CIDR, "--volume-size", "120", "--output", "json")
     message = assert_clean_failure(result)
     assert len(injected) == 1
-    assert "since April 2023" in message and "Everything this run created was removed" in message
+    assert "retired Elastic Inference in April 2024" in message and "previous 30 days" not in message
+    assert "Everything this run created was removed" in message
     assert snapshot(account) == before
 
     error = result.json["error"]
