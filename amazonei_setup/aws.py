@@ -342,7 +342,7 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
                         "in the AWS console (Account > AWS Regions) or choose another --region.",
                         code="opt-in-required")
     if operation == "RunInstances" and code.endswith("LimitExceeded") and _is_ei_refusal(message):
-        # A quota, not the retirement: EI had a per-region quota of accelerators per type (emulators still answer it).
+        # A quota, not the retirement: EI had a per-region quota of accelerators per type.
         return AwsError(f"Your account's Elastic Inference accelerator quota in this region is used up ({code}: "
                         f"{message.rstrip('.')}): tear down deployments you no longer use (`list`), or ask for more in "
                         "the Service Quotas console (Amazon Elastic Inference).", code="ei-quota")
