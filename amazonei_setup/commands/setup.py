@@ -41,6 +41,15 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
     refuse_taken_host_names(args, plan)
     quota = quota_preflight(plan, facts, refuse=not args.dry_run)
     ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
+    if plan.accelerator_type and plan.instance_id is None and not emulated(args, env):
+        # EI is retired and AWS refuses every launch: say so, with the command that works, before anything is
+        # created. --yes still does what was asked (the refusal then rolls back); an emulator still launches EI.
+        from amazonei_setup.commands.common import alternative_command
+
+        ui.warn("AWS retired Elastic Inference in April 2024 and will refuse this launch (setup then removes what "
+                "it created). Choose --accelerator inf2 or gpu instead.")
+        ui.show(ui.suggestion("The same choices on Inferentia2 (today's alternative to EI):",
+                              alternative_command(args, plan)))
     if args.dry_run:
         with ui.status("Asking EC2 (DryRun) whether you may create the security group and launch"):
             problems = provision.check_permissions(aws, plan)
