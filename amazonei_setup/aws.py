@@ -342,13 +342,13 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
                         "in the AWS console (Account > AWS Regions) or choose another --region.",
                         code="opt-in-required")
     if operation == "RunInstances" and code.endswith("LimitExceeded") and _is_ei_refusal(message):
-        # A quota, not the retirement: accounts that still have EI get a per-region quota of accelerators.
+        # A quota, not the retirement: EI had a per-region quota of accelerators per type.
         return AwsError(f"Your account's Elastic Inference accelerator quota in this region is used up ({code}: "
                         f"{message.rstrip('.')}): tear down deployments you no longer use (`list`), or ask for more in "
                         "the Service Quotas console (Amazon Elastic Inference).", code="ei-quota")
     if operation == "RunInstances" and _is_ei_refusal(message):
-        return AwsError("AWS refused the Elastic Inference accelerator: since April 2023 EI launches only for "
-                        "accounts that used it in the previous 30 days, and AWS retired it for everyone else. "
+        return AwsError("AWS refused the Elastic Inference accelerator: AWS retired Elastic Inference in April 2024, "
+                        "and no account can launch it now. "
                         f"({code}: {message.rstrip('.')}.) For the same job today AWS recommends Inferentia2 "
                         "(e.g. inf2.xlarge) or a GPU instance (e.g. g4dn.xlarge) with a Deep Learning AMI.",
                         code="ei-unavailable")

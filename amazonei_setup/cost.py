@@ -1,4 +1,4 @@
-"""`cost`: what a setup costs per hour and per 100k inferences, and setups compared (issue 7).
+"""`cost`: what a setup costs per hour and per 100k inferences, and setups compared.
 
 Hourly cost = the instance's on-demand Linux price + the accelerator's (nothing for CPU/GPU only).
 With a measured single-request latency L in ms (batch 1, requests back to back) one instance serves
@@ -575,7 +575,7 @@ def region_notes(setups: list[Setup], region: str) -> list[str]:
     return []
 
 
-# ---- the regions view: each accelerator option's $/hour where it runs (cost --compare alone, issue 17) ---------
+# ---- the regions view: each accelerator option's $/hour where it runs (cost --compare alone) -------------------
 
 # The host an EI option is priced with: setup's --yes host (wizard.DEFAULT_EI_HOST, a test keeps them equal; not
 # imported: loading this module must not load the wizard's AWS modules).

@@ -85,7 +85,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         jobs["family_ami_ids"] = lambda: family_ami_ids(aws.client("ssm"), chosen)
         jobs["family_images"] = lambda: family_images_by_name(ec2, chosen)
         jobs["offerings"] = lambda: type_offerings(ec2, types)
-    # Issue 17: the quota preflight's and the zone failover's look-ups, in the same round (never failing it).
+    # The quota preflight's and the zone failover's look-ups, in the same round (never failing it).
     capacity_types = _types_the_wizard_may_pick(instance_type, families, ei)
     if capacity_types and "offerings" not in jobs:
         jobs["offerings"] = lambda: _unless_refused(type_offerings, ec2, capacity_types, otherwise={})
@@ -132,7 +132,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
     )
 
 
-# ---- the quota preflight (issue 17) -----------------------------------------------------------------
+# ---- the quota preflight -----------------------------------------------------------------------------
 
 def _types_the_wizard_may_pick(instance_type: str | None, families: tuple[str, ...], ei: bool) -> list[str]:
     """The flagged type, else every type the wizard may choose: the families' and, for EI, its host list."""

@@ -90,12 +90,12 @@ class Facts:
     warnings: list[str] = field(default_factory=list)
     key_pair_deployments: dict[str, str] = field(default_factory=dict)  # key made by this tool -> its deployment
     family_images: dict[str, Image | None] = field(default_factory=dict)  # family key -> its Deep Learning AMI
-    # family key -> where that image came from: the SSM parameter that named it, or "name pattern: ..." (issue 17)
+    # family key -> where that image came from: the SSM parameter that named it, or "name pattern: ..."
     family_image_sources: dict[str, str] = field(default_factory=dict)
     offerings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # instance type -> AZs that offer it
     named_role: dict | None = None  # the IAM role of the --name given, if it exists (IAM is global: any region's)
     idle_alarms: list = field(default_factory=list)  # the --name's idle auto-stop alarms (resources/alarm.IdleAlarm)
-    capacity: CapacityFacts | None = None  # quotas, vCPUs in use and per type, for the quota preflight (issue 17)
+    capacity: CapacityFacts | None = None  # quotas, vCPUs in use and per type, for the quota preflight
 
     @property
     def owner(self) -> str:

@@ -167,7 +167,7 @@ class Run:
         self._sleep = sleep
         self.sleep = cancellable_sleep(self.cancel, sleep)  # wakes up (and stops the worker) on cancel
         self.client_token = f"amazonei-setup-{uuid.uuid4()}"
-        # Zone failover (issue 17): where a refused launch may go next, whether --subnet-id pinned the zone, the EI
+        # Zone failover: where a refused launch may go next, whether --subnet-id pinned the zone, the EI
         # endpoint (the step that makes it sets it: a launch in another zone must first add that zone's subnet).
         self.failover: capacity.Failover | None = None
         self.subnet_pinned = False

@@ -128,7 +128,7 @@ def _policy(result: Result, ui) -> None:
     ui.stdout.flush()
 
 
-# ---- day two (issue 16): status, connect, stop/start ---------------------------------------------------
+# ---- day two: status, connect, stop/start ---------------------------------------------------------
 
 def _by_name(data: dict, ui) -> None:
     """`ssh NAME` works: the Host entry written, and whether ~/.ssh/config reads the file yet."""
@@ -417,6 +417,6 @@ def cost_by_region(rows, region: str | None):
     if not all(r.verified for r in rows if r.hourly_usd is not None):
         notes.append("* includes a catalog price no source confirmed.")
     if any(r.accelerator_type for r in rows):
-        notes.append("EI has been closed to new customers since 2023-04-15: most accounts can launch only "
+        notes.append("AWS retired EI in April 2024 (its prices are kept for comparison): today's accounts launch "
                      "--accelerator inf2|gpu.")
     return Group(table, Text(" ".join(notes), style="dim"))

@@ -51,7 +51,7 @@ DEEP_LEARNING_AMIS = (
     ("Deep Learning AMI Graviton (Amazon Linux 2) Version 1.0", "2022-05-01T00:00:00.000Z", "arm64"),
 )
 
-# Today's alternatives (issue 9): (family, name, creation date), each family's listed oldest first; the last of
+# Today's alternatives (inf2, gpu): (family, name, creation date), each family's listed oldest first; the last of
 # each family is what AWS's public SSM parameter names, as in a real region. Since Neuron 2.30 (May 2026) AWS
 # publishes Neuron DLAMIs for Ubuntu 24.04 only: the last Ubuntu 22.04 one stays listed, as in a real region,
 # and no lookup may pick it.

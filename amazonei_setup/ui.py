@@ -375,7 +375,7 @@ def _readiness(d: dict, fleet) -> str:
     if d["accelerator_type"] and endpoints:
         said.append(f"EI endpoint {endpoints[0]} available" if "ei" in waited
                     else f"EI endpoint {endpoints[0]} not waited for (--wait running): EI works once it is available")
-    check = d.get("ssh_check")  # issue 16: SSH checked by default on real AWS
+    check = d.get("ssh_check")  # SSH is checked by default on real AWS
     if check == "emulated":
         said.append("SSH not checked (an emulated account: nothing listens)")
     elif check == "timeout":

@@ -376,6 +376,9 @@ def _choose_name(request, facts, asker) -> str:
                       validate=name_problem)
 
 
+EI_HEADING = "-- Elastic Inference (retired by AWS in 2024) --"
+
+
 def _choose_accelerator(request, facts, asker) -> str:
     offered = catalog.accelerators_for_region(facts.region)
     if request.accelerator_type:
@@ -392,8 +395,10 @@ def _choose_accelerator(request, facts, asker) -> str:
     # own price alone would not compare with the alternatives, whose price is the whole instance.
     host = facts.instance_type.name if facts.instance_type else DEFAULT_EI_HOST
     instance_price = catalog.INSTANCE_HOURLY_USD.get(host)
-    options = [Option(accelerator_title(a, instance_price), a.type) for a in offered]
-    # Today's alternatives on the same screen, so a user can compare (EI is closed to new customers); only
+    # The EI rows stay (the sandbox and the tests run that flow), under a heading that says AWS refuses them today.
+    options = [Option(EI_HEADING, None, separator=True),
+               *(Option(accelerator_title(a, instance_price), a.type) for a in offered)]
+    # Today's alternatives on the same screen, so a user can compare (EI is retired); only
     # those discovery looked up (the CLI asks for them when this question will really be asked).
     families = [f for f in catalog.FAMILIES.values() if f.key in facts.family_images]
     if families:

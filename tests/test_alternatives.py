@@ -224,7 +224,8 @@ def test_ei_refusal_rolls_back_and_prints_the_command_that_works(cli, account, a
                  "--key-name", "mykey", "--ssh-cidr", SSH_CIDR, "--volume-size", "120", "--output", "json")
     message = assert_clean_failure(result)
     assert len(injected) == 1
-    assert "since April 2023" in message and "Everything this run created was removed" in message
+    assert "retired Elastic Inference in April 2024" in message and "previous 30 days" not in message
+    assert "Everything this run created was removed" in message
     assert snapshot(account) == before
 
     error = result.json["error"]
@@ -244,6 +245,53 @@ def test_ei_refusal_rolls_back_and_prints_the_command_that_works(cli, account, a
     assert (instance["InstanceType"], instance["KeyName"], instance["ImageId"]) == ("inf2.xlarge", "mykey", alt["inf2"])
     tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
     assert tags["amazonei-setup:deployment"] == "refused-inf2"
+
+
+def real_account_cli(account):
+    """The CLI in-process against moto, taken for a real account (the `cli` fixture's runs count as emulated)."""
+    import io
+
+    from amazonei_setup.cli import Environment, main
+    from tests.conftest import WIDE, CliResult
+
+    def run(*argv: str) -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        env = Environment(stdin_isatty=False, stdout=out, stderr=err, public_ip_lookup=lambda: "198.51.100.4",
+                          sleep=lambda seconds: None, width=WIDE, aws=account, emulated=False)
+        return CliResult(main(list(argv), env), out.getvalue(), err.getvalue())
+
+    return run
+
+
+def test_a_real_account_ei_plan_says_aws_will_refuse_it_before_anything_is_created(account, alt):
+    """EI is retired: the plan says AWS will refuse it and shows the command that works, before the first create;
+    --yes still does what was asked, and the refusal rolls back."""
+    before = snapshot(account)
+    inject(account.ec2, "RunInstances", "Unsupported", "Amazon Elastic Inference is no longer available.")
+    result = real_account_cli(account)("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "old",
+                                       "--ssh-cidr", SSH_CIDR)
+    assert result.code == 1, result.stderr
+    lines = result.stderr.splitlines()
+    command = (f"python amazonei_setup.py --region {REGION} --accelerator inf2 --name old-inf2 --ssh-cidr {SSH_CIDR} "
+               "--yes")
+    warned = next(i for i, line in enumerate(lines) if "AWS retired Elastic Inference in April 2024" in line)
+    assert "will refuse" in words(lines[warned])
+    first_create = next(i for i, line in enumerate(lines) if line.startswith("+ Created"))
+    assert warned < lines.index(command) < first_create  # said, and the way out shown, before anything exists
+    assert snapshot(account) == before  # --yes went ahead; AWS's refusal rolled it back
+
+
+def test_the_retirement_warning_is_for_real_accounts_and_ei_launches_only(cli, account, alt):
+    emulated = cli("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "emu",
+                   "--ssh-cidr", SSH_CIDR, "--dry-run")
+    assert emulated.code == 0, emulated.stderr
+    assert "AWS retired Elastic Inference" not in emulated.stderr  # the sandbox and tests run the EI flow
+    inf2 = real_account_cli(account)(*family_args("new", "inf2", "--dry-run"))
+    assert inf2.code == 0, inf2.stderr
+    assert "AWS retired Elastic Inference" not in inf2.stderr
+    dry = real_account_cli(account)("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "dry",
+                                    "--ssh-cidr", SSH_CIDR, "--dry-run")
+    assert "AWS retired Elastic Inference in April 2024" in dry.stderr  # a dry run is where a user looks first
 
 
 def test_the_suggested_command_keeps_network_sandbox_and_profile_flags():
@@ -283,8 +331,9 @@ def test_the_accelerator_question_lists_ei_first_then_the_alternatives():
     question = asker.question("--accelerator-type")
     values = [o.value for o in question.options if not o.separator]
     assert values == [*catalog.ACCELERATORS, "inf2", "gpu"]
-    heading = next(i for i, o in enumerate(question.options) if o.separator)
-    assert heading == len(catalog.ACCELERATORS)  # the alternatives come after every EI type
+    first, heading = (i for i, o in enumerate(question.options) if o.separator)
+    assert first == 0 and "Elastic Inference (retired by AWS in 2024)" in question.options[0].title
+    assert heading == len(catalog.ACCELERATORS) + 1  # the alternatives come after every EI type
     assert "alternatives" in question.options[heading].title
     assert question.default == "eia2.medium"
     titles = {o.value: o.title for o in question.options}
@@ -297,7 +346,9 @@ def test_the_accelerator_question_lists_ei_first_then_the_alternatives():
 def test_alternatives_are_offered_only_when_discovery_looked_them_up():
     asker = ScriptedAsker()
     build_plan(SetupRequest(instance_type="m5.xlarge", name="q", ssh_cidr=SSH_CIDR), hand_facts(), asker)
-    assert [o.value for o in asker.question("--accelerator-type").options] == list(catalog.ACCELERATORS)
+    options = asker.question("--accelerator-type").options
+    assert [o.value for o in options if not o.separator] == list(catalog.ACCELERATORS)
+    assert [o.title for o in options if o.separator] == ["-- Elastic Inference (retired by AWS in 2024) --"]
 
 
 def test_g6_is_priced_from_the_dated_source_so_no_alternative_is_price_unknown():

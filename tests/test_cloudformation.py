@@ -143,7 +143,7 @@ def test_ei_single_instance_has_setups_resources_names_and_rules():
         "SecurityGroup": "AWS::EC2::SecurityGroup", "KeyPair": "AWS::EC2::KeyPair",
         "SecurityGroupHttpsFromItself": "AWS::EC2::SecurityGroupIngress", "EiEndpoint": "AWS::EC2::VPCEndpoint",
         "Instance": "AWS::EC2::Instance"}
-    assert "Elastic Inference" in template["Description"] and "April 2023" in template["Description"]
+    assert "AWS retired Elastic Inference (April 2024)" in template["Description"]
     assert "enableDnsHostnames" in template["Description"] and NAME in template["Description"]
 
     role = props(template, "InstanceRole")
@@ -239,7 +239,7 @@ def test_ei_fleet_is_one_instance_resource_per_member():
 def test_inf2_has_no_ei_pieces_and_finds_its_ami_through_ssm():
     plan, template = variant("inf2")
     assert set(created(template)) == {"InstanceRole", "InstanceProfile", "SecurityGroup", "KeyPair", "Instance"}
-    assert "April 2023" in template["Description"] and "Inferentia2" in template["Description"]
+    assert "April 2024" in template["Description"] and "Inferentia2" in template["Description"]
     role = props(template, "InstanceRole")
     assert role["ManagedPolicyArns"] == list(catalog.FAMILY_MANAGED_POLICIES) and "Policies" not in role
     image = template["Parameters"]["ImageId"]

@@ -809,7 +809,7 @@ def test_the_regions_table_names_each_option_once_with_dashes_for_unknown_prices
     assert any(line.split()[:4] == ["eu-west-1", "0.9478", "682.38", "your"] for line in lines)  # inf2 there
     flat = " ".join(result.stdout.split())
     assert "0.3120*" in flat and "no source confirmed" in flat
-    assert "closed to new customers" in flat and "--accelerator inf2|gpu" in flat
+    assert "AWS retired EI in April 2024" in flat and "--accelerator inf2|gpu" in flat
     assert "- : no dated price for that region (--live-prices asks AWS)" in flat
 
 

@@ -256,7 +256,8 @@ def test_ei_refusal_at_launch_explains_the_retirement_and_rolls_back(cli, accoun
     result = cli(*setup_args("refused"), "--output", "json")
     message = assert_clean_failure(result)
     assert_envelope(result, "ei-unavailable")
-    assert "since April 2023" in message and "inf2.xlarge" in message and "g4dn.xlarge" in message
+    assert "retired Elastic Inference in April 2024" in message and "no account can launch it" in message
+    assert "inf2.xlarge" in message and "g4dn.xlarge" in message
     assert text.rstrip(".") in message  # AWS's own words stay visible
     assert "Everything this run created was removed" in message
     assert snapshot(account) == before

@@ -31,7 +31,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     if fleet_size and plan.accelerator_type and fleet_size > cloudformation.MAX_EI_FLEET:
         raise UsageError(f"An Elastic Inference fleet template holds one instance resource per member (launch "
                          f"templates cannot carry EI): pass --count {cloudformation.MAX_EI_FLEET} or less.")
-    if args.deploy:  # issue 17: a stack whose instances the vCPU quota cannot hold would only fail and roll back
+    if args.deploy:  # a stack whose instances the vCPU quota cannot hold would only fail and roll back
         from amazonei_setup.commands.setup import quota_preflight
 
         quota_preflight(plan, facts)

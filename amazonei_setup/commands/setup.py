@@ -3,7 +3,7 @@
 `--dry-run` plans and asks EC2 (DryRun) whether the caller may create the group and launch; its result is
 that check's verdict.
 
-Day two (issue 16): after the run, "ready" means reachable. Against real AWS, unless --wait says otherwise, setup waits
+Day two: after the run, "ready" means reachable. Against real AWS, unless --wait says otherwise, setup waits
 (bounded, SSH_BUDGET) until each instance's port 22 accepts a TCP connection; on timeout the commands are printed anyway
 with a warning and the exit code stays 0 (the machines run and are billed: rolling them back because this network
 cannot reach port 22 would throw away a working deployment; `--wait ssh` keeps its strict meaning: a failure that
@@ -41,6 +41,15 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
     refuse_taken_host_names(args, plan)
     quota = quota_preflight(plan, facts, refuse=not args.dry_run)
     ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
+    if plan.accelerator_type and plan.instance_id is None and not emulated(args, env):
+        # EI is retired and AWS refuses every launch: say so, with the command that works, before anything is
+        # created. --yes still does what was asked (the refusal then rolls back); an emulator still launches EI.
+        from amazonei_setup.commands.common import alternative_command
+
+        ui.warn("AWS retired Elastic Inference in April 2024 and will refuse this launch (setup then removes what "
+                "it created). Choose --accelerator inf2 or gpu instead.")
+        ui.show(ui.suggestion("The same choices on Inferentia2 (today's alternative to EI):",
+                              alternative_command(args, plan)))
     if args.dry_run:
         with ui.status("Asking EC2 (DryRun) whether you may create the security group and launch"):
             problems = provision.check_permissions(aws, plan)
@@ -265,7 +274,7 @@ def _reachable_by_name(args, env: Environment, ui, done, result, *, include: boo
     records.save(result.plan.region, result.plan.name, data, sandbox=args.sandbox)
 
 
-# ---- issue 17: the quota preflight, zone failover, another region ----------------------------------
+# ---- the quota preflight, zone failover, another region -------------------------------------------
 
 def launches_of(plan) -> int:
     """Instances this run makes count against a quota: those it launches, or the stopped ones it starts."""

@@ -134,7 +134,7 @@ def vars_of(item) -> dict:
 
 
 def forget_ssh_entry(args) -> None:
-    """Remove the deployment's `Host` block from the tool's SSH config (issue 16); the Include line in ~/.ssh/config
+    """Remove the deployment's `Host` block from the tool's SSH config; the Include line in ~/.ssh/config
     stays (harmless, and the user may have moved it). Best effort: the teardown itself is done."""
     from amazonei_setup import sshconfig
 
