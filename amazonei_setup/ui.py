@@ -523,6 +523,7 @@ def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
         ("SSH", f"{plan.ssh_user} from {_ssh_from(plan)}, {key}"),
         ("Disk", f"{plan.volume_size} GiB gp3, encrypted; IMDSv2 required"),
         ("Cost", cost),
+        *([("Market", plan.market_label)] if plan.spot else []),
     ]
 
 

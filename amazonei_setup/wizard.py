@@ -45,6 +45,7 @@ class SetupRequest:
     count: int | None = None  # --count: instances to launch (None: 1, or whatever an existing deployment has)
     min_count: int | None = None  # --min-count: accept fewer when EC2 lacks capacity
     idle_stop: int | None = None  # --idle-stop MINUTES (None: ask, or keep what the deployment has; --yes: off)
+    spot: str | None = None  # --spot: "required" (Spot only) or "auto" (Spot, else On-Demand); None: On-Demand
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,8 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
         ami_from_flag=bool(request.ami_id),
         idle_stop_minutes=idle_stop, idle_alarms_before=idle_before,
+        spot=request.spot if not instance else None,
+        spot_hourly_usd=facts.spot_prices.get(instance_type, {}).get(subnet.az) if request.spot else None,
     )
 
 

@@ -173,9 +173,15 @@ def _still_costs(volumes: list[dict] | None, inventory) -> dict:
                       "other regions differ by a few cents"}
 
 
+# StartInstances' refusals of a Spot instance while its zone has no Spot capacity for it; the second is what EC2
+# answers while the persistent request is not in a state to start it (EC2 API reference, "Error codes").
+SPOT_NOT_YET = ("InsufficientInstanceCapacity", "IncorrectSpotRequestState")
+
+
 def _start(args, env, ui, aws, inventory) -> Result:
     from amazonei_setup.aws import explain
     from amazonei_setup.commands.setup import emulated, ssh_reachability, write_ssh_entries
+    from amazonei_setup.errors import AwsError, error_code
     from amazonei_setup.events import Event
     from amazonei_setup.resources import instance as instances
 
@@ -194,6 +200,13 @@ def _start(args, env, ui, aws, inventory) -> Result:
         except KeyboardInterrupt as stop:
             raise _interrupted(args, aws, ids, stop, "start", inventory) from None
         except Exception as err:  # noqa: BLE001
+            spot = [i for i in inventory.instances if i.id in to_start and i.market == "spot"]
+            if spot and error_code(err) in SPOT_NOT_YET:
+                raise AwsError(
+                    f"Spot capacity for {spot[0].instance_type} is not there yet in its Availability Zone: EC2 refused "
+                    f"to start {', '.join(i.id for i in spot)} ({error_code(err)}). Nothing changed; run start again "
+                    "later (a Spot instance starts only in its own zone). One stopped by a Spot interruption is "
+                    "started by EC2 itself when capacity returns.", code="capacity") from None
             raise explain(err, aws, doing=f"starting {', '.join(to_start)}") from None
     # Not `stopped` as a failure: right after StartInstances, DescribeInstances may still say so for a moment (EC2's
     # reads are eventually consistent); a deployment stopped again meanwhile ends in the timeout's sentence.
