@@ -148,6 +148,7 @@ def test_spot_setup_is_a_persistent_request_that_stops_and_teardown_cancels_it(c
     data = result.json["result"]
     assert data["market"] == "spot"
     assert data["spot"] == "required"
+    assert (data["quota"]["code"], data["quota"]["status"]) == ("L-3819A6DF", "ok")  # the Spot quota was read
 
     listed = cli("list", "--region", REGION, "--output", "json")
     (row,) = listed.json["result"]["deployments"]
