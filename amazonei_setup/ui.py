@@ -286,6 +286,8 @@ class Ui:
             address = r.get("public_ip") or ip_from_dns(r["public_dns"]) or r["public_dns"]
             age = f"{r['age_hours']:.1f} h" if r["age_hours"] is not None else ""
             cost = f"${r['hourly_usd']:.3f}/h" if r["hourly_usd"] is not None else ""
+            if r.get("market") == "spot":
+                cost = _spot_cost(r, "${:.3f}/h Spot") + (f" (On-Demand {cost})" if cost else "")
             for details in ((r["instance_id"], r["state"], address), (kind, age, cost)):  # where it is; what it is
                 text = Text("  ".join(d for d in details if d))
                 lines += [Text("  ") + line for line in word_wrap(text, max(width - 2, 20))]
@@ -309,6 +311,8 @@ class Ui:
         for r in rows:
             age = f"{r['age_hours']:.1f} h" if r["age_hours"] is not None else ""
             cost = f"{r['hourly_usd']:.3f}" if r["hourly_usd"] is not None else ""
+            if r.get("market") == "spot":  # what it runs on, at the price it pays now
+                cost = _spot_cost(r, "{:.3f} spot")
             kind = r["instance_type"]
             if r["accelerator_type"]:
                 kind += ("\n+ " if narrow else " + ") + r["accelerator_type"]
@@ -497,6 +501,12 @@ def _display_path(path: str) -> str:
     if home not in ("", "~", "/") and (path == home or path.startswith(home + os.sep)):
         return "~" + path[len(home):]
     return path
+
+
+def _spot_cost(row: dict, shape: str) -> str:
+    """A Spot instance's $/h in `list`: its zone's latest Spot price, or that it is Spot at an unknown price."""
+    price = row.get("spot_hourly_usd")
+    return shape.format(price) if price is not None else shape.replace("{:.3f}", "?")
 
 
 def _plan_choices(plan: Plan) -> list[tuple[str, str]]:

@@ -153,11 +153,28 @@ def test_spot_setup_is_a_persistent_request_that_stops_and_teardown_cancels_it(c
     listed = cli("list", "--region", REGION, "--output", "json")
     (row,) = listed.json["result"]["deployments"]
     assert row["market"] == "spot"
+    assert row["spot_hourly_usd"] == 0.00001  # moto's Spot price, from DescribeSpotPriceHistory
+    assert "0.000 spot" in cli("list", "--region", REGION).stdout
 
     gone = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
     assert gone.code == 0, gone.stderr
     assert spot_requests(account) == []  # cancelled: else EC2 would launch the instance again
     assert "spot-request" in gone.stdout + gone.stderr
+    assert snapshot(account) == before
+
+
+def test_a_spot_request_left_without_its_instance_is_a_partial_deployment_teardown_cancels(
+        cli, account, alt, spot_market):
+    before = snapshot(account)
+    assert cli(*spot_args("--spot")).code == 0
+    (instance,) = live(account)
+    account.ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])  # the request stays, and would relaunch
+    listed = cli("list", "--region", REGION, "--output", "json")
+    (row,) = [r for r in listed.json["result"]["deployments"] if r["name"] == NAME]
+    assert row["state"] == "no instance (partial)" and "Spot request" in row["left"]
+    gone = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
+    assert gone.code == 0, gone.stderr
+    assert spot_requests(account) == []
     assert snapshot(account) == before
 
 
