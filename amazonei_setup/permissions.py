@@ -98,7 +98,7 @@ GRANTS: tuple[Grant, ...] = (
     # before its instance goes; prices for the plan, list and status.
     Grant("SpotRequests", ("ec2:DescribeSpotInstanceRequests", "ec2:CancelSpotInstanceRequests",
                            "ec2:DescribeSpotPriceHistory"),
-          commands=("setup --spot", "list", "status", "teardown")),
+          commands=("setup --spot", "list", "status", "teardown", "cost --spot")),
     # The first Spot request in an account makes EC2 create its service-linked role AWSServiceRoleForEC2Spot
     # (EC2 User Guide, "Service-linked role for Spot Instance requests").
     Grant("SpotServiceLinkedRole", ("iam:CreateServiceLinkedRole",),

@@ -113,6 +113,12 @@ def _cost(result: Result, ui) -> None:
         ui.result(cost_comparison(rows, region, ui.out))
     else:
         ui.result(cost_summary(rows[0], region, frame=ui.frame))
+    for name, spot in (result.data.get("spot") or {}).items():
+        on_demand = spot.get("on_demand_hourly_usd")
+        less = f", {100 * (1 - spot['hourly_usd'] / on_demand):.0f}% less" if on_demand else ""
+        ui.result(Text(f"Spot now: {name} ${spot['hourly_usd']:.4f}/h in {spot['zone']}"
+                       + (f" (On-Demand ${on_demand:.4f}/h{less})" if on_demand else "")
+                       + "; `setup --spot` launches on Spot, stopped (not lost) when EC2 reclaims it."))
 
 
 def _cost_regions(result: Result, ui) -> None:

@@ -276,3 +276,20 @@ def test_start_says_when_spot_capacity_is_not_there_yet(cli, account, alt, spot_
     assert "Traceback" not in message
     (instance,) = live(account)
     assert instance["State"]["Name"] == "stopped"
+
+
+# ---- cost --------------------------------------------------------------------------------------------------------
+
+def test_cost_spot_shows_todays_spot_price_next_to_on_demand(cli, account):
+    def latest(parsed, **_):
+        prices = {"us-west-2a": "0.3518", "us-west-2b": "0.3018", "us-west-2c": "0.4100"}
+        for entry in parsed.get("SpotPriceHistory", []):
+            entry["SpotPrice"] = prices.get(entry["AvailabilityZone"], "0.5")
+
+    account.ec2.meta.events.register("after-call.ec2.DescribeSpotPriceHistory", latest)
+    result = cli("cost", "--instance-type", "g5.xlarge", "--region", REGION, "--spot", "--output", "json")
+    assert result.code == 0, result.stderr
+    spot = result.json["result"]["spot"]
+    assert spot["g5.xlarge"] == {"hourly_usd": 0.3018, "zone": "us-west-2b", "on_demand_hourly_usd": 1.006}
+    text = words(cli("cost", "--instance-type", "g5.xlarge", "--region", REGION, "--spot").stdout)
+    assert "Spot now: g5.xlarge $0.3018/h in us-west-2b (On-Demand $1.0060/h, 70% less)" in text
