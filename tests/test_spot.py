@@ -293,3 +293,21 @@ def test_cost_spot_shows_todays_spot_price_next_to_on_demand(cli, account):
     assert spot["g5.xlarge"] == {"hourly_usd": 0.3018, "zone": "us-west-2b", "on_demand_hourly_usd": 1.006}
     text = words(cli("cost", "--instance-type", "g5.xlarge", "--region", REGION, "--spot").stdout)
     assert "Spot now: g5.xlarge $0.3018/h in us-west-2b (On-Demand $1.0060/h, 70% less)" in text
+
+
+def test_start_leaves_an_interrupted_spot_instance_to_ec2_and_says_so(cli, account, alt, spot_market):
+    from moto.ec2.models.instances import StateReason
+
+    assert cli(*spot_args("--spot")).code == 0
+    (instance,) = live(account)
+    moto_instance = backend().get_instance(instance["InstanceId"])
+    moto_instance.stop()
+    moto_instance.state_reason = StateReason("Server.SpotInstanceShutdown: Spot Instance shutdown",
+                                             "Server.SpotInstanceShutdown")
+    starts = record(account.ec2, "StartInstances")
+    result = cli("start", "--region", REGION, "--name", NAME)
+    assert result.code == 1
+    assert starts == []  # only EC2 may restart an interrupted Spot instance
+    message = words(result.stderr)
+    assert "stopped by a Spot interruption" in message and "only EC2 can start it" in message
+    assert "Traceback" not in message
