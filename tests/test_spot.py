@@ -9,6 +9,8 @@ TagSpecifications, active, holding the instance.
 """
 from __future__ import annotations
 
+import dataclasses
+import shlex
 from unittest import mock
 
 import pytest
@@ -311,3 +313,39 @@ def test_start_leaves_an_interrupted_spot_instance_to_ec2_and_says_so(cli, accou
     message = words(result.stderr)
     assert "stopped by a Spot interruption" in message and "only EC2 can start it" in message
     assert "Traceback" not in message
+
+
+# ---- the wizard ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("answer, expected", [(None, None), ("required", "required"), ("auto", "auto")])
+def test_the_wizard_asks_on_demand_or_spot_for_an_alternative_and_its_command_repeats_it(isolated_env, answer,
+                                                                                        expected):
+    from amazonei_setup.wizard import DefaultsAsker, SetupRequest, build_plan
+    from tests.test_wizard import AL44, ScriptedAsker, hand_facts, image, request_from
+
+    facts = hand_facts(
+        instance_type=None, requested_image=image(AL44, "2021-06-01", "ami-custom"),
+        family_images={"gpu": image("Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 1", "2025-01-01",
+                                    "ami-gpu")},
+        offerings={"g5.xlarge": ("us-west-2a", "us-west-2b")})
+    asker = ScriptedAsker(**({"spot": answer} if answer else {}))
+    plan = build_plan(SetupRequest(instance_type="g5.xlarge", name="spotty", family="gpu"), facts, asker)
+    question = asker.question("--spot")
+    assert question.default is None and "well under half" in question.hint
+    assert [o.value for o in question.options] == [None, "required", "auto"]
+    assert plan.spot == expected
+    command = plan.equivalent_command("python -m amazonei_setup", " --sandbox")
+    argv = shlex.split(command)[4:]  # the command's flags, as cli.parse reads them
+    from amazonei_setup.cli import parse
+
+    again = build_plan(dataclasses.replace(request_from(argv), spot=parse(argv).spot), facts, DefaultsAsker())
+    assert again == plan, command
+
+
+def test_the_wizard_does_not_ask_about_spot_when_the_flag_says_or_for_ei(isolated_env):
+    from amazonei_setup.wizard import SetupRequest, build_plan
+    from tests.test_wizard import ScriptedAsker, hand_facts
+
+    asker = ScriptedAsker()
+    build_plan(SetupRequest(instance_type="m5.xlarge"), hand_facts(key_pairs=["mykey"]), asker)
+    assert "--spot" not in asker.flags
