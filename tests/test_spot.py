@@ -349,3 +349,20 @@ def test_the_wizard_does_not_ask_about_spot_when_the_flag_says_or_for_ei(isolate
     asker = ScriptedAsker()
     build_plan(SetupRequest(instance_type="m5.xlarge"), hand_facts(key_pairs=["mykey"]), asker)
     assert "--spot" not in asker.flags
+
+
+def test_spot_chosen_at_the_prompt_is_priced_and_checked_against_the_spot_quota(cli, account, alt, spot_market):
+    from tests.test_wizard import ScriptedAsker
+
+    def latest(parsed, **_):
+        for entry in parsed.get("SpotPriceHistory", []):
+            entry["SpotPrice"] = "0.3018"
+
+    account.ec2.meta.events.register("after-call.ec2.DescribeSpotPriceHistory", latest)
+    asker = ScriptedAsker(spot="auto")
+    result = cli("--region", REGION, "--accelerator", "gpu", "--instance-type", "g5.xlarge", "--name", NAME,
+                 "--ssh-cidr", SSH_CIDR, "--new-key", "--output", "json", tty=True, asker=asker)
+    assert result.code == 0, result.stderr
+    data = result.json["result"]
+    assert (data["spot"], data["market"], data["spot_hourly_usd"]) == ("auto", "spot", 0.3018)
+    assert (data["quota"]["code"], data["quota"]["status"]) == ("L-3819A6DF", "ok")

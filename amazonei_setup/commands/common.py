@@ -82,6 +82,16 @@ def alternative_command(args, plan, family: str = "inf2") -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _spot_look_ups(args, asker) -> bool | None:
+    """What discovery reads for the market: Spot's (--spot), On-Demand's, or both when the wizard will ask
+    (an alternative, interactively, without --spot): the question's answer then finds its quota and price read."""
+    if getattr(args, "spot", None):
+        return True
+    if args.family and getattr(asker, "interactive", False):
+        return None
+    return False
+
+
 def resolve_plan(args, env: Environment, ui, aws):
     """Discovery and the wizard, shared by setup and export: both act on the very same Plan."""
     from amazonei_setup import discover, wizard
@@ -116,7 +126,7 @@ def resolve_plan(args, env: Environment, ui, aws):
     with ui.status(f"Looking up your account, {aws.region} and {offer}"):
         facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
                                 families=families, ei=not args.family, name=args.name,
-                                spot=bool(getattr(args, "spot", None)))
+                                spot=_spot_look_ups(args, asker))
     return wizard.build_plan(request, facts, asker), facts, asker
 
 
