@@ -32,7 +32,10 @@ class Unchecked:
 # The look-ups a command can do without: what each finds, and the service that answers it. The stack and the idle
 # alarms came after the first IAM policies users were given; a user with such a policy must still be able to stop
 # and remove a deployment.
-OPTIONAL = {"stack": ("a CloudFormation stack", "cloudformation"), "idle_alarms": ("idle-stop alarms", "cloudwatch")}
+OPTIONAL = {"stack": ("a CloudFormation stack", "cloudformation"), "idle_alarms": ("idle-stop alarms", "cloudwatch"),
+            # A policy from before Spot (setup --spot) lacks ec2:DescribeSpotInstanceRequests: On-Demand deployments
+            # must still be listed and torn down.
+            "spot_requests": ("Spot requests", "ec2")}
 
 
 @dataclass
@@ -111,7 +114,7 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
             if key in optional and denied(value):
                 piece, service = OPTIONAL[key]
                 unchecked.append(Unchecked(piece, denied_action(value, service)))
-                results[key] = [] if key == "idle_alarms" else None
+                results[key] = [] if key in ("idle_alarms", "spot_requests") else None
                 continue
             raise explain(value, aws, doing=f"looking up {key.replace('_', ' ')}")
     ours = [g for g in results["all_groups"] if tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) == name]
@@ -174,7 +177,11 @@ def unchecked_warnings(inventory: Inventory, *, deleting: bool = False) -> list[
     deleting: teardown's (what to delete by hand if it is there)."""
     said = []
     for each in inventory.unchecked:
-        if each.piece == OPTIONAL["idle_alarms"][0]:
+        if each.piece == OPTIONAL["spot_requests"][0]:
+            then = (f"if the deployment ran on Spot, cancel its Spot requests (tag amazonei-setup:deployment = "
+                    f"{inventory.name}) in the EC2 console ({inventory.region}), or EC2 launches its instance again"
+                    if deleting else "whether a Spot request is left is not known")
+        elif each.piece == OPTIONAL["idle_alarms"][0]:
             then = (f"if the deployment had one, delete alarms named {alarm.alarm_prefix(inventory.name)}* in the "
                     f"CloudWatch console ({inventory.region})" if deleting
                     else "whether idle auto-stop is on is not known")
@@ -357,6 +364,13 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
         # A Spot request left without its instance still launches one: a partial deployment to tear down.
         "spot_requests": lambda: instances.find_spot_requests(aws.ec2, ours),
     }, budget=LOOKUP_BUDGET)
+    spot_failed = results["spot_requests"]
+    if isinstance(spot_failed, BaseException) and denied(spot_failed):
+        results["spot_requests"] = []
+        said = (f"Could not check for Spot requests ({denied_action(spot_failed, 'ec2')} denied): a deployment of "
+                "which only its Spot request is left is not listed.")
+        if warnings is not None and said not in warnings:
+            warnings.append(said)
     alarms_failed = results["idle_alarms"]
     if isinstance(alarms_failed, BaseException) and denied(alarms_failed):
         results["idle_alarms"] = []

@@ -366,3 +366,31 @@ def test_spot_chosen_at_the_prompt_is_priced_and_checked_against_the_spot_quota(
     data = result.json["result"]
     assert (data["spot"], data["market"], data["spot_hourly_usd"]) == ("auto", "spot", 0.3018)
     assert (data["quota"]["code"], data["quota"]["status"]) == ("L-3819A6DF", "ok")
+
+
+def test_a_policy_without_the_spot_reads_still_lists_and_tears_down_an_on_demand_deployment(cli, account, alt):
+    from tests.conftest import inject
+
+    before = snapshot(account)
+    assert cli(*spot_args()).code == 0  # On-Demand
+    inject(account.ec2, "DescribeSpotInstanceRequests", "UnauthorizedOperation",
+           "You are not authorized to perform this operation. User: x is not authorized to perform: "
+           "ec2:DescribeSpotInstanceRequests")
+    listed = cli("list", "--region", REGION)
+    assert listed.code == 0, listed.stderr
+    assert "ec2:DescribeSpotInstanceRequests" in words(listed.stderr)
+    gone = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
+    assert gone.code == 0, gone.stderr
+    assert "Spot requests" in words(gone.stderr)
+    assert snapshot(account) == before
+
+
+def test_stop_and_idle_stop_work_on_a_spot_deployment(cli, account, alt, spot_market):
+    assert cli(*spot_args("--spot")).code == 0
+    assert cli("idle-stop", "--region", REGION, "--name", NAME, "60").code == 0
+    stopped = cli("stop", "--region", REGION, "--name", NAME)
+    assert stopped.code == 0, stopped.stderr
+    (instance,) = live(account)
+    assert instance["State"]["Name"] == "stopped"
+    assert len(spot_requests(account)) == 1  # a persistent request holds a stopped instance (state "disabled" in AWS)
+    assert cli("start", "--region", REGION, "--name", NAME).code == 0
