@@ -224,6 +224,13 @@ class Ui:
         if d["hourly_usd"] is not None:
             each = f" (${d['hourly_usd']:.3f} each)" if fleet else ""
             lines.add_row("Cost", f"${d['hourly_usd'] * max(len(fleet), 1):.3f} per hour while running{each}")
+        if d.get("market") == "spot":
+            price = d.get("spot_hourly_usd")
+            lines.add_row("Market", "Spot" + (f", ${price:.4f}/h now" if price is not None else "")
+                          + "; stopped (not lost) when EC2 reclaims it, started again when capacity returns")
+        elif d.get("market"):
+            lines.add_row("Market", "On-Demand" + (f": EC2 refused Spot ({d['spot_refused']})"
+                                                   if d.get("spot_refused") else ""))
         if d.get("idle_stop_minutes"):
             lines.add_row("Idle stop", f"after {d['idle_stop_minutes']} idle minutes (low CPU and network; change "
                                        "it with `idle-stop`)")

@@ -394,3 +394,11 @@ def test_stop_and_idle_stop_work_on_a_spot_deployment(cli, account, alt, spot_ma
     assert instance["State"]["Name"] == "stopped"
     assert len(spot_requests(account)) == 1  # a persistent request holds a stopped instance (state "disabled" in AWS)
     assert cli("start", "--region", REGION, "--name", NAME).code == 0
+
+
+def test_the_ready_result_says_what_the_deployment_runs_on(cli, account, alt, spot_market):
+    refuse_spot(account, "SpotMaxPriceTooLow", "Your Spot request price of 0.1 is lower than the minimum required")
+    result = cli(*spot_args("--spot", "auto"))
+    assert result.code == 0, result.stderr
+    shown = words(result.stdout)
+    assert "Market On-Demand: EC2 refused Spot (the Spot price is above the maximum price" in shown
