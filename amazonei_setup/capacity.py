@@ -19,6 +19,25 @@ QUOTA_NAMES = {
     INFERENTIA: "Running On-Demand Inf instances",
     P_FAMILY: "Running On-Demand P instances",
 }
+# EC2's Spot vCPU quotas, one per family group as for On-Demand: the vCPUs of the account's running and requested
+# Spot instances count against them, and an On-Demand quota says nothing about them (a new account often has 0 here
+# while its On-Demand quota is fine). Codes and names as the Service Quotas console lists them (service code ec2;
+# AWS EC2 User Guide, "Spot Instance quotas", which points there); the AWS page itself was not in the reviewed
+# sources, so the codes were cross-checked 2026-12-06 against public code that reads them by name:
+# aws-quota-checker (SpotInfRequestCountCheck, L-B5D1601B), the per-family (on-demand, spot) tables of several
+# public quota scripts (g/vt L-3819A6DF, inf L-B5D1601B, p L-7212CCBC, standard L-34B43A08), all in agreement.
+SPOT_STANDARD, SPOT_GPU_GRAPHICS = "L-34B43A08", "L-3819A6DF"
+SPOT_INFERENTIA, SPOT_P_FAMILY = "L-B5D1601B", "L-7212CCBC"
+SPOT_QUOTA_SOURCE = ("Service Quotas (service code ec2), the 'All ... Spot Instance Requests' quotas; codes "
+                     "cross-checked 2026-12-06 against public quota-checking code")
+QUOTA_NAMES.update({
+    SPOT_STANDARD: "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests",
+    SPOT_GPU_GRAPHICS: "All G and VT Spot Instance Requests",
+    SPOT_INFERENTIA: "All Inf Spot Instance Requests",
+    SPOT_P_FAMILY: "All P Spot Instance Requests",
+})
+SPOT_OF = {STANDARD: SPOT_STANDARD, GPU_GRAPHICS: SPOT_GPU_GRAPHICS, INFERENTIA: SPOT_INFERENTIA,
+           P_FAMILY: SPOT_P_FAMILY}
 _PREFIX_QUOTAS = (("inf", INFERENTIA), ("vt", GPU_GRAPHICS), ("g", GPU_GRAPHICS), ("p", P_FAMILY))
 _STANDARD_LETTERS = set("acdhimrtz")
 _FAMILY_RE = re.compile(r"([a-z]+)")
@@ -26,9 +45,14 @@ _FAMILY_RE = re.compile(r"([a-z]+)")
 OK, SHORT, UNKNOWN = "ok", "short", "unknown"
 
 
-def quota_code(instance_type: str) -> str | None:
-    """The On-Demand vCPU quota `instance_type` counts against; None for families with their own quotas (F, X,
-    U-, mac, trn, dl...), which this check does not cover."""
+def quota_code(instance_type: str, spot: bool = False) -> str | None:
+    """The On-Demand (spot: the Spot) vCPU quota `instance_type` counts against; None for families with their own
+    quotas (F, X, U-, mac, trn, dl...), which this check does not cover."""
+    code = _on_demand_code(instance_type)
+    return SPOT_OF.get(code) if spot and code else code
+
+
+def _on_demand_code(instance_type: str) -> str | None:
     match = _FAMILY_RE.match(instance_type.lower())
     if not match:
         return None
@@ -121,11 +145,11 @@ class QuotaCheck:
 
 
 def check_quota(*, instance_type: str, vcpus: int | None, launches: int, region: str,
-                facts: CapacityFacts | None, min_launches: int | None = None) -> QuotaCheck:
+                facts: CapacityFacts | None, min_launches: int | None = None, spot: bool = False) -> QuotaCheck:
     """Does launching `launches` instances of `instance_type` (each `vcpus`) fit in the quota's room
     (value - in use)? `launches`: instances this run launches or starts (0 when converging onto running ones);
     min_launches (--min-count): short only when not even that many fit (EC2 then launches fewer)."""
-    code = quota_code(instance_type)
+    code = quota_code(instance_type, spot)
     name = QUOTA_NAMES.get(code or "", "")
     needed = (vcpus or 0) * launches
 

@@ -118,6 +118,18 @@ def _name(value: str) -> str:
     return _ruled(rules.name, value)
 
 
+SPOT_REQUIRED, SPOT_AUTO = "required", "auto"  # `--spot` alone, `--spot auto`
+
+
+def _spot(value: str) -> str:
+    if value == SPOT_REQUIRED:  # argparse passes a bare --spot's const through the type too
+        return value
+    if _text(value).lower() != SPOT_AUTO:
+        raise argparse.ArgumentTypeError(f"'{value}' is not auto: pass --spot alone (Spot only) or --spot auto "
+                                         "(Spot, else On-Demand)")
+    return SPOT_AUTO
+
+
 def _accelerator(value: str) -> str:
     from amazonei_setup import catalog
 
@@ -220,6 +232,12 @@ def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
     choice.add_argument("--idle-stop", type=_idle_minutes, metavar="MINUTES",
                         help="stop each instance after MINUTES (10-1440, a multiple of 5) of low CPU and network: a "
                              "CloudWatch alarm, no agent (default: off; asked interactively)")
+    choice.add_argument("--spot", nargs="?", const=SPOT_REQUIRED, type=_spot, metavar="auto",
+                        help="launch on Spot (usually well under half the On-Demand price): a persistent request that "
+                             "stops the instance when EC2 reclaims it (the volume and your work stay) and starts it "
+                             "again when capacity returns; `--spot` fails if EC2 refuses Spot, `--spot auto` then "
+                             "launches On-Demand. Elastic Inference allowed Spot hosts (the accelerator itself was "
+                             "billed On-Demand). Not with export")
     fleet = parser.add_argument_group("several instances")
     fleet.add_argument("--count", type=_count, help=f"launch N identical instances in one request (1-{MAX_COUNT}; "
                                                     f"default 1); all or none unless --min-count{fleet_note}")
@@ -398,6 +416,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
             raise _UsageExit(f"--region: {_sentence(str(err))}") from None
     if args.command in ("setup", "export"):
         _check_setup_flags(args, prog)
+    if args.command == "export" and getattr(args, "spot", None):
+        raise _UsageExit("--spot is for setup: a stack's instance launched by a persistent Spot request leaves that "
+                         "request outside the stack, so deleting the stack would not cancel it and EC2 would launch "
+                         f"the instance again; run setup --spot instead. See `{prog} setup --help`.")
     if args.command == "export" and args.min_count:
         raise _UsageExit("--min-count is for setup's single launch request; a stack creates every instance or rolls "
                          f"back: drop --min-count. See `{prog} export --help`.")

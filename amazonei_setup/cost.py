@@ -184,6 +184,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prices = parser.add_argument_group("prices")
     prices.add_argument("--live-prices", action="store_true",
                         help="ask the AWS Pricing API (needs credentials); the catalog is the fallback")
+    prices.add_argument("--spot", action="store_true",
+                        help="also today's Spot price of each instance type in the region (EC2 "
+                             "DescribeSpotPriceHistory: the cheapest zone's latest; needs credentials), next to "
+                             "On-Demand; `setup --spot` launches on Spot")
     prices.add_argument("--hourly-usd", action="append", type=_hourly_arg, metavar="[TYPE=]USD",
                         help="the instance's price per hour by hand (for types the catalog lacks)")
 

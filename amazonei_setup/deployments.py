@@ -32,7 +32,10 @@ class Unchecked:
 # The look-ups a command can do without: what each finds, and the service that answers it. The stack and the idle
 # alarms came after the first IAM policies users were given; a user with such a policy must still be able to stop
 # and remove a deployment.
-OPTIONAL = {"stack": ("a CloudFormation stack", "cloudformation"), "idle_alarms": ("idle-stop alarms", "cloudwatch")}
+OPTIONAL = {"stack": ("a CloudFormation stack", "cloudformation"), "idle_alarms": ("idle-stop alarms", "cloudwatch"),
+            # A policy from before Spot (setup --spot) lacks ec2:DescribeSpotInstanceRequests: On-Demand deployments
+            # must still be listed and torn down.
+            "spot_requests": ("Spot requests", "ec2")}
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Inventory:
     stack_resources: set[tuple[str, str]] = field(default_factory=set)  # (kind, physical id) it holds
     elsewhere: dict[str, str] = field(default_factory=dict)  # global piece ("IAM role x") -> the region it serves
     idle_alarms: list[alarm.IdleAlarm] = field(default_factory=list)  # idle auto-stop, one per instance
+    spot_requests: list[dict] = field(default_factory=list)  # live Spot requests (a persistent one relaunches)
     unchecked: list[Unchecked] = field(default_factory=list)  # optional look-ups AWS refused (see OPTIONAL)
     # Looked up for teardown when this deployment put subnets on a shared endpoint (find_deployment's `neighbours`):
     # the (VPC, AZ) of each subnet of those VPCs, and the other deployments' live instances (the zones they run in).
@@ -69,7 +73,7 @@ class Inventory:
     @property
     def empty(self) -> bool:
         return not (self.instances or self.security_groups or self.key_pair or self.role or self.profile
-                    or self.owned_endpoints or self.stack or self.idle_alarms)
+                    or self.owned_endpoints or self.stack or self.idle_alarms or self.spot_requests)
 
     @property
     def owned_endpoints(self) -> list[network.Endpoint]:
@@ -102,6 +106,7 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
         "inline_policies": lambda: iam.inline_policies(client_iam, iam.role_name(name)),
         "attached_policies": lambda: iam.attached_policies(client_iam, iam.role_name(name)),
         "idle_alarms": lambda: alarm.find_alarms(cloudwatch, name),
+        "spot_requests": lambda: instances.find_spot_requests(ec2, tags.filters_for(name)),
     }, budget=LOOKUP_BUDGET)
     unchecked = []
     for key, value in results.items():
@@ -109,7 +114,7 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
             if key in optional and denied(value):
                 piece, service = OPTIONAL[key]
                 unchecked.append(Unchecked(piece, denied_action(value, service)))
-                results[key] = [] if key == "idle_alarms" else None
+                results[key] = [] if key in ("idle_alarms", "spot_requests") else None
                 continue
             raise explain(value, aws, doing=f"looking up {key.replace('_', ' ')}")
     ours = [g for g in results["all_groups"] if tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) == name]
@@ -127,7 +132,8 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
         unchecked = [Unchecked(u.piece, u.action, stacks[0]) if u.piece == OPTIONAL["stack"][0] and stacks else u
                      for u in unchecked]
     inventory = Inventory(name, aws.region, results["instances"], ours, endpoints, siblings,
-                          results["key_pair"], None, None, idle_alarms=results["idle_alarms"], unchecked=unchecked)
+                          results["key_pair"], None, None, idle_alarms=results["idle_alarms"], unchecked=unchecked,
+                          spot_requests=[r for r in results["spot_requests"] if tags.is_ours(r.get("Tags"), name)])
     inventory.sibling_names = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT, "?")
                                for g in results["all_groups"] if g["GroupId"] in siblings}
     if neighbours:
@@ -171,7 +177,11 @@ def unchecked_warnings(inventory: Inventory, *, deleting: bool = False) -> list[
     deleting: teardown's (what to delete by hand if it is there)."""
     said = []
     for each in inventory.unchecked:
-        if each.piece == OPTIONAL["idle_alarms"][0]:
+        if each.piece == OPTIONAL["spot_requests"][0]:
+            then = (f"if the deployment ran on Spot, cancel its Spot requests (tag amazonei-setup:deployment = "
+                    f"{inventory.name}) in the EC2 console ({inventory.region}), or EC2 launches its instance again"
+                    if deleting else "whether a Spot request is left is not known")
+        elif each.piece == OPTIONAL["idle_alarms"][0]:
             then = (f"if the deployment had one, delete alarms named {alarm.alarm_prefix(inventory.name)}* in the "
                     f"CloudWatch console ({inventory.region})" if deleting
                     else "whether idle auto-stop is on is not known")
@@ -284,6 +294,8 @@ class DeploymentSummary:
     launched: str
     hourly_usd: float | None
     left: tuple[str, ...] = ()  # a partial deployment (no instance): the kinds of piece still there
+    market: str = "on-demand"  # "spot" for a Spot instance
+    spot_hourly_usd: float | None = None  # a Spot instance's latest Spot price in its zone (None: unknown)
 
     @property
     def age_hours(self) -> float | None:
@@ -300,7 +312,22 @@ class DeploymentSummary:
             "age_hours": round(age, 2) if age is not None else None, "hourly_usd": self.hourly_usd,
             "cost_so_far_usd": round(age * self.hourly_usd, 2) if age is not None and self.hourly_usd else None,
             **({"left": list(self.left)} if self.left else {}),
+            # Spot keys on Spot rows only: an On-Demand row keeps the keys it always had.
+            **({"market": self.market, "spot_hourly_usd": self.spot_hourly_usd} if self.market == "spot" else {}),
         }
+
+
+def spot_prices_of(aws: Aws, found: list[instances.InstanceInfo]) -> dict[str, float]:
+    """instance id -> the latest Spot price of its type in its zone; {} when EC2 does not say (a price is a
+    nicety: it never fails a listing)."""
+    try:
+        prices = instances.spot_prices(aws.ec2, [i.instance_type for i in found])
+        zones = {s["SubnetId"]: s["AvailabilityZone"] for s in aws.ec2.describe_subnets(
+            SubnetIds=sorted({i.subnet_id for i in found if i.subnet_id}))["Subnets"]}
+    except Exception:  # noqa: BLE001 - see the docstring
+        return {}
+    return {i.id: prices[i.instance_type][zones[i.subnet_id]] for i in found
+            if zones.get(i.subnet_id) in prices.get(i.instance_type, {})}
 
 
 def our_roles(aws: Aws) -> list[dict]:
@@ -334,7 +361,16 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
                               if e.get("State", "").lower() not in network.GONE_ENDPOINT_STATES],
         "roles": lambda: iam.our_roles(aws.iam) if roles is None else roles,
         "idle_alarms": lambda: alarm.find_all_alarms(aws.client("cloudwatch")),
+        # A Spot request left without its instance still launches one: a partial deployment to tear down.
+        "spot_requests": lambda: instances.find_spot_requests(aws.ec2, ours),
     }, budget=LOOKUP_BUDGET)
+    spot_failed = results["spot_requests"]
+    if isinstance(spot_failed, BaseException) and denied(spot_failed):
+        results["spot_requests"] = []
+        said = (f"Could not check for Spot requests ({denied_action(spot_failed, 'ec2')} denied): a deployment of "
+                "which only its Spot request is left is not listed.")
+        if warnings is not None and said not in warnings:
+            warnings.append(said)
     alarms_failed = results["idle_alarms"]
     if isinstance(alarms_failed, BaseException) and denied(alarms_failed):
         results["idle_alarms"] = []
@@ -347,13 +383,16 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
             raise explain(value, aws, doing="listing deployments")
     rows = []
     seen = set()
+    spot = [i for i in results["instances"] if i.market == "spot"]
+    prices = spot_prices_of(aws, spot) if spot else {}
     for i in results["instances"]:
         name = i.tags.get(tags.DEPLOYMENT, "?")
         accelerator = i.tags.get(tags.ACCELERATOR, "")
         seen.add(name)
         rows.append(DeploymentSummary(name, aws.region, i.id, i.state, i.instance_type, accelerator, i.public_dns,
                                       i.launch_time, catalog.hourly_usd(i.instance_type, accelerator or None,
-                                                                                   aws.region)))
+                                                                                   aws.region),
+                                      market=i.market, spot_hourly_usd=prices.get(i.id)))
     left: dict[str, list[str]] = {}
     group_owner = {g["GroupId"]: tags.as_dict(g.get("Tags")).get(tags.DEPLOYMENT) for g in results["groups"]}
 
@@ -367,7 +406,8 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
               + [("EI endpoint", e.get("Tags")) for e in results["endpoints"] if not serves_another(e)]
               + [("IAM role", r.get("Tags")) for r in results["roles"]
                  if tags.home_region(r.get("Tags")) == aws.region]
-              + [("idle alarm", [{"Key": k, "Value": v} for k, v in a.tags.items()]) for a in results["idle_alarms"]])
+              + [("idle alarm", [{"Key": k, "Value": v} for k, v in a.tags.items()]) for a in results["idle_alarms"]]
+              + [("Spot request", r.get("Tags")) for r in results["spot_requests"]])
     for kind, piece_tags in pieces:
         name = tags.as_dict(piece_tags).get(tags.DEPLOYMENT)
         if name and tags.is_ours(piece_tags) and name not in seen:

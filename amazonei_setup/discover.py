@@ -53,10 +53,12 @@ OPTIONAL_BUDGET = 10.0  # seconds the look-ups a setup can do without may hold u
 
 def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
            public_ip_lookup: Callable[[], str | None] | None = None, families: tuple[str, ...] = (),
-           ei: bool = True, name: str | None = None) -> Facts:
+           ei: bool = True, name: str | None = None, spot: bool | None = False) -> Facts:
     """Fetch everything the wizard needs in one concurrent round.
 
     ei=False (an --accelerator family): no EI region check, no EI endpoint-service or EI DLAMI look-ups.
+    spot (--spot): the Spot vCPU quotas instead of the On-Demand ones, and the types' latest Spot prices; None (the
+    wizard will ask): both kinds of quota, and the prices.
     families: the alternatives the wizard may choose (their AMIs via SSM, and where their types are offered).
     """
     check_region(aws.region, ei)
@@ -89,14 +91,16 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
     capacity_types = _types_the_wizard_may_pick(instance_type, families, ei)
     if capacity_types and "offerings" not in jobs:
         jobs["offerings"] = lambda: _unless_refused(type_offerings, ec2, capacity_types, otherwise={})
-    jobs.update(_quota_jobs(aws, capacity_types, described=instance_type))
+    jobs.update(_quota_jobs(aws, capacity_types, described=instance_type, spot=spot))
+    if spot is not False and capacity_types:
+        jobs["spot_prices"] = lambda: _unless_refused(instances.spot_prices, ec2, capacity_types, otherwise={})
     if public_ip_lookup:
         jobs["public_ip"] = public_ip_lookup
     # What the setup can do without (the quota preflight, the failover's offerings, the caller's address) may not
     # hold up the rest: a hung Service Quotas endpoint costs OPTIONAL_BUDGET, not minutes of botocore's retries.
     stand_ins = {key: capacity.QuotaReading(None, "Service Quotas did not answer in time")
                  for key in jobs if key.startswith("quota ")}
-    stand_ins.update(vcpus_in_use=None, type_vcpus={}, public_ip=None)
+    stand_ins.update(vcpus_in_use=None, type_vcpus={}, public_ip=None, spot_prices={})
     if capacity_types and not families:
         stand_ins["offerings"] = {}
     results = look_up_concurrently(jobs, budget=LOOKUP_BUDGET, optional_budget=OPTIONAL_BUDGET,
@@ -129,7 +133,9 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         offerings=results.get("offerings", {}), named_role=results["named_role"],
         idle_alarms=results["idle_alarms"],
         capacity=_capacity_facts(results, capacity_types),
+        spot_prices=results.get("spot_prices") or {},
     )
+
 
 
 # ---- the quota preflight -----------------------------------------------------------------------------
@@ -154,12 +160,14 @@ def _unless_refused(call: Callable, *args, otherwise):
         return otherwise
 
 
-def _quota_jobs(aws: Aws, types: list[str], described: str | None) -> dict[str, Callable]:
+def _quota_jobs(aws: Aws, types: list[str], described: str | None,
+                spot: bool | None = False) -> dict[str, Callable]:
     """One get_service_quota per quota the types count against, the vCPUs in use, and the vCPUs of the types
     discovery does not describe already (the flagged one is). None of them fails the round."""
     if not types:
         return {}
-    codes = sorted({c for c in map(capacity.quota_code, types) if c})
+    markets = (False, True) if spot is None else (spot,)
+    codes = sorted({c for c in (capacity.quota_code(t, m) for t in types for m in markets) if c})
     jobs: dict[str, Callable] = {f"quota {code}": (lambda c=code: quota.read_quota(aws.client("service-quotas"), c))
                                  for code in codes}
     if codes:

@@ -96,6 +96,7 @@ class Facts:
     named_role: dict | None = None  # the IAM role of the --name given, if it exists (IAM is global: any region's)
     idle_alarms: list = field(default_factory=list)  # the --name's idle auto-stop alarms (resources/alarm.IdleAlarm)
     capacity: CapacityFacts | None = None  # quotas, vCPUs in use and per type, for the quota preflight
+    spot_prices: dict[str, dict[str, float]] = field(default_factory=dict)  # --spot: type -> AZ -> latest USD/hour
 
     @property
     def owner(self) -> str:

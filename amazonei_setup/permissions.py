@@ -94,6 +94,16 @@ GRANTS: tuple[Grant, ...] = (
           commands=("setup --idle-stop", "idle-stop"),
           condition={"StringEquals": {"iam:AWSServiceName": "events.amazonaws.com"}}),
     Grant("Quotas", ("servicequotas:GetServiceQuota",), commands=("setup",)),
+    # Spot (setup --spot): the launch's request is found by its tags (list, teardown, a rollback) and cancelled
+    # before its instance goes; prices for the plan, list and status.
+    Grant("SpotRequests", ("ec2:DescribeSpotInstanceRequests", "ec2:CancelSpotInstanceRequests",
+                           "ec2:DescribeSpotPriceHistory"),
+          commands=("setup --spot", "list", "status", "teardown", "cost --spot")),
+    # The first Spot request in an account makes EC2 create its service-linked role AWSServiceRoleForEC2Spot
+    # (EC2 User Guide, "Service-linked role for Spot Instance requests").
+    Grant("SpotServiceLinkedRole", ("iam:CreateServiceLinkedRole",),
+          resources=("arn:aws:iam::*:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot",),
+          commands=("setup --spot",), condition={"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}),
     Grant("Stacks", ("cloudformation:CreateStack", "cloudformation:DescribeStacks",
                      "cloudformation:DescribeStackEvents", "cloudformation:ListStackResources",
                      "cloudformation:DeleteStack"), resources=(STACKS,),

@@ -78,6 +78,18 @@ class Plan:
     image_source: str = ""  # an alternative's image: the SSM parameter that named it, or "name pattern: ..."
     idle_stop_minutes: int | None = None  # --idle-stop: stop each instance after this many idle minutes (None: as is)
     idle_alarms_before: tuple[tuple[str, int | None], ...] = ()  # (instance id, minutes) of the alarms that exist
+    spot: str | None = None  # --spot: "required" (Spot only) / "auto" (Spot, else On-Demand); None: On-Demand
+    spot_hourly_usd: float | None = None  # the latest Spot price of instance_type in availability_zone (None: unknown)
+
+    @property
+    def market_label(self) -> str:
+        """How the instances are bought, for the plan and the result: Spot's terms in a few words."""
+        if not self.spot:
+            return "On-Demand"
+        price = f" ${self.spot_hourly_usd:.4f}/h now" if self.spot_hourly_usd is not None else ""
+        on_demand = f" ${self.hourly_usd:.4f}/h" if self.hourly_usd is not None else ""
+        terms = f"Spot{price} (On-Demand{on_demand}), persistent request: stopped when EC2 reclaims it"
+        return terms + ("; On-Demand if EC2 refuses Spot" if self.spot == "auto" else "; fails if EC2 refuses Spot")
 
     @property
     def stale_ssh_cidrs(self) -> list[str]:
@@ -131,7 +143,8 @@ class Plan:
         else:
             items.append(PlanItem("instance", self.instance_type if self.count == 1 else
                                   f"{self.count} x {self.instance_type}", CREATE,
-                                  f"{self.accelerator_label}, {self.ami_name}" + self.count_detail))
+                                  f"{self.accelerator_label}, {self.ami_name}" + self.count_detail +
+                                  (f"; {self.market_label}" if self.spot else "")))
         idle = self._idle_alarm_item()
         if idle:
             items.append(idle)
@@ -200,6 +213,8 @@ class Plan:
             parts += ["--min-count", str(self.min_count)]
         if self.idle_stop_minutes:
             parts += ["--idle-stop", str(self.idle_stop_minutes)]
+        if self.spot:
+            parts += ["--spot", "auto"] if self.spot == "auto" else ["--spot"]
         parts.append("--yes")
         return " ".join(shlex.quote(p) for p in parts)
 

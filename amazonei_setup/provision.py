@@ -99,6 +99,13 @@ class SetupResult:
     waited_for: list[str] = field(default_factory=lambda: [WAIT_RUNNING, WAIT_EI])  # what is known true (--wait)
     availability_zone: str = ""  # where the instances run (another than the plan's after a zone refused)
     skipped_zones: list[dict] = field(default_factory=list)  # {zone, subnet_id, reason} of each zone that refused
+    spot_refused: str = ""  # --spot auto fell back to On-Demand: why EC2 refused Spot
+
+    @property
+    def market(self) -> str:
+        """What the deployment runs on: "spot" or "on-demand" (mixed only if instances were found, not launched)."""
+        markets = {i.market for i in self.instances}
+        return markets.pop() if len(markets) == 1 else "mixed"
 
     @property
     def instance(self) -> instances.InstanceInfo:
@@ -145,11 +152,18 @@ class SetupResult:
             "ssh_command": self.ssh_command, "port_forward_command": self.port_forward_command,
             "hourly_usd": self.plan.hourly_usd, **fleet,
             **({"idle_stop_minutes": self.plan.idle_stop_minutes} if self.plan.idle_stop_minutes else {}),
+            # Spot keys only when Spot was asked for or runs: an On-Demand result keeps the keys it always had.
+            **({"spot": self.plan.spot, "market": self.market, "spot_hourly_usd": self.plan.spot_hourly_usd,
+                **({"spot_refused": self.spot_refused} if self.spot_refused else {})}
+               if self.plan.spot or self.market != "on-demand" else {}),
             **({"stack_name": self.stack_name, "stack_outputs": self.stack_outputs} if self.stack_name else {}),
             "resources": self.resources, "waited_for": self.waited_for,
             "availability_zone": self.availability_zone or self.plan.availability_zone,
             "skipped_zones": self.skipped_zones,
         }
+
+
+SPOT_REQUEST = "spot-request"  # the journal's and teardown's name for a Spot Instance request
 
 
 class Run:
@@ -176,6 +190,8 @@ class Run:
         self.zone = capacity.Zone(plan.subnet_id, plan.availability_zone)
         self.skipped_zones: list[dict] = []
         self.endpoint_changed = False  # a zone's subnet was added to the endpoint: it is pending again for a while
+        self.market = "on-demand"  # what the launched instances run on (--spot auto may end On-Demand)
+        self.spot_refused = ""  # why EC2 refused Spot, when --spot auto fell back to On-Demand
         # Recorded on every create before it is sent (see tags.RUN): the intent survives a lost reply.
         self.tags = tags.tag_list(plan.name, plan.owner, plan.region) + [{"Key": tags.RUN, "Value": self.client_token}]
 
@@ -297,7 +313,8 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
     waited = [WAIT_RUNNING] + ([WAIT_EI] if "endpoint-available" in done else []) + \
         ([WAIT_SSH] if "ssh" in done else [])
     return SetupResult(plan, done["running"], resources, plan.key_path, waited_for=waited,
-                       availability_zone=run.zone.az, skipped_zones=list(run.skipped_zones))
+                       availability_zone=run.zone.az, skipped_zones=list(run.skipped_zones),
+                       spot_refused=run.spot_refused)
 
 
 def _ensure_idle_alarms(run: Run, running: list[instances.InstanceInfo]) -> None:
@@ -565,6 +582,7 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
 
     zones = [run.zone, *(run.failover.zones if run.failover else ())]
     launched: list[instances.InstanceInfo] = []
+    spot = bool(plan.spot)
     for attempt, zone in enumerate(zones):
         added = None  # a subnet this attempt added to the EI endpoint
         if attempt:
@@ -572,24 +590,42 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
             added = _endpoint_serves(run, zone) if plan.accelerator_type else None
             run.report(Event("start", "instance", f"Launching {several}{plan.instance_type} in {zone.az} "
                                                   f"({zone.subnet_id})"))
-        request = instances.launch_request(
-            ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
-            subnet_id=zone.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
-            root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
-            client_token=instances.zone_client_token(run.client_token, attempt), count=plan.count,
-            min_count=plan.min_count)
-        try:
-            launched = instances.run_instances(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
-        except ClientError as err:
+        refusal = None
+        while True:  # --spot auto: a zone that refuses Spot is asked again for On-Demand, at once
+            token = instances.zone_client_token(run.client_token, attempt) + ("-od" if plan.spot and not spot else "")
+            request = instances.launch_request(
+                ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
+                subnet_id=zone.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
+                root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
+                client_token=token, count=plan.count, min_count=plan.min_count, spot=spot)
+            try:
+                launched = instances.run_instances(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
+                refusal = None
+            except ClientError as err:
+                refusal = err
+                if spot and plan.spot == "auto" and error_code(err) in instances.SPOT_REFUSALS:
+                    spot = False
+                    run.spot_refused = f"{instances.SPOT_REFUSALS[error_code(err)]} ({error_code(err)}: " \
+                                       f"{error_message(err).rstrip('.')})"
+                    run.report(Event("warning", "instance", f"EC2 refused Spot for {plan.instance_type} in {zone.az}: "
+                                     f"{run.spot_refused}; launching On-Demand instead (--spot auto)", zone.subnet_id))
+                    continue
+            break
+        if refusal is not None:
+            err = refusal
+            # Only a zone's lack of Spot capacity may be another zone's plenty; a limit or a price is the account's.
+            if spot and error_code(err) in instances.SPOT_REFUSALS and \
+                    error_code(err) != "InsufficientInstanceCapacity":
+                raise _spot_refused(run, err) from None
             reason = capacity.zone_refusal(error_code(err), error_message(err))
             if reason is None:
-                raise
+                raise err
             run.skipped_zones.append({"zone": zone.az, "subnet_id": zone.subnet_id, "reason": reason,
                                       "aws_message": error_message(err)})
             if run.subnet_pinned:
                 raise _pinned_zone_refused(run, zone, reason, err) from None
             if run.failover is None:  # a caller that gave no zones to move to: AWS's refusal, explained
-                raise
+                raise err
             following = zones[attempt + 1] if attempt + 1 < len(zones) else None
             then = f"; trying {following.az} ({following.subnet_id})" if following else ""
             run.report(Event("warning", "instance", f"{zone.az} refused {plan.instance_type}: {reason}{then}",
@@ -602,8 +638,11 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
         break
     if not launched:
         raise _every_zone_refused(run)
+    run.market = "spot" if spot else "on-demand"
     for each in launched:
         run.journal.add("instance", each.id, "created")
+        if each.spot_request_id:  # its tags already say this run made it (write-ahead); the journal knows it too
+            run.journal.add(SPOT_REQUEST, each.spot_request_id, "created")
     ids = ", ".join(i.id for i in launched)
     run.report(Event("created", "instance", f"Launched instance{'s' if len(launched) > 1 else ''} {ids}",
                      launched[0].id))
@@ -656,6 +695,14 @@ def _pinned_zone_refused(run: Run, zone: capacity.Zone, reason: str, err: Client
                     f"offers {plan.instance_type}, or pick another --instance-type.", code="capacity")
 
 
+def _spot_refused(run: Run, err: ClientError) -> AwsError:
+    plan = run.plan
+    code = error_code(err)
+    return AwsError(f"EC2 refused a Spot launch of {plan.instance_type} ({instances.SPOT_REFUSALS[code]}; {code}: "
+                    f"{error_message(err).rstrip('.')}): pass --spot auto to launch On-Demand when Spot is refused, "
+                    "or drop --spot.", code="capacity")
+
+
 def _every_zone_refused(run: Run) -> AwsError:
     """Every zone this VPC could launch in refused: which regions offer the type (this one: EC2 says by region;
     others: a bounded concurrent look-up), for the error and the command setup.py prints."""
@@ -673,6 +720,8 @@ def _every_zone_refused(run: Run) -> AwsError:
                 "pick another --instance-type.")
     else:
         hint = f" Pick another --instance-type, or another --region that offers {plan.instance_type}."
+    if plan.spot == "required":
+        hint += " Or pass --spot auto to launch On-Demand where Spot has no capacity."
     error = AwsError(f"EC2 refused {plan.instance_type} in every Availability Zone of {plan.region} it could launch "
                      f"in from {plan.vpc_id} ({where}).{hint}", code="capacity")
     error.other_regions = others
@@ -818,6 +867,8 @@ def _rolled_back(run: Run, failure: BaseException, *, hurried: bool = False) -> 
     if launched:
         ordered = [Record("instance", ", ".join(r.id for r in launched), "created")] + [
             r for r in ordered if r.kind != "instance"]
+    # A persistent Spot request is cancelled before its instance is terminated, or EC2 launches the instance again.
+    ordered = sorted(ordered, key=lambda r: r.kind != SPOT_REQUEST)
     removed: list[str] = []
     stopped_at = None
     try:
@@ -864,6 +915,9 @@ def _tagged_by_this_run(run: Run) -> list[Record]:
         alarm.KIND: lambda: [a.name for a in alarm.find_alarms(cloudwatch, plan.name)
                              if a.tags.get(tags.RUN) == run.client_token]
         if cloudwatch else [],
+        # Only when the run asked for Spot: the request of a launch whose reply was lost is found by its tags.
+        SPOT_REQUEST: lambda: [r["SpotInstanceRequestId"] for r in instances.find_spot_requests(ec2, mark)]
+        if plan.spot else [],
     })
     for value in found.values():
         if isinstance(value, BaseException):
@@ -949,6 +1003,8 @@ def _undo(run: Run, record: Record) -> None:
         iam.delete_role(run.iam, record.id)
     elif record.kind == alarm.KIND:
         alarm.delete_alarms(run.aws.client("cloudwatch"), [record.id])
+    elif record.kind == SPOT_REQUEST:
+        instances.cancel_spot_requests(ec2, [record.id])
     else:
         raise AwsError(f"no undo for {record.kind}")
 

@@ -113,6 +113,12 @@ def _cost(result: Result, ui) -> None:
         ui.result(cost_comparison(rows, region, ui.out))
     else:
         ui.result(cost_summary(rows[0], region, frame=ui.frame))
+    for name, spot in (result.data.get("spot") or {}).items():
+        on_demand = spot.get("on_demand_hourly_usd")
+        less = f", {100 * (1 - spot['hourly_usd'] / on_demand):.0f}% less" if on_demand else ""
+        ui.result(Text(f"Spot now: {name} ${spot['hourly_usd']:.4f}/h in {spot['zone']}"
+                       + (f" (On-Demand ${on_demand:.4f}/h{less})" if on_demand else "")
+                       + "; `setup --spot` launches on Spot, stopped (not lost) when EC2 reclaims it."))
 
 
 def _cost_regions(result: Result, ui) -> None:
@@ -171,7 +177,13 @@ def _status(result: Result, ui) -> None:
         address = each["public_dns"] or each["public_ip"] or "(no public address)"
         when = (f"stopped {each['stopped_at']}" if each.get("stopped_at") else
                 f"last started {each['launch_time']}" if each["launch_time"] else "")
-        grid.add_row("", f"{each['instance_id']} ({each['state']}) {address}" + (f", {when}" if when else ""))
+        spot = ""
+        if each.get("market") == "spot":
+            spot = ", Spot"
+            if each.get("spot_interrupted") and each["state"] == "stopped":
+                spot += ("; stopped by a Spot interruption (EC2 reclaimed the capacity): EC2 starts it again when "
+                         "Spot capacity returns, the volume and your work are kept")
+        grid.add_row("", f"{each['instance_id']} ({each['state']}) {address}" + (f", {when}" if when else "") + spot)
     grid.add_row("SSH", f"{d['ssh_user']}, key {d['key_path'] or '(unknown)'}" + (
         "" if d["key_found"] else " (not on this machine)"))
     hourly = d["hourly_usd_per_instance"]
@@ -181,6 +193,11 @@ def _status(result: Result, ui) -> None:
         grid.add_row("Cost now", f"${d['hourly_usd_now']:.3f} per hour ({len(d['instances'])} x ${hourly:.3f} while "
                                  "running; nothing while stopped but storage)")
         grid.add_row("Cost so far", f"{_money(d['cost_so_far_usd'])} {d['cost_basis']}")
+    if d.get("market"):
+        price = d.get("spot_hourly_usd")
+        grid.add_row("Market", (f"Spot, ${price:.4f}/h now in its zone" if price is not None else "Spot, price unknown")
+                     + (f" (On-Demand ${hourly:.4f}/h; the costs above are at the On-Demand price, an upper bound)"
+                        if hourly is not None else ""))
     idle = d.get("idle_stop")
     not_seen = next((u for u in d.get("unchecked", []) if u["piece"] == "idle-stop alarms"), None)
     if idle is None and not_seen:  # the alarms could not be read: "off" would be a guess

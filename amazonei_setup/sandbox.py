@@ -313,7 +313,12 @@ def make_moto_behave() -> None:
 SANDBOX_VCPU_QUOTAS = {"L-1216C47A": ("Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", 512.0),
                        "L-DB2E81BA": ("Running On-Demand G and VT instances", 256.0),
                        "L-1945791B": ("Running On-Demand Inf instances", 256.0),
-                       "L-417A185B": ("Running On-Demand P instances", 256.0)}
+                       "L-417A185B": ("Running On-Demand P instances", 256.0),
+                       # the Spot vCPU quotas (capacity.SPOT_OF), for setup --spot
+                       "L-34B43A08": ("All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", 512.0),
+                       "L-3819A6DF": ("All G and VT Spot Instance Requests", 256.0),
+                       "L-B5D1601B": ("All Inf Spot Instance Requests", 256.0),
+                       "L-7212CCBC": ("All P Spot Instance Requests", 256.0)}
 
 
 def give_ec2_vcpu_quotas() -> None:

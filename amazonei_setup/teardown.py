@@ -95,6 +95,9 @@ def _who_keeps(users: set[str], reason: str) -> str:
     return f"which stays ({reason})"
 
 
+SPOT_REQUEST = "spot-request"
+
+
 def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[TeardownItem]:
     """What to delete, keep or detach. A stack-backed deployment starts with the stack: CloudFormation deletes
     what it created, and the items after it sweep up whatever is left (each delete accepts "already gone")."""
@@ -103,6 +106,10 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
     if inventory.stack:
         items.append(TeardownItem("cloudformation-stack", inventory.stack.name, DELETE,
                                   f"with the {len(held)} resources it created"))
+    # Cancelled first: terminating the instance of a persistent Spot request makes EC2 launch another.
+    items += [TeardownItem(SPOT_REQUEST, r["SpotInstanceRequestId"], DELETE,
+                           r.get("State", "") + (f"; for {r['InstanceId']}" if r.get("InstanceId") else ""))
+              for r in inventory.spot_requests]
     items += [TeardownItem("instance", i.id, DELETE, i.state) for i in inventory.instances]
     items += [TeardownItem(alarm.KIND, a.name, DELETE, f"idle auto-stop of {a.instance_id}")
               for a in inventory.idle_alarms]
@@ -201,6 +208,11 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
                      item.id))
 
     def terminate_instances() -> None:
+        requests = deleting(SPOT_REQUEST)
+        if requests:  # before the instances (see teardown_plan)
+            instances.cancel_spot_requests(ec2, [r.id for r in requests])
+            for item in requests:
+                done(item, "Cancelled")
         ids = [i.id for i in deleting("instance")]
         if not ids:
             return
@@ -328,7 +340,7 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
 
 
 AWS_KINDS = {"cloudformation-stack", "instance", "vpc-endpoint", SUBNET, "key-pair", alarm.KIND,
-             "security-group", "instance-profile", "iam-role"}  # what this module deletes (not the local .pem)
+             "security-group", "instance-profile", "iam-role", "spot-request"}  # what it deletes (not the .pem)
 
 
 def _maybe_still_there(aws: Aws, item: TeardownItem) -> bool:
@@ -338,6 +350,8 @@ def _maybe_still_there(aws: Aws, item: TeardownItem) -> bool:
     try:
         if item.kind == "instance":
             return instance_state_or_gone(aws.ec2, item.id) != "terminated"
+        if item.kind == SPOT_REQUEST:
+            return instances.spot_request_live(aws.ec2, item.id)
         if item.kind == "iam-role":
             return iam.get_role(aws.iam, item.id) is not None
         if item.kind == "instance-profile":

@@ -224,6 +224,13 @@ class Ui:
         if d["hourly_usd"] is not None:
             each = f" (${d['hourly_usd']:.3f} each)" if fleet else ""
             lines.add_row("Cost", f"${d['hourly_usd'] * max(len(fleet), 1):.3f} per hour while running{each}")
+        if d.get("market") == "spot":
+            price = d.get("spot_hourly_usd")
+            lines.add_row("Market", "Spot" + (f", ${price:.4f}/h now" if price is not None else "")
+                          + "; stopped (not lost) when EC2 reclaims it, started again when capacity returns")
+        elif d.get("market"):
+            lines.add_row("Market", "On-Demand" + (f": EC2 refused Spot ({d['spot_refused']})"
+                                                   if d.get("spot_refused") else ""))
         if d.get("idle_stop_minutes"):
             lines.add_row("Idle stop", f"after {d['idle_stop_minutes']} idle minutes (low CPU and network; change "
                                        "it with `idle-stop`)")
@@ -286,6 +293,8 @@ class Ui:
             address = r.get("public_ip") or ip_from_dns(r["public_dns"]) or r["public_dns"]
             age = f"{r['age_hours']:.1f} h" if r["age_hours"] is not None else ""
             cost = f"${r['hourly_usd']:.3f}/h" if r["hourly_usd"] is not None else ""
+            if r.get("market") == "spot":
+                cost = _spot_cost(r, "${:.3f}/h Spot") + (f" (On-Demand {cost})" if cost else "")
             for details in ((r["instance_id"], r["state"], address), (kind, age, cost)):  # where it is; what it is
                 text = Text("  ".join(d for d in details if d))
                 lines += [Text("  ") + line for line in word_wrap(text, max(width - 2, 20))]
@@ -309,6 +318,8 @@ class Ui:
         for r in rows:
             age = f"{r['age_hours']:.1f} h" if r["age_hours"] is not None else ""
             cost = f"{r['hourly_usd']:.3f}" if r["hourly_usd"] is not None else ""
+            if r.get("market") == "spot":  # what it runs on, at the price it pays now
+                cost = _spot_cost(r, "{:.3f} spot")
             kind = r["instance_type"]
             if r["accelerator_type"]:
                 kind += ("\n+ " if narrow else " + ") + r["accelerator_type"]
@@ -499,6 +510,12 @@ def _display_path(path: str) -> str:
     return path
 
 
+def _spot_cost(row: dict, shape: str) -> str:
+    """A Spot instance's $/h in `list`: its zone's latest Spot price, or that it is Spot at an unknown price."""
+    price = row.get("spot_hourly_usd")
+    return shape.format(price) if price is not None else shape.replace("{:.3f}", "?")
+
+
 def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
     """The decisions, one short line each (the resources' own lines below say what is created)."""
     total = plan.hourly_usd * plan.count if plan.hourly_usd is not None else None
@@ -523,6 +540,7 @@ def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
         ("SSH", f"{plan.ssh_user} from {_ssh_from(plan)}, {key}"),
         ("Disk", f"{plan.volume_size} GiB gp3, encrypted; IMDSv2 required"),
         ("Cost", cost),
+        *([("Market", plan.market_label)] if plan.spot else []),
     ]
 
 

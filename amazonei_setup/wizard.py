@@ -45,6 +45,7 @@ class SetupRequest:
     count: int | None = None  # --count: instances to launch (None: 1, or whatever an existing deployment has)
     min_count: int | None = None  # --min-count: accept fewer when EC2 lacks capacity
     idle_stop: int | None = None  # --idle-stop MINUTES (None: ask, or keep what the deployment has; --yes: off)
+    spot: str | None = None  # --spot: "required" (Spot only) or "auto" (Spot, else On-Demand); None: On-Demand
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     ssh_cidr = ssh_before[0] if ssh_kept else _choose_ssh_cidr(request, facts, asker, warnings)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
     hourly = catalog.hourly_usd(instance_type, accelerator, facts.region)
+    spot = _choose_spot(request, asker, family, converging=instance is not None)
     idle_stop = _choose_idle_stop(request, asker, idle_before, hourly, converging=instance is not None)
     if opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
@@ -268,10 +270,28 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
         ami_from_flag=bool(request.ami_id),
         idle_stop_minutes=idle_stop, idle_alarms_before=idle_before,
+        spot=spot,
+        spot_hourly_usd=facts.spot_prices.get(instance_type, {}).get(subnet.az) if spot else None,
     )
 
 
 IDLE_STOP_CHOICES = (30, 60, 120, 240)
+
+
+def _choose_spot(request, asker, family, *, converging: bool = False) -> str | None:
+    """--spot, else (today's alternatives, asked interactively) On-Demand or Spot; --yes without the flag:
+    On-Demand. A deployment that exists keeps what its instances run on. EI is not asked: it ran, and the
+    flag works for it, but it is retired; the question is for what people launch today."""
+    if converging:
+        return None
+    if request.spot or family is None or not getattr(asker, "interactive", False):
+        return request.spot
+    options = [Option("On-Demand: runs until you stop it", None),
+               Option("Spot: a persistent request, stopped (not lost) when EC2 reclaims it; fails if refused",
+                      "required"),
+               Option("Spot, else On-Demand when EC2 refuses Spot", "auto")]
+    return asker.select("Capacity:", options, None, flag="--spot",
+                        hint="(Spot usually costs well under half the On-Demand price)")
 
 
 def _choose_idle_stop(request, asker, before: tuple, hourly_usd: float | None, *,

@@ -82,6 +82,16 @@ def alternative_command(args, plan, family: str = "inf2") -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _spot_look_ups(args, asker) -> bool | None:
+    """What discovery reads for the market: Spot's (--spot), On-Demand's, or both when the wizard will ask
+    (an alternative, interactively, without --spot): the question's answer then finds its quota and price read."""
+    if getattr(args, "spot", None):
+        return True
+    if args.family and getattr(asker, "interactive", False):
+        return None
+    return False
+
+
 def resolve_plan(args, env: Environment, ui, aws):
     """Discovery and the wizard, shared by setup and export: both act on the very same Plan."""
     from amazonei_setup import discover, wizard
@@ -102,7 +112,7 @@ def resolve_plan(args, env: Environment, ui, aws):
         ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
         new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
         default_ssh_cidr=default_cidr, family=args.family, count=args.count, min_count=args.min_count,
-        idle_stop=getattr(args, "idle_stop", None))
+        idle_stop=getattr(args, "idle_stop", None), spot=getattr(args, "spot", None))
     # Which alternatives the wizard may pick: the flagged family; all of them when the accelerator question
     # will really be asked (a prompt without --accelerator/--accelerator-type); none otherwise.
     if args.family:
@@ -115,7 +125,8 @@ def resolve_plan(args, env: Environment, ui, aws):
         families, offer = (), "its Elastic Inference offer"
     with ui.status(f"Looking up your account, {aws.region} and {offer}"):
         facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
-                                families=families, ei=not args.family, name=args.name)
+                                families=families, ei=not args.family, name=args.name,
+                                spot=_spot_look_ups(args, asker))
     return wizard.build_plan(request, facts, asker), facts, asker
 
 

@@ -66,6 +66,7 @@ def run(args, env, ui, open_aws) -> Result:
         warnings.append(f"Catalog prices are {catalog.CATALOG_REGION}'s; {region} may differ: add --live-prices to "
                         "ask AWS.")
     warnings += region_notes(setups, region)
+    spot = _spot_prices(args, open_aws, rows, region, warnings) if getattr(args, "spot", False) else None
     return Result("cost", {
         "region": region,
         "catalog": {"region": catalog.CATALOG_REGION, "date": catalog.CATALOG_DATE},
@@ -73,7 +74,35 @@ def run(args, env, ui, open_aws) -> Result:
         "formula": FORMULA,
         "rows": [r.to_dict(cheapest=c, fastest=f) for r, c, f in ranked(rows)],
         "warnings": warnings,
+        **({"spot": spot} if spot is not None else {}),
     }, warnings=warnings, context={"rows": rows, "compare": args.compare or len(rows) > 1})
+
+
+def _spot_prices(args, open_aws, rows, region: str, warnings: list[str]) -> dict:
+    """instance type -> {hourly_usd, zone, on_demand_hourly_usd}: the cheapest zone's latest Spot price in the
+    region (where setup --spot would pay about that, in that zone). A price EC2 does not give is a warning."""
+    from amazonei_setup.resources import instance as instances
+
+    types = list(dict.fromkeys(r.setup.instance_type for r in rows))
+    args.region = region  # the Aws behind the look-up needs a region; the catalog's is the default
+    try:
+        with open_aws() as aws:
+            found = instances.spot_prices(aws.ec2, types)
+    except UsageError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a price is a nicety: the cost stands without it
+        warnings.append(f"No Spot prices: EC2 did not answer DescribeSpotPriceHistory in {region} ({err}).")
+        return {}
+    on_demand = {r.setup.instance_type: float(r.instance_usd) for r in rows}
+    spot = {}
+    for name in types:
+        zones = found.get(name) or {}
+        if not zones:
+            warnings.append(f"EC2 gives no Spot price for {name} in {region}: it may not be offered on Spot there.")
+            continue
+        zone = min(zones, key=lambda z: (zones[z], z))
+        spot[name] = {"hourly_usd": zones[zone], "zone": zone, "on_demand_hourly_usd": on_demand.get(name)}
+    return spot
 
 
 def _regions_view(args, ui, open_aws) -> Result:

@@ -173,20 +173,39 @@ def _still_costs(volumes: list[dict] | None, inventory) -> dict:
                       "other regions differ by a few cents"}
 
 
+# StartInstances' refusals of a Spot instance while its zone has no Spot capacity for it; the second is what EC2
+# answers while the persistent request is not in a state to start it (EC2 API reference, "Error codes").
+SPOT_NOT_YET = ("InsufficientInstanceCapacity", "IncorrectSpotRequestState")
+
+
 def _start(args, env, ui, aws, inventory) -> Result:
     from amazonei_setup.aws import explain
     from amazonei_setup.commands.setup import emulated, ssh_reachability, write_ssh_entries
+    from amazonei_setup.errors import AwsError, error_code
     from amazonei_setup.events import Event
     from amazonei_setup.resources import instance as instances
 
     ids = [i.id for i in inventory.instances]
     already = all(i.state == "running" for i in inventory.instances)
+    left_to_ec2: list[str] = []
     if not already:
         if any(i.state == "stopping" for i in inventory.instances):  # EC2 refuses to start what is still stopping
             _wait_states(aws, [i.id for i in inventory.instances if i.state == "stopping"], done="stopped",
                          failed={"terminated", "shutting-down"}, what=f"Instance {ids[0]}", timeout=STOP_TIMEOUT,
                          env=env, ui=ui, label="the stopping instances")
-        to_start = [i.id for i in instances.describe_many(aws.ec2, ids) if i.state == "stopped"]
+        current = instances.describe_many(aws.ec2, ids)
+        # Only EC2 restarts a Spot instance an interruption stopped, when capacity returns in its zone (EC2 User
+        # Guide, "Behavior of Spot Instance interruptions"): StartInstances is not ours to send for it.
+        reclaimed = [i for i in current if i.state == "stopped" and i.interrupted]
+        to_start = [i.id for i in current if i.state == "stopped" and not i.interrupted]
+        if reclaimed and not to_start:
+            raise AwsError(
+                f"{', '.join(i.id for i in reclaimed)} was stopped by a Spot interruption (EC2 reclaimed the "
+                f"capacity): only EC2 can start it, and it does so when Spot capacity for {reclaimed[0].instance_type} "
+                "returns in its zone; the volume and your work are kept. Nothing changed; `status` shows when it runs "
+                "again.", code="capacity")
+        left_to_ec2 = [i.id for i in reclaimed]
+        ids = [i for i in ids if i not in left_to_ec2]  # the rest start now; those wait for EC2
         try:
             if to_start:
                 instances.start(aws.ec2, to_start)
@@ -194,6 +213,13 @@ def _start(args, env, ui, aws, inventory) -> Result:
         except KeyboardInterrupt as stop:
             raise _interrupted(args, aws, ids, stop, "start", inventory) from None
         except Exception as err:  # noqa: BLE001
+            spot = [i for i in inventory.instances if i.id in to_start and i.market == "spot"]
+            if spot and error_code(err) in SPOT_NOT_YET:
+                raise AwsError(
+                    f"Spot capacity for {spot[0].instance_type} is not there yet in its Availability Zone: EC2 refused "
+                    f"to start {', '.join(i.id for i in spot)} ({error_code(err)}). Nothing changed; run start again "
+                    "later (a Spot instance starts only in its own zone). One stopped by a Spot interruption is "
+                    "started by EC2 itself when capacity returns.", code="capacity") from None
             raise explain(err, aws, doing=f"starting {', '.join(to_start)}") from None
     # Not `stopped` as a failure: right after StartInstances, DescribeInstances may still say so for a moment (EC2's
     # reads are eventually consistent); a deployment stopped again meanwhile ends in the timeout's sentence.
@@ -210,6 +236,9 @@ def _start(args, env, ui, aws, inventory) -> Result:
     interrupts.finishing(f"deployment {args.name} is running ({', '.join(i.id for i in found)}); "
                          f"connect: {connect_commands(access, found[0].host)[0]}")
     warnings: list[str] = []
+    if left_to_ec2:
+        warnings.append(f"{', '.join(left_to_ec2)} stayed stopped: a Spot interruption stopped it, and only EC2 starts "
+                        "it again, when Spot capacity returns in its zone.")
     ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
     ssh_config = None
     if not getattr(args, "no_ssh_config", False):

@@ -296,8 +296,9 @@ def quota_preflight(plan, facts, *, refuse: bool = True):
     known = facts.capacity.type_vcpus if facts.capacity else {}
     check = capacity.check_quota(instance_type=plan.instance_type, vcpus=known.get(plan.instance_type),
                                  launches=launches, min_launches=min(plan.min_count, launches),
-                                 region=plan.region, facts=facts.capacity)
-    if refuse and check.status == capacity.SHORT:
+                                 region=plan.region, facts=facts.capacity, spot=bool(plan.spot))
+    # --spot auto: a Spot quota too low is one more Spot refusal, and the launch falls back to On-Demand.
+    if refuse and check.status == capacity.SHORT and plan.spot != "auto":
         raise AwsError(check.short_sentence(plan.instance_type, launches), code="quota")
     return dataclasses.replace(check, needed_launches=launches)
 

@@ -159,8 +159,20 @@ def run(args, env: Environment, ui, aws) -> Result:
                                     else None),
                      "ssh_host": aliases[0] if aliases else None, "ssh_command": ssh, "port_forward_command": forward,
                      "hours_since_last_start": round(hours, 2) if hours is not None else None,
-                     "cost_so_far_usd": cost})
+                     "cost_so_far_usd": cost,
+                     # Spot keys on Spot instances only: an On-Demand row keeps the keys it always had.
+                     **({"market": "spot", "spot_interrupted": each.interrupted} if each.market == "spot" else {})})
     running = sum(1 for each in found if each.state in ("running", "pending"))
+    spot = [each for each in found if each.market == "spot"]
+    if spot:
+        prices = deployments.spot_prices_of(aws, spot)
+        spot_data = {"market": "spot" if len(spot) == len(found) else "mixed",
+                     "spot_hourly_usd": next((prices[i.id] for i in spot if i.id in prices), None),
+                     "spot_requests": [{"id": r["SpotInstanceRequestId"], "state": r.get("State"),
+                                        "status": (r.get("Status") or {}).get("Code")}
+                                       for r in inventory.spot_requests]}
+    else:
+        spot_data = {}
     states = sorted({each.state for each in found})
     data = {
         "name": args.name, "region": aws.region,
@@ -183,6 +195,7 @@ def run(args, env: Environment, ui, aws) -> Result:
         "cost_basis": COST_BASIS,
         "idle_stop": deployments.describe_idle_stop(aws, inventory),  # None: off
         "idle_stop_command": command_for(args, "idle-stop", aws.region, args.name) + " MINUTES|off",
+        **spot_data,
         "pieces": _pieces(inventory),
         **({"unchecked": [u.to_dict() for u in inventory.unchecked]} if inventory.unchecked else {}),
         "start_command": command_for(args, "start", aws.region, args.name),
@@ -213,4 +226,6 @@ def _pieces(inventory) -> list[dict]:
     if inventory.profile:
         pieces.append({"kind": "instance-profile", "id": inventory.profile["InstanceProfileName"], "state": "exists"})
     pieces += [{"kind": "idle-alarm", "id": a.name, "state": a.state or "exists"} for a in inventory.idle_alarms]
+    pieces += [{"kind": "spot-request", "id": r["SpotInstanceRequestId"], "state": r.get("State", "")}
+               for r in inventory.spot_requests]
     return pieces

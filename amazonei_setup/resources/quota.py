@@ -53,25 +53,24 @@ def vcpus_by_type(ec2, instance_types: list[str]) -> dict[str, int]:
 
 
 def vcpus_in_use(ec2) -> dict[str, int]:
-    """vCPUs of this account's pending and running On-Demand instances in the region, per quota code (what counts
-    against the On-Demand quotas: Spot instances have their own). An instance's CpuOptions say its vCPUs (cores
-    can be turned off); without them, the type's default."""
+    """vCPUs of this account's pending and running instances in the region, per quota code: On-Demand ones under
+    the On-Demand quotas, Spot ones (InstanceLifecycle "spot") under the Spot quotas, whose codes differ, so one
+    dict holds both. An instance's CpuOptions say its vCPUs (cores can be turned off); without them, the type's
+    default."""
     pages = ec2.get_paginator("describe_instances").paginate(
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
-    counted: list[tuple[str, int | None]] = []
+    counted: list[tuple[str, int | None, bool]] = []
     for page in pages:
         for reservation in page["Reservations"]:
             for instance in reservation["Instances"]:
-                if instance.get("InstanceLifecycle") == "spot":
-                    continue
                 cpu = instance.get("CpuOptions") or {}
                 vcpus = cpu["CoreCount"] * cpu.get("ThreadsPerCore", 1) if cpu.get("CoreCount") else None
-                counted.append((instance.get("InstanceType", ""), vcpus))
-    missing = [t for t, v in counted if v is None and t]
+                counted.append((instance.get("InstanceType", ""), vcpus, instance.get("InstanceLifecycle") == "spot"))
+    missing = [t for t, v, _ in counted if v is None and t]
     defaults = vcpus_by_type(ec2, missing) if missing else {}
     in_use: dict[str, int] = {}
-    for instance_type, vcpus in counted:
-        code = capacity.quota_code(instance_type)
+    for instance_type, vcpus, spot in counted:
+        code = capacity.quota_code(instance_type, spot)
         if code:
             in_use[code] = in_use.get(code, 0) + (vcpus if vcpus is not None else defaults.get(instance_type, 0))
     return in_use
