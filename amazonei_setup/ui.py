@@ -520,7 +520,9 @@ def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
          + _accelerator_spec(plan.accelerator_type)),
         ("Image", image),
         ("Network", f"{plan.vpc_id} / {plan.subnet_id} ({plan.availability_zone})"),
-        ("SSH", f"{plan.ssh_user} from {_ssh_from(plan)}, {key}"),
+        ("SSH", f"{plan.ssh_user} through Session Manager: no inbound port; the SSM agent reaches AWS over the "
+                f"instance's public IP (no extra cost), {key}" if plan.via_ssm
+         else f"{plan.ssh_user} from {_ssh_from(plan)}, {key}"),
         ("Disk", f"{plan.volume_size} GiB gp3, encrypted; IMDSv2 required"),
         ("Cost", cost),
     ]

@@ -45,6 +45,8 @@ class SetupRequest:
     count: int | None = None  # --count: instances to launch (None: 1, or whatever an existing deployment has)
     min_count: int | None = None  # --min-count: accept fewer when EC2 lacks capacity
     idle_stop: int | None = None  # --idle-stop MINUTES (None: ask, or keep what the deployment has; --yes: off)
+    access: str | None = None  # --access ssh|ssm (None: what the deployment has, else ssh)
+    aws_profile: str | None = None  # --profile: the Session Manager ProxyCommand carries it
 
 
 @dataclass(frozen=True)
@@ -229,11 +231,21 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     # On a deployment that exists, a flag given is the desired state and a choice not given keeps what it has: a
     # re-run from another address must not shut out the range chosen before (a teammate's), nor need an address.
     ssh_kept = bool(ssh_before) and not request.ssh_cidr
-    ssh_cidr = ssh_before[0] if ssh_kept else _choose_ssh_cidr(request, facts, asker, warnings)
+    access_before = (tags.as_dict(group.get("Tags")).get(tags.ACCESS) or "ssh") if group else None
+    access_mode = request.access or access_before or "ssh"
+    if access_mode == "ssm":
+        if request.ssh_cidr:
+            raise UsageError("--ssh-cidr opens port 22, and this deployment is reached with --access ssm (no inbound "
+                             "port): drop --ssh-cidr, or pass --access ssh with it.")
+        ssh_kept, ssh_cidr = False, ""
+    elif ssh_kept:
+        ssh_cidr = ssh_before[0]
+    else:
+        ssh_cidr = _choose_ssh_cidr(request, facts, asker, warnings)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
     hourly = catalog.hourly_usd(instance_type, accelerator, facts.region)
     idle_stop = _choose_idle_stop(request, asker, idle_before, hourly, converging=instance is not None)
-    if opens_to_world(ssh_cidr):
+    if ssh_cidr and opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
     volume = request.volume_size or DEFAULT_VOLUME_GIB
     if image and image.snapshot_gib and volume < image.snapshot_gib:
@@ -268,6 +280,7 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         instance_states=tuple(i.state for i in existing["instances"]) if instance else (),
         ami_from_flag=bool(request.ami_id),
         idle_stop_minutes=idle_stop, idle_alarms_before=idle_before,
+        access=access_mode, access_before=access_before, aws_profile=request.aws_profile,
     )
 
 

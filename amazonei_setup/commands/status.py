@@ -55,6 +55,7 @@ class Access:
     key_path: str | None
     key_found: bool
     user_from: str  # tag / record / image / default: where the user name came from
+    via: str = "ssh"  # ssh (to port 22) or ssm (Session Manager), from the instance's access tag
 
 
 def access_of(args, aws, inventory) -> Access:
@@ -79,7 +80,8 @@ def access_of(args, aws, inventory) -> Access:
         not key_name or Path(record["key_path"]).stem == key_name) else None
     if not key_path and key_name:
         key_path = str(_default_key_dir(args) / f"{key_name}.pem")
-    return Access(user, key_path, bool(key_path) and Path(key_path).expanduser().exists(), user_from)
+    via = (first.tags.get(tags.ACCESS) if first else None) or "ssh"
+    return Access(user, key_path, bool(key_path) and Path(key_path).expanduser().exists(), user_from, via)
 
 
 def _default_key_dir(args):

@@ -51,15 +51,16 @@ def create_security_group(ec2, vpc_id: str, deployment: str, tag_list: list[dict
 SSH_RULE_DESCRIPTION = "SSH (amazonei-setup)"  # marks the SSH ranges this tool opened (and may revoke)
 
 
-def ingress_permissions(group_id: str, ssh_cidr: str, ei: bool = True) -> list[dict]:
-    """443 only from members of the group itself (instance <-> EI endpoint; EI only); 22 from one CIDR."""
-    ssh = _ssh_permission(ssh_cidr)
+def ingress_permissions(group_id: str, ssh_cidr: str | None, ei: bool = True) -> list[dict]:
+    """443 only from members of the group itself (instance <-> EI endpoint; EI only); 22 from one CIDR (none with
+    Session Manager: ssh_cidr None)."""
+    ssh = [_ssh_permission(ssh_cidr)] if ssh_cidr else []
     if not ei:
-        return [ssh]
+        return ssh
     return [
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
          "UserIdGroupPairs": [{"GroupId": group_id, "Description": "EI endpoint (amazonei-setup)"}]},
-        ssh,
+        *ssh,
     ]
 
 
@@ -81,7 +82,7 @@ def our_ssh_cidrs(group: dict) -> list[str]:
     return found
 
 
-def authorize_ingress(ec2, group_id: str, ssh_cidr: str, ei: bool = True) -> None:
+def authorize_ingress(ec2, group_id: str, ssh_cidr: str | None, ei: bool = True) -> None:
     """One call per rule: AWS refuses a whole call when one of its rules exists (InvalidPermission.Duplicate),
     so a re-run whose 443 rule is there would otherwise drop a new SSH range with it."""
     for permission in ingress_permissions(group_id, ssh_cidr, ei):
