@@ -317,6 +317,9 @@ def build_parser(completion: bool = False, prog: str = DEFAULT_PROG) -> argparse
                                        "every command of this tool for one accelerator family.")
     perms.add_argument("--accelerator", choices=("ei", "inf2", "gpu"), default="ei",
                        help="the accelerator family the user will set up (default ei)")
+    perms.add_argument("--access", choices=("ssh", "ssm"), default="ssh",
+                       help="how the user reaches the instances: ssh (default) or ssm (adds what setup --access ssm "
+                            "and `ssh NAME` through Session Manager need)")
     perms.add_argument("--output", choices=("text", "json"), default="text",
                        help="json: the policy inside the tool's JSON envelope")
     perms.add_argument("--debug", action="store_true", help="show tracebacks")
