@@ -369,6 +369,10 @@ def _readiness(d: dict, fleet) -> str:
     """What the run waited for, all of it true now, and what it did not wait for (--wait)."""
     waited = d.get("waited_for") or ["running", "ei"]
     said = [f"instance{'s' if fleet else ''} running"]
+    if "ssm" in waited:
+        said.append("SSM agent Online (ssh goes through Session Manager)")
+    elif d.get("ssm_check") == "timeout":
+        said.append("the SSM agent did not report Online in time (see the warning)")
     if "ssh" in waited:
         said.append("SSH answers")
     endpoints = [r["id"] for r in d.get("resources") or [] if r["kind"] == "vpc-endpoint"]

@@ -181,3 +181,20 @@ def test_the_equivalent_command_repeats_ssm_access():
                 access="ssm")
     words = shlex.split(plan.equivalent_command())
     assert words[words.index("--access") + 1] == "ssm" and "--ssh-cidr" not in words
+
+
+def test_connect_and_start_reach_an_ssm_deployment_through_session_manager(cli, account, tools, agents):
+    assert cli(*ssm_args()).code == 0
+    instance_id = instance_of(account, "demo")["InstanceId"]
+    printed = cli("connect", "--name", "demo", "--region", REGION, "--print", "--output", "json")
+    assert printed.code == 0, printed.stderr
+    words = shlex.split(printed.json["result"]["command"])
+    assert words[-1] == f"ec2-user@{instance_id}"
+    assert any(w.startswith("ProxyCommand=aws ssm start-session --target %h") for w in words)
+    assert cli("stop", "--name", "demo", "--region", REGION, "--yes").code == 0
+    agents.calls.clear()
+    started = cli("start", "--name", "demo", "--region", REGION, "--yes", "--output", "json")
+    assert started.code == 0, started.stderr
+    assert agents.calls and started.json["result"]["ssm_check"] == "online"  # waited for the agent, not port 22
+    block = sshconfig.read_block("demo")
+    assert f"HostName {instance_id}" in block and "ProxyCommand aws ssm start-session" in block

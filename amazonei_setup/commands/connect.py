@@ -38,7 +38,7 @@ def run(args, env: Environment, ui, aws) -> Result:
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
                         f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
                         code="not-running")
-    ssh, forward = connect_commands(access, instance.host)
+    ssh, forward = connect_commands(access, instance.host, instance.id)
     command = forward if args.jupyter else ssh
     warnings = []
     if access.key_path and not access.key_found:

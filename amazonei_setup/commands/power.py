@@ -175,7 +175,13 @@ def _still_costs(volumes: list[dict] | None, inventory) -> dict:
 
 def _start(args, env, ui, aws, inventory) -> Result:
     from amazonei_setup.aws import explain
-    from amazonei_setup.commands.setup import emulated, ssh_reachability, write_ssh_entries
+    from amazonei_setup.commands.setup import (
+        emulated,
+        ssh_reachability,
+        ssh_through_proxy,
+        ssm_readiness,
+        write_ssh_entries,
+    )
     from amazonei_setup.events import Event
     from amazonei_setup.resources import instance as instances
 
@@ -208,16 +214,22 @@ def _start(args, env, ui, aws, inventory) -> Result:
 
     # Running with addresses: a signal from here on only cuts the SSH wait short; the entry is still written.
     interrupts.finishing(f"deployment {args.name} is running ({', '.join(i.id for i in found)}); "
-                         f"connect: {connect_commands(access, found[0].host)[0]}")
+                         f"connect: {connect_commands(access, found[0].host, found[0].id)[0]}")
     warnings: list[str] = []
-    ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
+    ssm_check = None
+    if access.via == "ssm":  # no port 22 to knock on: ready is the SSM agent Online again
+        ssm_check = ssm_readiness(env, ui, aws, found, warnings=warnings)
+        ssh_check = (ssh_through_proxy(env, found, access, emulated=emulated(args, env), warnings=warnings)
+                     if ssm_check == "online" else "not-waited")
+    else:
+        ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
     ssh_config = None
     if not getattr(args, "no_ssh_config", False):
         ssh_config = write_ssh_entries(args, aws.region, args.name, found, access, warnings, include=False,
                                        emulated=emulated(args, env))
     rows = []
     for each in found:
-        ssh, forward = connect_commands(access, each.host)
+        ssh, forward = connect_commands(access, each.host, each.id)
         rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
                      "public_ip": each.public_ip, "ssh_command": ssh, "port_forward_command": forward})
     message = (f"Deployment {args.name} was already running." if already
@@ -225,7 +237,7 @@ def _start(args, env, ui, aws, inventory) -> Result:
     data = {"name": args.name, "region": aws.region, "already": already, "instances": rows,
             "public_dns": rows[0]["public_dns"], "public_ip": rows[0]["public_ip"],
             "ssh_command": rows[0]["ssh_command"], "port_forward_command": rows[0]["port_forward_command"],
-            "ssh_check": ssh_check, "ssh_config": ssh_config,
+            "ssh_check": ssh_check, "ssh_config": ssh_config, **({"ssm_check": ssm_check} if ssm_check else {}),
             "stop_command": command_for(args, "stop", aws.region, args.name)}
     return Result("start", data, view="power", message=message, warnings=warnings)
 

@@ -195,7 +195,7 @@ def ssm_readiness(env: Environment, ui, aws, instances: list, *, warnings: list[
     return "online"
 
 
-def ssh_through_proxy(args, env: Environment, ui, result, *, emulated: bool, warnings: list[str]) -> str:
+def ssh_through_proxy(env: Environment, instances: list, access, *, emulated: bool, warnings: list[str]) -> str:
     """Against AWS, once the agent is Online: ssh through Session Manager answers (`ssh ... true` through the
     ProxyCommand, BatchMode), bounded like the port check. An emulator has no agent to tunnel through: `emulated`."""
     import subprocess
@@ -208,11 +208,13 @@ def ssh_through_proxy(args, env: Environment, ui, result, *, emulated: bool, war
         return "emulated"
     started = time.monotonic()
     sleep = cancellable_sleep(interrupts.requested(), env.sleep)
-    identity = ["-i", result.key_path] if result.key_path else []
-    for each in result.instances:
-        command = ["ssh", *identity, "-o", f"ProxyCommand={result.plan.proxy_command}", "-o", "BatchMode=yes",
+    from amazonei_setup.commands.status import connect_commands
+
+    identity = ["-i", access.key_path] if access.key_path else []
+    for each in instances:
+        command = ["ssh", *identity, "-o", f"ProxyCommand={access.proxy}", "-o", "BatchMode=yes",
                    "-o", "ConnectTimeout=20", "-o", "StrictHostKeyChecking=accept-new", "-o", f"HostKeyAlias={each.id}",
-                   f"{result.plan.ssh_user}@{each.id}", "true"]
+                   f"{access.user}@{each.id}", "true"]
         while True:
             try:
                 if subprocess.run(command, capture_output=True, timeout=60).returncode == 0:
@@ -222,7 +224,7 @@ def ssh_through_proxy(args, env: Environment, ui, result, *, emulated: bool, war
             if time.monotonic() - started > SSH_BUDGET:
                 warnings.append(f"SSH through Session Manager to {each.id} did not answer within "
                                 f"{SSH_BUDGET / 60:g} minutes: the instance runs (and is billed); try "
-                                f"{result.ssh_command_for(each)}")
+                                f"{connect_commands(access, each.host, each.id)[0]}")
                 return "timeout"
             try:
                 sleep(5.0)
@@ -332,12 +334,19 @@ def say_ssh_config_plan(args, ui, asker, plan) -> bool:
     return True
 
 
+def _access(args, result):
+    """How ssh reaches what this run made (the plan's user, key and access mode)."""
+    from amazonei_setup.commands.status import Access
+
+    return Access(result.plan.ssh_user, result.key_path, True, "plan", result.plan.access,
+                  result.plan.proxy_command)
+
+
 def _reachable_by_name(args, env: Environment, ui, done, result, *, include: bool, aws=None) -> None:
     """After a successful setup: wait for SSH (real AWS, no --wait), then write the SSH config entries; both said in
     the result (`ssh_check`, `ssh_config`). Through Session Manager: wait for each SSM agent to be Online
     (`ssm_check`), then (real AWS) for SSH through the proxy."""
     from amazonei_setup import records
-    from amazonei_setup.commands.status import Access
 
     data = done.data
     if result.plan.via_ssm:
@@ -347,7 +356,8 @@ def _reachable_by_name(args, env: Environment, ui, done, result, *, include: boo
     if result.plan.via_ssm and data["ssm_check"] != "online":
         check = "not-waited"
     elif result.plan.via_ssm:
-        check = ssh_through_proxy(args, env, ui, result, emulated=emulated(args, env), warnings=done.warnings)
+        check = ssh_through_proxy(env, result.instances, _access(args, result), emulated=emulated(args, env),
+                                  warnings=done.warnings)
         if check == "answers":
             data["waited_for"] = [*data["waited_for"], "ssh"]
     elif args.wait:
@@ -359,8 +369,8 @@ def _reachable_by_name(args, env: Environment, ui, done, result, *, include: boo
     data["ssh_check"] = check
     data["ssh_config"] = None
     if not args.no_ssh_config:
-        access = Access(result.plan.ssh_user, result.key_path, True, "plan", result.plan.access)
-        data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances, access,
+        data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances,
+                                               _access(args, result),
                                                done.warnings, include=include, emulated=emulated(args, env))
     records.save(result.plan.region, result.plan.name, data, sandbox=args.sandbox)
 
