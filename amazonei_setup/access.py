@@ -23,6 +23,9 @@ INSTALL = ("https://docs.aws.amazon.com/cli/latest/userguide/getting-started-ins
            ".html")
 
 
+SSM_ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages")  # what the agent of a private instance talks to
+
+
 def missing_tools(which=shutil.which) -> list[str]:
     """What ssh's ProxyCommand needs on this machine and PATH lacks."""
     return [tool for tool in TOOLS if not which(tool)]

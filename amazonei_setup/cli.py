@@ -148,6 +148,9 @@ def _check_setup_flags(args: argparse.Namespace, prog: str = DEFAULT_PROG) -> No
             raise _UsageExit(f"{access.SANDBOX_REFUSAL} {see}")
         if args.ssh_cidr:
             raise _UsageExit(f"--ssh-cidr opens port 22, and --access ssm opens no inbound port: pass only one. {see}")
+    elif getattr(args, "no_public_ip", False):
+        raise _UsageExit("An instance without a public IP cannot be reached on port 22 from here: add --access ssm "
+                         f"(Session Manager), or drop --no-public-ip. {see}")
     chosen = args.accelerator
     args.family = None
     if chosen in catalog.FAMILIES:
@@ -227,6 +230,9 @@ def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
                         help="how you get in: ssh (port 22 open to --ssh-cidr) or ssm (no inbound port: ssh through "
                              "AWS Systems Manager Session Manager; needs the AWS CLI and its Session Manager plugin "
                              "here). Default: ssh, or what the deployment has")
+    choice.add_argument("--no-public-ip", action="store_true",
+                        help="with --access ssm: launch without a public IP; the SSM agent then reaches AWS through "
+                             "the subnet's NAT gateway or the VPC's ssm/ssmmessages/ec2messages endpoints")
     choice.add_argument("--volume-size", type=_volume, help="root volume GiB (default 100)")
     choice.add_argument("--idle-stop", type=_idle_minutes, metavar="MINUTES",
                         help="stop each instance after MINUTES (10-1440, a multiple of 5) of low CPU and network: a "

@@ -385,7 +385,7 @@ def _launch_settings(plan: Plan) -> dict:
     return instances.launch_request(
         ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
         subnet_id=plan.subnet_id, group_id="", key_name="", profile_name="", root_device=plan.root_device,
-        volume_size=plan.volume_size, tag_list=[], client_token="")
+        volume_size=plan.volume_size, tag_list=[], client_token="", public_ip=plan.public_ip)
 
 
 def _block_devices(plan: Plan) -> list[dict]:
@@ -508,7 +508,9 @@ def _outputs(plan: Plan, fleet_size: int | None) -> dict:
     if fleet_size is None:
         host = host if plan.via_ssm else f"{plan.ssh_user}@${{{INSTANCE}.PublicDnsName}}"
         outputs["InstanceId"] = {"Description": "The instance", "Value": ref(INSTANCE)}
-        outputs["PublicDnsName"] = {"Description": "Its public DNS name", "Value": get_att(INSTANCE, "PublicDnsName")}
+        if plan.public_ip:
+            outputs["PublicDnsName"] = {"Description": "Its public DNS name",
+                                        "Value": get_att(INSTANCE, "PublicDnsName")}
         outputs["SshCommand"] = {"Description": "Log in",
                                  "Value": {"Fn::Sub": [f"ssh -i ${{Key}}.pem {host}", _key_file()]}}
         outputs["JupyterCommand"] = {

@@ -81,6 +81,8 @@ class Plan:
     access: str = "ssh"  # how ssh gets in: ssh (port 22 from ssh_cidr) or ssm (Session Manager, no inbound port)
     access_before: str | None = None  # the existing deployment's (its group's tag; None: a new deployment)
     aws_profile: str | None = None  # --profile, which the Session Manager ProxyCommand carries
+    public_ip: bool = True  # False: --no-public-ip (Session Manager only)
+    outbound: str = "public-ip"  # how the SSM agent reaches AWS: public-ip, nat, endpoints (the VPC's own)
 
     @property
     def via_ssm(self) -> bool:
@@ -212,6 +214,8 @@ class Plan:
         if key_dir and os.path.normpath(key_dir) != os.path.normpath(os.path.expanduser(default_key_dir)):
             parts += ["--key-dir", key_dir]
         parts += ["--access", "ssm"] if self.via_ssm else ["--ssh-cidr", self.ssh_cidr]
+        if not self.public_ip:
+            parts.append("--no-public-ip")
         if self.volume_size != DEFAULT_VOLUME_GIB:
             parts += ["--volume-size", str(self.volume_size)]
         if self.count > 1:

@@ -94,6 +94,11 @@ def port_forward_command(key_path: str | None, user: str, host: str, proxy: str 
     return f"ssh {_identity(key_path)}{_proxy(proxy)}-L 8888:localhost:8888 {shell.word(f'{user}@{host}')}"
 
 
+def _addressed(plan: Plan, instance) -> bool:
+    """Reachable as planned: a public address, or (--no-public-ip) none is coming and Session Manager needs none."""
+    return bool(instance.host) or not plan.public_ip
+
+
 def _host(plan: Plan, instance) -> str:
     """Where ssh connects: the instance id through Session Manager, else its address."""
     return instance.id if plan.via_ssm else instance.host
@@ -600,7 +605,7 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
             subnet_id=zone.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
             root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
             client_token=instances.zone_client_token(run.client_token, attempt), count=plan.count,
-            min_count=plan.min_count)
+            min_count=plan.min_count, public_ip=plan.public_ip)
         try:
             launched = instances.run_instances(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
         except ClientError as err:
@@ -713,7 +718,7 @@ def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[inst
 
     def announce(found: list[instances.InstanceInfo]) -> None:
         for each in found:
-            if each.state == "running" and each.host and each.id not in shown:
+            if each.state == "running" and _addressed(run.plan, each) and each.id not in shown:
                 shown.add(each.id)
                 run.report(_reachable(run.plan, each))
 
@@ -726,9 +731,9 @@ def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[inst
         if bad:
             return sorted(bad)[0]
         announce(latest)
-        return "running" if states == {"running"} and all(i.host for i in latest) else "pending"
+        return "running" if states == {"running"} and all(_addressed(run.plan, i) for i in latest) else "pending"
 
-    if any(i.state != "running" or not i.host for i in launched):
+    if any(i.state != "running" or not _addressed(run.plan, i) for i in launched):
         run.report(Event("wait", "instance", f"Waiting for {label} to be running", ids[0]))
         wait_for(fetch, done={"running"}, failed={"shutting-down", "terminated", "stopping", "stopped"},
                  what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",

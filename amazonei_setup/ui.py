@@ -524,12 +524,23 @@ def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
          + _accelerator_spec(plan.accelerator_type)),
         ("Image", image),
         ("Network", f"{plan.vpc_id} / {plan.subnet_id} ({plan.availability_zone})"),
-        ("SSH", f"{plan.ssh_user} through Session Manager: no inbound port; the SSM agent reaches AWS over the "
-                f"instance's public IP (no extra cost), {key}" if plan.via_ssm
+        ("SSH", f"{plan.ssh_user} through Session Manager: no inbound port; {_way_out(plan)}, {key}" if plan.via_ssm
          else f"{plan.ssh_user} from {_ssh_from(plan)}, {key}"),
         ("Disk", f"{plan.volume_size} GiB gp3, encrypted; IMDSv2 required"),
         ("Cost", cost),
     ]
+
+
+def _way_out(plan: Plan) -> str:
+    """How the SSM agent reaches AWS, and what that path costs."""
+    if plan.outbound == "nat":
+        return "no public IP: the SSM agent reaches AWS through the subnet's NAT gateway (the VPC's, billed as now)"
+    if plan.outbound == "endpoints":
+        return ("no public IP: the SSM agent reaches AWS through the VPC's ssm, ssmmessages and ec2messages "
+                "endpoints (the VPC's, billed as now)")
+    if not plan.public_ip:  # an existing private instance: its way out was checked when it was made
+        return "no public IP: the SSM agent reaches AWS through the VPC's NAT gateway or SSM endpoints"
+    return "the SSM agent reaches AWS over the instance's public IP (no extra cost)"
 
 
 def _ssh_from(plan: Plan) -> str:

@@ -64,6 +64,7 @@ VARIANTS = [
       "key_name": "mykey"}, {"endpoint_group_id": ENDPOINT_GROUP}),
     ("ei-ssm", {"access": "ssm", "ssh_cidr": ""}, {}),
     ("inf2-ssm-fleet", {"family": "inf2", "access": "ssm", "ssh_cidr": ""}, {"fleet_size": 3}),
+    ("ei-ssm-private", {"access": "ssm", "ssh_cidr": "", "public_ip": False, "outbound": "nat"}, {}),
 ]
 
 
@@ -647,3 +648,12 @@ def test_ssm_access_opens_no_port_and_gives_the_role_session_manager(name):
     role = props(template, "InstanceRole")
     assert "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" in role["ManagedPolicyArns"]
     assert {v["ParameterKey"] for v in cf.parameter_values(plan)} <= set(template["Parameters"])
+
+
+def test_a_private_ssm_instance_has_no_public_ip_in_the_template():
+    """checkov's CKV_AWS_88 (an EC2 instance with a public IP) has nothing to find: AssociatePublicIpAddress false."""
+    _, template = variant("ei-ssm-private")
+    (nic,) = props(template, "Instance")["NetworkInterfaces"]
+    assert nic["AssociatePublicIpAddress"] is False
+    assert "PublicDnsName" not in template["Outputs"]
+    assert "ProxyCommand=aws ssm start-session" in str(template["Outputs"]["SshCommand"])

@@ -198,3 +198,57 @@ def test_connect_and_start_reach_an_ssm_deployment_through_session_manager(cli, 
     assert agents.calls and started.json["result"]["ssm_check"] == "online"  # waited for the agent, not port 22
     block = sshconfig.read_block("demo")
     assert f"HostName {instance_id}" in block and "ProxyCommand aws ssm start-session" in block
+
+
+# ---- a private instance: no public IP; the SSM agent reaches AWS through the VPC's NAT ----------------------------
+
+def nat_subnet(account) -> str:
+    """A default-VPC subnet whose route table sends 0.0.0.0/0 to a NAT gateway (as a private subnet's does)."""
+    ec2 = account.ec2
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    subnet = next(s for s in subnets if s["AvailabilityZone"] == f"{REGION}a")
+    allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=subnet["SubnetId"], AllocationId=allocation)["NatGateway"]["NatGatewayId"]
+    table = ec2.create_route_table(VpcId=subnet["VpcId"])["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet["SubnetId"])
+    return subnet["SubnetId"]
+
+
+def test_a_private_instance_behind_a_nat_has_no_public_ip(cli, account, tools, agents):
+    subnet = nat_subnet(account)
+    run = cli(*ssm_args("demo", "--no-public-ip", "--subnet-id", subnet, "--output", "json"))
+    assert run.code == 0, run.stderr
+    instance = instance_of(account, "demo")
+    assert not instance.get("PublicIpAddress") and 22 not in ports(group_of(account, "demo"))
+    assert "NAT" in run.stderr  # the plan says which way the agent reaches AWS
+    assert f"HostName {instance['InstanceId']}" in sshconfig.read_block("demo")
+    assert run.json["result"]["ssh_command"].endswith(f"@{instance['InstanceId']}")
+
+
+def test_a_private_instance_with_no_way_out_is_refused_before_anything_is_created(cli, account, tools, agents):
+    before = snapshot(account)
+    run = cli(*ssm_args("demo", "--no-public-ip"))
+    assert run.code == 2
+    error = run.stderr.split("error: ", 1)[1]
+    assert "NAT" in error and "ssmmessages" in error and "--no-public-ip" in error
+    assert snapshot(account) == before
+
+
+def test_no_public_ip_needs_ssm_access(cli, account, tools):
+    run = cli("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "demo", "--ssh-cidr", SSH_CIDR,
+              "--no-public-ip")
+    assert run.code == 2 and "--access ssm" in run.stderr
+
+
+def test_a_private_instance_is_started_and_connected_to_by_its_id(cli, account, tools, agents):
+    subnet = nat_subnet(account)
+    assert cli(*ssm_args("demo", "--no-public-ip", "--subnet-id", subnet)).code == 0
+    instance_id = instance_of(account, "demo")["InstanceId"]
+    assert cli("stop", "--name", "demo", "--region", REGION, "--yes").code == 0
+    started = cli("start", "--name", "demo", "--region", REGION, "--yes", "--output", "json")
+    assert started.code == 0, started.stderr
+    assert not instance_of(account, "demo").get("PublicIpAddress")
+    printed = cli("connect", "--name", "demo", "--region", REGION, "--print", "--output", "json")
+    assert printed.code == 0, printed.stderr
+    assert printed.json["result"]["command"].endswith(f"@{instance_id}")

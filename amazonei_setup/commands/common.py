@@ -117,6 +117,7 @@ def resolve_plan(args, env: Environment, ui, aws):
         new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
         default_ssh_cidr=default_cidr, family=args.family, count=args.count, min_count=args.min_count,
         idle_stop=getattr(args, "idle_stop", None), access=getattr(args, "access", None),
+        public_ip=not getattr(args, "no_public_ip", False),
         aws_profile=getattr(args, "profile", None))
     # Which alternatives the wizard may pick: the flagged family; all of them when the accelerator question
     # will really be asked (a prompt without --accelerator/--accelerator-type); none otherwise.
@@ -130,7 +131,8 @@ def resolve_plan(args, env: Environment, ui, aws):
         families, offer = (), "its Elastic Inference offer"
     with ui.status(f"Looking up your account, {aws.region} and {offer}"):
         facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
-                                families=families, ei=not args.family, name=args.name)
+                                families=families, ei=not args.family, name=args.name,
+                                private=getattr(args, "no_public_ip", False))
     return wizard.build_plan(request, facts, asker), facts, asker
 
 

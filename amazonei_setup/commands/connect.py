@@ -34,7 +34,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     if instance.state in ("stopped", "stopping"):
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state}: start it with "
                         f"{command_for(args, 'start', aws.region, args.name)}", code="stopped")
-    if instance.state != "running" or not instance.host:
+    if instance.state != "running" or not (instance.host or access.proxy):
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
                         f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
                         code="not-running")

@@ -67,6 +67,7 @@ def _sleep(env):
 
 def _wait_states(aws, ids, *, done, failed, what, timeout, env, ui, label):
     """Until every instance in `ids` is in `done` (one describe per poll). Returns the instances as last seen."""
+    from amazonei_setup import tags
     from amazonei_setup.events import Event
     from amazonei_setup.resources import instance as instances
     from amazonei_setup.waiting import wait_for
@@ -79,7 +80,9 @@ def _wait_states(aws, ids, *, done, failed, what, timeout, env, ui, label):
         bad = states & failed
         if bad:
             return sorted(bad)[0]
-        return done if states == {done} and (done != "running" or all(i.host for i in latest)) else "pending"
+        # Through Session Manager the instance id is the way in: no address to wait for (a private one gets none).
+        addressed = all(i.host or i.tags.get(tags.ACCESS) == "ssm" for i in latest)
+        return done if states == {done} and (done != "running" or addressed) else "pending"
 
     def on_wait(state, waited):
         ui.progress(Event("wait", "instance", f"Waiting for {label} to be {done} ({waited:.0f} s)...", ids[0]))

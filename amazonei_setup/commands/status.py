@@ -162,7 +162,7 @@ def run(args, env: Environment, ui, aws) -> Result:
             costed = False
         else:
             total_so_far += cost
-        running = each.state == "running" and each.host
+        running = each.state == "running" and (each.host or access.proxy)
         ssh, forward = connect_commands(access, each.host, each.id) if running else (None, None)
         rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
                      "public_ip": each.public_ip, "launch_time": each.launch_time,

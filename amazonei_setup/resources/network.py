@@ -32,6 +32,46 @@ GONE_ENDPOINT_STATES = {"deleting", "deleted", "failed", "rejected", "expired"}
 security_group_name = tags.resource_name
 
 
+# ---- the way out of a private subnet (--no-public-ip) ----------------------------------------------------
+
+def subnets_behind_a_nat(ec2) -> set[str]:
+    """Subnets whose route table (their own, else their VPC's main one) sends 0.0.0.0/0 to a NAT gateway: an
+    instance there without a public IP still reaches AWS's public endpoints (Systems Manager's)."""
+    pages = ec2.get_paginator("describe_route_tables").paginate()
+    tables = [t for page in pages for t in page["RouteTables"]]
+    subnets_pages = ec2.get_paginator("describe_subnets").paginate()
+    subnets = [s for page in subnets_pages for s in page["Subnets"]]
+
+    def natted(table: dict) -> bool:
+        return any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("NatGatewayId")
+                   and r.get("State", "active") == "active" for r in table.get("Routes", []))
+
+    explicit = {a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")}
+    main = {t["VpcId"]: t for t in tables for a in t.get("Associations", []) if a.get("Main")}
+    found = set()
+    for subnet in subnets:
+        table = explicit.get(subnet["SubnetId"]) or main.get(subnet["VpcId"])
+        if table and natted(table):
+            found.add(subnet["SubnetId"])
+    return found
+
+
+def ssm_endpoint_services(ec2, region: str) -> dict[str, set[str]]:
+    """VPC id -> which of Systems Manager's interface endpoints (ssm, ssmmessages, ec2messages) it has, available
+    and with private DNS (the agent uses the public names)."""
+    from amazonei_setup.access import SSM_ENDPOINT_SERVICES
+
+    names = {f"com.amazonaws.{region}.{s}": s for s in SSM_ENDPOINT_SERVICES}
+    pages = ec2.get_paginator("describe_vpc_endpoints").paginate()
+    found: dict[str, set[str]] = {}
+    for page in pages:
+        for endpoint in page["VpcEndpoints"]:
+            service = names.get(endpoint.get("ServiceName", ""))
+            if service and endpoint.get("State", "").lower() == "available" and endpoint.get("PrivateDnsEnabled"):
+                found.setdefault(endpoint["VpcId"], set()).add(service)
+    return found
+
+
 # ---- security group ------------------------------------------------------------------------
 
 def find_security_groups(ec2, name: str | None) -> list[dict]:
