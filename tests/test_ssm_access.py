@@ -252,3 +252,25 @@ def test_a_private_instance_is_started_and_connected_to_by_its_id(cli, account, 
     printed = cli("connect", "--name", "demo", "--region", REGION, "--print", "--output", "json")
     assert printed.code == 0, printed.stderr
     assert printed.json["result"]["command"].endswith(f"@{instance_id}")
+
+
+def test_against_aws_ready_also_means_ssh_answers_through_the_proxy(account, tools, agents):
+    """As against real AWS (Environment(emulated=False)): once the agent is Online, setup runs ssh through the
+    Session Manager ProxyCommand (here a fake `ssh` on PATH that says no twice, then yes) before saying ready."""
+    from tests.test_day2 import real
+
+    calls = tools / "ssh-calls"
+    fake = tools / "ssh"
+    fake.write_text(f"""#!/bin/sh
+case " $* " in *" -G "*) exec /usr/bin/ssh "$@";; esac
+echo "$@" >> {calls}
+[ "$(wc -l < {calls})" -ge 3 ]
+""")
+    fake.chmod(0o755)
+    run = real(account, *ssm_args("demo", "--output", "json"))
+    assert run.code == 0, run.stderr
+    tried = calls.read_text().splitlines()
+    instance_id = instance_of(account, "demo")["InstanceId"]
+    assert len(tried) == 3 and all(line.endswith(f"ec2-user@{instance_id} true") for line in tried)
+    assert "ProxyCommand=aws ssm start-session --target %h" in tried[0]
+    assert run.json["result"]["ssh_check"] == "answers" and "ssh" in run.json["result"]["waited_for"]
