@@ -114,6 +114,10 @@ GRANTS: tuple[Grant, ...] = (
     # deployment, attaches Session Manager's managed policy to the role (the alternatives' roles have it already).
     Grant("SessionManagerAgents", ("ssm:DescribeInstanceInformation",), commands=("setup --access ssm",),
           access=SSM_ONLY),
+    # --no-public-ip: which way the agent of an instance without a public IP reaches AWS (a NAT route; the VPC's
+    # ssm endpoints are read with DescribeVpcEndpoints, which every family's policy has).
+    Grant("PrivateInstanceWayOut", ("ec2:DescribeRouteTables",), commands=("setup --no-public-ip",),
+          access=SSM_ONLY),
     Grant("SessionManagerOnTheRole", ("iam:AttachRolePolicy", "iam:DetachRolePolicy"), resources=(ROLES,),
           families=frozenset({"ei"}), commands=("setup --access ssm", "teardown"),
           condition={"ArnEquals": {"iam:PolicyARN": [SSM_CORE]}}, access=SSM_ONLY),

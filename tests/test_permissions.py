@@ -168,13 +168,25 @@ PROXY_ONLY = {
 }
 
 
+def plain_account():
+    """The account through the test's own (unrecorded) clients."""
+    from amazonei_setup.aws import Aws
+
+    return Aws(REGION)
+
+
 def exercise_ssm(cli, family: str) -> set[str]:
     """The commands of a Session Manager deployment (setup, a re-run keeping it, status, connect, stop, start,
     export, teardown), recorded."""
     chosen = [] if family == "ei" else ["--accelerator", family]
     flags = ["--region", REGION, "--yes", "--instance-type", INSTANCE_TYPES[family], "--access", "ssm", *chosen]
+    from tests.test_ssm_access import nat_subnet
+
+    private = nat_subnet(plain_account())
     with CallRecorder() as recorder:
         ok(cli(*flags, "--name", "perm-ssm"))
+        ok(cli(*flags, "--name", "perm-private", "--no-public-ip", "--subnet-id", private))
+        ok(cli("teardown", "--name", "perm-private", "--yes"))
         ok(cli("--region", REGION, "--yes", "--name", "perm-ssm", *chosen))  # keeps ssm without the flag
         for command, extra in (("status", ()), ("connect", ("--print",)), ("stop", ("--yes",)),
                                ("start", ("--yes",))):
