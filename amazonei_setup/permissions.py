@@ -112,7 +112,8 @@ GRANTS: tuple[Grant, ...] = (
     Grant("LivePrices", ("pricing:GetProducts",), commands=("cost --live-prices",)),
     # --access ssm: the tool waits for each instance's SSM agent (no resource scoping for this read) and, for an EI
     # deployment, attaches Session Manager's managed policy to the role (the alternatives' roles have it already).
-    Grant("SessionManagerAgents", ("ssm:DescribeInstanceInformation",), commands=("setup --access ssm",),
+    Grant("SessionManagerAgents", ("ssm:DescribeInstanceInformation",),
+          commands=("setup --access ssm", "start", "export --deploy --access ssm"),
           access=SSM_ONLY),
     # --no-public-ip: which way the agent of an instance without a public IP reaches AWS (a NAT route; the VPC's
     # ssm endpoints are read with DescribeVpcEndpoints, which every family's policy has).

@@ -274,3 +274,12 @@ echo "$@" >> {calls}
     assert len(tried) == 3 and all(line.endswith(f"ec2-user@{instance_id} true") for line in tried)
     assert "ProxyCommand=aws ssm start-session --target %h" in tried[0]
     assert run.json["result"]["ssh_check"] == "answers" and "ssh" in run.json["result"]["waited_for"]
+
+
+def test_export_deploy_with_ssm_waits_for_the_agent_and_writes_the_proxy_host_block(cli, account, tools, agents):
+    agents.online_after = 2
+    run = cli("export", *ssm_args("stacked"), "--deploy", "--output", "json")
+    assert run.code == 0, run.stderr
+    assert run.json["result"]["ssm_check"] == "online" and len(agents.calls) == 3
+    assert 22 not in ports(group_of(account, "stacked"))
+    assert "ProxyCommand aws ssm start-session" in sshconfig.read_block("stacked")

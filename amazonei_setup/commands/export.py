@@ -72,6 +72,12 @@ def run(args, env: Environment, ui, aws) -> Result:
         next_step_for(err, args, plan)
         raise
     done = ready(args, result)
+    if plan.via_ssm:  # as setup: ready is the SSM agent Online (the stack's instance opens no port to knock on)
+        from amazonei_setup.commands.setup import ssm_readiness
+
+        done.data["ssm_check"] = ssm_readiness(env, ui, aws, result.instances, warnings=done.warnings)
+        if done.data["ssm_check"] == "online":
+            done.data["waited_for"] = [*done.data["waited_for"], "ssm"]
     _host_entry(args, done, result, include=args.yes or include_asked)
     return done
 
