@@ -153,6 +153,16 @@ def _check_setup_flags(args: argparse.Namespace, prog: str = DEFAULT_PROG) -> No
     if getattr(args, "wait", None) == "ssh" and args.sandbox:
         raise _UsageExit("--wait ssh needs a machine that answers SSH, and the sandbox's instances are emulated: drop "
                          f"--wait ssh (or pass --wait running or ei) with --sandbox. {see}")
+    if getattr(args, "access", None) == "ssm":
+        from amazonei_setup import access
+
+        if args.sandbox and (args.command == "setup" or getattr(args, "deploy", False)):
+            raise _UsageExit(f"{access.SANDBOX_REFUSAL} {see}")
+        if args.ssh_cidr:
+            raise _UsageExit(f"--ssh-cidr opens port 22, and --access ssm opens no inbound port: pass only one. {see}")
+    elif getattr(args, "no_public_ip", False):
+        raise _UsageExit("An instance without a public IP cannot be reached on port 22 from here: add --access ssm "
+                         f"(Session Manager), or drop --no-public-ip. {see}")
     chosen = args.accelerator
     args.family = None
     if chosen in catalog.FAMILIES:
@@ -228,6 +238,13 @@ def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
     choice.add_argument("--key-dir", type=_text, help="where a new key's .pem is saved (default ~/.ssh)")
     choice.add_argument("--name", type=_name, help="deployment name for tags and teardown (default amazonei-<random>)")
     choice.add_argument("--ssh-cidr", type=_cidr, help="who may SSH in (default: your public address/32)")
+    choice.add_argument("--access", choices=("ssh", "ssm"),
+                        help="how you get in: ssh (port 22 open to --ssh-cidr) or ssm (no inbound port: ssh through "
+                             "AWS Systems Manager Session Manager; needs the AWS CLI and its Session Manager plugin "
+                             "here). Default: ssh, or what the deployment has")
+    choice.add_argument("--no-public-ip", action="store_true",
+                        help="with --access ssm: launch without a public IP; the SSM agent then reaches AWS through "
+                             "the subnet's NAT gateway or the VPC's ssm/ssmmessages/ec2messages endpoints")
     choice.add_argument("--volume-size", type=_volume, help="root volume GiB (default 100)")
     choice.add_argument("--idle-stop", type=_idle_minutes, metavar="MINUTES",
                         help="stop each instance after MINUTES (10-1440, a multiple of 5) of low CPU and network: a "
@@ -324,6 +341,9 @@ def build_parser(completion: bool = False, prog: str = DEFAULT_PROG) -> argparse
                                        "every command of this tool for one accelerator family.")
     perms.add_argument("--accelerator", choices=("ei", "inf2", "gpu"), default="ei",
                        help="the accelerator family the user will set up (default ei)")
+    perms.add_argument("--access", choices=("ssh", "ssm"), default="ssh",
+                       help="how the user reaches the instances: ssh (default) or ssm (adds what setup --access ssm "
+                            "and `ssh NAME` through Session Manager need)")
     perms.add_argument("--output", choices=("text", "json"), default="text",
                        help="json: the policy inside the tool's JSON envelope")
     perms.add_argument("--debug", action="store_true", help="show tracebacks")

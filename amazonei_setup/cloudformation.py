@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from amazonei_setup import catalog, rules, tags
+from amazonei_setup import access, catalog, rules, tags
 from amazonei_setup.errors import UsageError
 from amazonei_setup.plan import Plan
 from amazonei_setup.resources import alarm, iam, keypair
@@ -136,7 +136,7 @@ def parameter_values(plan: Plan, *, fleet_size: int | None = None, key_name: str
     create one). EndpointSecurityGroupId is left to the template's default (build_template's argument)."""
     values = {
         "KeyName": key_name if key_name is not None else _default_key_name(plan),
-        "SshCidr": _ssh_cidr(plan),
+        **({} if plan.via_ssm else {"SshCidr": _ssh_cidr(plan)}),
         "InstanceType": plan.instance_type,
         "ImageId": _image_parameter(plan) if plan.family else plan.ami_id,
         "VolumeSize": str(plan.volume_size),
@@ -193,7 +193,9 @@ def _parameters(plan: Plan, fleet_size: int | None, endpoint_group_id: str | Non
             "Description": f"An existing EC2 key pair for SSH; empty: the stack creates {keypair.key_name(plan.name)} "
                            "and keeps its private key in SSM Parameter Store (see the PrivateKeyCommand output).",
         },
-        "SshCidr": {
+    }
+    if not plan.via_ssm:  # through Session Manager no range is opened: nothing to ask
+        params["SshCidr"] = {
             "Type": "String",
             # Never a default open to the whole internet: a plan that chose that must say it again at deploy time.
             **({} if opens_to_world(plan.ssh_cidr) else {"Default": _ssh_cidr(plan)}),
@@ -201,9 +203,8 @@ def _parameters(plan: Plan, fleet_size: int | None, endpoint_group_id: str | Non
             "ConstraintDescription": "an IPv6 range like 2001:db8::1/128" if _ssh_is_ipv6(plan)
             else "an IPv4 range like 203.0.113.7/32",
             "Description": "The only range SSH (port 22) is open to: your own address, /32 (or /128).",
-        },
-        "InstanceType": {"Type": "String", "Default": plan.instance_type, "Description": "The EC2 instance type."},
-    }
+        }
+    params["InstanceType"] = {"Type": "String", "Default": plan.instance_type, "Description": "The EC2 instance type."}
     if plan.family:
         family = catalog.FAMILIES[plan.family]
         params["InstanceType"]["AllowedValues"] = list(dict.fromkeys([*family.instance_types, plan.instance_type]))
@@ -252,7 +253,8 @@ def _interface(plan: Plan, fleet_size: int | None) -> dict:
     """Parameter groups and labels for the console."""
     instance = ["InstanceType", *(["AcceleratorType"] if _is_ei(plan) else []), "ImageId", "VolumeSize",
                 *(["FleetSize"] if fleet_size is not None else [])]
-    access = ["KeyName", "SshCidr", *(["EndpointSecurityGroupId"] if _is_ei(plan) else [])]
+    access = ["KeyName", *([] if plan.via_ssm else ["SshCidr"]),
+              *(["EndpointSecurityGroupId"] if _is_ei(plan) else [])]
     labels = {
         "InstanceType": "Instance type", "AcceleratorType": "Elastic Inference accelerator", "ImageId": "AMI",
         "VolumeSize": "Root volume (GiB)", "FleetSize": "Number of instances", "KeyName": "Key pair",
@@ -275,7 +277,8 @@ def _tags(plan: Plan) -> list[dict]:
 
 def _instance_tags(plan: Plan) -> list[dict]:
     """As provision._launch tags an instance: ownership, Name, accelerator (or family), SSH user."""
-    extra = {tags.ACCELERATOR: plan.accelerator_type or plan.family, tags.SSH_USER: plan.ssh_user}
+    extra = {tags.ACCELERATOR: plan.accelerator_type or plan.family, tags.SSH_USER: plan.ssh_user,
+             tags.ACCESS: plan.access}
     return (_tags(plan) + [{"Key": "Name", "Value": plan.name}]
             + [{"Key": k, "Value": v} for k, v in extra.items() if v])
 
@@ -307,6 +310,8 @@ def _role(plan: Plan) -> dict:
     elif _is_ei(plan):
         # Inline, on the role: a separate policy resource attached to the role outlives moto's delete_stack.
         props["Policies"] = [{"PolicyName": iam.POLICY_NAME, "PolicyDocument": ei_policy_document()}]
+    if plan.via_ssm and not plan.family:  # the SSM agent registers with the role (the families' have it already)
+        props["ManagedPolicyArns"] = [access.SSM_CORE_POLICY]
     props["Tags"] = _tags(plan)
     return {"Type": "AWS::IAM::Role", "Properties": props}
 
@@ -319,14 +324,21 @@ def _profile(plan: Plan) -> dict:
 
 
 def _security_group(plan: Plan) -> dict:
+    https = ", HTTPS to the EI endpoint" if _is_ei(plan) else ""
+    access_tag = [{"Key": tags.ACCESS, "Value": plan.access}]
+    if plan.via_ssm:  # no inbound rule but EI's 443 from the group itself (a resource of its own)
+        return {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupName": plan.security_group_name, "VpcId": plan.vpc_id,
+            "GroupDescription": f"amazonei-setup {plan.name}: no inbound SSH (Session Manager){https}",
+            "Tags": _tags(plan) + access_tag,
+        }}
     ssh_range = {"CidrIpv6": ref("SshCidr")} if _ssh_is_ipv6(plan) else {"CidrIp": ref("SshCidr")}
     return {"Type": "AWS::EC2::SecurityGroup", "Properties": {
         "GroupName": plan.security_group_name, "VpcId": plan.vpc_id,
-        "GroupDescription": f"amazonei-setup {plan.name}: SSH from one address"
-                            + (", HTTPS to the EI endpoint" if _is_ei(plan) else ""),
+        "GroupDescription": f"amazonei-setup {plan.name}: SSH from one address{https}",
         "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **ssh_range,
                                   "Description": "SSH (amazonei-setup)"}],
-        "Tags": _tags(plan),
+        "Tags": _tags(plan) + access_tag,
     }}
 
 
@@ -373,7 +385,7 @@ def _launch_settings(plan: Plan) -> dict:
     return instances.launch_request(
         ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
         subnet_id=plan.subnet_id, group_id="", key_name="", profile_name="", root_device=plan.root_device,
-        volume_size=plan.volume_size, tag_list=[], client_token="")
+        volume_size=plan.volume_size, tag_list=[], client_token="", public_ip=plan.public_ip)
 
 
 def _block_devices(plan: Plan) -> list[dict]:
@@ -489,10 +501,16 @@ def _key_file() -> dict:
 
 def _outputs(plan: Plan, fleet_size: int | None) -> dict:
     outputs: dict[str, dict] = {}
+    if fleet_size is None and plan.via_ssm:  # through Session Manager: the instance id is the host
+        proxy = ("-o 'ProxyCommand=aws ssm start-session --target %h --document-name "
+                 f"{access.SSH_DOCUMENT} --parameters portNumber=%p --region ${{AWS::Region}}'")
+        host = f"{proxy} {plan.ssh_user}@${{{INSTANCE}}}"
     if fleet_size is None:
-        host = f"{plan.ssh_user}@${{{INSTANCE}.PublicDnsName}}"
+        host = host if plan.via_ssm else f"{plan.ssh_user}@${{{INSTANCE}.PublicDnsName}}"
         outputs["InstanceId"] = {"Description": "The instance", "Value": ref(INSTANCE)}
-        outputs["PublicDnsName"] = {"Description": "Its public DNS name", "Value": get_att(INSTANCE, "PublicDnsName")}
+        if plan.public_ip:
+            outputs["PublicDnsName"] = {"Description": "Its public DNS name",
+                                        "Value": get_att(INSTANCE, "PublicDnsName")}
         outputs["SshCommand"] = {"Description": "Log in",
                                  "Value": {"Fn::Sub": [f"ssh -i ${{Key}}.pem {host}", _key_file()]}}
         outputs["JupyterCommand"] = {

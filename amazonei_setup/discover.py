@@ -53,7 +53,7 @@ OPTIONAL_BUDGET = 10.0  # seconds the look-ups a setup can do without may hold u
 
 def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
            public_ip_lookup: Callable[[], str | None] | None = None, families: tuple[str, ...] = (),
-           ei: bool = True, name: str | None = None, spot: bool | None = False) -> Facts:
+           ei: bool = True, name: str | None = None, spot: bool | None = False, private: bool = False) -> Facts:
     """Fetch everything the wizard needs in one concurrent round.
 
     ei=False (an --accelerator family): no EI region check, no EI endpoint-service or EI DLAMI look-ups.
@@ -81,6 +81,9 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         # A re-run converges the idle auto-stop too: which alarms exist, with how many minutes.
         "idle_alarms": lambda: alarm.find_alarms(aws.client("cloudwatch"), name) if name else [],
     }
+    if private:  # --no-public-ip: which way the SSM agent can reach AWS (a NAT, or the VPC's SSM endpoints)
+        jobs["nat_subnets"] = lambda: network.subnets_behind_a_nat(ec2)
+        jobs["ssm_endpoints"] = lambda: network.ssm_endpoint_services(ec2, region)
     if families:
         chosen = [catalog.FAMILIES[f] for f in families]
         types = sorted({t for f in chosen for t in f.instance_types} | ({instance_type} if instance_type else set()))
@@ -134,6 +137,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         idle_alarms=results["idle_alarms"],
         capacity=_capacity_facts(results, capacity_types),
         spot_prices=results.get("spot_prices") or {},
+        nat_subnets=frozenset(results.get("nat_subnets") or ()), ssm_endpoints=results.get("ssm_endpoints") or {},
     )
 
 

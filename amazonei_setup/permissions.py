@@ -1,6 +1,7 @@
 """The IAM policy a user needs to run this tool: every action, once, as data (pure: no AWS SDK, no I/O).
 
-`permissions [--accelerator ei|inf2|gpu]` prints policy(family). tests/test_permissions.py holds it to reality:
+`permissions [--accelerator ei|inf2|gpu] [--access ssh|ssm]` prints policy(family, access).
+tests/test_permissions.py holds it to reality:
 it runs the commands against moto with every AWS call recorded and asserts that each action called is here and
 that nothing here is never called (a short list of actions only real AWS reaches is named there, with why).
 
@@ -26,6 +27,13 @@ STACK_KEYS = "arn:aws:ssm:*:*:parameter/ec2/keypair/*"  # where AWS keeps a stac
 ALARMS = "arn:aws:cloudwatch:*:*:alarm:amazonei-*"
 STACKS = "arn:aws:cloudformation:*:*:stack/amazonei-*/*"
 FAMILY_AMI_PARAMETERS = "arn:aws:ssm:*::parameter/aws/service/*"  # AWS's public DLAMI parameters (inf2/gpu)
+ACCESS_MODES = ("ssh", "ssm")
+BOTH = frozenset(ACCESS_MODES)
+SSM_ONLY = frozenset({"ssm"})
+SSM_CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"  # access.SSM_CORE_POLICY
+OUR_INSTANCES = "arn:aws:ec2:*:*:instance/*"
+SSH_DOCUMENT = "arn:aws:ssm:*::document/AWS-StartSSHSession"  # access.SSH_DOCUMENT, AWS's own document
+OWN_SESSIONS = "arn:aws:ssm:*:*:session/${aws:userid}-*"  # Session Manager names a session after its user
 MANAGED_POLICIES = ("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
                     "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy")  # catalog.FAMILY_MANAGED_POLICIES
 
@@ -40,6 +48,7 @@ class Grant:
     families: frozenset[str] = ALL
     commands: tuple[str, ...] = ()
     condition: dict | None = None
+    access: frozenset[str] = BOTH  # how ssh gets in: ssh (port 22) and/or ssm (Session Manager)
 
 
 GRANTS: tuple[Grant, ...] = (
@@ -111,24 +120,47 @@ GRANTS: tuple[Grant, ...] = (
     Grant("StackKeyPair", ("ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"), resources=(STACK_KEYS,),
           commands=("export --deploy", "teardown")),
     Grant("LivePrices", ("pricing:GetProducts",), commands=("cost --live-prices",)),
+    # --access ssm: the tool waits for each instance's SSM agent (no resource scoping for this read) and, for an EI
+    # deployment, attaches Session Manager's managed policy to the role (the alternatives' roles have it already).
+    Grant("SessionManagerAgents", ("ssm:DescribeInstanceInformation",),
+          commands=("setup --access ssm", "start", "export --deploy --access ssm"),
+          access=SSM_ONLY),
+    # --no-public-ip: which way the agent of an instance without a public IP reaches AWS (a NAT route; the VPC's
+    # ssm endpoints are read with DescribeVpcEndpoints, which every family's policy has).
+    Grant("PrivateInstanceWayOut", ("ec2:DescribeRouteTables",), commands=("setup --no-public-ip",),
+          access=SSM_ONLY),
+    Grant("SessionManagerOnTheRole", ("iam:AttachRolePolicy", "iam:DetachRolePolicy"), resources=(ROLES,),
+          families=frozenset({"ei"}), commands=("setup --access ssm", "teardown"),
+          condition={"ArnEquals": {"iam:PolicyARN": [SSM_CORE]}}, access=SSM_ONLY),
+    # What `ssh NAME` itself needs (its ProxyCommand runs `aws ssm start-session`): a session on this tool's
+    # instances only (their created-by tag), with AWS's SSH document only, and ending or resuming the user's own.
+    Grant("SshThroughSessionManager", ("ssm:StartSession",), resources=(OUR_INSTANCES,),
+          commands=("ssh NAME (ProxyCommand)",), access=SSM_ONLY,
+          condition={"StringEquals": {f"aws:ResourceTag/{tags.CREATED_BY}": tags.TOOL}}),
+    Grant("SshSessionDocument", ("ssm:StartSession",), resources=(SSH_DOCUMENT,),
+          commands=("ssh NAME (ProxyCommand)",), access=SSM_ONLY),
+    Grant("OwnSessions", ("ssm:TerminateSession", "ssm:ResumeSession"), resources=(OWN_SESSIONS,),
+          commands=("ssh NAME (ProxyCommand)",), access=SSM_ONLY),
 )
 
 
-def grants(family: str) -> list[Grant]:
+def grants(family: str, access: str = "ssh") -> list[Grant]:
     if family not in FAMILIES:
         raise ValueError(f"unknown accelerator family {family!r}: one of {', '.join(FAMILIES)}")
-    return [g for g in GRANTS if family in g.families]
+    if access not in ACCESS_MODES:
+        raise ValueError(f"unknown access {access!r}: one of {', '.join(ACCESS_MODES)}")
+    return [g for g in GRANTS if family in g.families and access in g.access]
 
 
-def actions(family: str) -> set[str]:
-    """Every action the policy of `family` allows."""
-    return {a for g in grants(family) for a in g.actions}
+def actions(family: str, access: str = "ssh") -> set[str]:
+    """Every action the policy of `family` (reached by `access`) allows."""
+    return {a for g in grants(family, access) for a in g.actions}
 
 
-def policy(family: str = "ei") -> dict:
+def policy(family: str = "ei", access: str = "ssh") -> dict:
     """The IAM policy document (Version 2012-10-17), one statement per grant, actions sorted."""
     statements = []
-    for grant in grants(family):
+    for grant in grants(family, access):
         statement = {"Sid": grant.sid, "Effect": "Allow", "Action": sorted(grant.actions),
                      "Resource": list(grant.resources) if len(grant.resources) > 1 else grant.resources[0]}
         if grant.condition:

@@ -90,11 +90,29 @@ class Plan:
         on_demand = f" ${self.hourly_usd:.4f}/h" if self.hourly_usd is not None else ""
         terms = f"Spot{price} (On-Demand{on_demand}), persistent request: stopped when EC2 reclaims it"
         return terms + ("; On-Demand if EC2 refuses Spot" if self.spot == "auto" else "; fails if EC2 refuses Spot")
+    access: str = "ssh"  # how ssh gets in: ssh (port 22 from ssh_cidr) or ssm (Session Manager, no inbound port)
+    access_before: str | None = None  # the existing deployment's (its group's tag; None: a new deployment)
+    aws_profile: str | None = None  # --profile, which the Session Manager ProxyCommand carries
+    public_ip: bool = True  # False: --no-public-ip (Session Manager only)
+    outbound: str = "public-ip"  # how the SSM agent reaches AWS: public-ip, nat, endpoints (the VPC's own)
+
+    @property
+    def via_ssm(self) -> bool:
+        return self.access == "ssm"
+
+    @property
+    def proxy_command(self) -> str | None:
+        """ssh's ProxyCommand with --access ssm (access.proxy_command), else None."""
+        from amazonei_setup.access import proxy_command
+
+        return proxy_command(self.region, self.aws_profile) if self.via_ssm else None
 
     @property
     def stale_ssh_cidrs(self) -> list[str]:
         """SSH ranges on the existing group that the re-run closes: every one this tool opened but --ssh-cidr (none
         when --ssh-cidr was not given: the ranges are kept)."""
+        if self.via_ssm:  # no inbound port: every range this tool opened closes
+            return list(self.ssh_cidrs_before)
         if self.ssh_cidr_kept:
             return []
         wanted = ipaddress.ip_network(self.ssh_cidr, strict=False)
@@ -107,10 +125,14 @@ class Plan:
     def items(self) -> list[PlanItem]:
         """What will be created, reused or changed, in the order setup walks them."""
         deployment_action = REUSE if self.exists else CREATE
+        role_detail = ("EC2 may assume it; SSM + CloudWatch agent managed policies" if self.family
+                       else "EC2 may assume it; EI connect policy"
+                       + ("; AmazonSSMManagedInstanceCore (Session Manager)" if self.via_ssm else ""))
+        role_action = deployment_action
+        if self.exists and not self.family and self.access_before and self.access_before != self.access:
+            role_action = UPDATE  # Session Manager's managed policy is attached or detached
         items = [
-            PlanItem("iam-role", self.role_name, deployment_action,
-                     "EC2 may assume it; SSM + CloudWatch agent managed policies" if self.family
-                     else "EC2 may assume it; EI connect policy"),
+            PlanItem("iam-role", self.role_name, role_action, role_detail),
             PlanItem("instance-profile", self.profile_name, deployment_action),
             self._group_item(),
         ]
@@ -204,7 +226,9 @@ class Plan:
         key_dir = os.path.dirname(self.key_path) if self.key_path else None
         if key_dir and os.path.normpath(key_dir) != os.path.normpath(os.path.expanduser(default_key_dir)):
             parts += ["--key-dir", key_dir]
-        parts += ["--ssh-cidr", self.ssh_cidr]
+        parts += ["--access", "ssm"] if self.via_ssm else ["--ssh-cidr", self.ssh_cidr]
+        if not self.public_ip:
+            parts.append("--no-public-ip")
         if self.volume_size != DEFAULT_VOLUME_GIB:
             parts += ["--volume-size", str(self.volume_size)]
         if self.count > 1:
@@ -220,6 +244,18 @@ class Plan:
 
     def _group_item(self) -> PlanItem:
         https = "" if self.family else "; 443 from itself"
+        if self.via_ssm:
+            detail = "no inbound SSH: ssh through Session Manager" + https
+            if not self.security_group_id:
+                return PlanItem("security-group", self.security_group_name, CREATE, detail)
+            if self.ssh_cidrs_before or self.access_before != "ssm":
+                closed = ", ".join(self.ssh_cidrs_before)
+                return PlanItem("security-group", self.security_group_id, UPDATE,
+                                detail + (f" (closes 22 from {closed})" if closed else ""))
+            return PlanItem("security-group", self.security_group_id, REUSE, detail)
+        if self.security_group_id and self.access_before == "ssm":
+            return PlanItem("security-group", self.security_group_id, UPDATE,
+                            f"Session Manager -> 22 from {self.ssh_cidr}{https}")
         if not self.security_group_id:
             return PlanItem("security-group", self.security_group_name, CREATE, f"22 from {self.ssh_cidr}{https}")
         if self.ssh_cidr_kept:

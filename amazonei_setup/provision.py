@@ -26,7 +26,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from amazonei_setup import capacity, catalog, interrupts, shell, tags
+from amazonei_setup import access, capacity, catalog, interrupts, shell, tags
 from amazonei_setup.aws import Aws, error_code, error_message, explain, explain_safely
 from amazonei_setup.concurrency import Cancelled, cancellable_sleep, run_concurrently, run_graph
 from amazonei_setup.errors import AwsError, Interrupted, ToolError, UsageError, stopped_by
@@ -79,13 +79,29 @@ def _identity(key_path: str | None) -> str:
     return f"-i {shell.path(key_path)} " if key_path else ""
 
 
-def ssh_command(key_path: str | None, user: str, host: str) -> str:
-    return f"ssh {_identity(key_path)}{shell.word(f'{user}@{host}')}"
+def _proxy(proxy: str | None) -> str:
+    """`-o ProxyCommand=...` (Session Manager), one shell word, or nothing."""
+    return f"-o {shell.word(f'ProxyCommand={proxy}')} " if proxy else ""
 
 
-def port_forward_command(key_path: str | None, user: str, host: str) -> str:
+def ssh_command(key_path: str | None, user: str, host: str, proxy: str | None = None) -> str:
+    """proxy: the Session Manager ProxyCommand; host is then the instance id."""
+    return f"ssh {_identity(key_path)}{_proxy(proxy)}{shell.word(f'{user}@{host}')}"
+
+
+def port_forward_command(key_path: str | None, user: str, host: str, proxy: str | None = None) -> str:
     """Jupyter on the instance's port 8888, reached at localhost:8888."""
-    return f"ssh {_identity(key_path)}-L 8888:localhost:8888 {shell.word(f'{user}@{host}')}"
+    return f"ssh {_identity(key_path)}{_proxy(proxy)}-L 8888:localhost:8888 {shell.word(f'{user}@{host}')}"
+
+
+def _addressed(plan: Plan, instance) -> bool:
+    """Reachable as planned: a public address, or (--no-public-ip) none is coming and Session Manager needs none."""
+    return bool(instance.host) or not plan.public_ip
+
+
+def _host(plan: Plan, instance) -> str:
+    """Where ssh connects: the instance id through Session Manager, else its address."""
+    return instance.id if plan.via_ssm else instance.host
 
 
 @dataclass(frozen=True)
@@ -117,7 +133,7 @@ class SetupResult:
         return max(self.plan.count - len(self.instances), 0)
 
     def ssh_command_for(self, instance: instances.InstanceInfo) -> str:
-        return ssh_command(self.key_path, self.plan.ssh_user, instance.host)
+        return ssh_command(self.key_path, self.plan.ssh_user, _host(self.plan, instance), self.plan.proxy_command)
 
     @property
     def ssh_command(self) -> str:
@@ -125,7 +141,8 @@ class SetupResult:
 
     @property
     def port_forward_command(self) -> str:
-        return port_forward_command(self.key_path, self.plan.ssh_user, self.instance.host)
+        return port_forward_command(self.key_path, self.plan.ssh_user, _host(self.plan, self.instance),
+                                    self.plan.proxy_command)
 
     def complete_sentence(self, teardown: str) -> str:
         """What a run stopped after this result says: the deployment exists, whole, and the next commands."""
@@ -391,6 +408,10 @@ def _put_policy(run: Run) -> None:
     if run.plan.family:  # today's alternatives: AWS's managed SSM and CloudWatch agent policies, nothing else
         iam.attach_managed_policies(run.iam, run.plan.role_name, catalog.FAMILY_MANAGED_POLICIES)
         return
+    if run.plan.via_ssm:  # the SSM agent registers with the instance's role: Session Manager's managed policy
+        iam.attach_managed_policies(run.iam, run.plan.role_name, (access.SSM_CORE_POLICY,))
+    elif run.plan.access_before == access.SSM:  # back to port 22: the role no longer needs it
+        iam.detach_role_policy(run.iam, run.plan.role_name, access.SSM_CORE_POLICY)
     policy = iam.ei_policy(run.plan.region, run.plan.account_id) if run.plan.accelerator_type else None
     if policy:
         iam.put_policy(run.iam, run.plan.role_name, policy)
@@ -433,7 +454,7 @@ def _ensure_group(run: Run) -> str:
                          plan.security_group_id))
         return plan.security_group_id
     try:
-        group_id = network.create_security_group(run.ec2, plan.vpc_id, plan.name, run.tags)
+        group_id = network.create_security_group(run.ec2, plan.vpc_id, plan.name, run.tags + _access_tag(plan))
     except ClientError as err:
         if error_code(err) != "InvalidGroup.Duplicate":
             raise
@@ -445,7 +466,8 @@ def _ensure_group(run: Run) -> str:
             return found[0]["GroupId"]
         group_id = found[0]["GroupId"]  # this run's own create, whose reply was lost: roll it back like any other
     run.journal.add("security-group", group_id, "created")
-    run.report(Event("created", "security-group", f"Created security group {group_id} (SSH from {plan.ssh_cidr})",
+    run.report(Event("created", "security-group", f"Created security group {group_id} ("
+                     + ("no inbound SSH: Session Manager" if plan.via_ssm else f"SSH from {plan.ssh_cidr}") + ")",
                      group_id))
     return group_id
 
@@ -454,13 +476,19 @@ def _converge_ingress(run: Run, group_id: str) -> None:
     """The group's rules as the flags say: open what is missing, then close the SSH ranges this tool opened
     before that --ssh-cidr no longer names (a re-run after the user's address changed)."""
     plan = run.plan
-    network.authorize_ingress(run.ec2, group_id, plan.ssh_cidr, ei=not plan.family)
+    network.authorize_ingress(run.ec2, group_id, plan.ssh_cidr or None, ei=not plan.family)
     stale = plan.stale_ssh_cidrs
     if stale:
         network.revoke_ssh(run.ec2, group_id, stale)
         run.journal.add("security-group-rule", group_id, "updated", revoked=stale)
-        run.report(Event("updated", "security-group", f"SSH to {group_id} now only from {plan.ssh_cidr} (closed "
-                                                      f"{', '.join(stale)})", group_id))
+        now = "no inbound SSH (Session Manager)" if plan.via_ssm else f"SSH to {group_id} now only from {plan.ssh_cidr}"
+        run.report(Event("updated", "security-group", f"{now} (closed {', '.join(stale)})", group_id))
+    if plan.access_before and plan.access_before != plan.access:  # the record a re-run without --access keeps
+        run.ec2.create_tags(Resources=[group_id, *plan.instance_ids], Tags=_access_tag(plan))
+
+
+def _access_tag(plan: Plan) -> list[dict]:
+    return [{"Key": tags.ACCESS, "Value": plan.access}]
 
 
 def _ensure_vpc_dns(run: Run) -> None:
@@ -572,7 +600,7 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
         return instances.describe_many(run.ec2, ids) if stopped else current
     instance_tags = run.tags + [{"Key": "Name", "Value": plan.name}]
     extra = {tags.ACCELERATOR: plan.accelerator_type or plan.family, tags.SSH_USER: plan.ssh_user}
-    instance_tags += [{"Key": k, "Value": v} for k, v in extra.items() if v]
+    instance_tags += [{"Key": k, "Value": v} for k, v in extra.items() if v] + _access_tag(plan)
     several = f"{plan.count} x " if plan.count > 1 else ""
     run.report(Event("start", "instance", f"Launching {several}{plan.instance_type} with {plan.accelerator_label}"))
 
@@ -597,7 +625,8 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
                 ami_id=plan.ami_id, instance_type=plan.instance_type, accelerator_type=plan.accelerator_type,
                 subnet_id=zone.subnet_id, group_id=group_id, key_name=plan.key_name, profile_name=plan.profile_name,
                 root_device=plan.root_device, volume_size=plan.volume_size, tag_list=instance_tags,
-                client_token=token, count=plan.count, min_count=plan.min_count, spot=spot)
+                client_token=token, count=plan.count, min_count=plan.min_count, spot=spot,
+                public_ip=plan.public_ip)
             try:
                 launched = instances.run_instances(run.ec2, request, sleep=run.sleep, on_retry=on_retry)
                 refusal = None
@@ -739,7 +768,7 @@ def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[inst
 
     def announce(found: list[instances.InstanceInfo]) -> None:
         for each in found:
-            if each.state == "running" and each.host and each.id not in shown:
+            if each.state == "running" and _addressed(run.plan, each) and each.id not in shown:
                 shown.add(each.id)
                 run.report(_reachable(run.plan, each))
 
@@ -752,9 +781,9 @@ def _wait_running(run: Run, launched: list[instances.InstanceInfo]) -> list[inst
         if bad:
             return sorted(bad)[0]
         announce(latest)
-        return "running" if states == {"running"} and all(i.host for i in latest) else "pending"
+        return "running" if states == {"running"} and all(_addressed(run.plan, i) for i in latest) else "pending"
 
-    if any(i.state != "running" or not i.host for i in launched):
+    if any(i.state != "running" or not _addressed(run.plan, i) for i in launched):
         run.report(Event("wait", "instance", f"Waiting for {label} to be running", ids[0]))
         wait_for(fetch, done={"running"}, failed={"shutting-down", "terminated", "stopping", "stopped"},
                  what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
@@ -780,8 +809,9 @@ def _running_and_served(run: Run, launched: list[instances.InstanceInfo]) -> lis
 def _reachable(plan: Plan, instance: instances.InstanceInfo) -> Event:
     return Event("reachable", "instance", f"Instance {instance.id} is running: connect with", instance.id,
                  {"host": instance.host,
-                  "ssh_command": ssh_command(plan.key_path, plan.ssh_user, instance.host),
-                  "port_forward_command": port_forward_command(plan.key_path, plan.ssh_user, instance.host)})
+                  "ssh_command": ssh_command(plan.key_path, plan.ssh_user, _host(plan, instance), plan.proxy_command),
+                  "port_forward_command": port_forward_command(plan.key_path, plan.ssh_user, _host(plan, instance),
+                                                               plan.proxy_command)})
 
 
 def _wait_ssh(run: Run, running: list[instances.InstanceInfo]) -> None:

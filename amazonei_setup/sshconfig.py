@@ -44,6 +44,7 @@ runs (a setup and a start, two setups) never lose each other's blocks."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import re
@@ -69,6 +70,7 @@ class HostEntry:
     user: str
     identity_file: str | None
     instance_id: str
+    proxy_command: str | None = None  # --access ssm: through Session Manager (host is then the instance id)
 
 
 def config_file(sandbox: bool = False) -> Path:
@@ -88,11 +90,13 @@ def host_names(name: str, count: int) -> list[tuple[str, ...]]:
     return [(f"{name}-{i}", name) if i == 0 else (f"{name}-{i}",) for i in range(count)]
 
 
-def entries_for(name: str, instances: list, user: str, identity_file: str | None) -> list[HostEntry]:
-    """HostEntry per instance (InstanceInfo-like: id, host) that has an address, in launch order."""
+def entries_for(name: str, instances: list, user: str, identity_file: str | None,
+                proxy_command: str | None = None) -> list[HostEntry]:
+    """HostEntry per instance (InstanceInfo-like: id, host) that has an address, in launch order. With a
+    proxy_command (Session Manager) every instance has one: its id, which the proxy's %h passes to AWS."""
     names = host_names(name, len(instances))
-    return [HostEntry(aliases, each.host, user, identity_file, each.id)
-            for aliases, each in zip(names, instances, strict=True) if each.host]
+    return [HostEntry(aliases, each.id if proxy_command else each.host, user, identity_file, each.id, proxy_command)
+            for aliases, each in zip(names, instances, strict=True) if proxy_command or each.host]
 
 
 def _quoted(value: str) -> str:
@@ -125,6 +129,8 @@ def render_block(name: str, region: str, entries: list[HostEntry]) -> str:
     for entry in entries:
         lines.append("Host " + " ".join(_value(alias) for alias in entry.aliases))
         lines.append(f"    HostName {_value(entry.host)}")
+        if entry.proxy_command:  # ssh takes the rest of the line as it is and runs it with the user's shell
+            lines.append(f"    ProxyCommand {_one_line(entry.proxy_command)}")
         lines.append(f"    User {_value(entry.user)}")
         if entry.identity_file:
             lines.append(f"    IdentityFile {_identity_file(entry.identity_file)}")
@@ -242,8 +248,7 @@ def claim(name: str, region: str, entries: list[HostEntry], sandbox: bool = Fals
     with _locked(target):
         blocks = _blocks(target.read_text()) if target.exists() else {}
         taken = _taken(blocks, name, [alias for entry in entries for alias in entry.aliases])
-        kept = [HostEntry(tuple(a for a in e.aliases if a not in taken), e.host, e.user, e.identity_file,
-                          e.instance_id) for e in entries]
+        kept = [dataclasses.replace(e, aliases=tuple(a for a in e.aliases if a not in taken)) for e in entries]
         kept = [entry for entry in kept if entry.aliases]
         if kept:
             blocks[name] = render_block(name, region, kept)

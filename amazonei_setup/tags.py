@@ -10,6 +10,9 @@ OWNER = "amazonei-setup:owner"
 # Stored on the instance because EC2 no longer reports the EI association reliably (moto drops it).
 ACCELERATOR = "amazonei-setup:accelerator"
 SSH_USER = "amazonei-setup:ssh-user"
+# How ssh gets in (ssh: port 22 from a range; ssm: Session Manager, no inbound port), on the security group and the
+# instances: a re-run without --access keeps it, and start/connect write the matching Host block.
+ACCESS = "amazonei-setup:access"
 # The region the deployment lives in, on every piece: IAM is global, so a role alone cannot say which region's
 # deployment it serves. A name is one deployment in the account; setup and teardown elsewhere are refused.
 REGION = "amazonei-setup:region"

@@ -380,6 +380,10 @@ def _readiness(d: dict, fleet) -> str:
     """What the run waited for, all of it true now, and what it did not wait for (--wait)."""
     waited = d.get("waited_for") or ["running", "ei"]
     said = [f"instance{'s' if fleet else ''} running"]
+    if "ssm" in waited:
+        said.append("SSM agent Online (ssh goes through Session Manager)")
+    elif d.get("ssm_check") == "timeout":
+        said.append("the SSM agent did not report Online in time (see the warning)")
     if "ssh" in waited:
         said.append("SSH answers")
     endpoints = [r["id"] for r in d.get("resources") or [] if r["kind"] == "vpc-endpoint"]
@@ -537,11 +541,24 @@ def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
          + _accelerator_spec(plan.accelerator_type)),
         ("Image", image),
         ("Network", f"{plan.vpc_id} / {plan.subnet_id} ({plan.availability_zone})"),
-        ("SSH", f"{plan.ssh_user} from {_ssh_from(plan)}, {key}"),
+        ("SSH", f"{plan.ssh_user} through Session Manager: no inbound port; {_way_out(plan)}, {key}" if plan.via_ssm
+         else f"{plan.ssh_user} from {_ssh_from(plan)}, {key}"),
         ("Disk", f"{plan.volume_size} GiB gp3, encrypted; IMDSv2 required"),
         ("Cost", cost),
         *([("Market", plan.market_label)] if plan.spot else []),
     ]
+
+
+def _way_out(plan: Plan) -> str:
+    """How the SSM agent reaches AWS, and what that path costs."""
+    if plan.outbound == "nat":
+        return "no public IP: the SSM agent reaches AWS through the subnet's NAT gateway (the VPC's, billed as now)"
+    if plan.outbound == "endpoints":
+        return ("no public IP: the SSM agent reaches AWS through the VPC's ssm, ssmmessages and ec2messages "
+                "endpoints (the VPC's, billed as now)")
+    if not plan.public_ip:  # an existing private instance: its way out was checked when it was made
+        return "no public IP: the SSM agent reaches AWS through the VPC's NAT gateway or SSM endpoints"
+    return "the SSM agent reaches AWS over the instance's public IP (no extra cost)"
 
 
 def _ssh_from(plan: Plan) -> str:

@@ -46,6 +46,9 @@ class SetupRequest:
     min_count: int | None = None  # --min-count: accept fewer when EC2 lacks capacity
     idle_stop: int | None = None  # --idle-stop MINUTES (None: ask, or keep what the deployment has; --yes: off)
     spot: str | None = None  # --spot: "required" (Spot only) or "auto" (Spot, else On-Demand); None: On-Demand
+    access: str | None = None  # --access ssh|ssm (None: what the deployment has, else ssh)
+    aws_profile: str | None = None  # --profile: the Session Manager ProxyCommand carries it
+    public_ip: bool = True  # --no-public-ip: False (with --access ssm)
 
 
 @dataclass(frozen=True)
@@ -230,12 +233,28 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     # On a deployment that exists, a flag given is the desired state and a choice not given keeps what it has: a
     # re-run from another address must not shut out the range chosen before (a teammate's), nor need an address.
     ssh_kept = bool(ssh_before) and not request.ssh_cidr
-    ssh_cidr = ssh_before[0] if ssh_kept else _choose_ssh_cidr(request, facts, asker, warnings)
+    access_before = (tags.as_dict(group.get("Tags")).get(tags.ACCESS) or "ssh") if group else None
+    access_mode = request.access or access_before or "ssh"
+    if access_mode == "ssm":
+        if request.ssh_cidr:
+            raise UsageError("--ssh-cidr opens port 22, and this deployment is reached with --access ssm (no inbound "
+                             "port): drop --ssh-cidr, or pass --access ssh with it.")
+        ssh_kept, ssh_cidr = False, ""
+    elif ssh_kept:
+        ssh_cidr = ssh_before[0]
+    else:
+        ssh_cidr = _choose_ssh_cidr(request, facts, asker, warnings)
     idle_before = tuple((a.instance_id, a.minutes) for a in facts.idle_alarms)
     hourly = catalog.hourly_usd(instance_type, accelerator, facts.region)
     spot = _choose_spot(request, asker, family, converging=instance is not None)
     idle_stop = _choose_idle_stop(request, asker, idle_before, hourly, converging=instance is not None)
-    if opens_to_world(ssh_cidr):
+    public_ip, outbound = True, "public-ip"
+    if not request.public_ip and not instance:
+        if access_mode != "ssm":
+            raise UsageError("An instance without a public IP cannot be reached on port 22 from here: add --access "
+                             "ssm (Session Manager), or drop --no-public-ip.")
+        public_ip, outbound = False, _way_out(facts, subnet)
+    if ssh_cidr and opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
     volume = request.volume_size or DEFAULT_VOLUME_GIB
     if image and image.snapshot_gib and volume < image.snapshot_gib:
@@ -272,7 +291,26 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         idle_stop_minutes=idle_stop, idle_alarms_before=idle_before,
         spot=spot,
         spot_hourly_usd=facts.spot_prices.get(instance_type, {}).get(subnet.az) if spot else None,
+        access=access_mode, access_before=access_before, aws_profile=request.aws_profile,
+        public_ip=public_ip if not instance else bool(instance.public_ip), outbound=outbound,
     )
+
+
+def _way_out(facts: Facts, subnet: Subnet) -> str:
+    """How the SSM agent of an instance without a public IP reaches AWS: the subnet's NAT gateway, or the VPC's
+    ssm, ssmmessages and ec2messages interface endpoints. Neither: refused before anything is created."""
+    from amazonei_setup.access import SSM_ENDPOINT_SERVICES
+
+    if subnet.id in facts.nat_subnets:
+        return "nat"
+    have = facts.ssm_endpoints.get(subnet.vpc_id, set())
+    if set(SSM_ENDPOINT_SERVICES) <= have:
+        return "endpoints"
+    lacking = ", ".join(f"com.amazonaws.{facts.region}.{s}" for s in SSM_ENDPOINT_SERVICES if s not in have)
+    raise UsageError(f"Without a public IP the SSM agent in {subnet.id} has no way to AWS: its route table sends "
+                     f"nothing to a NAT gateway and {subnet.vpc_id} lacks the interface endpoints {lacking} (private "
+                     "DNS on); pass a --subnet-id routed through a NAT gateway, create those endpoints (VPC console > "
+                     "Endpoints; about $0.01 an hour each per zone), or drop --no-public-ip.")
 
 
 IDLE_STOP_CHOICES = (30, 60, 120, 240)

@@ -62,6 +62,9 @@ VARIANTS = [
     ("ei-existing-endpoint-ipv6-reused-key",
      {"endpoint_id": "vpce-0a1b2c3d4e5f60718", "ssh_cidr": "2001:db8::4/128", "create_key": False,
       "key_name": "mykey"}, {"endpoint_group_id": ENDPOINT_GROUP}),
+    ("ei-ssm", {"access": "ssm", "ssh_cidr": ""}, {}),
+    ("inf2-ssm-fleet", {"family": "inf2", "access": "ssm", "ssh_cidr": ""}, {"fleet_size": 3}),
+    ("ei-ssm-private", {"access": "ssm", "ssh_cidr": "", "public_ip": False, "outbound": "nat"}, {}),
 ]
 
 
@@ -83,7 +86,7 @@ def instance_tags(plan: Plan) -> list[dict]:
     """What provision._launch tags an instance with."""
     accelerator = plan.accelerator_type or plan.family
     return OWNERSHIP + [{"Key": "Name", "Value": NAME}, {"Key": tags.ACCELERATOR, "Value": accelerator},
-                        {"Key": tags.SSH_USER, "Value": plan.ssh_user}]
+                        {"Key": tags.SSH_USER, "Value": plan.ssh_user}, {"Key": tags.ACCESS, "Value": plan.access}]
 
 
 def launch_request(plan: Plan) -> dict:
@@ -630,3 +633,27 @@ def test_moto_cannot_create_the_key_pair(account, live):
             cfn.describe_stacks(StackName=cf.stack_name(NAME))
         cfn.delete_stack(StackName=cf.stack_name(NAME))
     assert deployment_instances(account, plan) == []
+
+
+@pytest.mark.parametrize("name", ["ei-ssm", "inf2-ssm-fleet"])
+def test_ssm_access_opens_no_port_and_gives_the_role_session_manager(name):
+    plan, template = variant(name)
+    assert "SshCidr" not in template["Parameters"]
+    access_group = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"][1]["Parameters"]
+    assert "SshCidr" not in access_group
+    group = props(template, "SecurityGroup")
+    assert "SecurityGroupIngress" not in group and {"Key": tags.ACCESS, "Value": "ssm"} in group["Tags"]
+    ingress = [r["Properties"] for r in of_type(template, "AWS::EC2::SecurityGroupIngress").values()]
+    assert all(rule["FromPort"] == 443 for rule in ingress)  # EI's 443 from the group itself, nothing else
+    role = props(template, "InstanceRole")
+    assert "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" in role["ManagedPolicyArns"]
+    assert {v["ParameterKey"] for v in cf.parameter_values(plan)} <= set(template["Parameters"])
+
+
+def test_a_private_ssm_instance_has_no_public_ip_in_the_template():
+    """checkov's CKV_AWS_88 (an EC2 instance with a public IP) has nothing to find: AssociatePublicIpAddress false."""
+    _, template = variant("ei-ssm-private")
+    (nic,) = props(template, "Instance")["NetworkInterfaces"]
+    assert nic["AssociatePublicIpAddress"] is False
+    assert "PublicDnsName" not in template["Outputs"]
+    assert "ProxyCommand=aws ssm start-session" in str(template["Outputs"]["SshCommand"])

@@ -161,3 +161,78 @@ def test_permissions_refuses_an_unknown_family_in_one_sentence(cli):
     run = cli("permissions", "--accelerator", "tpu")
     assert run.code == 2
     assert "invalid choice: 'tpu'" in run.stderr and "Traceback" not in run.stderr
+
+
+# --access ssm: what ssh's ProxyCommand needs, which `aws ssm start-session` and the Session Manager plugin call
+# (never the tool itself).
+PROXY_ONLY = {
+    "ssm:StartSession": "`aws ssm start-session` in the Host block's ProxyCommand",
+    "ssm:TerminateSession": "the Session Manager plugin, when ssh's session ends",
+    "ssm:ResumeSession": "the Session Manager plugin, when a dropped connection comes back",
+}
+
+
+def plain_account():
+    """The account through the test's own (unrecorded) clients."""
+    from amazonei_setup.aws import Aws
+
+    return Aws(REGION)
+
+
+def exercise_ssm(cli, family: str) -> set[str]:
+    """The commands of a Session Manager deployment (setup, a re-run keeping it, status, connect, stop, start,
+    export, teardown), recorded."""
+    chosen = [] if family == "ei" else ["--accelerator", family]
+    flags = ["--region", REGION, "--yes", "--instance-type", INSTANCE_TYPES[family], "--access", "ssm", *chosen]
+    from tests.test_ssm_access import nat_subnet
+
+    private = nat_subnet(plain_account())
+    with CallRecorder() as recorder:
+        ok(cli(*flags, "--name", "perm-ssm"))
+        ok(cli(*flags, "--name", "perm-private", "--no-public-ip", "--subnet-id", private))
+        ok(cli("teardown", "--name", "perm-private", "--yes"))
+        ok(cli("--region", REGION, "--yes", "--name", "perm-ssm", *chosen))  # keeps ssm without the flag
+        for command, extra in (("status", ()), ("connect", ("--print",)), ("stop", ("--yes",)),
+                               ("start", ("--yes",))):
+            if command in cli_module.COMMANDS:
+                known = known_flags(command)
+                ok(cli(command, "--name", "perm-ssm", "--region", REGION, *[f for f in extra if f in known]))
+        ok(cli("export", *flags, "--name", "perm-ssm-tpl"))
+        ok(cli("teardown", "--name", "perm-ssm", "--yes"))
+    return recorder.actions
+
+
+@pytest.mark.parametrize("family", ["ei", "inf2"])
+def test_the_ssm_policy_adds_exactly_what_session_manager_access_calls(cli, account, family, tmp_path, monkeypatch):
+    from amazonei_setup.sandbox import seed_alternative_amis
+    from tests.test_ssm_access import Agents
+
+    seed_alternative_amis(ACCOUNT, REGION)  # also AWS's managed policies, which moto does not load
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("aws", "session-manager-plugin"):
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    account.client("ssm").meta.events.register("before-call.ssm.DescribeInstanceInformation", Agents(account))
+    called = exercise_ssm(cli, family)
+    allowed = permissions.actions(family, "ssm")
+    missing = sorted(called - allowed)
+    assert not missing, f"the {family} ssm policy lacks actions the tool calls: {missing}"
+    added = allowed - permissions.actions(family, "ssh")
+    unused = sorted(added - called - set(PROXY_ONLY))
+    assert not unused, f"the {family} ssm policy adds actions no command called: {unused}"
+    assert set(PROXY_ONLY) <= added
+
+
+def test_the_ssm_session_is_limited_to_this_tools_instances_and_the_ssh_document(cli):
+    run = cli("permissions", "--access", "ssm")
+    assert run.code == 0, run.stderr
+    sessions = [s for s in json.loads(run.stdout)["Statement"] if "ssm:StartSession" in s["Action"]]
+    assert {s["Resource"] for s in sessions} == {"arn:aws:ec2:*:*:instance/*",
+                                                 "arn:aws:ssm:*::document/AWS-StartSSHSession"}
+    on_instances = next(s for s in sessions if s["Resource"].startswith("arn:aws:ec2"))
+    assert on_instances["Condition"] == {"StringEquals": {"aws:ResourceTag/amazonei-setup:created-by":
+                                                          "amazonei-setup"}}
+    plain = json.loads(cli("permissions").stdout)
+    assert not any(a.startswith("ssm:StartSession") for s in plain["Statement"] for a in s["Action"])

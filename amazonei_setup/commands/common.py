@@ -24,6 +24,20 @@ def check_home_for_keys(args) -> None:
                          "your user has none): pass --key-dir, or set HOME.") from None
 
 
+def check_access_tools(plan) -> None:
+    """--access ssm: ssh reaches the instance through `aws ssm start-session` and the Session Manager plugin, so both
+    must be on this machine. Checked once the plan says ssm (a re-run keeps it without the flag), before any create:
+    a deployment nobody here can reach is no use."""
+    from amazonei_setup import access
+    from amazonei_setup.errors import UsageError
+
+    if plan.access != access.SSM:
+        return
+    missing = access.missing_tools()
+    if missing:
+        raise UsageError(access.missing_tools_sentence(missing))
+
+
 def check_key_dir(args, plan) -> None:
     """A new key's .pem is written right after AWS creates the key pair: a directory that cannot take it would
     fail the run after resources exist. Checked once the plan says a key will be created, before any create."""
@@ -105,14 +119,16 @@ def resolve_plan(args, env: Environment, ui, aws):
         from amazonei_setup import paths
 
         key_dir = str(paths.sandbox_dir() / "keys")  # sandbox keys are fake: keep them out of ~/.ssh
-    if not args.ssh_cidr and not args.sandbox:
+    if not args.ssh_cidr and not args.sandbox and getattr(args, "access", None) != "ssm":
         lookup = env.public_ip_lookup or discover.lookup_public_ip
     request = wizard.SetupRequest(
         instance_type=args.instance_type, name=args.name, accelerator_type=args.accelerator_type, os=args.os,
         ami_id=args.ami_id, vpc_id=args.vpc_id, subnet_id=args.subnet_id, key_name=args.key_name,
         new_key=args.new_key, key_dir=key_dir, ssh_cidr=args.ssh_cidr, volume_size=args.volume_size,
         default_ssh_cidr=default_cidr, family=args.family, count=args.count, min_count=args.min_count,
-        idle_stop=getattr(args, "idle_stop", None), spot=getattr(args, "spot", None))
+        idle_stop=getattr(args, "idle_stop", None), spot=getattr(args, "spot", None),
+        access=getattr(args, "access", None), public_ip=not getattr(args, "no_public_ip", False),
+        aws_profile=getattr(args, "profile", None))
     # Which alternatives the wizard may pick: the flagged family; all of them when the accelerator question
     # will really be asked (a prompt without --accelerator/--accelerator-type); none otherwise.
     if args.family:
@@ -126,7 +142,8 @@ def resolve_plan(args, env: Environment, ui, aws):
     with ui.status(f"Looking up your account, {aws.region} and {offer}"):
         facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
                                 families=families, ei=not args.family, name=args.name,
-                                spot=_spot_look_ups(args, asker))
+                                spot=_spot_look_ups(args, asker),
+                                private=getattr(args, "no_public_ip", False))
     return wizard.build_plan(request, facts, asker), facts, asker
 
 

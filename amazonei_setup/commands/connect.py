@@ -34,11 +34,11 @@ def run(args, env: Environment, ui, aws) -> Result:
     if instance.state in ("stopped", "stopping"):
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state}: start it with "
                         f"{command_for(args, 'start', aws.region, args.name)}", code="stopped")
-    if instance.state != "running" or not instance.host:
+    if instance.state != "running" or not (instance.host or access.proxy):
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
                         f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
                         code="not-running")
-    ssh, forward = connect_commands(access, instance.host)
+    ssh, forward = connect_commands(access, instance.host, instance.id)
     command = forward if args.jupyter else ssh
     warnings = []
     if access.key_path and not access.key_found:

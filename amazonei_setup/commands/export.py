@@ -10,6 +10,7 @@ from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
 from amazonei_setup.commands.common import (
     cancelled,
+    check_access_tools,
     check_key_dir,
     next_step_for,
     ready,
@@ -52,6 +53,7 @@ def run(args, env: Environment, ui, aws) -> Result:
     if not args.deploy:
         return _template(args, plan, text, stack_name, template)
     check_key_dir(args, plan)
+    check_access_tools(plan)
     from amazonei_setup.commands.setup import say_ssh_config_plan
 
     include_asked = say_ssh_config_plan(args, ui, asker, plan)
@@ -70,6 +72,12 @@ def run(args, env: Environment, ui, aws) -> Result:
         next_step_for(err, args, plan)
         raise
     done = ready(args, result)
+    if plan.via_ssm:  # as setup: ready is the SSM agent Online (the stack's instance opens no port to knock on)
+        from amazonei_setup.commands.setup import ssm_readiness
+
+        done.data["ssm_check"] = ssm_readiness(env, ui, aws, result.instances, warnings=done.warnings)
+        if done.data["ssm_check"] == "online":
+            done.data["waited_for"] = [*done.data["waited_for"], "ssm"]
     _host_entry(args, done, result, include=args.yes or include_asked)
     return done
 
@@ -83,7 +91,7 @@ def _host_entry(args, done: Result, result, *, include: bool) -> None:
 
     done.data["ssh_config"] = None
     if not args.no_ssh_config:
-        access = Access(result.plan.ssh_user, result.key_path, True, "plan")
+        access = Access(result.plan.ssh_user, result.key_path, True, "plan", result.plan.access)
         done.data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances,
                                                     access, done.warnings, include=include)
     records.save(result.plan.region, result.plan.name, done.data, sandbox=args.sandbox)
@@ -120,7 +128,7 @@ def deploy_command(args, plan, stack_name: str) -> str:
     command = (f"aws cloudformation deploy --region {shlex.quote(plan.region)} --stack-name {shlex.quote(stack_name)} "
                f"--template-file {shlex.quote(args.out) if args.out else 'TEMPLATE.yaml'} "
                f"--capabilities CAPABILITY_NAMED_IAM --tags {owner_tags}")
-    if opens_to_world(plan.ssh_cidr):  # the template never defaults to an open SSH range: say it explicitly
+    if plan.ssh_cidr and opens_to_world(plan.ssh_cidr):  # the template never defaults to an open range: say it
         command += f" --parameter-overrides {shlex.quote(f'SshCidr={plan.ssh_cidr}')}"
     return command
 

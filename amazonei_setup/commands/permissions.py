@@ -1,6 +1,6 @@
-"""`permissions [--accelerator ei|inf2|gpu]`: the IAM policy document a user needs to run this tool, on stdout
-(text: the document itself, ready for `aws iam create-policy --policy-document file://...`; json: inside the
-tool's envelope). No AWS call: the actions are data in amazonei_setup/permissions.py."""
+"""`permissions [--accelerator ei|inf2|gpu] [--access ssh|ssm]`: the IAM policy document a user needs to run
+this tool, on stdout (text: the document itself, ready for `aws iam create-policy --policy-document file://...`;
+json: inside the tool's envelope). No AWS call: the actions are data in amazonei_setup/permissions.py."""
 from __future__ import annotations
 
 from amazonei_setup.cli import Environment
@@ -10,8 +10,9 @@ from amazonei_setup.commands import Result
 def run(args, env: Environment, ui, aws) -> Result:
     from amazonei_setup import permissions
 
-    family = args.accelerator
-    document = permissions.policy(family)
-    return Result("permissions", {"accelerator": family, "policy": document,
-                                  "commands": sorted({c for g in permissions.grants(family) for c in g.commands})},
+    family, access = args.accelerator, getattr(args, "access", None) or "ssh"
+    document = permissions.policy(family, access)
+    return Result("permissions", {"accelerator": family, "access": access, "policy": document,
+                                  "commands": sorted({c for g in permissions.grants(family, access)
+                                                      for c in g.commands})},
                   view="policy")

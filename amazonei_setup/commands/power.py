@@ -67,6 +67,7 @@ def _sleep(env):
 
 def _wait_states(aws, ids, *, done, failed, what, timeout, env, ui, label):
     """Until every instance in `ids` is in `done` (one describe per poll). Returns the instances as last seen."""
+    from amazonei_setup import tags
     from amazonei_setup.events import Event
     from amazonei_setup.resources import instance as instances
     from amazonei_setup.waiting import wait_for
@@ -79,7 +80,9 @@ def _wait_states(aws, ids, *, done, failed, what, timeout, env, ui, label):
         bad = states & failed
         if bad:
             return sorted(bad)[0]
-        return done if states == {done} and (done != "running" or all(i.host for i in latest)) else "pending"
+        # Through Session Manager the instance id is the way in: no address to wait for (a private one gets none).
+        addressed = all(i.host or i.tags.get(tags.ACCESS) == "ssm" for i in latest)
+        return done if states == {done} and (done != "running" or addressed) else "pending"
 
     def on_wait(state, waited):
         ui.progress(Event("wait", "instance", f"Waiting for {label} to be {done} ({waited:.0f} s)...", ids[0]))
@@ -180,7 +183,13 @@ SPOT_NOT_YET = ("InsufficientInstanceCapacity", "IncorrectSpotRequestState")
 
 def _start(args, env, ui, aws, inventory) -> Result:
     from amazonei_setup.aws import explain
-    from amazonei_setup.commands.setup import emulated, ssh_reachability, write_ssh_entries
+    from amazonei_setup.commands.setup import (
+        emulated,
+        ssh_reachability,
+        ssh_through_proxy,
+        ssm_readiness,
+        write_ssh_entries,
+    )
     from amazonei_setup.errors import AwsError, error_code
     from amazonei_setup.events import Event
     from amazonei_setup.resources import instance as instances
@@ -234,19 +243,25 @@ def _start(args, env, ui, aws, inventory) -> Result:
 
     # Running with addresses: a signal from here on only cuts the SSH wait short; the entry is still written.
     interrupts.finishing(f"deployment {args.name} is running ({', '.join(i.id for i in found)}); "
-                         f"connect: {connect_commands(access, found[0].host)[0]}")
+                         f"connect: {connect_commands(access, found[0].host, found[0].id)[0]}")
     warnings: list[str] = []
     if left_to_ec2:
         warnings.append(f"{', '.join(left_to_ec2)} stayed stopped: a Spot interruption stopped it, and only EC2 starts "
                         "it again, when Spot capacity returns in its zone.")
-    ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
+    ssm_check = None
+    if access.via == "ssm":  # no port 22 to knock on: ready is the SSM agent Online again
+        ssm_check = ssm_readiness(env, ui, aws, found, warnings=warnings)
+        ssh_check = (ssh_through_proxy(env, found, access, emulated=emulated(args, env), warnings=warnings)
+                     if ssm_check == "online" else "not-waited")
+    else:
+        ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
     ssh_config = None
     if not getattr(args, "no_ssh_config", False):
         ssh_config = write_ssh_entries(args, aws.region, args.name, found, access, warnings, include=False,
                                        emulated=emulated(args, env))
     rows = []
     for each in found:
-        ssh, forward = connect_commands(access, each.host)
+        ssh, forward = connect_commands(access, each.host, each.id)
         rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
                      "public_ip": each.public_ip, "ssh_command": ssh, "port_forward_command": forward})
     message = (f"Deployment {args.name} was already running." if already
@@ -254,7 +269,7 @@ def _start(args, env, ui, aws, inventory) -> Result:
     data = {"name": args.name, "region": aws.region, "already": already, "instances": rows,
             "public_dns": rows[0]["public_dns"], "public_ip": rows[0]["public_ip"],
             "ssh_command": rows[0]["ssh_command"], "port_forward_command": rows[0]["port_forward_command"],
-            "ssh_check": ssh_check, "ssh_config": ssh_config,
+            "ssh_check": ssh_check, "ssh_config": ssh_config, **({"ssm_check": ssm_check} if ssm_check else {}),
             "stop_command": command_for(args, "stop", aws.region, args.name)}
     return Result("start", data, view="power", message=message, warnings=warnings)
 

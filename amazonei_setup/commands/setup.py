@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
-from amazonei_setup.commands.common import cancelled, check_key_dir, next_step_for, ready, resolve_plan
+from amazonei_setup.commands.common import (
+    cancelled,
+    check_access_tools,
+    check_key_dir,
+    next_step_for,
+    ready,
+    resolve_plan,
+)
 from amazonei_setup.commands.printed import account_flags, program_name, teardown_command_for
 
 
@@ -38,6 +45,7 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
 
     plan, facts, asker = resolve_plan(args, env, ui, aws)
     check_key_dir(args, plan)
+    check_access_tools(plan)
     refuse_taken_host_names(args, plan)
     quota = quota_preflight(plan, facts, refuse=not args.dry_run)
     ui.show(ui.plan_panel(plan, title="Dry run: nothing will be created" if args.dry_run else "Setup plan"))
@@ -75,7 +83,8 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
     done.data["quota"] = quota.to_dict()
     if quota.status == "unknown" and quota.needed_launches:
         done.warnings.append(quota.unknown_sentence())
-    _reachable_by_name(args, env, ui, done, result, include=args.yes or (include_asked and plan.changes_anything))
+    _reachable_by_name(args, env, ui, done, result, include=args.yes or (include_asked and plan.changes_anything),
+                       aws=aws)
     if getattr(asker, "interactive", False):  # what was answered, as flags: the run can be scripted next time
         done.context["equivalent_command"] = plan.equivalent_command(
             program_name(), account_flags(args), default_key_dir=_default_key_dir(args))
@@ -154,6 +163,85 @@ def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: b
     return "answers"
 
 
+def ssm_readiness(env: Environment, ui, aws, instances: list, *, warnings: list[str]) -> str:
+    """--access ssm: wait (bounded, SSH_BUDGET) until every instance's SSM agent reports Online
+    (DescribeInstanceInformation): before that, Session Manager cannot start the session ssh's ProxyCommand asks
+    for. Returns `online`, `timeout` (a warning says what to check) or `interrupted`."""
+    from amazonei_setup import access, interrupts
+    from amazonei_setup.concurrency import Cancelled, cancellable_sleep
+    from amazonei_setup.events import Event
+    from amazonei_setup.resources import session
+    from amazonei_setup.waiting import WaitTimeout, wait_for
+
+    ids = [each.id for each in instances]
+    sleep = cancellable_sleep(interrupts.requested(), env.sleep)
+    said = [-SSH_PROGRESS_EVERY]
+
+    def state() -> str:
+        found = session.ping_status(aws.client("ssm"), ids)
+        waiting = [i for i in ids if found.get(i) != access.ONLINE]
+        return "online" if not waiting else f"{len(waiting)} of {len(ids)} not Online"
+
+    def on_wait(now, waited):
+        if waited - said[0] >= SSH_PROGRESS_EVERY:
+            said[0] = waited
+            ui.progress(Event("wait", "instance", f"Waiting for the SSM agent to report Online ({now}, "
+                                                  f"{waited:.0f} s)...", ids[0]))
+
+    try:
+        wait_for(state, done={"online"}, what="The SSM agent", how_to_check="", timeout=SSH_BUDGET, sleep=sleep,
+                 on_wait=on_wait)
+    except Cancelled:
+        warnings.append("Stopped waiting for the SSM agent: the instances run (and are billed); `ssh NAME` works once "
+                        "Systems Manager lists them Online.")
+        return "interrupted"
+    except WaitTimeout:
+        warnings.append(f"The SSM agent of {', '.join(ids)} did not report Online within {SSH_BUDGET / 60:g} minutes: "
+                        "the instances run (and are billed). Check that the instance reaches AWS outbound (its public "
+                        "IP, or a NAT) and look it up in Systems Manager > Fleet Manager.")
+        return "timeout"
+    ui.progress(Event("done", "instance", f"SSM agent Online on {', '.join(ids)}", ids[0]))
+    return "online"
+
+
+def ssh_through_proxy(env: Environment, instances: list, access, *, emulated: bool, warnings: list[str]) -> str:
+    """Against AWS, once the agent is Online: ssh through Session Manager answers (`ssh ... true` through the
+    ProxyCommand, BatchMode), bounded like the port check. An emulator has no agent to tunnel through: `emulated`."""
+    import subprocess
+    import time
+
+    from amazonei_setup import interrupts
+    from amazonei_setup.concurrency import Cancelled, cancellable_sleep
+
+    if emulated:
+        return "emulated"
+    started = time.monotonic()
+    sleep = cancellable_sleep(interrupts.requested(), env.sleep)
+    from amazonei_setup.commands.status import connect_commands
+
+    identity = ["-i", access.key_path] if access.key_path else []
+    for each in instances:
+        command = ["ssh", *identity, "-o", f"ProxyCommand={access.proxy}", "-o", "BatchMode=yes",
+                   "-o", "ConnectTimeout=20", "-o", "StrictHostKeyChecking=accept-new", "-o", f"HostKeyAlias={each.id}",
+                   f"{access.user}@{each.id}", "true"]
+        while True:
+            try:
+                if subprocess.run(command, capture_output=True, timeout=60).returncode == 0:
+                    break
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            if time.monotonic() - started > SSH_BUDGET:
+                warnings.append(f"SSH through Session Manager to {each.id} did not answer within "
+                                f"{SSH_BUDGET / 60:g} minutes: the instance runs (and is billed); try "
+                                f"{connect_commands(access, each.host, each.id)[0]}")
+                return "timeout"
+            try:
+                sleep(5.0)
+            except Cancelled:
+                return "interrupted"
+    return "answers"
+
+
 def write_ssh_entries(args, region: str, name: str, instances: list, access, warnings: list[str], *,
                       include: bool, emulated: bool = False) -> dict | None:
     """Write deployment `name`'s Host block(s) in the tool's SSH config; with `include`, add the one Include line to
@@ -166,9 +254,13 @@ def write_ssh_entries(args, region: str, name: str, instances: list, access, war
     Warning instead of refusing keeps the instances a start just started, and a setup whose resources exist; the
     sandbox's file is never included, so only other deployments' aliases matter there. emulated: no DNS query (the
     addresses are made up; this machine's own names and ssh's configuration are still checked)."""
+    import dataclasses
+
+    from amazonei_setup import access as access_modes
     from amazonei_setup import sshconfig
 
-    entries = sshconfig.entries_for(name, instances, access.user, access.key_path)
+    proxy = access_modes.proxy_command(region, args.profile) if access.via == access_modes.SSM else None
+    entries = sshconfig.entries_for(name, instances, access.user, access.key_path, proxy)
     if not entries:
         return None
     taken = [a for e in entries for a in e.aliases if not args.sandbox and sshconfig.user_defines(a)]
@@ -184,8 +276,7 @@ def write_ssh_entries(args, region: str, name: str, instances: list, access, war
     shadowing = {} if args.sandbox else {
         alias: why for alias in dict.fromkeys(a for e in entries for a in e.aliases)
         if (why := sshconfig.shadowed(alias, dns=not emulated))}
-    entries = [sshconfig.HostEntry(tuple(a for a in e.aliases if a not in shadowing), e.host, e.user, e.identity_file,
-                                   e.instance_id) for e in entries]
+    entries = [dataclasses.replace(e, aliases=tuple(a for a in e.aliases if a not in shadowing)) for e in entries]
     entries = [e for e in entries if e.aliases]
     try:
         claim = sshconfig.claim(name, region, entries, sandbox=args.sandbox)
@@ -252,14 +343,33 @@ def say_ssh_config_plan(args, ui, asker, plan) -> bool:
     return True
 
 
-def _reachable_by_name(args, env: Environment, ui, done, result, *, include: bool) -> None:
-    """After a successful setup: wait for SSH (real AWS, no --wait), then write the SSH config entries; both said in
-    the result (`ssh_check`, `ssh_config`)."""
-    from amazonei_setup import records
+def _access(args, result):
+    """How ssh reaches what this run made (the plan's user, key and access mode)."""
     from amazonei_setup.commands.status import Access
 
+    return Access(result.plan.ssh_user, result.key_path, True, "plan", result.plan.access,
+                  result.plan.proxy_command)
+
+
+def _reachable_by_name(args, env: Environment, ui, done, result, *, include: bool, aws=None) -> None:
+    """After a successful setup: wait for SSH (real AWS, no --wait), then write the SSH config entries; both said in
+    the result (`ssh_check`, `ssh_config`). Through Session Manager: wait for each SSM agent to be Online
+    (`ssm_check`), then (real AWS) for SSH through the proxy."""
+    from amazonei_setup import records
+
     data = done.data
-    if args.wait:
+    if result.plan.via_ssm:
+        data["ssm_check"] = ssm_readiness(env, ui, aws, result.instances, warnings=done.warnings)
+        if data["ssm_check"] == "online":
+            data["waited_for"] = [*data["waited_for"], "ssm"]
+    if result.plan.via_ssm and data["ssm_check"] != "online":
+        check = "not-waited"
+    elif result.plan.via_ssm:
+        check = ssh_through_proxy(env, result.instances, _access(args, result), emulated=emulated(args, env),
+                                  warnings=done.warnings)
+        if check == "answers":
+            data["waited_for"] = [*data["waited_for"], "ssh"]
+    elif args.wait:
         check = "answers" if "ssh" in data["waited_for"] else "not-waited"
     else:
         check = ssh_reachability(args, env, ui, result.instances, emulated=emulated(args, env), warnings=done.warnings)
@@ -268,8 +378,8 @@ def _reachable_by_name(args, env: Environment, ui, done, result, *, include: boo
     data["ssh_check"] = check
     data["ssh_config"] = None
     if not args.no_ssh_config:
-        access = Access(result.plan.ssh_user, result.key_path, True, "plan")
-        data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances, access,
+        data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances,
+                                               _access(args, result),
                                                done.warnings, include=include, emulated=emulated(args, env))
     records.save(result.plan.region, result.plan.name, data, sandbox=args.sandbox)
 

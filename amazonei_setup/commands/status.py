@@ -55,6 +55,8 @@ class Access:
     key_path: str | None
     key_found: bool
     user_from: str  # tag / record / image / default: where the user name came from
+    via: str = "ssh"  # ssh (to port 22) or ssm (Session Manager), from the instance's access tag
+    proxy: str | None = None  # with ssm: ssh's ProxyCommand (access.proxy_command); the host is the instance id
 
 
 def access_of(args, aws, inventory) -> Access:
@@ -79,7 +81,11 @@ def access_of(args, aws, inventory) -> Access:
         not key_name or Path(record["key_path"]).stem == key_name) else None
     if not key_path and key_name:
         key_path = str(_default_key_dir(args) / f"{key_name}.pem")
-    return Access(user, key_path, bool(key_path) and Path(key_path).expanduser().exists(), user_from)
+    from amazonei_setup import access
+
+    via = (first.tags.get(tags.ACCESS) if first else None) or access.SSH
+    proxy = access.proxy_command(aws.region, getattr(args, "profile", None)) if via == access.SSM else None
+    return Access(user, key_path, bool(key_path) and Path(key_path).expanduser().exists(), user_from, via, proxy)
 
 
 def _default_key_dir(args):
@@ -119,10 +125,14 @@ def hours_of_last_run(instance, now: datetime) -> float | None:
     return max((end - started).total_seconds() / 3600, 0.0)
 
 
-def connect_commands(access: Access, host: str) -> tuple[str, str]:
+def connect_commands(access: Access, host: str, instance_id: str | None = None) -> tuple[str, str]:
+    """ssh and the Jupyter tunnel to `host`; through Session Manager to the instance id instead."""
     from amazonei_setup.provision import port_forward_command, ssh_command
 
-    return ssh_command(access.key_path, access.user, host), port_forward_command(access.key_path, access.user, host)
+    if access.proxy and instance_id:
+        host = instance_id
+    return (ssh_command(access.key_path, access.user, host, access.proxy),
+            port_forward_command(access.key_path, access.user, host, access.proxy))
 
 
 # ---- status --------------------------------------------------------------------------------------------------
@@ -152,7 +162,8 @@ def run(args, env: Environment, ui, aws) -> Result:
             costed = False
         else:
             total_so_far += cost
-        ssh, forward = connect_commands(access, each.host) if each.state == "running" and each.host else (None, None)
+        running = each.state == "running" and (each.host or access.proxy)
+        ssh, forward = connect_commands(access, each.host, each.id) if running else (None, None)
         rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
                      "public_ip": each.public_ip, "launch_time": each.launch_time,
                      "stopped_at": (stopped_at(each).isoformat() if each.state == "stopped" and stopped_at(each)

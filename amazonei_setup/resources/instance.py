@@ -17,7 +17,7 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 IAM_PROPAGATION_TIMEOUT = 90.0
 
 
-# Spot (issue 34). A persistent request whose instance stops when interrupted: the EBS volume and the work on it stay,
+# Spot. A persistent request whose instance stops when interrupted: the EBS volume and the work on it stay,
 # and EC2 starts the same instance again when Spot capacity returns; a one-time request (or `terminate`) would lose
 # the volume with the instance. RunInstances takes a persistent request only with InstanceInterruptionBehavior
 # stop or hibernate (EC2 API reference, SpotMarketOptions), which is this choice; no MaxPrice: AWS advises against
@@ -84,7 +84,7 @@ class InstanceInfo:
 def launch_request(*, ami_id: str, instance_type: str, accelerator_type: str | None, subnet_id: str,
                    group_id: str, key_name: str, profile_name: str, root_device: str, volume_size: int,
                    tag_list: list[dict], client_token: str, count: int = 1, min_count: int | None = None,
-                   spot: bool = False) -> dict:
+                   spot: bool = False, public_ip: bool = True) -> dict:
     """One request for `count` identical instances. EC2 launches all of them or none, unless min_count is
     lower: then as many as it has capacity (and quota) for, at least min_count."""
     request = dict(
@@ -92,7 +92,7 @@ def launch_request(*, ami_id: str, instance_type: str, accelerator_type: str | N
         ClientToken=client_token,  # botocore's own retries cannot launch a second instance
         IamInstanceProfile={"Name": profile_name},
         NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": [group_id],
-                            "AssociatePublicIpAddress": True, "DeleteOnTermination": True}],
+                            "AssociatePublicIpAddress": public_ip, "DeleteOnTermination": True}],
         # IMDSv2 only; hop limit 2 so the EI examples' containers can still reach the metadata service.
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
         BlockDeviceMappings=[{"DeviceName": root_device, "Ebs": {

@@ -32,6 +32,46 @@ GONE_ENDPOINT_STATES = {"deleting", "deleted", "failed", "rejected", "expired"}
 security_group_name = tags.resource_name
 
 
+# ---- the way out of a private subnet (--no-public-ip) ----------------------------------------------------
+
+def subnets_behind_a_nat(ec2) -> set[str]:
+    """Subnets whose route table (their own, else their VPC's main one) sends 0.0.0.0/0 to a NAT gateway: an
+    instance there without a public IP still reaches AWS's public endpoints (Systems Manager's)."""
+    pages = ec2.get_paginator("describe_route_tables").paginate()
+    tables = [t for page in pages for t in page["RouteTables"]]
+    subnets_pages = ec2.get_paginator("describe_subnets").paginate()
+    subnets = [s for page in subnets_pages for s in page["Subnets"]]
+
+    def natted(table: dict) -> bool:
+        return any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("NatGatewayId")
+                   and r.get("State", "active") == "active" for r in table.get("Routes", []))
+
+    explicit = {a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")}
+    main = {t["VpcId"]: t for t in tables for a in t.get("Associations", []) if a.get("Main")}
+    found = set()
+    for subnet in subnets:
+        table = explicit.get(subnet["SubnetId"]) or main.get(subnet["VpcId"])
+        if table and natted(table):
+            found.add(subnet["SubnetId"])
+    return found
+
+
+def ssm_endpoint_services(ec2, region: str) -> dict[str, set[str]]:
+    """VPC id -> which of Systems Manager's interface endpoints (ssm, ssmmessages, ec2messages) it has, available
+    and with private DNS (the agent uses the public names)."""
+    from amazonei_setup.access import SSM_ENDPOINT_SERVICES
+
+    names = {f"com.amazonaws.{region}.{s}": s for s in SSM_ENDPOINT_SERVICES}
+    pages = ec2.get_paginator("describe_vpc_endpoints").paginate()
+    found: dict[str, set[str]] = {}
+    for page in pages:
+        for endpoint in page["VpcEndpoints"]:
+            service = names.get(endpoint.get("ServiceName", ""))
+            if service and endpoint.get("State", "").lower() == "available" and endpoint.get("PrivateDnsEnabled"):
+                found.setdefault(endpoint["VpcId"], set()).add(service)
+    return found
+
+
 # ---- security group ------------------------------------------------------------------------
 
 def find_security_groups(ec2, name: str | None) -> list[dict]:
@@ -51,15 +91,16 @@ def create_security_group(ec2, vpc_id: str, deployment: str, tag_list: list[dict
 SSH_RULE_DESCRIPTION = "SSH (amazonei-setup)"  # marks the SSH ranges this tool opened (and may revoke)
 
 
-def ingress_permissions(group_id: str, ssh_cidr: str, ei: bool = True) -> list[dict]:
-    """443 only from members of the group itself (instance <-> EI endpoint; EI only); 22 from one CIDR."""
-    ssh = _ssh_permission(ssh_cidr)
+def ingress_permissions(group_id: str, ssh_cidr: str | None, ei: bool = True) -> list[dict]:
+    """443 only from members of the group itself (instance <-> EI endpoint; EI only); 22 from one CIDR (none with
+    Session Manager: ssh_cidr None)."""
+    ssh = [_ssh_permission(ssh_cidr)] if ssh_cidr else []
     if not ei:
-        return [ssh]
+        return ssh
     return [
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
          "UserIdGroupPairs": [{"GroupId": group_id, "Description": "EI endpoint (amazonei-setup)"}]},
-        ssh,
+        *ssh,
     ]
 
 
@@ -81,7 +122,7 @@ def our_ssh_cidrs(group: dict) -> list[str]:
     return found
 
 
-def authorize_ingress(ec2, group_id: str, ssh_cidr: str, ei: bool = True) -> None:
+def authorize_ingress(ec2, group_id: str, ssh_cidr: str | None, ei: bool = True) -> None:
     """One call per rule: AWS refuses a whole call when one of its rules exists (InvalidPermission.Duplicate),
     so a re-run whose 443 rule is there would otherwise drop a new SSH range with it."""
     for permission in ingress_permissions(group_id, ssh_cidr, ei):
