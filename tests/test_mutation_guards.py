@@ -1,0 +1,278 @@
+"""Behaviour that a one-line bug used to break without any test noticing (bench/mutants.py applies those bugs and
+runs these tests; docs/TESTING.md lists them). Each test asserts what a user meets or what the (mock) account
+holds: a quota check's verdict, the alarm CloudWatch would evaluate, who holds the lock, the figures and commands
+printed, never the text of our own code.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import statistics
+import time
+from datetime import timedelta
+
+import boto3
+import pytest
+
+from amazonei_setup import capacity, tags
+from amazonei_setup.resources import lock
+from tests.conftest import REGION, setup_args
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def real_ec2():
+    """An uninstrumented client on the same moto account."""
+    return boto3.client("ec2", region_name=REGION)
+
+
+def live(ec2, name: str) -> list[dict]:
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+        {"Name": f"tag:{tags.DEPLOYMENT}", "Values": [name]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
+    return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def image_id() -> str:
+    return real_ec2().describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+
+@pytest.fixture
+def quota_of(monkeypatch):
+    """One of the emulated account's vCPU quotas (what get_service_quota answers)."""
+    from amazonei_setup import sandbox
+
+    def set_quota(code: str, value: float) -> None:
+        name, _ = sandbox.SANDBOX_VCPU_QUOTAS[code]
+        monkeypatch.setitem(sandbox.SANDBOX_VCPU_QUOTAS, code, (name, value))
+
+    return set_quota
+
+
+# ---- quotas ------------------------------------------------------------------------------------------------------
+
+# AWS's codes for EC2's Running On-Demand vCPU quotas, as the Service Quotas console and
+# `aws service-quotas list-service-quotas --service-code ec2` list them (documented in "Amazon EC2 service quotas",
+# https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-instance-quotas.html). Written out here, not read from
+# capacity.py: a typo there must fail this table.
+AWS_QUOTA_CODES = {
+    "m5.xlarge": ("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"),
+    "t3.large": ("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"),
+    "g4dn.xlarge": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "g5.xlarge": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "g6.xlarge": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "vt1.3xlarge": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "inf2.xlarge": ("L-1945791B", "Running On-Demand Inf instances"),
+    "inf1.xlarge": ("L-1945791B", "Running On-Demand Inf instances"),
+    "p3.2xlarge": ("L-417A185B", "Running On-Demand P instances"),
+}
+
+
+class TestQuota:
+    @pytest.mark.parametrize("instance_type", sorted(AWS_QUOTA_CODES))
+    def test_each_type_is_checked_against_awss_own_quota_code(self, instance_type):
+        code, name = AWS_QUOTA_CODES[instance_type]
+        assert capacity.quota_code(instance_type) == code
+        assert capacity.QUOTA_NAMES[code] == name
+
+    def test_the_preflight_asks_service_quotas_for_the_g_and_vt_code(self, cli, account, quota_of):
+        asked = []
+        account.client("service-quotas").meta.events.register(
+            "before-parameter-build.service-quotas.GetServiceQuota",
+            lambda params, **_: asked.append(params.get("QuotaCode")))
+        run = cli(*setup_args("gpu", "--dry-run"), "--instance-type", "g4dn.xlarge", "--output", "json")
+        assert "L-DB2E81BA" in asked, (asked, run.stderr)
+
+    def test_spot_instances_do_not_count_against_the_on_demand_quota(self, cli, account, quota_of):
+        real_ec2().run_instances(ImageId=image_id(), InstanceType="m5.xlarge", MinCount=1, MaxCount=1,
+                                 InstanceMarketOptions={"MarketType": "spot"})
+        quota_of(capacity.STANDARD, 4)  # room for our m5.xlarge only if the Spot one is not counted
+        run = cli(*setup_args("beside-spot"), "--output", "json")
+        assert run.code == 0, run.stderr
+        assert run.json["result"]["quota"]["in_use"] == 0
+
+    def test_in_use_vcpus_are_cores_times_threads(self, cli, account, quota_of):
+        real_ec2().run_instances(ImageId=image_id(), InstanceType="m5.xlarge", MinCount=1, MaxCount=1)
+
+        def with_cpu_options(parsed, **_):  # AWS's instances carry them; moto's do not
+            for reservation in parsed.get("Reservations", []):
+                for instance in reservation["Instances"]:
+                    instance["CpuOptions"] = {"CoreCount": 2, "ThreadsPerCore": 2}
+
+        account.ec2.meta.events.register("after-call.ec2.DescribeInstances", with_cpu_options)
+        quota_of(capacity.STANDARD, 7)  # 4 in use + 4 for ours = 8: short
+        before = len(real_ec2().describe_instances()["Reservations"])
+        run = cli(*setup_args("threads"), "--output", "json")
+        assert run.code == 1, run.stderr
+        assert run.json["error"]["code"] == "quota"
+        assert "4 are in use" in words(run.stderr)
+        assert len(real_ec2().describe_instances()["Reservations"]) == before  # nothing launched
+
+    def test_a_rerun_that_starts_a_stopped_instance_is_checked_against_the_quota(self, cli, account, quota_of):
+        assert cli(*setup_args("nap")).code == 0
+        (instance,) = live(real_ec2(), "nap")
+        real_ec2().stop_instances(InstanceIds=[instance["InstanceId"]])
+        quota_of(capacity.STANDARD, 2)  # a stopped m5.xlarge needs 4 to start
+        run = cli(*setup_args("nap"), "--output", "json")
+        assert run.code == 1, run.stdout
+        assert run.json["error"]["code"] == "quota"
+        assert [i["State"]["Name"] for i in live(real_ec2(), "nap")] == ["stopped"]
+
+
+# ---- the lock (a lease) ------------------------------------------------------------------------------------------
+
+LOCKED = "leased"
+
+
+def aws_clock_says_modified(ssm, seconds_ago: float) -> None:
+    """AWS's clock: the parameter was last written `seconds_ago` before each reply."""
+    def older(parsed, **_):
+        if "Parameter" in parsed:
+            parsed["Parameter"]["LastModifiedDate"] -= timedelta(seconds=seconds_ago)
+
+    ssm.meta.events.register("after-call.ssm.GetParameter", older)
+
+
+class TestLock:
+    def test_a_live_run_on_this_machine_between_renewals_keeps_its_lock(self, account):
+        ssm = account.client("ssm")
+        assert lock.acquire(ssm, LOCKED, "setup-live", "setup", "me")[0]  # this process: alive
+        aws_clock_says_modified(ssm, 45)  # three renewals of 15 s missed (a slow network): still inside the lease
+        with pytest.raises(lock.Held):
+            lock.acquire(ssm, LOCKED, "teardown-other", "teardown", "me", wait=False)
+        assert lock.current(ssm, LOCKED).run == "setup-live"
+
+    def test_a_live_run_elsewhere_that_renews_is_never_taken_over(self, account):
+        ssm = account.client("ssm")
+        value = json.loads(lock.value_for("setup-remote", "setup", "ci", since=time.time()))
+        value["host"] = "runner-7"  # another machine: only its renewals say it is alive
+
+        def renew(**_):
+            ssm.put_parameter(Name=lock.parameter_name(LOCKED), Type="String", Overwrite=True,
+                              Value=json.dumps({**value, "renewals": value.get("renewals", 0) + 1}))
+
+        renew()
+        aws_clock_says_modified(ssm, 45)
+        looks = []
+        with pytest.raises(lock.Held):
+            lock.acquire(ssm, LOCKED, "teardown-me", "teardown", "me", sleep=lambda s: (looks.append(s), renew()))
+        assert lock.current(ssm, LOCKED).run == "setup-remote"
+
+    def test_a_release_never_removes_the_lock_another_run_took_over(self, account):
+        ssm = account.client("ssm")
+        assert lock.acquire(ssm, LOCKED, "setup-old", "setup", "me")[0]
+        taken, _ = lock.acquire(ssm, LOCKED, "setup-new", "setup", "me", force=True)
+        assert taken
+        lock.release(ssm, LOCKED, "setup-old")  # the old run, finishing late
+        assert lock.current(ssm, LOCKED).run == "setup-new"
+
+
+# ---- the idle alarm, evaluated as CloudWatch would --------------------------------------------------------------
+
+STATS = {"Maximum": max, "Minimum": min, "Average": statistics.fmean, "Sum": sum, "SampleCount": len}
+COMPARE = {"GreaterThanOrEqualToThreshold": lambda v, t: v >= t, "GreaterThanThreshold": lambda v, t: v > t,
+           "LessThanThreshold": lambda v, t: v < t, "LessThanOrEqualToThreshold": lambda v, t: v <= t}
+_ALLOWED = (ast.Expression, ast.Call, ast.Compare, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant,
+            ast.Load, ast.And, ast.Or, ast.Not, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Lt, ast.LtE, ast.Gt,
+            ast.GtE, ast.Eq, ast.NotEq, ast.USub)
+
+
+def metric_math(expression: str, values: dict[str, float]) -> float:
+    """CloudWatch metric math for one period, as far as scalar IF/AND/OR/NOT, comparisons and arithmetic go."""
+    python = (expression.replace(" AND ", " and ").replace(" OR ", " or ").replace("&&", " and ")
+              .replace("||", " or ").replace("NOT ", "not "))
+    tree = ast.parse(python, mode="eval")
+    for node in ast.walk(tree):
+        assert isinstance(node, _ALLOWED), f"metric math this evaluator does not know: {ast.dump(node)}"
+        if isinstance(node, ast.Call):
+            assert isinstance(node.func, ast.Name) and node.func.id == "IF", ast.dump(node)
+    names = {"IF": lambda cond, yes, no: yes if cond else no, **values}
+    return float(eval(compile(tree, "<metric math>", "eval"), {"__builtins__": {}}, names))  # noqa: S307
+
+
+def verdict(alarm: dict, samples: list[dict[str, list[float]] | None]) -> str:
+    """ALARM or OK for an alarm as DescribeAlarms returns it, over periods of raw samples (one dict per period:
+    metric name -> the samples in that period; None: no data, as from a stopped instance)."""
+    stats = [m for m in alarm["Metrics"] if "MetricStat" in m]
+    (expression,) = [m for m in alarm["Metrics"] if m.get("ReturnData", True) and "Expression" in m]
+    points: list[float | None] = []
+    for period in samples:
+        if period is None:
+            points.append(None)
+            continue
+        values = {m["Id"]: STATS[m["MetricStat"]["Stat"]](period[m["MetricStat"]["Metric"]["MetricName"]])
+                  for m in stats}
+        points.append(metric_math(expression["Expression"], values))
+    window = points[-alarm["EvaluationPeriods"]:]
+    missing = alarm.get("TreatMissingData", "missing")
+    compare = COMPARE[alarm["ComparisonOperator"]]
+    breaching = sum(1 for p in window if (p is None and missing == "breaching") or
+                    (p is not None and compare(p, alarm["Threshold"])))
+    return "ALARM" if breaching >= alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) else "OK"
+
+
+def period(cpu: list[float], network_bytes_per_minute: float) -> dict[str, list[float]]:
+    """Five one-minute samples of one 5-minute period."""
+    return {"CPUUtilization": cpu, "NetworkIn": [network_bytes_per_minute] * 5,
+            "NetworkOut": [network_bytes_per_minute] * 5}
+
+
+IDLE = period([1, 0, 2, 1, 0], 20_000)
+BUSY_CPU = period([80, 75, 90, 85, 70], 20_000)
+BUSY_NETWORK = period([1, 0, 2, 1, 0], 10_000_000)  # an EI host: the model runs on the accelerator, over the network
+BURSTY = period([0, 0, 0, 0, 20], 20_000)  # a short job every period: average 4 %, maximum 20 %
+
+
+class TestIdleAlarm:
+    def alarms_of(self, account, name: str) -> list[dict]:
+        cloudwatch = account.client("cloudwatch")
+        found = [a for a in cloudwatch.describe_alarms()["MetricAlarms"] if a["AlarmName"].startswith(
+            f"amazonei-setup-{name}-idle-")]
+        for each in found:
+            each["Tags"] = tags.as_dict(cloudwatch.list_tags_for_resource(ResourceARN=each["AlarmArn"])["Tags"])
+        return found
+
+    def test_only_a_box_idle_on_cpu_and_network_for_the_whole_time_is_stopped(self, cli, account):
+        made = cli(*setup_args("idle"), "--output", "json")
+        assert made.code == 0, made.stderr
+        instance_id = made.json["result"]["instance_id"]
+        on = cli("idle-stop", "--name", "idle", "30")  # no --region: the deployment's tags say where
+        assert on.code == 0, on.stderr
+        (alarm,) = self.alarms_of(account, "idle")
+        n = alarm["EvaluationPeriods"]
+        assert n * 5 == 30
+        for m in alarm["Metrics"]:
+            if "MetricStat" in m:
+                assert m["MetricStat"]["Metric"]["Namespace"] == "AWS/EC2"
+                assert m["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "InstanceId", "Value": instance_id}]
+                assert m["MetricStat"]["Period"] == 300
+        series = {
+            "idle throughout": [IDLE] * n,
+            "busy CPU, quiet network": [BUSY_CPU] * n,
+            "idle CPU, busy network": [BUSY_NETWORK] * n,
+            "bursty CPU": [BURSTY] * n,
+            "idle but the last period busy": [IDLE] * (n - 1) + [BUSY_CPU],
+            "idle but one period busy on the network": [IDLE] * (n - 2) + [BUSY_NETWORK, IDLE],
+            "no data (stopped)": [None] * n,
+            "idle, then stopped": [IDLE] * (n // 2) + [None] * (n - n // 2),
+        }
+        verdicts = {what: verdict(alarm, periods) for what, periods in series.items()}
+        assert verdicts == {what: ("ALARM" if what == "idle throughout" else "OK") for what in series}
+
+    def test_the_alarm_stops_the_instance_in_its_own_region_and_says_where_it_lives(self, cli, account):
+        made = cli(*setup_args("where", "--count", "2"), "--idle-stop", "30", "--output", "json")
+        assert made.code == 0, made.stderr
+        assert cli("setup", "--name", "later", "--instance-type", "m5.xlarge", "--yes", "--region", REGION,
+                   "--ssh-cidr", "198.51.100.4/32").code == 0
+        on = cli("idle-stop", "--name", "later", "45")  # no --region
+        assert on.code == 0, on.stderr
+        found = self.alarms_of(account, "where") + self.alarms_of(account, "later")
+        assert len(found) == 3
+        for alarm in found:
+            assert alarm["AlarmActions"] == [f"arn:aws:automate:{REGION}:ec2:stop"], alarm["AlarmName"]
+            assert alarm["ActionsEnabled"] is True
+            assert alarm["Tags"][tags.REGION] == REGION, alarm["AlarmName"]
+            assert alarm["Tags"][tags.CREATED_BY] == tags.TOOL
+            assert alarm["Tags"][tags.DEPLOYMENT] in ("where", "later")
