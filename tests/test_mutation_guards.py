@@ -276,3 +276,96 @@ class TestIdleAlarm:
             assert alarm["Tags"][tags.REGION] == REGION, alarm["AlarmName"]
             assert alarm["Tags"][tags.CREATED_BY] == tags.TOOL
             assert alarm["Tags"][tags.DEPLOYMENT] in ("where", "later")
+
+
+# ---- zone failover -----------------------------------------------------------------------------------------------
+
+NO_CAPACITY = ("InsufficientInstanceCapacity", "We currently do not have sufficient capacity in the Availability "
+               "Zone you requested.")
+
+
+def refuse_in(ec2, zones: set[str]) -> None:
+    """RunInstances answers InsufficientInstanceCapacity in the subnets of `zones` (raised before moto sees it)."""
+    from botocore.exceptions import ClientError
+
+    def hook(params, **_):
+        subnet = (params.get("NetworkInterfaces") or [{}])[0].get("SubnetId") or params.get("SubnetId")
+        az_of = {s["SubnetId"]: s["AvailabilityZone"] for s in real_ec2().describe_subnets()["Subnets"]}
+        if az_of.get(subnet) in zones:
+            code, message = NO_CAPACITY
+            raise ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+                              "RunInstances")
+
+    ec2.meta.events.register("before-parameter-build.ec2.RunInstances", hook)
+
+
+def default_subnet(az: str) -> str:
+    (subnet,) = real_ec2().describe_subnets(Filters=[{"Name": "availability-zone", "Values": [az]},
+                                                     {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    return subnet["SubnetId"]
+
+
+def second_subnet(az: str, cidr: str) -> str:
+    """Another public subnet of the default VPC in `az` (fewer addresses than the default one's /20)."""
+    ec2 = real_ec2()
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
+    ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
+    return subnet
+
+
+def endpoints() -> list[dict]:
+    return [e for e in real_ec2().describe_vpc_endpoints()["VpcEndpoints"] if e["State"].lower() == "available"]
+
+
+def zones_of(subnet_ids) -> list[str]:
+    found = real_ec2().describe_subnets(SubnetIds=list(subnet_ids))["Subnets"]
+    return sorted(s["AvailabilityZone"] for s in found)
+
+
+class TestFailover:
+    def test_a_zone_the_endpoint_serves_through_another_subnet_gets_no_second_subnet(self, cli, account):
+        other = second_subnet("us-west-2b", "172.31.64.0/24")
+        first = cli(*setup_args("first"), "--subnet-id", other, "--output", "json")  # the endpoint: 2b via `other`
+        assert first.code == 0, first.stderr
+        refuse_in(account.ec2, {"us-west-2a"})
+        moved = cli(*setup_args("moved"), "--new-key", "--output", "json")
+        assert moved.code == 0, moved.stderr
+        assert moved.json["result"]["availability_zone"] == "us-west-2b"
+        (endpoint,) = endpoints()
+        served = zones_of(endpoint["SubnetIds"])
+        assert served == sorted(set(served)), f"AWS allows one subnet per zone: {endpoint['SubnetIds']}"
+        assert "us-west-2b" in served
+
+    def test_failover_launches_in_the_zones_subnet_with_the_most_free_addresses(self, cli, account):
+        small = second_subnet("us-west-2b", "172.31.64.0/28")  # 11 free addresses against the default's 4,091
+        refuse_in(account.ec2, {"us-west-2a"})
+        moved = cli(*setup_args("roomy"), "--output", "json")
+        assert moved.code == 0, moved.stderr
+        (instance,) = live(real_ec2(), "roomy")
+        assert instance["SubnetId"] == default_subnet("us-west-2b") != small
+
+    def test_ei_is_ready_only_once_the_endpoint_serves_the_new_zone(self, cli, account):
+        """Adding a zone's subnet makes the endpoint pending again for a while (AWS; moto is never pending)."""
+        seen: list[str] = []
+        modified = []
+
+        def after_modify(parsed, **_):
+            modified.append(len(seen))
+
+        def pending_for_a_while(parsed, **_):
+            for each in parsed.get("VpcEndpoints", []):
+                if modified and len(seen) - modified[0] < 3:
+                    each["State"] = "pending"
+                seen.append(each["State"])
+
+        account.ec2.meta.events.register("after-call.ec2.ModifyVpcEndpoint", after_modify)
+        account.ec2.meta.events.register("after-call.ec2.DescribeVpcEndpoints", pending_for_a_while)
+        refuse_in(account.ec2, {"us-west-2a"})
+        moved = cli(*setup_args("served"))
+        assert moved.code == 0, moved.stderr
+        assert modified, "the failover added the new zone's subnet"
+        after = seen[modified[0]:]
+        assert "pending" in after and after[-1].lower() == "available", after
+        said = moved.stderr
+        assert said.rindex("EI ready") > said.index("to EI endpoint"), said
