@@ -369,3 +369,65 @@ class TestFailover:
         assert "pending" in after and after[-1].lower() == "available", after
         said = moved.stderr
         assert said.rindex("EI ready") > said.index("to EI endpoint"), said
+
+
+# ---- ~/.ssh/config -----------------------------------------------------------------------------------------------
+
+def user_ssh_config(home, text: str):
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "config").write_text(text)
+    return ssh_dir / "config"
+
+
+def our_hosts() -> list[str]:
+    from amazonei_setup import sshconfig
+
+    path = sshconfig.config_file()
+    if not path.exists():
+        return []
+    return [w for line in path.read_text().splitlines() if line.strip().lower().startswith("host ")
+            for w in line.split()[1:]]
+
+
+class TestSshConfig:
+    def test_a_symlinked_ssh_config_stays_a_link_and_its_target_gets_the_include(self, cli, account, isolated_env):
+        from amazonei_setup import sshconfig
+
+        dotfiles = isolated_env / "dotfiles"
+        dotfiles.mkdir()
+        target = dotfiles / "ssh_config"
+        target.write_text("Host work\n    HostName work.example.com\n")
+        (isolated_env / ".ssh").mkdir(mode=0o700)
+        link = isolated_env / ".ssh" / "config"
+        link.symlink_to(target)
+        assert cli(*setup_args("linked")).code == 0
+        assert link.is_symlink() and link.resolve() == target.resolve()
+        text = target.read_text()
+        assert f"Include {sshconfig.config_file()}" in text and text.endswith("Host work\n    HostName work.example.com\n")
+
+    def test_the_users_own_lower_case_host_line_is_left_to_them(self, cli, account, isolated_env):
+        mine = "host demo\n    User alice\n"  # ssh_config keywords are case-insensitive
+        config = user_ssh_config(isolated_env, mine)
+        run = cli(*setup_args("demo"))
+        assert run.code == 0, run.stderr
+        assert "demo" not in our_hosts()
+        assert config.read_text().endswith(mine)
+
+    def test_a_fleets_later_member_name_the_user_has_is_left_to_them(self, cli, account, isolated_env):
+        user_ssh_config(isolated_env, "Host trio-2\n    User alice\n")
+        run = cli(*setup_args("trio", "--count", "3"))
+        assert run.code == 0, run.stderr
+        assert "trio-2" not in our_hosts()
+
+    def test_teardown_of_a_deployment_removed_elsewhere_drops_its_host_block(self, cli, account):
+        from amazonei_setup import sshconfig
+
+        assert cli(*setup_args("elsewhere")).code == 0
+        left = sshconfig.config_file().read_text()
+        assert "elsewhere" in our_hosts()
+        assert cli("teardown", "--region", REGION, "--name", "elsewhere", "--yes").code == 0  # as on another machine
+        sshconfig.config_file().write_text(left)  # ... so this machine's file still has the block
+        again = cli("teardown", "--region", REGION, "--name", "elsewhere", "--yes")
+        assert again.code == 0, again.stderr
+        assert "elsewhere" not in our_hosts()
