@@ -431,3 +431,99 @@ class TestSshConfig:
         again = cli("teardown", "--region", REGION, "--name", "elsewhere", "--yes")
         assert again.code == 0, again.stderr
         assert "elsewhere" not in our_hosts()
+
+
+# ---- fleets and what they cost ------------------------------------------------------------------------------------
+
+ENDPOINT_USD_PER_AZ_HOUR = 0.01  # AWS PrivateLink pricing, interface endpoint per AZ-hour, us-west-2
+HOURS_PER_MONTH = 730
+
+
+def dollars(text: str) -> list[float]:
+    import re
+
+    return [float(x.replace(",", "")) for x in re.findall(r"\$([\d,]+\.?\d*)", text)]
+
+
+def row(text: str, label: str) -> str:
+    """One row of a panel or grid, without its borders."""
+    (line,) = [each for each in text.splitlines() if each.strip(" │").startswith(label + " ")]
+    return words(line.strip(" │"))
+
+
+class TestFleet:
+    def test_the_plans_cost_is_the_whole_fleets(self, cli, account):
+        one = cli(*setup_args("solo", "--dry-run"))
+        three = cli(*setup_args("trio", "--count", "3", "--dry-run"))
+        assert one.code == 0 and three.code == 0, three.stderr
+        hourly, month = dollars(row(one.stderr, "Cost"))[:2]
+        total, total_month, each = dollars(row(three.stderr, "Cost"))[:3]
+        assert each == hourly
+        assert total == pytest.approx(3 * hourly, abs=0.001)
+        assert total_month == pytest.approx(3 * month, abs=3)
+
+    def test_the_ready_summarys_cost_is_the_whole_fleets(self, cli, account):
+        three = cli(*setup_args("trio", "--count", "3"))
+        assert three.code == 0, three.stderr
+        total, each = dollars(row(three.stdout, "Cost"))[:2]
+        assert total == pytest.approx(3 * each, abs=0.001)
+
+    def test_status_cost_so_far_is_the_sum_over_the_fleet(self, cli, account):
+        from datetime import UTC, datetime
+
+        made = cli(*setup_args("trio", "--count", "3"), "--output", "json")
+        assert made.code == 0, made.stderr
+        ids = [i["instance_id"] for i in made.json["result"]["instances"]]
+        price = made.json["result"]["hourly_usd"]
+        now = datetime.now(UTC)
+
+        def started_hours_apart(parsed, **_):  # instance k started k+1 hours ago
+            for reservation in parsed.get("Reservations", []):
+                for each in reservation["Instances"]:
+                    if each["InstanceId"] in ids:
+                        each["LaunchTime"] = now - timedelta(hours=ids.index(each["InstanceId"]) + 1)
+
+        account.ec2.meta.events.register("after-call.ec2.DescribeInstances", started_hours_apart)
+        status = cli("status", "--name", "trio", "--output", "json")
+        assert status.code == 0, status.stderr
+        assert status.json["result"]["cost_so_far_usd"] == pytest.approx(6 * price, abs=0.02)
+        text = cli("status", "--name", "trio")
+        assert dollars(row(text.stdout, "Cost so far"))[0] == pytest.approx(6 * price, abs=0.02)
+
+    def test_start_starts_the_one_stopped_instance_of_three(self, cli, account):
+        made = cli(*setup_args("nap", "--count", "3"), "--output", "json")
+        assert made.code == 0, made.stderr
+        ids = [i["instance_id"] for i in made.json["result"]["instances"]]
+        real_ec2().stop_instances(InstanceIds=[ids[1]])
+        started = cli("start", "--name", "nap")
+        assert started.code == 0, started.stderr
+        assert {i["InstanceId"]: i["State"]["Name"] for i in live(real_ec2(), "nap")} == dict.fromkeys(ids, "running")
+        assert "already running" not in started.stdout
+
+    def test_stop_bills_the_endpoint_for_every_zone_it_serves(self, cli, account):
+        refuse_in(account.ec2, {"us-west-2a"})  # the endpoint keeps us-west-2a and serves us-west-2b too
+        made = cli(*setup_args("two-zones"), "--output", "json")
+        assert made.code == 0, made.stderr
+        (endpoint,) = endpoints()
+        zones = len(endpoint["SubnetIds"])
+        assert zones == 2
+        stopped = cli("stop", "--name", "two-zones", "--output", "json")
+        assert stopped.code == 0, stopped.stderr
+        still = stopped.json["result"]["still_costs"]
+        (billed,) = [i for i in still["items"] if i["kind"] == "vpc-endpoint"]
+        assert billed["usd_per_month"] == pytest.approx(ENDPOINT_USD_PER_AZ_HOUR * zones * HOURS_PER_MONTH)
+        assert still["usd_per_month"] == pytest.approx(sum(i["usd_per_month"] for i in still["items"]))
+
+    def test_stop_never_totals_without_a_volume_it_cannot_price(self, cli, account):
+        assert cli(*setup_args("odd-disk")).code == 0
+
+        def provisioned_iops(parsed, **_):  # a volume type the tool has no price for
+            for volume in parsed.get("Volumes", []):
+                volume["VolumeType"] = "io2"
+
+        account.ec2.meta.events.register("after-call.ec2.DescribeVolumes", provisioned_iops)
+        stopped = cli("stop", "--name", "odd-disk", "--output", "json")
+        assert stopped.code == 0, stopped.stderr
+        still = stopped.json["result"]["still_costs"]
+        assert [i["usd_per_month"] for i in still["items"] if i["kind"] == "ebs-volume"] == [None]
+        assert still["usd_per_month"] is None
