@@ -527,3 +527,103 @@ class TestFleet:
         still = stopped.json["result"]["still_costs"]
         assert [i["usd_per_month"] for i in still["items"] if i["kind"] == "ebs-volume"] == [None]
         assert still["usd_per_month"] is None
+
+
+# ---- where results go, printed commands, the policy, teardown's word ----------------------------------------------
+
+def printed_commands(text: str) -> list[list[str]]:
+    """Every command line the tool printed for the user to run, split as a POSIX shell would."""
+    import shlex
+
+    return [shlex.split(line.strip(" │")) for line in text.splitlines()
+            if line.strip(" │").startswith("python amazonei_setup.py ")]
+
+
+def allows(policy: dict, action: str, resource: str) -> bool:
+    """IAM's verdict for one request, as far as Allow/Deny statements with Action and Resource wildcards go."""
+    from fnmatch import fnmatchcase
+
+    def matches(statement) -> bool:
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = [resources] if isinstance(resources, str) else resources
+        return (any(fnmatchcase(action.lower(), a.lower()) for a in actions)
+                and any(fnmatchcase(resource, r) for r in resources))
+
+    statements = policy["Statement"]
+    return (any(s["Effect"] == "Allow" and matches(s) for s in statements)
+            and not any(s["Effect"] == "Deny" and matches(s) for s in statements))
+
+
+class TestOutput:
+    def test_start_prints_the_new_connect_commands_on_stdout(self, cli, account):
+        assert cli(*setup_args("restart")).code == 0
+        assert cli("stop", "--name", "restart").code == 0
+        started = cli("start", "--name", "restart")
+        assert started.code == 0, started.stderr
+        status = cli("status", "--name", "restart", "--output", "json").json["result"]
+        assert status["ssh_command"] in started.stdout.splitlines()
+        assert status["port_forward_command"] in started.stdout.splitlines()
+
+    def test_every_printed_command_keeps_an_odd_profile_name_whole(self, cli, account):
+        profile = "team a;touch pwned"
+        made = cli(*setup_args("quoted"), "--profile", profile)
+        assert made.code == 0, made.stderr
+        stopped = cli("stop", "--name", "quoted", "--region", REGION, "--profile", profile)
+        assert stopped.code == 0, stopped.stderr
+        commands = printed_commands(made.stdout) + printed_commands(stopped.stdout)
+        assert commands, made.stdout
+        for argv in commands:
+            assert argv[argv.index("--profile") + 1] == profile, argv
+
+    def test_the_printed_policy_allows_every_call_the_lock_makes(self, cli, account):
+        from tests.conftest import ACCOUNT
+
+        ssm = account.client("ssm")
+        calls = {op: [] for op in ("PutParameter", "GetParameter", "DeleteParameter")}
+        for op, seen in calls.items():
+            ssm.meta.events.register(f"before-parameter-build.ssm.{op}",
+                                     lambda params, seen=seen, **_: seen.append(params["Name"]))
+        assert cli(*setup_args("locked")).code == 0
+        assert cli("teardown", "--region", REGION, "--name", "locked", "--yes").code == 0
+        policy = json.loads(cli("permissions").stdout)
+        lock_calls = [(op, name) for op, names in calls.items() for name in names if name.startswith(lock.PREFIX)]
+        assert {op for op, _ in lock_calls} == set(calls), "setup and teardown take, read and release the lock"
+        for op, name in lock_calls:
+            arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
+            assert allows(policy, f"ssm:{op}", arn), (op, arn)
+
+    def test_teardown_says_terminated_only_once_ec2_says_so(self, account):
+        import io
+
+        from amazonei_setup.cli import Environment, main
+
+        assert main(setup_args("slow-end"), Environment(stdin_isatty=False, stdout=io.StringIO(),
+                                                        stderr=io.StringIO(), public_ip_lookup=lambda: "198.51.100.4",
+                                                        sleep=lambda s: None, aws=account)) == 0
+        states: list[str] = []
+        terminating = []
+
+        def slowly(parsed, **_):  # EC2 reports shutting-down for a while; moto terminates at once
+            for reservation in parsed.get("Reservations", []):
+                for each in reservation["Instances"]:
+                    if terminating and each["State"]["Name"] == "terminated" and states.count("shutting-down") < 3:
+                        each["State"] = {"Code": 32, "Name": "shutting-down"}
+                    states.append(each["State"]["Name"])
+
+        account.ec2.meta.events.register("after-call.ec2.TerminateInstances", lambda **_: terminating.append(1))
+        account.ec2.meta.events.register("after-call.ec2.DescribeInstances", slowly)
+        said_when: list[tuple[str, list[str]]] = []
+
+        class Stderr(io.StringIO):
+            def write(self, text):
+                said_when.append((text, list(states)))
+                return super().write(text)
+
+        code = main(["teardown", "--region", REGION, "--name", "slow-end", "--yes"],
+                    Environment(stdin_isatty=False, stdout=io.StringIO(), stderr=Stderr(),
+                                public_ip_lookup=lambda: None, sleep=lambda s: None, aws=account))
+        assert code == 0
+        (seen,) = [seen for text, seen in said_when if "Terminated instance" in text]
+        assert seen.count("shutting-down") == 3 and seen[-1] == "terminated", seen
