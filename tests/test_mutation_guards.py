@@ -293,8 +293,8 @@ def refuse_in(ec2, zones: set[str]) -> None:
         az_of = {s["SubnetId"]: s["AvailabilityZone"] for s in real_ec2().describe_subnets()["Subnets"]}
         if az_of.get(subnet) in zones:
             code, message = NO_CAPACITY
-            raise ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 500}},
-                              "RunInstances")
+            raise ClientError({"Error": {"Code": code, "Message": message},
+                               "ResponseMetadata": {"HTTPStatusCode": 500}}, "RunInstances")
 
     ec2.meta.events.register("before-parameter-build.ec2.RunInstances", hook)
 
@@ -404,7 +404,8 @@ class TestSshConfig:
         assert cli(*setup_args("linked")).code == 0
         assert link.is_symlink() and link.resolve() == target.resolve()
         text = target.read_text()
-        assert f"Include {sshconfig.config_file()}" in text and text.endswith("Host work\n    HostName work.example.com\n")
+        assert f"Include {sshconfig.config_file()}" in text
+        assert text.endswith("Host work\n    HostName work.example.com\n")  # the user's lines kept
 
     def test_the_users_own_lower_case_host_line_is_left_to_them(self, cli, account, isolated_env):
         mine = "host demo\n    User alice\n"  # ssh_config keywords are case-insensitive
