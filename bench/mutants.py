@@ -1,0 +1,215 @@
+"""A small mutation check: does the suite notice a deliberate one-line bug?
+
+Each MUTANT is (file, exact old text, new text, what a user would suffer, tests that must catch it). For each, the
+worktree is copied (without .git and caches) to a temporary directory, the one edit is applied there (the old text
+must occur exactly once), and only the named tests run (`-x`: the first failure is enough). A mutant whose tests
+all pass SURVIVED: the suite does not guard that behaviour. The tests are named per mutant to keep the run short
+(the whole suite per mutant would take hours on a small machine); a survivor may still be caught elsewhere, so
+before adding a test for one, check with the whole suite.
+
+Usage (from the worktree):
+  python bench/mutants.py                  # every mutant
+  python bench/mutants.py lock-release ... # only these (by id)
+  python bench/mutants.py --baseline       # the named tests on the unmutated copy (they must pass)
+  python bench/mutants.py --list
+Exit status 1 when a mutant survived. docs/TESTING.md lists what the mutants cover.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PKG = "amazonei_setup/"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str
+    old: str
+    new: str
+    harm: str
+    tests: tuple[str, ...]
+
+
+def m(id_, file, old, new, harm, *tests):
+    return Mutant(id_, PKG + file, old, new, harm, tests)
+
+
+T_QUOTA = "tests/test_mutation_guards.py::TestQuota"
+T_FAILOVER = "tests/test_mutation_guards.py::TestFailover"
+T_LOCK = "tests/test_mutation_guards.py::TestLock"
+T_ALARM = "tests/test_mutation_guards.py::TestIdleAlarm"
+T_FLEET = "tests/test_mutation_guards.py::TestFleet"
+T_OUTPUT = "tests/test_mutation_guards.py::TestOutput"
+T_SSH = "tests/test_mutation_guards.py::TestSshConfig"
+
+MUTANTS = (
+    # ---- quotas -------------------------------------------------------------------------------------------------
+    m("quota-code-g", "capacity.py", '"L-DB2E81BA"', '"L-DB2E81B4"',
+      "the preflight reads the wrong quota for every g4dn/g5/g6 launch", T_QUOTA),
+    m("quota-code-inf", "capacity.py", '"L-1945791B"', '"L-1945791C"',
+      "the preflight reads the wrong quota for every inf2 launch", T_QUOTA),
+    m("quota-spot-counted", "resources/quota.py", '== "spot":', '== "scheduled":',
+      "Spot instances counted against the On-Demand quota: a false refusal", T_QUOTA),
+    m("quota-threads", "resources/quota.py", 'cpu["CoreCount"] * cpu.get("ThreadsPerCore", 1)', 'cpu["CoreCount"]',
+      "in-use vCPUs halved: the preflight passes, AWS refuses late", T_QUOTA),
+    m("quota-start-unchecked", "commands/setup.py", 'return sum(1 for state in states if state == "stopped")',
+      "return 0", "a re-run that starts stopped instances is not checked against the quota", T_QUOTA),
+    # ---- failover -----------------------------------------------------------------------------------------------
+    m("failover-serves-by-subnet", "provision.py", "if zone.az in {az_of.get(s) for s in endpoint.subnet_ids}:",
+      "if zone.subnet_id in set(endpoint.subnet_ids):",
+      "a second subnet of one AZ added to the endpoint: AWS refuses, failover breaks", T_FAILOVER),
+    m("failover-no-endpoint-wait", "provision.py", "if run.endpoint_changed and run.wait != WAIT_RUNNING:",
+      "if False:", "'EI ready' while the endpoint is pending again after a zone was added", T_FAILOVER),
+    m("failover-fullest-subnet", "capacity.py", "best = max(alike, key=lambda s: (s.free_ips, s.id))",
+      "best = min(alike, key=lambda s: (s.free_ips, s.id))", "launch refused for lack of addresses", T_FAILOVER),
+    # ---- the lock (a lease) -------------------------------------------------------------------------------------
+    m("lock-lease-6s", "resources/lock.py", "LEASE_S = 60.0", "LEASE_S = 6.0",
+      "the lease lapses between renewals: a live run is taken over, two writers", T_LOCK),
+    m("lock-renewal-ignored", "resources/lock.py", "if seen.run != first.run or seen.version != first.version:",
+      "if seen.run != first.run:", "a live holder that renews is taken over", T_LOCK),
+    m("lock-local-live-taken", "resources/lock.py", "if holder.age is not None and holder.age >= holder.lease:",
+      "if holder.age is not None:", "a live holder on this machine is taken over", T_LOCK),
+    m("lock-release-others", "resources/lock.py", "if holder is not None and holder.run == run:",
+      "if holder is not None:", "release deletes the lock another run now holds", T_LOCK),
+    # ---- the idle alarm -----------------------------------------------------------------------------------------
+    m("alarm-threshold-0", "resources/alarm.py", '"Threshold": 1,', '"Threshold": 0,',
+      "every period counts as idle: busy instances stopped", T_ALARM),
+    m("alarm-or", "resources/alarm.py", "IF(cpu < {IDLE_CPU_PERCENT} AND", "IF(cpu < {IDLE_CPU_PERCENT} OR",
+      "an EI host busy over the network is stopped", T_ALARM),
+    m("alarm-greater-than", "resources/alarm.py", '"GreaterThanOrEqualToThreshold"', '"GreaterThanThreshold"',
+      "the alarm can never fire", T_ALARM),
+    m("alarm-average-cpu", "resources/alarm.py", 'stat("cpu", "CPUUtilization", "Maximum")',
+      'stat("cpu", "CPUUtilization", "Average")', "a bursty busy box looks idle and is stopped", T_ALARM),
+    m("alarm-missing-breaching", "resources/alarm.py", '"TreatMissingData": "notBreaching"',
+      '"TreatMissingData": "breaching"', "missing data (a stopped box) counts as idle", T_ALARM),
+    m("alarm-one-period", "resources/alarm.py", '"DatapointsToAlarm": periods(minutes),', '"DatapointsToAlarm": 1,',
+      "one quiet period of many stops the box", T_ALARM),
+    m("idle-stop-args-region", "commands/idle_stop.py",
+      "alarm.put_alarm(cloudwatch, name, each.id, aws.region, minutes, tag_list)",
+      "alarm.put_alarm(cloudwatch, name, each.id, args.region, minutes, tag_list)",
+      "without --region the stop action names no region: an alarm that cannot act", T_ALARM),
+    m("idle-stop-no-region-tag", "commands/idle_stop.py", "tag_list = tags.tag_list(name, owner, aws.region)",
+      "tag_list = tags.tag_list(name, owner)", "the alarm lacks the region tag", T_ALARM),
+    # ---- ssh config ---------------------------------------------------------------------------------------------
+    m("ssh-symlink-replaced", "sshconfig.py", "return path.resolve() if path.is_symlink() else path",
+      "return path", "a dotfiles symlink replaced by a plain file", T_SSH),
+    m("ssh-lowercase-host", "sshconfig.py", 'if len(words) == 2 and words[0].lower() == "host":',
+      'if len(words) == 2 and words[0] == "Host":', "the user's own `host demo` overridden", T_SSH),
+    m("teardown-gone-keeps-block", "commands/teardown.py",
+      "forget_ssh_entry(args)  # a block left by a deployment removed some other way", "pass  #",
+      "`ssh demo` goes to a released address", T_SSH),
+    m("fleet-aliases-unchecked", "commands/setup.py",
+      "taken = [a for e in entries for a in e.aliases if not args.sandbox and sshconfig.user_defines(a)]",
+      "taken = [a for e in entries[:1] for a in e.aliases if not args.sandbox and sshconfig.user_defines(a)]",
+      "the user's own host name overridden by a fleet's later alias", T_SSH),
+    # ---- stop/start and costs -----------------------------------------------------------------------------------
+    m("stop-endpoint-one-zone", "commands/power.py", "ENDPOINT_HOURLY_USD * len(endpoint.subnet_ids or (1,))",
+      "ENDPOINT_HOURLY_USD", "the bill after stop understated", T_FLEET),
+    m("stop-unpriced-volume", "commands/power.py", "            known = False\n        else:",
+      "            pass\n        else:", "a total that looks complete without a volume", T_FLEET),
+    m("start-any-running", "commands/power.py", 'already = all(i.state == "running" for i in inventory.instances)',
+      'already = any(i.state == "running" for i in inventory.instances)',
+      "the stopped instances of a fleet are never started", T_FLEET),
+    m("plan-cost-one", "ui.py", "total = plan.hourly_usd * plan.count if", "total = plan.hourly_usd if",
+      "the plan's cost for --count N understated", T_FLEET),
+    m("ready-cost-one", "ui.py", "${d['hourly_usd'] * max(len(fleet), 1):.3f}", "${d['hourly_usd']:.3f}",
+      "the ready panel's cost for a fleet understated", T_FLEET),
+    m("status-cost-last", "commands/status.py", "total_so_far += cost", "total_so_far = cost",
+      "status's cost so far for a fleet: the last instance's", T_FLEET),
+    # ---- output, printed commands, policy, teardown -------------------------------------------------------------
+    m("start-connect-stderr", "render.py",
+      '    ui.result(Copyable(_caption("Connect (the public address is new after a start):"',
+      '    ui.show(Copyable(_caption("Connect (the public address is new after a start):"',
+      "a script reading start's stdout never sees the new address", T_OUTPUT),
+    m("profile-unquoted", "commands/printed.py", 'flags += f" --profile {shlex.quote(args.profile)}"',
+      'flags += f" --profile {args.profile}"', "a pasted command splits or runs what the name holds", T_OUTPUT),
+    m("policy-no-lock-delete", "permissions.py",
+      'Grant("DeploymentLock", ("ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter")',
+      'Grant("DeploymentLock", ("ssm:PutParameter", "ssm:GetParameter")',
+      "the printed policy cannot release the lock", T_OUTPUT),
+    m("teardown-terminated-early", "teardown.py", 'done={"terminated"}, what=f"Instance {item.id}"',
+      'done={"shutting-down", "terminated"}, what=f"Instance {item.id}"',
+      "'Terminated' said before it is true", T_OUTPUT),
+)
+
+
+def copy_tree(dest: Path) -> None:
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".ruff_cache",
+                                                               ".hypothesis", ".venv", "results"))
+
+
+def apply(tree: Path, mutant: Mutant) -> None:
+    path = tree / mutant.file
+    text = path.read_text()
+    found = text.count(mutant.old)
+    if found != 1:
+        raise SystemExit(f"{mutant.id}: the old text occurs {found} times in {mutant.file}, not once")
+    path.write_text(text.replace(mutant.old, mutant.new))
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool, str]:
+    """(passed, the first failing test's id or the tail of the output)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-n", "0", "-m", "not slow",
+           "-o", "addopts=", *tests]
+    try:
+        done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return False, "timed out (counted as caught: the mutant hangs a test)"
+    if done.returncode == 0:
+        return True, ""
+    failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return False, (failed[0] if failed else done.stdout.strip().splitlines()[-1] if done.stdout.strip() else
+                   done.stderr.strip()[-300:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ids", nargs="*")
+    parser.add_argument("--baseline", action="store_true")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--tests", nargs="+", help="run these tests for every chosen mutant instead of its own")
+    args = parser.parse_args(argv)
+    chosen = [mu for mu in MUTANTS if not args.ids or mu.id in args.ids]
+    if args.list:
+        for mu in chosen:
+            print(f"{mu.id:28} {mu.file:32} {mu.harm}")
+        return 0
+    survived = []
+    with tempfile.TemporaryDirectory(prefix="amazonei-mutants-") as tmp:
+        if args.baseline:
+            tree = Path(tmp) / "baseline"
+            copy_tree(tree)
+            tests = tuple(dict.fromkeys(t for mu in chosen for t in mu.tests))
+            ok, why = run_tests(tree, tests, args.timeout * 3)
+            print(f"baseline: {'passed' if ok else 'FAILED ' + why}")
+            return 0 if ok else 1
+        for mu in chosen:
+            tree = Path(tmp) / mu.id
+            copy_tree(tree)
+            apply(tree, mu)
+            started = time.monotonic()
+            ok, why = run_tests(tree, tuple(args.tests or mu.tests), args.timeout)
+            took = time.monotonic() - started
+            print(f"{'SURVIVED' if ok else 'caught  '} {mu.id:28} {took:5.1f}s  {why}", flush=True)
+            if ok:
+                survived.append(mu.id)
+            shutil.rmtree(tree, ignore_errors=True)
+    print(f"{len(chosen) - len(survived)}/{len(chosen)} caught" + (f"; survived: {', '.join(survived)}"
+                                                                   if survived else ""))
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
