@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None, env: Environment | None = None, *, final
             if args.command == "completion":  # no AWS, no UI: the script alone, on stdout
                 from amazonei_setup.completion import script
 
-                env.stdout.write(script(args.shell))
+                env.stdout.write(script(args.shell, build_parser(completion=True)))
                 return 0
             return _run(args, env, signals)
     except KeyboardInterrupt as stop:

@@ -7,12 +7,10 @@ from __future__ import annotations
 PROGRAM = "amazonei-setup"  # the console script pip installs; completion attaches to a command name
 
 
-def script(shell: str) -> str:
+def script(shell: str, parser) -> str:
+    """`parser`: the command line's own (cli.build_parser(completion=True)), handed in so this module needs no cli."""
     import shtab
 
-    from amazonei_setup.cli import build_parser
-
-    parser = build_parser(completion=True)
     parser.prog = PROGRAM
     # Paths complete as paths: where a new key's .pem goes, and where export writes its template.
     for action in _all_actions(parser):

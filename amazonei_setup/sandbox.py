@@ -208,9 +208,9 @@ class Sandbox:
         self._lock_fd = None
 
     def __enter__(self) -> Sandbox:
-        self._lock_fd = _acquire_lock(self.state_dir, self.lock_timeout)
+        self._lock_fd = acquire_lock(self.state_dir, self.lock_timeout)
         if not _open_in_process.acquire(blocking=False):
-            _release_lock(self._lock_fd)
+            release_lock(self._lock_fd)
             raise RuntimeError("Another sandbox is already open in this process; "
                                "close it before opening a second one.")
         # moto would load ~1,300 bundled images into every EC2 region it builds (~0.2 s each) and the state file
@@ -230,7 +230,7 @@ class Sandbox:
             _forget_accounts()
             self._restore_ami_setting()
             _open_in_process.release()
-            _release_lock(self._lock_fd)
+            release_lock(self._lock_fd)
             raise
         return self
 
@@ -246,7 +246,7 @@ class Sandbox:
             _forget_accounts()  # the next sandbox in this process must start from its file
             self._restore_ami_setting()
             _open_in_process.release()
-            _release_lock(self._lock_fd)
+            release_lock(self._lock_fd)
             self._lock_fd = None
 
     def discard(self) -> None:
@@ -401,28 +401,7 @@ def _server_class(wrap_app=None):
     return _QuickStopServer
 
 
-def reset(state_dir=None, lock_timeout: float = LOCK_TIMEOUT) -> bool:
-    """Delete the saved sandbox state; True if there was any."""
-    from amazonei_setup import sandbox_server
-
-    state_dir = Path(state_dir) if state_dir is not None else paths.sandbox_dir()
-    if not state_dir.is_dir():
-        return False
-    sandbox_server.stop(state_dir)  # it would write the account back
-    fd = _acquire_lock(state_dir, lock_timeout)  # an open sandbox would save it back
-    try:
-        for leftover in state_dir.glob(STATE_FILE + ".*.tmp"):  # from a save that died
-            leftover.unlink(missing_ok=True)
-        try:
-            (state_dir / STATE_FILE).unlink()
-        except FileNotFoundError:
-            return False
-        return True
-    finally:
-        _release_lock(fd)
-
-
-def _acquire_lock(state_dir: Path, timeout: float) -> int:
+def acquire_lock(state_dir: Path, timeout: float) -> int:
     # flock, not a lock file's mere existence: the kernel drops it when its process dies, so
     # a crashed run never leaves the sandbox locked.
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # we unpickle what is in there
@@ -441,7 +420,7 @@ def _acquire_lock(state_dir: Path, timeout: float) -> int:
             time.sleep(0.05)
 
 
-def _release_lock(fd) -> None:
+def release_lock(fd) -> None:
     if fd is not None:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

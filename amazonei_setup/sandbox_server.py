@@ -247,6 +247,28 @@ def _failure(state_dir: Path, code: int | None) -> str:
         return f"The sandbox server stopped as it started (exit {code}); see {state_dir / SERVER_LOG}."
 
 
+def reset(state_dir=None, lock_timeout: float | None = None) -> bool:
+    """Delete the saved sandbox state (its server stopped first: it would write the account back); True if there
+    was any."""
+    from amazonei_setup.sandbox import LOCK_TIMEOUT, STATE_FILE, acquire_lock, release_lock
+
+    state_dir = Path(state_dir) if state_dir is not None else paths.sandbox_dir()
+    if not state_dir.is_dir():
+        return False
+    stop(state_dir)
+    fd = acquire_lock(state_dir, LOCK_TIMEOUT if lock_timeout is None else lock_timeout)  # an open sandbox saves
+    try:
+        for leftover in state_dir.glob(STATE_FILE + ".*.tmp"):  # from a save that died
+            leftover.unlink(missing_ok=True)
+        try:
+            (state_dir / STATE_FILE).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    finally:
+        release_lock(fd)
+
+
 # ---- the server side ----------------------------------------------------------------------------------------
 
 class _Gate:

@@ -15,7 +15,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from amazonei_setup import sandbox
-from amazonei_setup.sandbox import DLAMI_OWNER_ID, SANDBOX_ACCOUNT_ID, Sandbox, reset, seed_deep_learning_amis
+from amazonei_setup.sandbox import DLAMI_OWNER_ID, SANDBOX_ACCOUNT_ID, Sandbox, seed_deep_learning_amis
+from amazonei_setup.sandbox_server import reset
 
 REGION = "us-west-2"
 AL1_FILTER = [{"Name": "name", "Values": ["Deep Learning AMI (Amazon Linux) Version *"]}]

@@ -180,3 +180,46 @@ def ready(args, result) -> Result:
 
 def cancelled(args, plan, message: str = "Nothing was created.") -> Result:
     return Result(args.command, {"plan": plan.to_dict()}, status="cancelled", view="message", message=message)
+
+
+# ---- what the commands on one deployment share ----------------------------------------------------------
+
+def home_of(name: str, aws, *, deleting: bool = True, sandbox: bool = False):
+    """Without --region: the region deployment `name` lives in, as its IAM role's region tag says. deleting: how a
+    typo is said (teardown: "so nothing was deleted").
+
+    Without such a role: the region of this machine's record of the name, else the default region (the profile's),
+    looked in as if --region named it, so "not found" and "nothing to delete" are the same answers with and without
+    --region (scripts treat not-found as done). With neither, the name is no deployment of this account: not-found."""
+    from amazonei_setup import deployments, records
+    from amazonei_setup.errors import ToolError
+
+    home = deployments.lives_in(aws, name)
+    if home is None:
+        deployments.refuse_close_names(aws, name, deleting=deleting)  # a typo of one that exists: exit 1
+        recorded = records.regions_of(name, sandbox=sandbox)
+        home = recorded[0] if len(recorded) == 1 else None if aws.region_is_a_guess else aws.region
+    if home is None:
+        so = ", so nothing was deleted" if deleting else ""
+        raise ToolError(f"No deployment named {name} in this account{so}: no IAM role of amazonei-setup carries the "
+                        "name; `list --all-regions` shows every deployment.", code="not-found")
+    return aws if home == aws.region else aws.in_region(home)
+
+
+def forget_ssh_entry(args) -> None:
+    """Remove the deployment's `Host` block from the tool's SSH config; the Include line in ~/.ssh/config
+    stays (harmless, and the user may have moved it). Best effort: the teardown itself is done."""
+    from amazonei_setup import sshconfig
+
+    try:
+        sshconfig.remove_block(args.name, sandbox=args.sandbox)
+    except OSError:
+        pass
+
+
+def key_dir_of(args):
+    """Where setup saves a new key's .pem without --key-dir: the sandbox keeps its fake keys out of ~/.ssh."""
+    from amazonei_setup import paths
+    from amazonei_setup.resources import keypair
+
+    return paths.sandbox_dir() / "keys" if args.sandbox else keypair.default_key_dir()

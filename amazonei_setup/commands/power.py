@@ -19,6 +19,7 @@ from __future__ import annotations
 from amazonei_setup import shell
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
+from amazonei_setup.commands.common import forget_ssh_entry
 from amazonei_setup.commands.printed import command_for
 from amazonei_setup.commands.status import access_of, connect_commands, inventory_of, locate
 
@@ -309,8 +310,3 @@ def _interrupted(args, aws, ids: list[str], stop: BaseException, verb: str, inve
     return Interrupted(f"{stopped_by(stop)}: {args.name} is now {states} ({goes_on}); {ssh}. To {then}, run: "
                        f"{again}")
 
-
-def forget_ssh_entry(args) -> None:
-    from amazonei_setup.commands.teardown import forget_ssh_entry as forget
-
-    forget(args)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
+from amazonei_setup.commands.common import home_of, key_dir_of
 from amazonei_setup.commands.printed import command_for
 
 COST_BASIS = ("since the last start: EC2 reports an instance's latest start (LaunchTime) and its last stop, not "
@@ -29,7 +30,6 @@ def locate(args, aws):
     """The Aws of the region deployment args.name lives in: --region, else its IAM role's region tag."""
     if args.region:
         return aws
-    from amazonei_setup.commands.teardown import home_of
 
     return home_of(args.name, aws, deleting=False, sandbox=args.sandbox)
 
@@ -80,19 +80,12 @@ def access_of(args, aws, inventory) -> Access:
     key_path = record.get("key_path") if record.get("key_path") and (
         not key_name or Path(record["key_path"]).stem == key_name) else None
     if not key_path and key_name:
-        key_path = str(_default_key_dir(args) / f"{key_name}.pem")
+        key_path = str(key_dir_of(args) / f"{key_name}.pem")
     from amazonei_setup import access
 
     via = (first.tags.get(tags.ACCESS) if first else None) or access.SSH
     proxy = access.proxy_command(aws.region, getattr(args, "profile", None)) if via == access.SSM else None
     return Access(user, key_path, bool(key_path) and Path(key_path).expanduser().exists(), user_from, via, proxy)
-
-
-def _default_key_dir(args):
-    from amazonei_setup import paths
-    from amazonei_setup.resources import keypair
-
-    return paths.sandbox_dir() / "keys" if args.sandbox else keypair.default_key_dir()
 
 
 def _user_from_image(aws, image_id: str) -> str | None:

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from amazonei_setup.cli import Environment
 from amazonei_setup.commands import Result
-from amazonei_setup.commands.common import asker_for
+from amazonei_setup.commands.common import asker_for, forget_ssh_entry, home_of, key_dir_of
 from amazonei_setup.commands.printed import command_for
 
 
@@ -20,28 +20,6 @@ def run(args, env: Environment, ui, aws) -> Result:
     with locking.deployment_locked(aws, args.name, "teardown", ui.progress, force=args.force_unlock, force_flag=True,
                                    sleep=env.sleep) as dead_run:
         return _locked(args, env, ui, aws, dead_run)
-
-
-def home_of(name: str, aws, *, deleting: bool = True, sandbox: bool = False):
-    """Without --region: the region deployment `name` lives in, as its IAM role's region tag says. deleting: how a
-    typo is said (teardown: "so nothing was deleted").
-
-    Without such a role: the region of this machine's record of the name, else the default region (the profile's),
-    looked in as if --region named it, so "not found" and "nothing to delete" are the same answers with and without
-    --region (scripts treat not-found as done). With neither, the name is no deployment of this account: not-found."""
-    from amazonei_setup import deployments, records
-    from amazonei_setup.errors import ToolError
-
-    home = deployments.lives_in(aws, name)
-    if home is None:
-        deployments.refuse_close_names(aws, name, deleting=deleting)  # a typo of one that exists: exit 1
-        recorded = records.regions_of(name, sandbox=sandbox)
-        home = recorded[0] if len(recorded) == 1 else None if aws.region_is_a_guess else aws.region
-    if home is None:
-        so = ", so nothing was deleted" if deleting else ""
-        raise ToolError(f"No deployment named {name} in this account{so}: no IAM role of amazonei-setup carries the "
-                        "name; `list --all-regions` shows every deployment.", code="not-found")
-    return aws if home == aws.region else aws.in_region(home)
 
 
 def _locked(args, env: Environment, ui, aws, dead_run=None) -> Result:
@@ -118,14 +96,13 @@ def _private_key_file(args, inventory, record: dict | None):
     at its default place; only when it holds that key pair's private key (keypair.holds_private_key_of)."""
     from pathlib import Path
 
-    from amazonei_setup.commands.status import _default_key_dir
     from amazonei_setup.resources import keypair
 
     key_pair = inventory.key_pair
     if not key_pair:
         return None
     name = f"{key_pair['KeyName']}.pem"
-    places = [Path(p).expanduser() for p in [(record or {}).get("key_path")] if p] + [_default_key_dir(args) / name]
+    places = [Path(p).expanduser() for p in [(record or {}).get("key_path")] if p] + [key_dir_of(args) / name]
     return next((p for p in places if keypair.holds_private_key_of(p, key_pair)), None)
 
 
@@ -133,12 +110,3 @@ def vars_of(item) -> dict:
     return {"kind": item.kind, "id": item.id, "action": item.action, "reason": item.reason}
 
 
-def forget_ssh_entry(args) -> None:
-    """Remove the deployment's `Host` block from the tool's SSH config; the Include line in ~/.ssh/config
-    stays (harmless, and the user may have moved it). Best effort: the teardown itself is done."""
-    from amazonei_setup import sshconfig
-
-    try:
-        sshconfig.remove_block(args.name, sandbox=args.sandbox)
-    except OSError:
-        pass
