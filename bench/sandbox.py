@@ -60,7 +60,7 @@ def fresh_env(home: Path) -> dict:
 
 def stop_server(home: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from amazonei_setup import sandbox_server
+    from amazonei_setup.sandbox import server as sandbox_server
 
     sandbox_server.stop(home / ".amazonei-setup" / "sandbox")
 

@@ -86,7 +86,7 @@ def _every_botocore_session_shares_one_loader() -> None:
     re-parse endpoints.json and every service model it builds a client for. Set as this file is imported, before
     any test module is collected: moto's EC2 models, which test_moto_speed imports, build three Sessions as they
     load (~0.6 s of CPU a pytest-xdist worker when those parsed endpoints.json each)."""
-    from amazonei_setup.aws import every_session_shares_the_loader
+    from amazonei_setup.aws.client import every_session_shares_the_loader
 
     every_session_shares_the_loader()
 
@@ -118,7 +118,7 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     # A Host entry is checked against DNS (sshconfig.dns_resolves) against real AWS: no test asks DNS. This machine's
     # own names (localhost, /etc/hosts) are still found, by sshconfig.local_name; a test that wants a name DNS
     # knows replaces this again.
-    from amazonei_setup import sshconfig
+    from amazonei_setup.local import sshconfig
 
     mp.setattr(sshconfig, "dns_resolves", lambda name: False)
 
@@ -126,7 +126,7 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def shared_client_classes():
     """Every client the tests build, too, uses the tool's cache of client classes (and, see above, its loader)."""
-    from amazonei_setup.aws import share_client_classes
+    from amazonei_setup.aws.client import share_client_classes
 
     share_client_classes()  # the tool's own cache of client classes, for every client the tests build too
     # Every handler registered on a client's events (botocore's ~100 per client, moto's, ours) is checked for
@@ -171,7 +171,7 @@ def parser_built_once():
     home (test_cli_properties' test_the_parser_depends_on_its_argument_alone checks this), and parsing never
     changes the parser, so the tests build each parser once per process. A change that makes it depend on more
     fails that test: drop this cache then."""
-    from amazonei_setup import cli
+    import amazonei_setup.cli.main as cli
 
     build = cli.build_parser
     cli.build_parser = functools.cache(build)
@@ -187,7 +187,7 @@ def quick_moto():
     EBS volume of each account (~10% of the suite): moto gets one key per size, made once."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from amazonei_setup.sandbox import make_moto_behave
+    from amazonei_setup.sandbox.account import make_moto_behave
 
     original_generate = rsa.generate_private_key
     made: dict[tuple, object] = {}
@@ -316,7 +316,7 @@ def no_sandbox_server_outlives_its_test(tmp_path):
     """A `--sandbox` command leaves its account's server running for the next command; a test's servers (their
     state directories are under its tmp_path) stop with it."""
     yield
-    from amazonei_setup import sandbox_server
+    from amazonei_setup.sandbox import server as sandbox_server
 
     for log in tmp_path.rglob(sandbox_server.SERVER_LOG):  # written as a server is started, before it answers
         sandbox_server.stop(log.parent)
@@ -327,8 +327,8 @@ def account(isolated_env):
     """A moto account with the Deep Learning AMIs seeded in us-west-2; yields an Aws for it."""
     from moto import mock_aws
 
-    from amazonei_setup.aws import Aws
-    from amazonei_setup.sandbox import seed_deep_learning_amis
+    from amazonei_setup.aws.client import Aws
+    from amazonei_setup.sandbox.account import seed_deep_learning_amis
 
     with mock_aws():
         seed_deep_learning_amis(ACCOUNT, REGION)
@@ -349,7 +349,8 @@ class CliResult:
 @pytest.fixture
 def cli(account):
     """Run the CLI in-process against the moto account: cli("--instance-type", "m5.xlarge", ...)."""
-    from amazonei_setup.cli import Environment, main
+    from amazonei_setup.cli.environment import Environment
+    from amazonei_setup.cli.main import main
 
     def run(*argv: str, tty: bool = False, asker=None, public_ip: str | None = "198.51.100.4",
             own_clients: bool = False, width: int = WIDE) -> CliResult:
@@ -528,7 +529,7 @@ class CallRecorder:
     def __enter__(self):
         import logging
 
-        logger = logging.getLogger("amazonei_setup.aws")
+        logger = logging.getLogger("amazonei_setup.aws.client")
         self._level = logger.level
         logger.setLevel(logging.INFO)
         logger.addHandler(self.handler)
@@ -537,7 +538,7 @@ class CallRecorder:
     def __exit__(self, *exc):
         import logging
 
-        logger = logging.getLogger("amazonei_setup.aws")
+        logger = logging.getLogger("amazonei_setup.aws.client")
         logger.removeHandler(self.handler)
         logger.setLevel(self._level)
         return False

@@ -12,8 +12,9 @@ import shlex
 
 import pytest
 
-from amazonei_setup import catalog, records
-from amazonei_setup.wizard import SetupRequest, build_plan
+from amazonei_setup.cli.wizard import SetupRequest, build_plan
+from amazonei_setup.core import catalog
+from amazonei_setup.local import records
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, inject, record, snapshot
 from tests.test_faults import assert_clean_failure, respond
 from tests.test_wizard import ScriptedAsker, hand_facts
@@ -25,7 +26,7 @@ ROLE = "amazonei-setup-{}"
 @pytest.fixture
 def alt(account):
     """The seeded account plus the Neuron / GPU DLAMIs and AWS's public SSM parameters naming them."""
-    from amazonei_setup.sandbox import seed_alternative_amis
+    from amazonei_setup.sandbox.account import seed_alternative_amis
 
     return seed_alternative_amis(ACCOUNT, REGION)
 
@@ -127,7 +128,7 @@ def test_no_image_at_all_is_a_usage_error_naming_ami_id(cli, account):
 
 
 def test_families_run_outside_the_ei_regions(cli, account):
-    from amazonei_setup.sandbox import seed_alternative_amis
+    from amazonei_setup.sandbox.account import seed_alternative_amis
 
     seed_alternative_amis(ACCOUNT, "eu-central-1")
     result = cli(*[a if a != REGION else "eu-central-1" for a in family_args("frankfurt", "gpu")])
@@ -251,7 +252,8 @@ def real_account_cli(account):
     """The CLI in-process against moto, taken for a real account (the `cli` fixture's runs count as emulated)."""
     import io
 
-    from amazonei_setup.cli import Environment, main
+    from amazonei_setup.cli.environment import Environment
+    from amazonei_setup.cli.main import main
     from tests.conftest import WIDE, CliResult
 
     def run(*argv: str) -> CliResult:
@@ -297,7 +299,7 @@ def test_the_retirement_warning_is_for_real_accounts_and_ei_launches_only(cli, a
 def test_the_suggested_command_keeps_network_sandbox_and_profile_flags():
     from types import SimpleNamespace
 
-    from amazonei_setup.commands.common import alternative_command
+    from amazonei_setup.cli.commands.common import alternative_command
 
     plan = SimpleNamespace(name="a" * 32, region="us-east-1")
     args = SimpleNamespace(sandbox=False, profile="work", endpoint_url=None, key_name=None, key_dir="my keys",
@@ -354,7 +356,7 @@ def test_alternatives_are_offered_only_when_discovery_looked_them_up():
 def test_g6_is_priced_from_the_dated_source_so_no_alternative_is_price_unknown():
     """Issue 17: g6.xlarge's us-west-2 price from the data set g4dn and inf2 come from (2026-08-26); it was the
     one alternative shown as "price unknown"."""
-    from amazonei_setup.wizard import family_title
+    from amazonei_setup.cli.wizard import family_title
 
     entry = catalog.INSTANCE_PRICES["g6.xlarge"]
     assert (entry.hourly_usd, entry.as_of, entry.verified) == (0.8048, "2026-08-26", True)
@@ -401,7 +403,7 @@ def test_plan_json_names_the_family(cli, account, alt):
 
 
 def test_teardown_reaches_a_family_deployment_outside_the_ei_regions(cli, account):
-    from amazonei_setup.sandbox import seed_alternative_amis
+    from amazonei_setup.sandbox.account import seed_alternative_amis
 
     seed_alternative_amis(ACCOUNT, "eu-central-1")
     frankfurt = account.in_region("eu-central-1")

@@ -26,7 +26,7 @@ def test_the_user_agent_is_sent_with_each_request(account):
 
 def test_aws_max_attempts_from_the_environment_wins(monkeypatch):
     """An explicit Config would silently override AWS_MAX_ATTEMPTS; users expect the variable to work."""
-    from amazonei_setup.aws import _max_attempts
+    from amazonei_setup.aws.client import _max_attempts
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     assert _max_attempts() == 2
@@ -36,7 +36,7 @@ def test_aws_max_attempts_from_the_environment_wins(monkeypatch):
 
 
 def test_parsed_models_are_cached_where_xdg_cache_home_says_else_in_the_tools_home(tmp_path, monkeypatch):
-    from amazonei_setup import paths
+    from amazonei_setup.local import paths
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert paths.cache_dir() == tmp_path / "xdg" / "amazonei-setup"
@@ -52,7 +52,7 @@ def test_a_models_second_load_comes_from_its_pickle_and_equals_botocores_parse(t
     import botocore
     import botocore.loaders
 
-    from amazonei_setup.botocore_data import CachedJSONFileLoader
+    from amazonei_setup.aws.botocore_data import CachedJSONFileLoader
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     found = next((Path(botocore.__file__).parent / "data" / "sts").glob("*/service-2.json*"))
@@ -73,7 +73,7 @@ def test_the_loader_answers_as_botocores_without_listing_every_service(service, 
     import botocore.loaders
     from botocore.exceptions import DataNotFoundError, UnknownServiceError
 
-    from amazonei_setup import botocore_data
+    from amazonei_setup.aws import botocore_data
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     try:
@@ -95,7 +95,7 @@ def test_the_loader_answers_as_botocores_without_listing_every_service(service, 
 def test_an_unknown_service_is_botocores_error_naming_the_known_ones(tmp_path, monkeypatch):
     from botocore.exceptions import UnknownServiceError
 
-    from amazonei_setup import botocore_data
+    from amazonei_setup.aws import botocore_data
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     for name in ("no-such-service", "../ec2", ""):

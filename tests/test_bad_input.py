@@ -46,7 +46,8 @@ class Bare:
         monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
     def __call__(self, *argv: str, tty: bool = False):
-        from amazonei_setup.cli import Environment, main
+        from amazonei_setup.cli.environment import Environment
+        from amazonei_setup.cli.main import main
         from tests.conftest import CliResult
 
         out, err = io.StringIO(), io.StringIO()

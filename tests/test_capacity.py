@@ -13,8 +13,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from amazonei_setup import capacity, sandbox
-from amazonei_setup.facts import Subnet
+from amazonei_setup.core import capacity
+from amazonei_setup.core.facts import Subnet
+from amazonei_setup.sandbox import account as sandbox
 from tests.conftest import REGION, inject, setup_args, snapshot
 from tests.test_alternatives import alt, family_args  # noqa: F401 - `alt` is a fixture
 from tests.test_faults import assert_clean_failure

@@ -121,7 +121,8 @@ def quiet_retries(monkeypatch):
 @pytest.fixture
 def run_main(account, tmp_path, monkeypatch, quiet_retries):
     """main() with its own clients (so --region/--profile/--endpoint-url are real) inside moto."""
-    from amazonei_setup.cli import Environment, main
+    from amazonei_setup.cli.environment import Environment
+    from amazonei_setup.cli.main import main
 
     monkeypatch.chdir(tmp_path)
 
@@ -157,7 +158,8 @@ def no_aws(monkeypatch, quiet_retries):
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    from amazonei_setup.cli import Environment, main
+    from amazonei_setup.cli.environment import Environment
+    from amazonei_setup.cli.main import main
 
     def run(argv: list[str]) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
@@ -231,7 +233,7 @@ def test_the_parser_depends_on_its_argument_alone(monkeypatch, tmp_path):
     import sys
     import time
 
-    from amazonei_setup import cli
+    import amazonei_setup.cli.main as cli
 
     fresh = getattr(cli.build_parser, "__wrapped__", cli.build_parser)  # conftest's cache keeps the function
     monkeypatch.setenv("COLUMNS", "100")  # --help's width is read as help is printed: the same for both

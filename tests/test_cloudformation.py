@@ -15,11 +15,11 @@ import warnings
 import pytest
 import yaml
 
-from amazonei_setup import catalog, tags
-from amazonei_setup import cloudformation as cf
-from amazonei_setup.plan import Plan
-from amazonei_setup.resources import iam, keypair, network
-from amazonei_setup.resources import instance as instances
+from amazonei_setup.aws.resources import iam, keypair, network
+from amazonei_setup.aws.resources import instance as instances
+from amazonei_setup.core import catalog, tags
+from amazonei_setup.core.plan import Plan
+from amazonei_setup.flows import cloudformation as cf
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, cfn_lint, snapshot
 
 OWNER = f"arn:aws:iam::{ACCOUNT}:user/tester"
@@ -448,7 +448,7 @@ def live(account):
         base = dict(vpc_id=vpc_id, subnet_id=subnet["SubnetId"], availability_zone=subnet["AvailabilityZone"],
                     ami_id=newest["ImageId"], ami_name=newest["Name"])
         if family:
-            from amazonei_setup.sandbox import seed_alternative_amis
+            from amazonei_setup.sandbox.account import seed_alternative_amis
 
             base["ami_id"] = seed_alternative_amis(ACCOUNT, REGION)[family]
         return make_plan(family, **{**base, **changes})

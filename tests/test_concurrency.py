@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from amazonei_setup.concurrency import run_graph
+from amazonei_setup.aws.concurrency import run_graph
 
 
 def test_a_graph_larger_than_the_pool_runs_each_step_after_what_it_needs():

@@ -28,7 +28,7 @@ def hang(client, operation: str, released: threading.Event, entered: threading.E
 
 
 def test_a_hung_service_quotas_costs_the_optional_budget_and_the_setup_goes_on(cli, account, monkeypatch):
-    from amazonei_setup import discover
+    from amazonei_setup.aws import discover
 
     monkeypatch.setattr(discover, "OPTIONAL_BUDGET", 0.2)
     released = threading.Event()
@@ -45,7 +45,7 @@ def test_a_hung_service_quotas_costs_the_optional_budget_and_the_setup_goes_on(c
 
 
 def test_a_required_look_up_that_never_answers_is_one_sentence_and_nothing_is_created(cli, account, monkeypatch):
-    from amazonei_setup import discover
+    from amazonei_setup.aws import discover
 
     monkeypatch.setattr(discover, "LOOKUP_BUDGET", 3.0)  # the others answer well within it, even on a busy machine
     monkeypatch.setattr(discover, "OPTIONAL_BUDGET", 0.1)
@@ -168,7 +168,7 @@ def test_a_second_ctrl_c_while_finishing_says_the_deployment_is_complete_and_how
 
 
 def test_stop_takes_ssh_name_away_from_the_address_ec2_gives_back(cli, account):
-    from amazonei_setup import sshconfig
+    from amazonei_setup.local import sshconfig
 
     assert cli(*setup_args("nap")).code == 0
     assert "Host nap" in sshconfig.config_file().read_text()
@@ -180,7 +180,7 @@ def test_stop_takes_ssh_name_away_from_the_address_ec2_gives_back(cli, account):
 
 def test_ctrl_c_while_start_waits_for_its_reply_says_the_state_and_points_ssh_at_the_new_address(cli, account,
                                                                                                  default_signals):
-    from amazonei_setup import sshconfig
+    from amazonei_setup.local import sshconfig
 
     assert cli(*setup_args("wake")).code == 0
     assert cli("stop", "--name", "wake").code == 0
@@ -213,7 +213,7 @@ def test_ctrl_c_while_stop_is_sent_says_what_the_instance_is_doing(cli, account,
 def test_after_the_result_is_printed_a_signal_changes_nothing(tmp_path):
     """cli.entry: once main has returned, the interpreter's shutdown ignores signals (before: exit -2, no code)."""
     code = ("import signal, sys; sys.argv = ['amazonei-setup', 'permissions']\n"
-            "from amazonei_setup.cli import entry\n"
+            "from amazonei_setup.cli.main import entry\n"
             "try:\n    entry()\nexcept SystemExit as done:\n"
             "    print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, done.code, file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,

@@ -17,8 +17,10 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from amazonei_setup import catalog, cost, render
-from amazonei_setup.cli import Environment, main
+from amazonei_setup.cli import render
+from amazonei_setup.cli.environment import Environment
+from amazonei_setup.cli.main import main
+from amazonei_setup.core import catalog, cost
 from tests.conftest import WIDE, CliResult
 
 ESC = "\x1b"
@@ -57,7 +59,7 @@ def no_aws_at_all(monkeypatch, no_credentials):
     def forbidden(*args, **kwargs):
         raise AssertionError("cost made an AWS call without --live-prices")
 
-    monkeypatch.setattr("amazonei_setup.aws.Aws.__init__", forbidden)
+    monkeypatch.setattr("amazonei_setup.aws.client.Aws.__init__", forbidden)
     monkeypatch.setattr("botocore.client.BaseClient._make_api_call", forbidden)
 
 
@@ -387,9 +389,10 @@ def test_one_flag_value_applies_to_every_setup(no_aws_at_all):
 
 
 def test_sandbox_is_not_needed(no_aws_at_all, monkeypatch):
-    monkeypatch.setattr("amazonei_setup.sandbox.Sandbox.__init__", lambda *a, **k: pytest.fail("sandbox started"))
+    monkeypatch.setattr("amazonei_setup.sandbox.account.Sandbox.__init__",
+                        lambda *a, **k: pytest.fail("sandbox started"))
     for opening in ("connect", "find"):
-        monkeypatch.setattr(f"amazonei_setup.sandbox_server.{opening}", lambda *a, **k: pytest.fail("sandbox used"))
+        monkeypatch.setattr(f"amazonei_setup.sandbox.server.{opening}", lambda *a, **k: pytest.fail("sandbox used"))
     assert run("--sandbox", "--instance-type", "m5.xlarge").code == 0
     result = run("--sandbox", "--live-prices", "--instance-type", "m5.xlarge", "--output", "json")
     assert result.code == 0 and "sandbox" in said(result)
@@ -397,7 +400,7 @@ def test_sandbox_is_not_needed(no_aws_at_all, monkeypatch):
 
 
 def test_help_is_fast_because_loading_cost_imports_no_sdk():
-    probe = ("import sys, amazonei_setup.cost, amazonei_setup.cli as c; c.build_parser(); "
+    probe = ("import sys, amazonei_setup.core.cost, amazonei_setup.cli.main as c; c.build_parser(); "
              "print(sorted(m for m in ('boto3', 'botocore', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -729,7 +732,7 @@ def test_g6_xlarge_is_in_the_catalog_with_its_dated_source():
 
 
 def test_the_regional_figures_agree_with_the_catalog_in_its_region_and_name_real_regions():
-    from amazonei_setup import regions
+    from amazonei_setup.aws import regions
 
     for instance_type, prices in catalog.REGIONAL_INSTANCE_PRICES.items():
         assert prices[catalog.CATALOG_REGION] == catalog.INSTANCE_HOURLY_USD[instance_type], instance_type
@@ -742,7 +745,7 @@ def test_the_regional_figures_agree_with_the_catalog_in_its_region_and_name_real
 
 
 def test_the_ei_host_of_the_regions_view_is_setups_default_host():
-    from amazonei_setup.wizard import DEFAULT_EI_HOST
+    from amazonei_setup.core.catalog import DEFAULT_EI_HOST
 
     assert cost.EI_HOST == DEFAULT_EI_HOST
 

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from amazonei_setup import catalog, sshconfig
-from amazonei_setup.cli import Environment, main
+from amazonei_setup.cli.environment import Environment
+from amazonei_setup.cli.main import main
+from amazonei_setup.core import catalog
+from amazonei_setup.local import sshconfig
 from tests.conftest import REGION, SSH_CIDR, CliResult, setup_args
 from tests.test_alternatives import alt as _alt_fixture  # the fixture: the Neuron / GPU images seeded
 
@@ -61,7 +63,7 @@ def instances_at_this_machine(ec2) -> None:
 @pytest.fixture
 def sshd(monkeypatch):
     """A listener on 127.0.0.1 standing in for port 22."""
-    from amazonei_setup import provision
+    from amazonei_setup.flows import provision
 
     listener = socket.create_server(("127.0.0.1", 0))
     monkeypatch.setattr(provision, "SSH_PORT", listener.getsockname()[1])
@@ -71,7 +73,7 @@ def sshd(monkeypatch):
 
 @pytest.fixture
 def nothing_listens(monkeypatch):
-    from amazonei_setup import provision
+    from amazonei_setup.flows import provision
 
     closed = socket.create_server(("127.0.0.1", 0))
     port = closed.getsockname()[1]
@@ -405,8 +407,8 @@ def test_a_fleet_gets_one_block_per_instance_and_the_bare_name_is_the_first(cli,
 
 def test_sandbox_entries_go_to_their_own_file_never_included(isolated_env):
     instance = Namespace(id="i-0123456789abcdef0", host="ec2-54-1-2-3.us-west-2.compute.amazonaws.com")
-    from amazonei_setup.commands.setup import write_ssh_entries
-    from amazonei_setup.commands.status import Access
+    from amazonei_setup.cli.commands.setup import write_ssh_entries
+    from amazonei_setup.cli.commands.status import Access
 
     warnings: list[str] = []
     written = write_ssh_entries(Namespace(sandbox=True), REGION, "play", [instance],
@@ -487,7 +489,7 @@ def test_connect_to_an_instance_a_fleet_does_not_have_is_a_usage_error(cli, acco
 
 def test_without_the_user_tag_or_a_record_the_user_comes_from_the_image_name(cli, account, isolated_env):
     """A deployment made before the ssh-user tag, seen from another machine (no record): the image's name says."""
-    from amazonei_setup import records
+    from amazonei_setup.local import records
 
     setup = made(cli, "demo", "--os", "ubuntu-16.04")
     assert setup["ssh_user"] == "ubuntu"

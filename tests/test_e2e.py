@@ -21,7 +21,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from amazonei_setup.sandbox import SANDBOX_ACCOUNT_ID, seed_deep_learning_amis
+from amazonei_setup.sandbox.account import SANDBOX_ACCOUNT_ID, seed_deep_learning_amis
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # separate processes: `-m "not slow"` skips them locally, never in CI
@@ -201,8 +201,8 @@ def test_a_ci_loop_against_an_aws_endpoint_passes_every_time(moto_server, home):
 
 def assert_sandbox_is_empty(state_dir: Path) -> None:
     """Open the saved sandbox account in this process and look for anything setup could have left."""
-    from amazonei_setup import sandbox_server
-    from amazonei_setup.sandbox import Sandbox
+    from amazonei_setup.sandbox import server as sandbox_server
+    from amazonei_setup.sandbox.account import Sandbox
 
     sandbox_server.stop(state_dir)  # the commands' server owns the directory; it saves as it stops
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amazonei_setup import cloudformation, records, tags
+from amazonei_setup.core import tags
+from amazonei_setup.flows import cloudformation
+from amazonei_setup.local import records
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, record, setup_args, snapshot
 
 NAME = "cfn"
@@ -239,7 +241,7 @@ def test_ei_count_3_is_three_instance_resources(cli, account, tmp_path):
 
 
 def test_inf2_count_3_is_a_launch_template_and_an_auto_scaling_group(cli, account, tmp_path):
-    from amazonei_setup.sandbox import seed_alternative_amis
+    from amazonei_setup.sandbox.account import seed_alternative_amis
 
     seed_alternative_amis(ACCOUNT, REGION)
     out = tmp_path / "inf2.yaml"
@@ -303,7 +305,7 @@ def test_deploy_creates_the_stack_then_teardown_leaves_the_account_as_before(cli
 
 def test_a_deployed_stack_gets_its_host_entry_as_setup_does(cli, account, cfn):
     """`ssh NAME` works after export --deploy as after setup; teardown takes the entry away again."""
-    from amazonei_setup import sshconfig
+    from amazonei_setup.local import sshconfig
 
     result = export(cli, NAME, "--deploy")
     assert result.code == 0, result.stderr
@@ -317,7 +319,7 @@ def test_a_deployed_stack_gets_its_host_entry_as_setup_does(cli, account, cfn):
 
 
 def test_export_deploy_with_no_ssh_config_writes_no_entry(cli, account, cfn):
-    from amazonei_setup import sshconfig
+    from amazonei_setup.local import sshconfig
 
     assert export(cli, NAME, "--deploy", "--no-ssh-config").code == 0
     assert sshconfig.read_block(NAME) is None and records.load(REGION, NAME)["ssh_config"] is None
@@ -555,7 +557,7 @@ def test_sandbox_export_deploy_then_teardown_in_separate_processes(tmp_path):
 def test_ctrl_c_while_create_stack_is_in_flight_deletes_the_stack_aws_made(cli, account, cfn, before, ssh_dir):
     """Ctrl-C lands while CreateStack's reply is on its way (the call runs on the main thread): AWS made the
     stack, the run never learned its id. The rollback must find it by name and tags, not only delete the key."""
-    from amazonei_setup.aws import Aws
+    from amazonei_setup.aws.client import Aws
 
     plain = Aws(REGION).client("cloudformation")
 

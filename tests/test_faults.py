@@ -20,7 +20,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from amazonei_setup import aws
+from amazonei_setup.aws import client as aws
 from tests.conftest import ACCOUNT, REGION, inject, setup_args, snapshot
 
 DENIED_USER = f"arn:aws:iam::{ACCOUNT}:user/x"
@@ -430,7 +430,7 @@ def test_rollback_removes_the_role_when_the_profile_was_created_first(cli, accou
     """Role and profile are created concurrently; whichever finishes first is journaled first.
     Force the profile first (the other order is what most runs get), then fail the launch: the
     rollback must still remove the role, which the profile holds until the profile is deleted."""
-    from amazonei_setup import provision
+    from amazonei_setup.flows import provision
 
     profile_journaled = threading.Event()
     add = provision.Journal.add
@@ -458,7 +458,7 @@ def test_rollback_removes_the_role_when_the_profile_was_created_first(cli, accou
 # ---- waiting -----------------------------------------------------------------------------------
 
 def test_instance_that_never_runs_times_out_naming_its_state_and_how_to_check(cli, account, before, monkeypatch):
-    monkeypatch.setattr("amazonei_setup.provision.INSTANCE_TIMEOUT", 0.0)
+    monkeypatch.setattr("amazonei_setup.flows.provision.INSTANCE_TIMEOUT", 0.0)
     real = boto3.client("ec2", region_name=REGION)  # an uninstrumented client on the same moto account
     stuck: list = []
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from amazonei_setup import records, tags
+from amazonei_setup.core import tags
+from amazonei_setup.local import records
 from tests.conftest import REGION, inject, record, setup_args, snapshot
 
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from amazonei_setup import tags
+from amazonei_setup.core import tags
 from tests.conftest import ACCOUNT, REGION, cfn_lint, record, setup_args
 
 STOP = f"arn:aws:automate:{REGION}:ec2:stop"
@@ -133,8 +133,8 @@ def test_the_request_is_valid_for_real_cloudwatch_by_botocores_model():
     from botocore.model import ServiceModel
     from botocore.validate import ParamValidator
 
-    from amazonei_setup.aws import shared_loader
-    from amazonei_setup.resources import alarm
+    from amazonei_setup.aws.client import shared_loader
+    from amazonei_setup.aws.resources import alarm
 
     model = ServiceModel(shared_loader().load_service_model("cloudwatch", "service-2"))
     params = {**alarm.definition("demo", "i-0123456789abcdef0", REGION, 60),
@@ -239,7 +239,7 @@ def test_a_failure_after_the_alarm_step_rolls_the_alarm_back(cli, account):
 
 
 def test_list_shows_a_deployment_of_which_only_an_alarm_is_left(cli, account):
-    from amazonei_setup.resources import alarm
+    from amazonei_setup.aws.resources import alarm
 
     # What a teardown cut off after terminating the instances could leave: an alarm watching a gone instance.
     me = account.sts.get_caller_identity()["Arn"]
@@ -267,7 +267,7 @@ def test_list_ignores_alarms_that_are_not_ours(cli, account):
 # ---- export ---------------------------------------------------------------------------------------------
 
 def idle_template(**build):
-    from amazonei_setup import cloudformation as cf
+    from amazonei_setup.flows import cloudformation as cf
     from tests.test_cloudformation import make_plan
 
     plan = make_plan(idle_stop_minutes=60, **build.pop("plan", {}))
@@ -277,7 +277,7 @@ def idle_template(**build):
 @pytest.mark.parametrize(("plan", "build", "alarms_expected"), [
     ({}, {}, 1), ({}, {"fleet_size": 3}, 3), ({"family": "gpu"}, {}, 1)])
 def test_the_template_holds_the_same_alarm_and_passes_cfn_lint(plan, build, alarms_expected):
-    from amazonei_setup import cloudformation as cf
+    from amazonei_setup.flows import cloudformation as cf
     from tests.test_cloudformation import allowed
 
     plan_, template = idle_template(plan=plan, **build)
@@ -305,7 +305,7 @@ def test_export_with_idle_stop_writes_the_alarm(cli, account, tmp_path):
 
 
 def test_export_refuses_idle_stop_for_an_auto_scaling_group(cli, account):
-    from amazonei_setup.sandbox import seed_alternative_amis
+    from amazonei_setup.sandbox.account import seed_alternative_amis
 
     seed_alternative_amis(ACCOUNT, REGION)
     run = cli("export", "--region", REGION, "--accelerator", "gpu", "--yes", "--name", "asg", "--fleet",
@@ -325,7 +325,7 @@ def test_the_wizard_offers_idle_stop_with_the_price_of_an_idle_day(cli, account)
               "--accelerator-type", "eia2.medium", asker=asker, tty=True)
     assert run.code == 0, run.stderr
     question = asker.question("--idle-stop")
-    from amazonei_setup import catalog
+    from amazonei_setup.core import catalog
 
     day = catalog.hourly_usd("m5.xlarge", "eia2.medium") * 24
     assert f"an idle day costs ${day:.2f}" in question.hint

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from amazonei_setup import paths, records
+from amazonei_setup.local import paths, records
 from tests.conftest import REGION, setup_args, snapshot
 from tests.test_bad_input import Bare, assert_usage_error, text_of
 
@@ -217,8 +217,8 @@ def test_teardown_of_an_unknown_name_close_to_nothing_points_to_list(cli, accoun
 def test_teardown_suggests_a_close_name_that_lives_in_another_region(cli, account):
     """IAM is global: our roles say where their deployments live, so a close name elsewhere is named with its
     --region."""
-    from amazonei_setup import tags
-    from amazonei_setup.resources import iam
+    from amazonei_setup.aws.resources import iam
+    from amazonei_setup.core import tags
 
     account.iam.create_role(RoleName=iam.role_name("demo-east"), Path=tags.IAM_PATH, AssumeRolePolicyDocument="{}",
                             Tags=tags.tag_list("demo-east", None, "us-east-1"))
@@ -240,13 +240,14 @@ def test_teardown_of_a_name_this_machine_set_up_but_is_gone_succeeds(cli, accoun
 
 # ---- the bottom of the import graph ------------------------------------------------------------------
 
-@pytest.mark.parametrize("module", ["rules", "facts", "regions", "wizard", "cloudformation", "plan"])
+@pytest.mark.parametrize("module", ["core.rules", "core.facts", "aws.regions", "cli.wizard", "flows.cloudformation",
+                                    "core.plan"])
 def test_the_decision_layer_imports_no_boto3(module):
     code = f"import amazonei_setup.{module}, sys; assert 'boto3' not in sys.modules, '{module} loaded boto3'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
-@pytest.mark.parametrize("module", ["capacity", "permissions", "sshconfig"])
+@pytest.mark.parametrize("module", ["core.capacity", "core.permissions", "local.sshconfig"])
 def test_the_pure_rules_of_quotas_permissions_and_ssh_entries_load_no_aws_sdk_at_all(module):
     code = (f"import amazonei_setup.{module}, sys; loaded = [m for m in sys.modules if m.startswith(('boto3', "
             f"'botocore'))]; assert not loaded, ('{module}', loaded)")
@@ -254,13 +255,14 @@ def test_the_pure_rules_of_quotas_permissions_and_ssh_entries_load_no_aws_sdk_at
 
 
 def test_facts_are_re_exported_by_discover():
-    from amazonei_setup import discover, facts
+    from amazonei_setup.aws import discover
+    from amazonei_setup.core import facts
 
     assert (discover.Facts, discover.Image, discover.Subnet) == (facts.Facts, facts.Image, facts.Subnet)
 
 
 def test_help_and_usage_errors_load_neither_boto3_nor_shtab():
-    code = ("import sys, io; from amazonei_setup.cli import main, Environment\n"
+    code = ("import sys, io; from amazonei_setup.cli.main import main, Environment\n"
             "env = Environment(stdin_isatty=False, stdout=io.StringIO(), stderr=io.StringIO())\n"
             "assert main(['--help'], env) == 0\n"
             "assert main(['lst'], env) == 2 and main(['--dryrun'], env) == 2\n"

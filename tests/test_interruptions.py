@@ -309,9 +309,9 @@ def test_a_signal_during_a_sandbox_setup_rolls_back_and_exits_128_plus_n(tmp_pat
 # interpreter's to report, before any line of ours runs). Not after a fixed delay, which a busy machine turns into
 # "still inside site" or "long past the imports": Python's -X importtime writes a line to stderr as each module
 # finishes loading, and the signal follows the line of `module`: the launcher's import of the CLI is under way
-# (`amazonei_setup.rules`, which the CLI module imports), or the CLI's own heavy imports under its handlers are
+# (`amazonei_setup.core.rules`, which the CLI module imports), or the CLI's own heavy imports under its handlers are
 # (`botocore`, `rich`).
-LOADING = ["amazonei_setup.rules", "botocore", "rich"]
+LOADING = ["amazonei_setup.core.rules", "botocore", "rich"]
 
 
 def ctrl_c_once_loaded(process: subprocess.Popen, module: str) -> str:
@@ -357,12 +357,12 @@ def test_a_signal_inside_the_import_of_errors_py_still_stops_quietly(name, monke
     and the user got an ImportError traceback and exit 1 instead of exit 130. The handler must import nothing."""
     import types
 
-    from amazonei_setup.cli import _Signals
-    from amazonei_setup.errors import Signalled
+    from amazonei_setup.cli.main import _Signals
+    from amazonei_setup.core.errors import Signalled
 
     signals = _Signals()
     with signals:
-        monkeypatch.setitem(sys.modules, "amazonei_setup.errors", types.ModuleType("amazonei_setup.errors"))
+        monkeypatch.setitem(sys.modules, "amazonei_setup.core.errors", types.ModuleType("amazonei_setup.core.errors"))
         signum = getattr(signal, name)
         with pytest.raises(KeyboardInterrupt) as stopped:
             signals._handle(signum, None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from amazonei_setup.resources import alarm
+from amazonei_setup.aws.resources import alarm
 from tests.conftest import REGION, inject, setup_args, snapshot
 
 DENIED_BY = {  # the code each API answers a denial with; the message as AWS writes it (the action named in it)
@@ -44,7 +44,7 @@ def plain(service: str):
 
 def untouched():
     """The account through clients no test instruments (the fixture's carry the denials)."""
-    from amazonei_setup.aws import Aws
+    from amazonei_setup.aws.client import Aws
 
     return Aws(REGION)
 
@@ -231,7 +231,7 @@ def test_a_denial_that_does_not_name_its_action_is_said_with_the_services_prefix
 def test_a_denial_of_an_operation_no_client_of_ours_has_says_the_operation():
     from botocore.exceptions import ClientError
 
-    from amazonei_setup.aws import explain
+    from amazonei_setup.aws.client import explain
 
     err = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "DeleteRole")
     said_ = str(explain(err))

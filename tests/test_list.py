@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from amazonei_setup import catalog, tags
+from amazonei_setup.core import catalog, tags
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, inject, record, setup_args
 
 KEYS = {"name", "region", "instance_id", "state", "instance_type", "accelerator_type", "public_dns", "launched",
@@ -141,7 +141,7 @@ def test_hand_made_resources_are_not_deployments(cli, account):
 # ---- regions ---------------------------------------------------------------------------------------
 
 def test_all_regions_queries_every_enabled_region_and_finds_each_deployment(cli, account):
-    from amazonei_setup.sandbox import seed_deep_learning_amis
+    from amazonei_setup.sandbox.account import seed_deep_learning_amis
 
     seed_deep_learning_amis(ACCOUNT, OTHER_REGION)
     a = setup(cli, "a")

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from amazonei_setup.resources import lock
+from amazonei_setup.aws.resources import lock
 
 NAME = "lk"
 
@@ -141,7 +141,7 @@ def test_the_lease_renews_and_stops_when_another_run_has_taken_the_lock(ssm):
 
 def test_a_signal_after_the_lock_landed_leaves_no_lock(account):
     """Ctrl-C while PutParameter is in flight: AWS made the lock, the run never heard. It must not stay behind."""
-    from amazonei_setup import locking
+    from amazonei_setup.flows import locking
 
     ssm = account.client("ssm")
 

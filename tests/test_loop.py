@@ -193,7 +193,7 @@ def test_cost_of_a_type_in_a_region_is_that_regions_price(cli):
 
 
 def test_list_and_status_price_an_instance_at_its_regions_figure(cli, account):
-    from amazonei_setup import tags
+    from amazonei_setup.core import tags
 
     frankfurt = account.in_region("eu-central-1")
     image = frankfurt.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from moto.core import serialize
 from moto.ec2.models.instance_types import InstanceTypeOfferingBackend
 
-from amazonei_setup.sandbox import seed_alternative_amis
+from amazonei_setup.sandbox.account import seed_alternative_amis
 from tests.conftest import ACCOUNT, REGION, setup_args
 
 READS = ("Describe", "Get", "List")

@@ -14,8 +14,8 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from amazonei_setup import capacity, tags
-from amazonei_setup.resources import lock
+from amazonei_setup.aws.resources import lock
+from amazonei_setup.core import capacity, tags
 from tests.conftest import REGION, setup_args
 
 
@@ -42,7 +42,7 @@ def image_id() -> str:
 @pytest.fixture
 def quota_of(monkeypatch):
     """One of the emulated account's vCPU quotas (what get_service_quota answers)."""
-    from amazonei_setup import sandbox
+    from amazonei_setup.sandbox import account as sandbox
 
     def set_quota(code: str, value: float) -> None:
         name, _ = sandbox.SANDBOX_VCPU_QUOTAS[code]
@@ -381,7 +381,7 @@ def user_ssh_config(home, text: str):
 
 
 def our_hosts() -> list[str]:
-    from amazonei_setup import sshconfig
+    from amazonei_setup.local import sshconfig
 
     path = sshconfig.config_file()
     if not path.exists():
@@ -392,7 +392,7 @@ def our_hosts() -> list[str]:
 
 class TestSshConfig:
     def test_a_symlinked_ssh_config_stays_a_link_and_its_target_gets_the_include(self, cli, account, isolated_env):
-        from amazonei_setup import sshconfig
+        from amazonei_setup.local import sshconfig
 
         dotfiles = isolated_env / "dotfiles"
         dotfiles.mkdir()
@@ -422,7 +422,7 @@ class TestSshConfig:
         assert "trio-2" not in our_hosts()
 
     def test_teardown_of_a_deployment_removed_elsewhere_drops_its_host_block(self, cli, account):
-        from amazonei_setup import sshconfig
+        from amazonei_setup.local import sshconfig
 
         assert cli(*setup_args("elsewhere")).code == 0
         left = sshconfig.config_file().read_text()
@@ -598,7 +598,8 @@ class TestOutput:
     def test_teardown_says_terminated_only_once_ec2_says_so(self, account):
         import io
 
-        from amazonei_setup.cli import Environment, main
+        from amazonei_setup.cli.environment import Environment
+        from amazonei_setup.cli.main import main
 
         assert main(setup_args("slow-end"), Environment(stdin_isatty=False, stdout=io.StringIO(),
                                                         stderr=io.StringIO(), public_ip_lookup=lambda: "198.51.100.4",

@@ -15,9 +15,10 @@ import shlex
 import pytest
 from rich.text import Text
 
-from amazonei_setup import records
-from amazonei_setup.cli import Environment, main
-from amazonei_setup.ui import Ui, word_wrap
+from amazonei_setup.cli.environment import Environment
+from amazonei_setup.cli.main import main
+from amazonei_setup.cli.ui import Ui, word_wrap
+from amazonei_setup.local import records
 from tests.conftest import REGION, CliResult, inject, setup_args
 
 BOX = set("│╭╮╰╯─")

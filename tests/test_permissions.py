@@ -14,8 +14,8 @@ import json
 
 import pytest
 
-from amazonei_setup import cli as cli_module
-from amazonei_setup import permissions
+import amazonei_setup.cli.main as cli_module
+from amazonei_setup.core import permissions
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, CallRecorder
 
 # In the policy, but no API call of their own: AWS checks them as part of another call.
@@ -117,7 +117,7 @@ def setup_flags(family: str) -> list[str]:
 
 @pytest.mark.parametrize("family", permissions.FAMILIES)
 def test_the_policy_allows_every_call_and_nothing_more(cli, account, family, tmp_path):
-    from amazonei_setup.sandbox import seed_alternative_amis
+    from amazonei_setup.sandbox.account import seed_alternative_amis
 
     seed_alternative_amis(ACCOUNT, REGION)
     called = exercise(cli, family, tmp_path)
@@ -174,7 +174,7 @@ PROXY_ONLY = {
 
 def plain_account():
     """The account through the test's own (unrecorded) clients."""
-    from amazonei_setup.aws import Aws
+    from amazonei_setup.aws.client import Aws
 
     return Aws(REGION)
 
@@ -204,7 +204,7 @@ def exercise_ssm(cli, family: str) -> set[str]:
 
 @pytest.mark.parametrize("family", ["ei", "inf2"])
 def test_the_ssm_policy_adds_exactly_what_session_manager_access_calls(cli, account, family, tmp_path, monkeypatch):
-    from amazonei_setup.sandbox import seed_alternative_amis
+    from amazonei_setup.sandbox.account import seed_alternative_amis
     from tests.test_ssm_access import Agents
 
     seed_alternative_amis(ACCOUNT, REGION)  # also AWS's managed policies, which moto does not load

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from amazonei_setup import __version__, sshconfig
+from amazonei_setup import __version__
+from amazonei_setup.local import sshconfig
 from tests.conftest import REGION, setup_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +26,11 @@ HAS_SSH = shutil.which("ssh") is not None
 # ---- (C) the program's name ------------------------------------------------------------------------------------
 
 def console_script(directory: Path) -> Path:
-    """What pip writes for `amazonei-setup = amazonei_setup.cli:main`, importing the package from this checkout."""
+    """What pip writes for `amazonei-setup = amazonei_setup.cli.main:main`, importing the package from this checkout."""
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / "amazonei-setup"
     script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                      "from amazonei_setup.cli import main\nsys.exit(main())\n")
+                      "from amazonei_setup.cli.main import main\nsys.exit(main())\n")
     script.chmod(0o755)
     return script
 
@@ -96,7 +97,7 @@ def test_the_bare_name_is_printed_when_path_finds_the_same_script(tmp_path):
 
 
 def test_program_name_asks_path_which_file_the_bare_name_is(tmp_path, monkeypatch):
-    from amazonei_setup.commands.printed import program_name
+    from amazonei_setup.cli.commands.printed import program_name
 
     script = console_script(tmp_path / "bin")
     other = console_script(tmp_path / "elsewhere")
@@ -190,8 +191,8 @@ def test_a_user_name_with_a_newline_never_becomes_a_line_of_the_ssh_config(isola
     must not become a directive of its own."""
     from argparse import Namespace
 
-    from amazonei_setup.commands.setup import write_ssh_entries
-    from amazonei_setup.commands.status import Access
+    from amazonei_setup.cli.commands.setup import write_ssh_entries
+    from amazonei_setup.cli.commands.status import Access
 
     instance = Namespace(id="i-0123456789abcdef0", host="ec2-54-1-2-3.us-west-2.compute.amazonaws.com")
     warnings: list[str] = []

@@ -12,11 +12,12 @@ import json
 
 import pytest
 
-from amazonei_setup import records, tags
-from amazonei_setup.aws import Aws
-from amazonei_setup.catalog import DEFAULT_OS, OPERATING_SYSTEMS
-from amazonei_setup.resources import iam as iam_names
-from amazonei_setup.resources import network
+from amazonei_setup.aws.client import Aws
+from amazonei_setup.aws.resources import iam as iam_names
+from amazonei_setup.aws.resources import network
+from amazonei_setup.core import tags
+from amazonei_setup.core.catalog import DEFAULT_OS, OPERATING_SYSTEMS
+from amazonei_setup.local import records
 from tests.conftest import REGION, setup_args, snapshot
 
 # The deployment most tests set up, and the name every resource of it carries (role, profile, group).

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from amazonei_setup import discover, provision, tags, wizard
-from amazonei_setup.catalog import EI_SERVICE_NAME
-from amazonei_setup.resources import iam
+from amazonei_setup.aws import discover
+from amazonei_setup.aws.resources import iam
+from amazonei_setup.cli import wizard
+from amazonei_setup.core import tags
+from amazonei_setup.core.catalog import EI_SERVICE_NAME
+from amazonei_setup.flows import provision
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, inject, record, setup_args, snapshot
 from tests.test_resources import document
 

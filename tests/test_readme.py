@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from amazonei_setup import cli
+import amazonei_setup.cli.main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -128,7 +128,7 @@ def console_script(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / "amazonei-setup"
     script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                      "from amazonei_setup.cli import entry\nentry()\n")
+                      "from amazonei_setup.cli.main import entry\nentry()\n")
     script.chmod(0o755)
     return script
 

@@ -10,10 +10,10 @@ from urllib.parse import unquote
 import pytest
 from botocore.exceptions import ClientError
 
-from amazonei_setup import tags
-from amazonei_setup.catalog import EI_SERVICE_NAME
-from amazonei_setup.resources import iam, keypair, network
-from amazonei_setup.resources import instance as instances
+from amazonei_setup.aws.resources import iam, keypair, network
+from amazonei_setup.aws.resources import instance as instances
+from amazonei_setup.core import tags
+from amazonei_setup.core.catalog import EI_SERVICE_NAME
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, inject, record
 
 OWNER = f"arn:aws:iam::{ACCOUNT}:user/tester"

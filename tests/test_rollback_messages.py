@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from botocore.exceptions import EndpointConnectionError
 
-from amazonei_setup.aws import Aws
+from amazonei_setup.aws.client import Aws
 from tests.conftest import REGION, setup_args, snapshot
 
 SERVICES = ("ec2", "iam", "sts", "ssm", "cloudwatch")

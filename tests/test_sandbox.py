@@ -14,9 +14,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from amazonei_setup import sandbox
-from amazonei_setup.sandbox import DLAMI_OWNER_ID, SANDBOX_ACCOUNT_ID, Sandbox, seed_deep_learning_amis
-from amazonei_setup.sandbox_server import reset
+from amazonei_setup.sandbox import account as sandbox
+from amazonei_setup.sandbox.account import DLAMI_OWNER_ID, SANDBOX_ACCOUNT_ID, Sandbox, seed_deep_learning_amis
+from amazonei_setup.sandbox.server import reset
 
 REGION = "us-west-2"
 AL1_FILTER = [{"Name": "name", "Values": ["Deep Learning AMI (Amazon Linux) Version *"]}]

@@ -1,6 +1,6 @@
 """The sandbox's background server: one per state directory, reused by every command, never losing an answer.
 
-Real processes and real moto: `connect` starts `python -m amazonei_setup.sandbox_server` as a command would, the
+Real processes and real moto: `connect` starts `python -m amazonei_setup.sandbox.server` as a command would, the
 tests talk to it with boto3 over HTTP, and kill, reset or replace it the way a user's machine would.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from amazonei_setup import sandbox_server
-from amazonei_setup.sandbox import STATE_FILE
+from amazonei_setup.sandbox import server as sandbox_server
+from amazonei_setup.sandbox.account import STATE_FILE
 
 pytestmark = pytest.mark.slow  # separate processes: `-m "not slow"` skips them locally, never in CI
 REGION = "us-west-2"

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from amazonei_setup import tags
-from amazonei_setup.catalog import EI_SERVICE_NAME
+from amazonei_setup.core import tags
+from amazonei_setup.core.catalog import EI_SERVICE_NAME
 from tests.conftest import REGION, setup_args, snapshot
 from tests.test_capacity import refuse_in, subnet_of
 
@@ -237,10 +237,10 @@ def fates(*, runs: dict[str, str] = None, users: dict[str, str] = None, records:
           subnets=("s-a", "s-b")):
     """teardown.subnet_fates for deployment "me", which recorded s-b, on an endpoint with `subnets`; runs: other
     deployments' instances (name -> subnet); users: other deployments' groups attached (group -> name)."""
-    from amazonei_setup.deployments import Inventory
-    from amazonei_setup.resources.instance import InstanceInfo
-    from amazonei_setup.resources.network import Endpoint
-    from amazonei_setup.teardown import subnet_fates
+    from amazonei_setup.aws.resources.instance import InstanceInfo
+    from amazonei_setup.aws.resources.network import Endpoint
+    from amazonei_setup.flows.deployments import Inventory
+    from amazonei_setup.flows.teardown import subnet_fates
 
     users = users or {}
     record_tags = {tags.endpoint_subnets_key(n): s for n, s in {"me": "s-b", **(records or {})}.items()}

@@ -16,7 +16,7 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from amazonei_setup import capacity
+from amazonei_setup.core import capacity
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, record, snapshot
 
 NAME = "lab-spot"
@@ -24,7 +24,7 @@ NAME = "lab-spot"
 
 @pytest.fixture
 def alt(account):
-    from amazonei_setup.sandbox import seed_alternative_amis
+    from amazonei_setup.sandbox.account import seed_alternative_amis
 
     return seed_alternative_amis(ACCOUNT, REGION)
 
@@ -115,7 +115,7 @@ def test_spot_launches_read_the_spot_vcpu_quotas():
 
 
 def test_the_spot_preflight_refuses_a_spot_quota_too_low(cli, account, alt, spot_market):
-    from amazonei_setup.resources import quota
+    from amazonei_setup.aws.resources import quota
 
     asked = []
 
@@ -183,7 +183,7 @@ def test_a_spot_request_left_without_its_instance_is_a_partial_deployment_teardo
 def test_the_plan_shows_spot_next_to_on_demand_and_its_command_keeps_spot_auto(cli, account, alt, spot_market):
     import dataclasses
 
-    from amazonei_setup.plan import Plan
+    from amazonei_setup.core.plan import Plan
 
     def latest(parsed, **_):  # moto's Spot prices are $0.00001 from 2006: a price worth showing
         for entry in parsed.get("SpotPriceHistory", []):
@@ -320,7 +320,7 @@ def test_start_leaves_an_interrupted_spot_instance_to_ec2_and_says_so(cli, accou
 @pytest.mark.parametrize("answer, expected", [(None, None), ("required", "required"), ("auto", "auto")])
 def test_the_wizard_asks_on_demand_or_spot_for_an_alternative_and_its_command_repeats_it(isolated_env, answer,
                                                                                         expected):
-    from amazonei_setup.wizard import DefaultsAsker, SetupRequest, build_plan
+    from amazonei_setup.cli.wizard import DefaultsAsker, SetupRequest, build_plan
     from tests.test_wizard import AL44, ScriptedAsker, hand_facts, image, request_from
 
     facts = hand_facts(
@@ -336,14 +336,14 @@ def test_the_wizard_asks_on_demand_or_spot_for_an_alternative_and_its_command_re
     assert plan.spot == expected
     command = plan.equivalent_command("python -m amazonei_setup", " --sandbox")
     argv = shlex.split(command)[4:]  # the command's flags, as cli.parse reads them
-    from amazonei_setup.cli import parse
+    from amazonei_setup.cli.main import parse
 
     again = build_plan(dataclasses.replace(request_from(argv), spot=parse(argv).spot), facts, DefaultsAsker())
     assert again == plan, command
 
 
 def test_the_wizard_does_not_ask_about_spot_when_the_flag_says_or_for_ei(isolated_env):
-    from amazonei_setup.wizard import SetupRequest, build_plan
+    from amazonei_setup.cli.wizard import SetupRequest, build_plan
     from tests.test_wizard import ScriptedAsker, hand_facts
 
     asker = ScriptedAsker()

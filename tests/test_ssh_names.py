@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from amazonei_setup import sshconfig
+from amazonei_setup.local import sshconfig
 from tests.conftest import REGION, setup_args, snapshot
 from tests.test_day2 import real
 
@@ -165,8 +165,8 @@ def test_a_rerun_of_the_same_deployment_is_not_refused_by_its_own_entry(cli, acc
 def test_the_sandbox_file_refuses_a_collision_too(isolated_env):
     from argparse import Namespace
 
-    from amazonei_setup.commands.setup import write_ssh_entries
-    from amazonei_setup.commands.status import Access
+    from amazonei_setup.cli.commands.setup import write_ssh_entries
+    from amazonei_setup.cli.commands.status import Access
 
     one = Namespace(id="i-0123456789abcdef0", host="ec2-54-1-2-3.us-west-2.compute.amazonaws.com")
     two = Namespace(id="i-0fedcba9876543210", host="ec2-54-1-2-4.us-west-2.compute.amazonaws.com")
@@ -181,7 +181,7 @@ def test_the_sandbox_file_refuses_a_collision_too(isolated_env):
 
 
 def test_taken_aliases_are_refused_at_plan_time_by_a_pure_check(isolated_env):
-    from amazonei_setup.commands.status import Access  # noqa: F401 - the module the check lives beside
+    from amazonei_setup.cli.commands.status import Access  # noqa: F401 - the module the check lives beside
     entries = sshconfig.entries_for("x", [type("I", (), {"id": "i-1", "host": "h1"})(),
                                           type("I", (), {"id": "i-2", "host": "h2"})()], "u", None)
     sshconfig.write_block("x", REGION, entries)

@@ -14,7 +14,8 @@ import subprocess
 
 import pytest
 
-from amazonei_setup import sshconfig, tags
+from amazonei_setup.core import tags
+from amazonei_setup.local import sshconfig
 from tests.conftest import REGION, SSH_CIDR, snapshot
 
 SSM_CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -60,7 +61,7 @@ class Agents:
 @pytest.fixture
 def agents(account):
     """Also seeds AmazonSSMManagedInstanceCore: moto loads no AWS managed policy unless told to."""
-    from amazonei_setup.sandbox import _seed_managed_policies
+    from amazonei_setup.sandbox.account import _seed_managed_policies
     from tests.conftest import ACCOUNT
 
     _seed_managed_policies(ACCOUNT)
@@ -171,7 +172,7 @@ def test_the_sandbox_refuses_ssm_access_in_one_sentence(cli, account):
 
 
 def test_the_equivalent_command_repeats_ssm_access():
-    from amazonei_setup.plan import Plan
+    from amazonei_setup.core.plan import Plan
 
     plan = Plan(name="demo", region=REGION, account_id="1", owner="me", instance_type="m5.xlarge",
                 accelerator_type="eia2.medium", os_key="amazon-linux", ami_id="ami-1", ami_name="x",

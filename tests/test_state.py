@@ -6,7 +6,7 @@ and on what the user sees.
 """
 from __future__ import annotations
 
-from amazonei_setup import tags
+from amazonei_setup.core import tags
 from tests.conftest import REGION, setup_args
 
 NAME = "demo"
@@ -139,7 +139,7 @@ def test_every_piece_says_which_region_the_deployment_lives_in(cli, account):
 
 
 def test_the_same_name_in_another_region_is_refused_and_the_first_keeps_its_policy(cli, account):
-    from amazonei_setup.sandbox import seed_deep_learning_amis
+    from amazonei_setup.sandbox.account import seed_deep_learning_amis
     from tests.conftest import ACCOUNT
 
     seed_deep_learning_amis(ACCOUNT, OTHER_REGION)
@@ -214,7 +214,7 @@ def test_a_rerun_onto_an_instance_whose_pem_is_missing_says_so(cli, account, iso
 
 def test_list_shows_a_deployment_that_only_left_a_role_and_a_key_pair(cli, account):
     """A setup killed after its first wave (role, profile, key pair) but before the group: no group, no instance."""
-    from amazonei_setup.resources import iam
+    from amazonei_setup.aws.resources import iam
 
     ours = tags.tag_list("left", "arn:aws:iam::123456789012:user/moto", REGION)
     iam.create_role(account.iam, tags.resource_name("left"), ours)
@@ -258,7 +258,7 @@ LOST = [("iam", "CreateRole"), ("iam", "CreateInstanceProfile"), ("ec2", "Create
 
 
 def test_a_create_whose_reply_was_lost_is_rolled_back_like_any_other(cli, account, isolated_env):
-    from amazonei_setup.aws import Aws
+    from amazonei_setup.aws.client import Aws
     from tests.conftest import inject, snapshot
 
     plain = Aws(REGION)
@@ -277,7 +277,7 @@ def test_a_create_whose_reply_was_lost_is_rolled_back_like_any_other(cli, accoun
 
 
 def test_a_key_pair_whose_reply_was_lost_is_made_again_so_its_private_key_is_saved(cli, account, isolated_env):
-    from amazonei_setup.aws import Aws
+    from amazonei_setup.aws.client import Aws
 
     plain = Aws(REGION)
     lose_the_first_reply(account.ec2, plain.ec2, "CreateKeyPair")
@@ -343,7 +343,7 @@ def test_an_endpoint_whose_reply_was_lost_is_the_runs_own_and_rolled_back(cli, a
 
     from botocore.exceptions import ClientError
 
-    from amazonei_setup.aws import Aws
+    from amazonei_setup.aws.client import Aws
 
     plain = Aws(REGION)
     ec2 = RealEc2Endpoints(account.ec2, plain.ec2)
@@ -368,7 +368,7 @@ def test_an_endpoint_whose_reply_was_lost_is_the_runs_own_and_rolled_back(cli, a
 
 
 def test_an_endpoint_whose_reply_was_lost_serves_the_deployment(cli, account):
-    from amazonei_setup.aws import Aws
+    from amazonei_setup.aws.client import Aws
 
     plain = Aws(REGION)
     RealEc2Endpoints(account.ec2, plain.ec2)
@@ -390,7 +390,7 @@ def hold_the_lock(ssm, name: str = NAME, since: float | None = None, command: st
     import json
     import time
 
-    from amazonei_setup.resources import lock
+    from amazonei_setup.aws.resources import lock
 
     def value(renewals: int) -> str:
         return json.dumps({"run": "setup-otherrun", "command": command, "who": "ci", "host": "runner-7", "pid": 4242,
@@ -497,7 +497,7 @@ def test_teardown_during_setup_is_refused_and_setup_reports_what_exists(cli, acc
 def test_a_create_the_run_never_heard_back_from_is_found_by_its_tag_and_rolled_back(cli, account):
     """CreateSecurityGroup is performed but its reply lost, and the retry is throttled: the run fails without
     ever learning the group's id. Its run tag still finds it."""
-    from amazonei_setup.aws import Aws
+    from amazonei_setup.aws.client import Aws
     from tests.conftest import inject, snapshot
 
     plain = Aws(REGION)
@@ -531,7 +531,7 @@ def test_rollback_says_removed_only_after_checking(cli, account):
 
 
 def test_teardown_without_region_finds_where_the_deployment_lives(cli, account):
-    from amazonei_setup.sandbox import seed_deep_learning_amis
+    from amazonei_setup.sandbox.account import seed_deep_learning_amis
     from tests.conftest import ACCOUNT
 
     seed_deep_learning_amis(ACCOUNT, OTHER_REGION)

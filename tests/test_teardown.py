@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from amazonei_setup import tags
-from amazonei_setup.catalog import EI_SERVICE_NAME
-from amazonei_setup.resources import iam
+from amazonei_setup.aws.resources import iam
+from amazonei_setup.core import tags
+from amazonei_setup.core.catalog import EI_SERVICE_NAME
 from tests.conftest import ACCOUNT, REGION, inject, record, setup_args, snapshot
 
 EI_SERVICE = EI_SERVICE_NAME.format(region=REGION)
@@ -639,7 +639,8 @@ def test_ctrl_c_during_the_termination_wait_stops_at_once(cli, account, default_
 
     import boto3
 
-    from amazonei_setup.cli import Environment, main
+    from amazonei_setup.cli.environment import Environment
+    from amazonei_setup.cli.main import main
     from tests.test_faults import describe_kwargs, respond
 
     setup(cli, "a")
@@ -680,7 +681,7 @@ def ctrl_c_once_a_worker_pauses(within: float = 60.0) -> None:
     import threading
     import time
 
-    from amazonei_setup import concurrency
+    from amazonei_setup.aws import concurrency
 
     def pausing() -> bool:
         for ident, frame in sys._current_frames().items():

@@ -12,7 +12,8 @@ import json
 import re
 import threading
 
-from amazonei_setup.cli import Environment, main
+from amazonei_setup.cli.environment import Environment
+from amazonei_setup.cli.main import main
 from tests.conftest import REGION, setup_args
 
 PENDING_AFTER_RUNNING = 3  # endpoint polls still `pending` once an instance runs: the run must sit through them
@@ -211,7 +212,7 @@ def test_the_default_waits_for_the_ei_endpoint(cli, account):
 def test_wait_ssh_waits_until_the_ssh_port_answers(cli, account, monkeypatch):
     import socket
 
-    from amazonei_setup import provision
+    from amazonei_setup.flows import provision
 
     listener = socket.create_server(("127.0.0.1", 0))
     monkeypatch.setattr(provision, "SSH_PORT", listener.getsockname()[1])
@@ -229,7 +230,7 @@ def test_wait_ssh_waits_until_the_ssh_port_answers(cli, account, monkeypatch):
 def test_wait_ssh_that_never_answers_fails_naming_how_to_check_and_rolls_back(cli, account, monkeypatch):
     import socket
 
-    from amazonei_setup import provision
+    from amazonei_setup.flows import provision
     from tests.conftest import snapshot
 
     closed = socket.create_server(("127.0.0.1", 0))

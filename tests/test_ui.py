@@ -13,10 +13,11 @@ import re
 import pytest
 from rich.cells import cell_len
 
-from amazonei_setup import records
-from amazonei_setup.cli import Environment, main
-from amazonei_setup.ui import Ui, ip_from_dns
-from amazonei_setup.wizard import DefaultsAsker, SetupRequest, build_plan
+from amazonei_setup.cli.environment import Environment
+from amazonei_setup.cli.main import main
+from amazonei_setup.cli.ui import Ui, ip_from_dns
+from amazonei_setup.cli.wizard import DefaultsAsker, SetupRequest, build_plan
+from amazonei_setup.local import records
 from tests.conftest import ACCOUNT, REGION, CliResult, inject, setup_args
 
 ESC = "\x1b"
@@ -76,7 +77,7 @@ def test_ssh_and_jupyter_commands_are_whole_lines_outside_any_box(run, isolated_
 
 
 def test_the_plan_panel_shows_every_decision_within_80_columns(account, isolated_env):
-    from amazonei_setup import discover
+    from amazonei_setup.aws import discover
 
     facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
     plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="demo", ssh_cidr="0.0.0.0/0",
@@ -110,7 +111,7 @@ def whole_on_a_line(screen: str, *tokens: str) -> list[str]:
 
 
 def test_plan_and_confirm_fit_in_20_lines_at_80_columns(account, isolated_env):
-    from amazonei_setup import discover
+    from amazonei_setup.aws import discover
 
     facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
     plan = build_plan(SetupRequest(instance_type="m5.xlarge", name="amazonei-3fa9c1"), facts, DefaultsAsker())
@@ -127,7 +128,7 @@ def test_plan_and_confirm_fit_in_20_lines_at_80_columns(account, isolated_env):
 
 @pytest.mark.parametrize("width", [80, 60])
 def test_the_plan_never_splits_an_id_a_path_or_a_range(account, isolated_env, width):
-    from amazonei_setup import discover
+    from amazonei_setup.aws import discover
 
     facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")
     fresh = build_plan(SetupRequest(instance_type="m5.xlarge", name="inference-demo-2", accelerator_type="eia2.large"),
@@ -141,7 +142,7 @@ def test_the_plan_never_splits_an_id_a_path_or_a_range(account, isolated_env, wi
 
 @pytest.mark.parametrize("width", [80, 60])
 def test_a_rerun_plan_shows_whole_ids_and_says_when_nothing_changes(run, account, isolated_env, width):
-    from amazonei_setup import discover
+    from amazonei_setup.aws import discover
 
     made = run(*setup_args("demo", "--output", "json"))
     assert made.code == 0, made.stderr
@@ -227,7 +228,7 @@ def test_list_on_a_wide_terminal_shows_the_whole_public_dns(run):
 
 
 def test_list_over_several_regions_keeps_the_region_at_80_columns(run, account):
-    from amazonei_setup.sandbox import seed_deep_learning_amis
+    from amazonei_setup.sandbox.account import seed_deep_learning_amis
 
     seed_deep_learning_amis(ACCOUNT, "us-east-1")
     assert run(*setup_args("west")).code == 0
@@ -378,7 +379,7 @@ def test_json_error_envelope_of_an_aws_failure(run, account):
 def test_a_key_path_wider_than_the_plan_is_printed_whole_under_it(account, isolated_env):
     """At 60 columns a .pem path under a long directory cannot fit in the panel: it is printed whole on a line of
     its own after it (the terminal may wrap it; copying keeps it whole), never folded inside the box."""
-    from amazonei_setup import discover
+    from amazonei_setup.aws import discover
 
     key_dir = isolated_env / "a-rather-long-directory-for-keys"
     facts = discover.gather(account, instance_type="m5.xlarge", public_ip_lookup=lambda: "198.51.100.4")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from amazonei_setup import waiting
-from amazonei_setup.errors import AwsError
-from amazonei_setup.waiting import WaitTimeout, wait_for
+from amazonei_setup.aws import waiting
+from amazonei_setup.aws.waiting import WaitTimeout, wait_for
+from amazonei_setup.core.errors import AwsError
 
 
 class FakeClock:

@@ -21,11 +21,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from amazonei_setup import discover
-from amazonei_setup.discover import Facts, Image, InstanceType, Subnet, Vpc
-from amazonei_setup.errors import UsageError
-from amazonei_setup.plan import CREATE, REUSE, UPDATE
-from amazonei_setup.wizard import DefaultsAsker, QuestionaryAsker, SetupRequest, build_plan, name_problem
+from amazonei_setup.aws import discover
+from amazonei_setup.aws.discover import Facts, Image, InstanceType, Subnet, Vpc
+from amazonei_setup.cli.wizard import DefaultsAsker, QuestionaryAsker, SetupRequest, build_plan, name_problem
+from amazonei_setup.core.errors import UsageError
+from amazonei_setup.core.plan import CREATE, REUSE, UPDATE
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, isolate, record, setup_args, snapshot
 
 AL44 = "Deep Learning AMI (Amazon Linux) Version 44.0"
@@ -40,8 +40,8 @@ def seeded(tmp_path_factory):
     """Facts of the seeded moto account in us-west-2 and in ap-northeast-1, gathered once (pure data)."""
     from moto import mock_aws
 
-    from amazonei_setup.aws import Aws
-    from amazonei_setup.sandbox import DLAMI_OWNER_ID, seed_deep_learning_amis
+    from amazonei_setup.aws.client import Aws
+    from amazonei_setup.sandbox.account import DLAMI_OWNER_ID, seed_deep_learning_amis
 
     home = tmp_path_factory.mktemp("wizard-facts")
     with pytest.MonkeyPatch.context() as mp:
@@ -678,7 +678,7 @@ def test_a_stopped_instance_is_a_change_to_confirm(cli, account):
 
 def request_from(argv: list[str]) -> SetupRequest:
     """What cli.parse makes of a command line, as the CLI hands it to the wizard."""
-    from amazonei_setup.cli import parse
+    from amazonei_setup.cli.main import parse
 
     args = parse(argv)
     assert args.yes and args.command == "setup"
@@ -815,7 +815,7 @@ def test_an_ei_host_below_the_offered_ones_is_said_before_it_is_launched(cli, ac
 def test_an_alternatives_row_names_its_types_when_the_type_is_asked_next():
     """The answered question stays on the screen: a gpu row naming g4dn.xlarge alone, then g6.xlarge chosen at the
     next question, left `Accelerator: gpu  g4dn.xlarge` above a plan for g6.xlarge."""
-    from amazonei_setup import catalog
+    from amazonei_setup.core import catalog
 
     asker = ScriptedAsker(accelerator_type="gpu", instance_type="g6.xlarge")
     facts = hand_facts(family_images={"inf2": None, "gpu": None}, instance_type=None)

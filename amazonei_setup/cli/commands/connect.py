@@ -1,0 +1,62 @@
+"""`connect --name N [--jupyter] [--print]`: ssh into the deployment's instance with the right key, user and host.
+
+Without --print this process becomes ssh (os.execvp): the terminal, Ctrl-C and the exit code are ssh's own. With
+--print the command is the result, on stdout, spelled as setup prints it. A stopped instance is an error (exit 1)
+that names the `start` command."""
+from __future__ import annotations
+
+import os
+import shlex
+
+from amazonei_setup.cli.commands import Result
+from amazonei_setup.cli.commands.printed import command_for
+from amazonei_setup.cli.commands.status import access_of, connect_commands, inventory_of, locate
+from amazonei_setup.cli.environment import Environment
+
+
+def run(args, env: Environment, ui, aws) -> Result:
+    from amazonei_setup.core.errors import ToolError, UsageError
+
+    aws = locate(args, aws)
+    with ui.status(f"Looking up deployment '{args.name}' in {aws.region}"):
+        inventory = inventory_of(args, aws)
+        access = access_of(args, aws, inventory)
+    found = inventory.instances
+    if not found:
+        raise ToolError(f"Deployment {args.name} in {aws.region} has no instance to connect to (a run stopped "
+                        f"part-way): remove what is left with {command_for(args, 'teardown', aws.region, args.name)}",
+                        code="no-instance")
+    if not 0 <= args.index < len(found):
+        raise UsageError(f"--index {args.index} is outside the deployment's {len(found)} instance"
+                         f"{'s' if len(found) > 1 else ''}: pass --index 0" + (
+                             f" to {len(found) - 1}." if len(found) > 1 else "."))
+    instance = found[args.index]
+    if instance.state in ("stopped", "stopping"):
+        raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state}: start it with "
+                        f"{command_for(args, 'start', aws.region, args.name)}", code="stopped")
+    if instance.state != "running" or not (instance.host or access.proxy):
+        raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
+                        f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
+                        code="not-running")
+    ssh, forward = connect_commands(access, instance.host, instance.id)
+    command = forward if args.jupyter else ssh
+    warnings = []
+    if access.key_path and not access.key_found:
+        warnings.append(f"No private key at {access.key_path}: the instance accepts only key pair "
+                        f"{instance.key_name}; use the copy you saved when it was created.")
+    data = {"name": args.name, "region": aws.region, "instance_id": instance.id, "host": instance.host,
+            "ssh_user": access.user, "key_path": access.key_path, "command": command}
+    if args.print or args.output == "json":
+        return Result("connect", data, view="connect", warnings=warnings)
+    for warning in warnings:
+        ui.warn(warning)
+    ui.stop_status()
+    argv = [os.path.expanduser(word) for word in shlex.split(command)]
+    env.stderr.flush()
+    env.stdout.flush()
+    try:
+        os.execvp(argv[0], argv)  # does not return: this process is ssh from here on
+    except FileNotFoundError:
+        raise ToolError("No `ssh` program was found on your PATH: install the OpenSSH client, or pass --print and "
+                        "run the command where ssh is.", code="no-ssh") from None
+    return Result("connect", data, view="connect")  # pragma: no cover - only when execvp is replaced (tests)
