@@ -79,13 +79,17 @@ def _identity(key_path: str | None) -> str:
     return f"-i {shell.path(key_path)} " if key_path else ""
 
 
-def ssh_command(key_path: str | None, user: str, host: str) -> str:
-    return f"ssh {_identity(key_path)}{shell.word(f'{user}@{host}')}"
+def _port(port: int) -> str:
+    return f"-p {int(port)} " if port and port != SSH_PORT else ""
 
 
-def port_forward_command(key_path: str | None, user: str, host: str) -> str:
+def ssh_command(key_path: str | None, user: str, host: str, port: int = 22) -> str:
+    return f"ssh {_identity(key_path)}{_port(port)}{shell.word(f'{user}@{host}')}"
+
+
+def port_forward_command(key_path: str | None, user: str, host: str, port: int = 22) -> str:
     """Jupyter on the instance's port 8888, reached at localhost:8888."""
-    return f"ssh {_identity(key_path)}-L 8888:localhost:8888 {shell.word(f'{user}@{host}')}"
+    return f"ssh {_identity(key_path)}{_port(port)}-L 8888:localhost:8888 {shell.word(f'{user}@{host}')}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ class SetupResult:
         return max(self.plan.count - len(self.instances), 0)
 
     def ssh_command_for(self, instance: instances.InstanceInfo) -> str:
-        return ssh_command(self.key_path, self.plan.ssh_user, instance.host)
+        return ssh_command(self.key_path, self.plan.ssh_user, instance.host, instance.ssh_port)
 
     @property
     def ssh_command(self) -> str:
@@ -118,7 +122,8 @@ class SetupResult:
 
     @property
     def port_forward_command(self) -> str:
-        return port_forward_command(self.key_path, self.plan.ssh_user, self.instance.host)
+        return port_forward_command(self.key_path, self.plan.ssh_user, self.instance.host,
+                                    self.instance.ssh_port)
 
     def complete_sentence(self, teardown: str) -> str:
         """What a run stopped after this result says: the deployment exists, whole, and the next commands."""
@@ -731,20 +736,56 @@ def _running_and_served(run: Run, launched: list[instances.InstanceInfo]) -> lis
 def _reachable(plan: Plan, instance: instances.InstanceInfo) -> Event:
     return Event("reachable", "instance", f"Instance {instance.id} is running: connect with", instance.id,
                  {"host": instance.host,
-                  "ssh_command": ssh_command(plan.key_path, plan.ssh_user, instance.host),
-                  "port_forward_command": port_forward_command(plan.key_path, plan.ssh_user, instance.host)})
+                  "ssh_command": ssh_command(plan.key_path, plan.ssh_user, instance.host, instance.ssh_port),
+                  "port_forward_command": port_forward_command(plan.key_path, plan.ssh_user, instance.host,
+                                                               instance.ssh_port)})
 
 
 def _wait_ssh(run: Run, running: list[instances.InstanceInfo]) -> None:
     """Until each instance's SSH port accepts a TCP connection (sshd is up, the security group lets this machine
     in): `running` says the machine booted, not that it answers."""
     for each in running:
-        address = each.public_ip or each.host
-        wait_for(lambda a=address: "answers" if port_answers(a, SSH_PORT) else "closed", done={"answers"},
-                 what=f"SSH on {address}:{SSH_PORT}", timeout=SSH_TIMEOUT, sleep=run.sleep,
-                 how_to_check=f"try `nc -zv {address} {SSH_PORT}`; check that --ssh-cidr includes this machine's "
+        address, port = ssh_address(each)
+        wait_for(lambda e=each: "answers" if ssh_reachable(e) else "closed", done={"answers"},
+                 what=f"SSH on {address}:{port}", timeout=SSH_TIMEOUT, sleep=run.sleep,
+                 how_to_check=f"try `nc -zv {address} {port}`; check that --ssh-cidr includes this machine's "
                               "address")
-        run.report(Event("done", "instance", f"SSH answers on {address}:{SSH_PORT} ({each.id})", each.id))
+        run.report(Event("done", "instance", f"SSH answers on {address}:{port} ({each.id})", each.id))
+
+
+def is_sandboxed(instance) -> bool:
+    """A sandbox instance: its SSH server runs on this machine, on the port its tag names (sandbox_ssh.py)."""
+    return bool(instance.tags.get(instances.SANDBOX_SSH_PORT_TAG))
+
+
+def ssh_address(instance) -> tuple[str, int]:
+    if is_sandboxed(instance):
+        return "127.0.0.1", instance.ssh_port
+    return instance.public_ip or instance.host, SSH_PORT
+
+
+def ssh_reachable(instance) -> bool:
+    """The sandbox's port must greet as an SSH server (its identification line), not only accept; a real instance's
+    port 22 is probed with TCP (a security group that drops us, or sshd not up yet, both fail that)."""
+    address, port = ssh_address(instance)
+    return ssh_answers(address, port) if is_sandboxed(instance) else port_answers(address, port)
+
+
+def ssh_answers(address: str, port: int, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            greeting = b""
+            while b"\n" not in greeting and len(greeting) < 512:
+                chunk = conn.recv(256)
+                if not chunk:
+                    break
+                greeting += chunk
+            return greeting.startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 def port_answers(address: str, port: int, timeout: float = 3.0) -> bool:

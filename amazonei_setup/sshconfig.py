@@ -44,6 +44,7 @@ runs (a setup and a start, two setups) never lose each other's blocks."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import re
@@ -69,6 +70,8 @@ class HostEntry:
     user: str
     identity_file: str | None
     instance_id: str
+    port: int = 22
+    known_hosts: str | None = None  # the sandbox's own file (its host key), so ~/.ssh/known_hosts is not touched
 
 
 def config_file(sandbox: bool = False) -> Path:
@@ -88,10 +91,11 @@ def host_names(name: str, count: int) -> list[tuple[str, ...]]:
     return [(f"{name}-{i}", name) if i == 0 else (f"{name}-{i}",) for i in range(count)]
 
 
-def entries_for(name: str, instances: list, user: str, identity_file: str | None) -> list[HostEntry]:
-    """HostEntry per instance (InstanceInfo-like: id, host) that has an address, in launch order."""
+def entries_for(name: str, instances: list, user: str, identity_file: str | None,
+                known_hosts: str | None = None) -> list[HostEntry]:
+    """HostEntry per instance (InstanceInfo-like: id, host, ssh_port) that has an address, in launch order."""
     names = host_names(name, len(instances))
-    return [HostEntry(aliases, each.host, user, identity_file, each.id)
+    return [HostEntry(aliases, each.host, user, identity_file, each.id, getattr(each, "ssh_port", 22), known_hosts)
             for aliases, each in zip(names, instances, strict=True) if each.host]
 
 
@@ -125,12 +129,18 @@ def render_block(name: str, region: str, entries: list[HostEntry]) -> str:
     for entry in entries:
         lines.append("Host " + " ".join(_value(alias) for alias in entry.aliases))
         lines.append(f"    HostName {_value(entry.host)}")
+        if entry.port != 22:
+            lines.append(f"    Port {int(entry.port)}")
         lines.append(f"    User {_value(entry.user)}")
         if entry.identity_file:
             lines.append(f"    IdentityFile {_identity_file(entry.identity_file)}")
             lines.append("    IdentitiesOnly yes")
         lines.append(f"    HostKeyAlias {_value(entry.instance_id)}")
-        lines.append("    StrictHostKeyChecking accept-new")
+        if entry.known_hosts:  # the sandbox: its host key is known in advance, in its own file
+            lines.append(f"    UserKnownHostsFile {_identity_file(entry.known_hosts)}")
+            lines.append("    StrictHostKeyChecking yes")
+        else:
+            lines.append("    StrictHostKeyChecking accept-new")
     lines.append(f"{END}{name}")
     return "\n".join(lines) + "\n"
 
@@ -242,8 +252,7 @@ def claim(name: str, region: str, entries: list[HostEntry], sandbox: bool = Fals
     with _locked(target):
         blocks = _blocks(target.read_text()) if target.exists() else {}
         taken = _taken(blocks, name, [alias for entry in entries for alias in entry.aliases])
-        kept = [HostEntry(tuple(a for a in e.aliases if a not in taken), e.host, e.user, e.identity_file,
-                          e.instance_id) for e in entries]
+        kept = [dataclasses.replace(e, aliases=tuple(a for a in e.aliases if a not in taken)) for e in entries]
         kept = [entry for entry in kept if entry.aliases]
         if kept:
             blocks[name] = render_block(name, region, kept)

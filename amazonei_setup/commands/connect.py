@@ -38,13 +38,14 @@ def run(args, env: Environment, ui, aws) -> Result:
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
                         f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
                         code="not-running")
-    ssh, forward = connect_commands(access, instance.host)
+    ssh, forward = connect_commands(access, instance.host, instance.ssh_port)
     command = forward if args.jupyter else ssh
     warnings = []
     if access.key_path and not access.key_found:
         warnings.append(f"No private key at {access.key_path}: the instance accepts only key pair "
                         f"{instance.key_name}; use the copy you saved when it was created.")
     data = {"name": args.name, "region": aws.region, "instance_id": instance.id, "host": instance.host,
+            "port": instance.ssh_port,
             "ssh_user": access.user, "key_path": access.key_path, "command": command}
     if args.print or args.output == "json":
         return Result("connect", data, view="connect", warnings=warnings)

@@ -208,7 +208,7 @@ def _start(args, env, ui, aws, inventory) -> Result:
 
     # Running with addresses: a signal from here on only cuts the SSH wait short; the entry is still written.
     interrupts.finishing(f"deployment {args.name} is running ({', '.join(i.id for i in found)}); "
-                         f"connect: {connect_commands(access, found[0].host)[0]}")
+                         f"connect: {connect_commands(access, found[0].host, found[0].ssh_port)[0]}")
     warnings: list[str] = []
     ssh_check = ssh_reachability(args, env, ui, found, emulated=emulated(args, env), warnings=warnings)
     ssh_config = None
@@ -217,7 +217,7 @@ def _start(args, env, ui, aws, inventory) -> Result:
                                        emulated=emulated(args, env))
     rows = []
     for each in found:
-        ssh, forward = connect_commands(access, each.host)
+        ssh, forward = connect_commands(access, each.host, each.ssh_port)
         rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
                      "public_ip": each.public_ip, "ssh_command": ssh, "port_forward_command": forward})
     message = (f"Deployment {args.name} was already running." if already

@@ -110,14 +110,13 @@ def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: b
     from amazonei_setup.events import Event
     from amazonei_setup.waiting import WaitTimeout, wait_for
 
-    if emulated:
-        return "emulated"
+    if emulated and not (instances and all(provision.is_sandboxed(each) for each in instances)):
+        return "emulated"  # --endpoint-url emulators: nothing listens (the sandbox's instances do)
     started = time.monotonic()
     # The deployment is complete: a signal now only ends this wait (interrupts.py), the commands are still printed.
     sleep = cancellable_sleep(interrupts.requested(), env.sleep)
     for each in instances:
-        address = each.public_ip or each.host
-        port = provision.SSH_PORT
+        address, port = provision.ssh_address(each)
         said = [-SSH_PROGRESS_EVERY]
 
         def on_wait(state, waited, address=address, port=port, said=said, instance_id=each.id):
@@ -127,7 +126,7 @@ def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: b
                                   instance_id))
 
         try:
-            wait_for(lambda a=address, p=port: "answers" if provision.port_answers(a, p) else "closed",
+            wait_for(lambda e=each: "answers" if provision.ssh_reachable(e) else "closed",
                      done={"answers"}, what=f"SSH on {address}:{port}", how_to_check="",
                      timeout=max(SSH_BUDGET - (time.monotonic() - started), 1.0),
                      sleep=sleep, on_wait=on_wait)
@@ -157,9 +156,16 @@ def write_ssh_entries(args, region: str, name: str, instances: list, access, war
     Warning instead of refusing keeps the instances a start just started, and a setup whose resources exist; the
     sandbox's file is never included, so only other deployments' aliases matter there. emulated: no DNS query (the
     addresses are made up; this machine's own names and ssh's configuration are still checked)."""
+    import dataclasses
+
     from amazonei_setup import sshconfig
 
-    entries = sshconfig.entries_for(name, instances, access.user, access.key_path)
+    known_hosts = None
+    if args.sandbox:
+        from amazonei_setup import paths, sandbox_ssh
+
+        known_hosts = str(sandbox_ssh.known_hosts_file(paths.sandbox_dir()))
+    entries = sshconfig.entries_for(name, instances, access.user, access.key_path, known_hosts)
     if not entries:
         return None
     taken = [a for e in entries for a in e.aliases if not args.sandbox and sshconfig.user_defines(a)]
@@ -175,8 +181,7 @@ def write_ssh_entries(args, region: str, name: str, instances: list, access, war
     shadowing = {} if args.sandbox else {
         alias: why for alias in dict.fromkeys(a for e in entries for a in e.aliases)
         if (why := sshconfig.shadowed(alias, dns=not emulated))}
-    entries = [sshconfig.HostEntry(tuple(a for a in e.aliases if a not in shadowing), e.host, e.user, e.identity_file,
-                                   e.instance_id) for e in entries]
+    entries = [dataclasses.replace(e, aliases=tuple(a for a in e.aliases if a not in shadowing)) for e in entries]
     entries = [e for e in entries if e.aliases]
     try:
         claim = sshconfig.claim(name, region, entries, sandbox=args.sandbox)

@@ -119,10 +119,11 @@ def hours_of_last_run(instance, now: datetime) -> float | None:
     return max((end - started).total_seconds() / 3600, 0.0)
 
 
-def connect_commands(access: Access, host: str) -> tuple[str, str]:
+def connect_commands(access: Access, host: str, port: int = 22) -> tuple[str, str]:
     from amazonei_setup.provision import port_forward_command, ssh_command
 
-    return ssh_command(access.key_path, access.user, host), port_forward_command(access.key_path, access.user, host)
+    return (ssh_command(access.key_path, access.user, host, port),
+            port_forward_command(access.key_path, access.user, host, port))
 
 
 # ---- status --------------------------------------------------------------------------------------------------
@@ -152,7 +153,8 @@ def run(args, env: Environment, ui, aws) -> Result:
             costed = False
         else:
             total_so_far += cost
-        ssh, forward = connect_commands(access, each.host) if each.state == "running" and each.host else (None, None)
+        reachable = each.state == "running" and each.host
+        ssh, forward = connect_commands(access, each.host, each.ssh_port) if reachable else (None, None)
         rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
                      "public_ip": each.public_ip, "launch_time": each.launch_time,
                      "stopped_at": (stopped_at(each).isoformat() if each.state == "stopped" and stopped_at(each)

@@ -16,6 +16,8 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 IAM_PROPAGATION_TIMEOUT = 90.0
 
 
+SANDBOX_SSH_PORT_TAG = "amazonei-setup:sandbox-ssh-port"  # written by the sandbox server (sandbox_ssh.py)
+
 @dataclass(frozen=True)
 class InstanceInfo:
     id: str
@@ -40,7 +42,14 @@ class InstanceInfo:
 
     @property
     def host(self) -> str:
+        if self.tags.get(SANDBOX_SSH_PORT_TAG):  # a sandbox instance: its SSH server is on this machine
+            return "127.0.0.1"
         return self.public_dns or self.public_ip
+
+    @property
+    def ssh_port(self) -> int:
+        port = self.tags.get(SANDBOX_SSH_PORT_TAG, "")
+        return int(port) if port.isdigit() else 22
 
 
 def launch_request(*, ami_id: str, instance_type: str, accelerator_type: str | None, subnet_id: str,
