@@ -16,7 +16,7 @@ from typing import IO
 
 from amazonei_setup import __version__, rules
 
-DAY_TWO = ("status", "connect", "stop", "start")  # issue 16: commands on one deployment, found by name
+DAY_TWO = ("status", "connect", "stop", "start", "exec")  # issue 16: commands on one deployment, found by name
 # In a deployment's order of life: create, use, stop and start, remove; then the account-wide and offline ones.
 FROM_TAGS = "the region the deployment lives in, from its tags"  # --region's default for a named deployment
 COMMANDS = ("setup", *DAY_TWO, "idle-stop", "teardown", "list", "cost", "export", "permissions", "completion")
@@ -349,7 +349,12 @@ def _day_two_parsers(sub) -> None:
     start = _deployment_parser(sub, "start",
                                help="start a stopped deployment, wait for SSH, refresh its SSH config entry")
     start.add_argument("--no-ssh-config", action="store_true", help="leave the SSH config entries alone")
-    for parser in (status, connect, stop, start):
+    execute = _deployment_parser(sub, "exec", help="run a command in ~/workdir on a deployment's instances (a "
+                                                   "fleet's at once), exit with its status: exec --name N -- CMD ...")
+    execute.add_argument("--index", type=int, default=None, help="only this instance of a fleet (--count), from 0")
+    execute.add_argument("--workdir", metavar="DIR", help="copy DIR to ~/workdir on the instances first")
+    execute.add_argument("words", nargs="*", metavar="-- COMMAND", help="the command and its words, after `--`")
+    for parser in (status, connect, stop, start, execute):
         _common(parser, region_default=FROM_TAGS)
 
 

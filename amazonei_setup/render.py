@@ -236,7 +236,8 @@ def _power(result: Result, ui) -> None:
     _by_name(d, ui)
 
 
-VIEWS = {"message": _message, "ready": _ready_day_two, "dry-run": _dry_run, "template": _template,
+VIEWS = {"message": _message, "silent": lambda result, ui: None,  # exec: the remote output was the result
+         "ready": _ready_day_two, "dry-run": _dry_run, "template": _template,
          "teardown": _teardown, "list": _list, "cost": _cost, "cost-regions": _cost_regions,
          "policy": _policy,  # `permissions`: the IAM policy document alone
          "status": _status, "connect": _connect, "power": _power}

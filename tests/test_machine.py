@@ -58,6 +58,18 @@ def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows
     assert first.stdout.startswith("hello from ") and "/sandbox/homes/i-" in first.stdout
     assert not (home / ".ssh" / "known_hosts").exists(), "the user's known_hosts is never touched"
 
+    sandbox = ("--sandbox", "--region", REGION)
+    words = cli("exec", *sandbox, "--name", "box", "--", "sh", "-c", "printf '%s|' \"$@\"; echo; echo err >&2; exit 3",
+                "sh", "two words", "$HOME", "*", expect=3)
+    assert words.stdout == "two words|$HOME|*|\n", "the words after -- reach the remote command as the same words"
+    assert "err" in words.stderr and "err" not in words.stdout
+    cli("exec", *sandbox, "--name", "box", "--", "sh", "-c", "printf 'a,b\\n1,2\\n' > results.csv")
+    assert cli("exec", *sandbox, "--name", "box", "--", "cat", "results.csv").stdout == "a,b\n1,2\n"
+    assert (Path(first.stdout.split()[-1]) / "workdir" / "results.csv").is_file(), "commands run in ~/workdir"
+    cli("exec", *sandbox, "--name", "box", "--", "false", expect=1)
+    assert '"exit_code": 1' in cli("exec", *sandbox, "--name", "box", "--output", "json", "--", "false",
+                                   expect=1).stdout
+
     printed = cli("connect", "--sandbox", "--region", REGION, "--name", "box", "--print").stdout
     assert f"-p {port} " in printed and "127.0.0.1" in printed and "amazonaws.com" not in printed
     status = cli.json("status", "--sandbox", "--region", REGION, "--name", "box")
@@ -80,3 +92,16 @@ def assert_closed(home: Path, port: int) -> None:
     refused = subprocess.run(["ssh", "-p", str(port), "-o", "BatchMode=yes", "127.0.0.1", "true"],
                              capture_output=True, text=True, timeout=30, env=user_env(home))
     assert refused.returncode == 255 and "refused" in refused.stderr
+
+
+def test_exec_on_a_fleet_runs_on_every_instance_and_prefixes_each_line(home):
+    cli = Cli(user_env(home))
+    sandbox = ("--sandbox", "--region", REGION)
+    cli("setup", *sandbox, "--instance-type", "m5.xlarge", "--name", "pair", "--count", "2", "--yes")
+    done = cli("exec", *sandbox, "--name", "pair", "--", "sh", "-c", 'basename "$HOME"')
+    lines = sorted(done.stdout.splitlines())
+    assert [line.split()[0] for line in lines] == ["[pair-0]", "[pair-1]"]
+    assert len({line.split()[1] for line in lines}) == 2, "each instance answered from its own home"
+    one = cli("exec", *sandbox, "--name", "pair", "--index", "1", "--", "sh", "-c", "exit 4", expect=4)
+    assert one.stdout == ""
+    cli("teardown", *sandbox, "--name", "pair", "--yes")
