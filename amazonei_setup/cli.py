@@ -128,6 +128,24 @@ def _accelerator(value: str) -> str:
     return value
 
 
+def _unusable(value: str, kind: str) -> str | None:
+    """Why a --workdir directory or --setup-script file cannot be used (the sentence names the fix), or None."""
+    import os
+    import shlex
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    if not path.exists():
+        return f"no such {'directory' if kind == 'dir' else 'file'}: pass an existing path."
+    if kind == "dir" and not path.is_dir():
+        return "not a directory: pass the directory to copy to ~/workdir."
+    if kind == "file" and not path.is_file():
+        return "not a file: pass the script to run on the instances."
+    if not os.access(path, os.R_OK | (os.X_OK if kind == "dir" else 0)):
+        return f"cannot be read: fix its permissions (chmod u+r{'x' if kind == 'dir' else ''} {shlex.quote(value)})."
+    return None
+
+
 def _check_setup_flags(args: argparse.Namespace, prog: str = DEFAULT_PROG) -> None:
     """What argparse cannot say alone: --accelerator against --accelerator-type, --instance-type and --os.
 
@@ -138,9 +156,10 @@ def _check_setup_flags(args: argparse.Namespace, prog: str = DEFAULT_PROG) -> No
     if args.min_count and args.min_count > (args.count or 1):
         raise _UsageExit(f"--min-count {args.min_count} is more than --count {args.count or 1}: pass a --count of at "
                          f"least {args.min_count}. {see}")
-    if getattr(args, "wait", None) == "ssh" and args.sandbox:
-        raise _UsageExit("--wait ssh needs a machine that answers SSH, and the sandbox's instances are emulated: drop "
-                         f"--wait ssh (or pass --wait running or ei) with --sandbox. {see}")
+    for flag, value, kind in (("--workdir", getattr(args, "workdir", None), "dir"),
+                              ("--setup-script", getattr(args, "setup_script", None), "file")):
+        if value and (problem := _unusable(value, kind)):  # before anything is created: nothing to roll back
+            raise _UsageExit(f"{flag} {value}: {problem}")
     chosen = args.accelerator
     args.family = None
     if chosen in catalog.FAMILIES:
@@ -262,6 +281,12 @@ def build_parser(completion: bool = False, prog: str = DEFAULT_PROG) -> argparse
                             "only warns)")
     setup.add_argument("--no-ssh-config", action="store_true",
                        help="write no `Host NAME` entry and leave ~/.ssh/config alone")
+    setup.add_argument("--workdir", metavar="DIR", help="after SSH answers, copy DIR to ~/workdir on every instance "
+                                                        "(.git and what DIR/.gitignore names are skipped)")
+    setup.add_argument("--setup-script", metavar="FILE", help="then run FILE once with bash in ~/workdir on every "
+                                                              "instance (output on stderr and in a log)")
+    setup.add_argument("--rerun-setup", action="store_true",
+                       help="on an existing deployment, run --setup-script again (it runs once otherwise)")
     _common(setup)
 
     export = sub.add_parser("export", help="write the same setup as a CloudFormation template (and deploy it)",

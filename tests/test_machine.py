@@ -6,15 +6,18 @@ test and stopped at its end.
 """
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from amazonei_setup import sandbox_server
-from tests.test_e2e import REGION, Cli, user_env
+from tests.test_e2e import REGION, ROOT, Cli, user_env
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("ssh") is None, reason="the OpenSSH client is not installed")]
@@ -44,8 +47,16 @@ def port_of(block: str) -> int:
 
 def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows_stop_start_teardown(home):
     cli = Cli(user_env(home))
+    work = project(home)
+    script = home / "prepare.sh"
+    script.write_text('echo "preparing $AMAZONEI_SETUP_NAME in $AMAZONEI_SETUP_REGION"\n'
+                      'echo "$AMAZONEI_SETUP_ACCELERATOR $(cat train.py)" > made.txt\n'
+                      'ls -A | sort | tr "\\n" " " > listing.txt\n')
     made = cli.json("setup", "--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--name", "box",
-                    "--yes")
+                    "--workdir", str(work), "--setup-script", str(script), "--yes")
+    assert made["setup_script"]["ok"] is True and Path(made["setup_script"]["log"]).is_file()
+    assert "[box] preparing box in us-west-2" in Path(made["setup_script"]["log"]).read_text()
+    assert made["workdir"]["files"] == 3  # train.py, .gitignore, data/ (data/x.log, .git skipped)
     assert made["ssh_check"] == "answers"  # checked for real: the port greets as an SSH server
     assert "ssh" in made["waited_for"]
     block = ssh_config(home).read_text()
@@ -59,6 +70,11 @@ def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows
     assert not (home / ".ssh" / "known_hosts").exists(), "the user's known_hosts is never touched"
 
     sandbox = ("--sandbox", "--region", REGION)
+    assert cli("exec", *sandbox, "--name", "box", "--", "cat", "made.txt").stdout == "eia2.medium print(1)\n"
+    assert cli("exec", *sandbox, "--name", "box", "--", "cat", "listing.txt").stdout == (
+        ".gitignore data listing.txt made.txt train.py ")  # no .git, no *.log
+    again = cli("setup", *sandbox, "--name", "box", "--setup-script", str(script), "--yes")
+    assert "already ran on box: skipped" in again.stderr
     words = cli("exec", *sandbox, "--name", "box", "--", "sh", "-c", "printf '%s|' \"$@\"; echo; echo err >&2; exit 3",
                 "sh", "two words", "$HOME", "*", expect=3)
     assert words.stdout == "two words|$HOME|*|\n", "the words after -- reach the remote command as the same words"
@@ -88,6 +104,41 @@ def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows
     assert_closed(home, port)
 
 
+def project(home: Path) -> Path:
+    work = home / "project"
+    (work / ".git").mkdir(parents=True)
+    (work / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (work / "data").mkdir()
+    (work / "data" / "x.log").write_text("noise\n")
+    (work / ".gitignore").write_text("# logs\n*.log\n")
+    (work / "train.py").write_text("print(1)")
+    return work
+
+
+def test_a_failing_setup_script_is_one_error_and_keeps_the_deployment(home):
+    cli = Cli(user_env(home))
+    script = home / "broken.sh"
+    script.write_text("echo about to fail >&2\nexit 7\n")
+    result = cli("setup", "--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--name", "oops",
+                 "--setup-script", str(script), "--yes", "--output", "json", expect=1)
+    document = json.loads(result.stdout)
+    assert document["status"] == "partial" and document["result"]["kept"] is True
+    assert document["result"]["setup_script"]["instances"][0]["exit_code"] == 7
+    message = document["result"]["error"]["message"]
+    log = document["result"]["setup_script"]["log"]
+    assert "with exit 7" in message and log in message and "exec" in message and "teardown" in message
+    assert "[oops] about to fail" in result.stderr and "[oops] about to fail" in Path(log).read_text()
+    assert cli.json("status", "--sandbox", "--region", REGION, "--name", "oops")["instances"][0]["state"] == "running"
+    rerun = re.search(r"`([^`]*exec[^`]*)`", message).group(1)
+    fixed = home / "fixed.sh"
+    fixed.write_text("echo fixed\n")
+    assert rerun.startswith("python amazonei_setup.py exec ")  # as printed; run with this interpreter
+    rerun = rerun.replace(str(script), str(fixed)).replace("python", shlex.quote(sys.executable), 1)
+    done = subprocess.run(rerun, shell=True, cwd=ROOT, env=user_env(home),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "fixed\n", done.stderr
+
+
 def assert_closed(home: Path, port: int) -> None:
     refused = subprocess.run(["ssh", "-p", str(port), "-o", "BatchMode=yes", "127.0.0.1", "true"],
                              capture_output=True, text=True, timeout=30, env=user_env(home))
@@ -97,7 +148,9 @@ def assert_closed(home: Path, port: int) -> None:
 def test_exec_on_a_fleet_runs_on_every_instance_and_prefixes_each_line(home):
     cli = Cli(user_env(home))
     sandbox = ("--sandbox", "--region", REGION)
-    cli("setup", *sandbox, "--instance-type", "m5.xlarge", "--name", "pair", "--count", "2", "--yes")
+    made = cli.json("setup", *sandbox, "--instance-type", "m5.xlarge", "--name", "pair", "--count", "2", "--yes",
+                    "--wait", "ssh")
+    assert made["waited_for"][-1] == "ssh"  # --wait ssh: each instance's SSH server greeted
     done = cli("exec", *sandbox, "--name", "pair", "--", "sh", "-c", 'basename "$HOME"')
     lines = sorted(done.stdout.splitlines())
     assert [line.split()[0] for line in lines] == ["[pair-0]", "[pair-1]"]
@@ -105,3 +158,20 @@ def test_exec_on_a_fleet_runs_on_every_instance_and_prefixes_each_line(home):
     one = cli("exec", *sandbox, "--name", "pair", "--index", "1", "--", "sh", "-c", "exit 4", expect=4)
     assert one.stdout == ""
     cli("teardown", *sandbox, "--name", "pair", "--yes")
+
+
+@pytest.mark.parametrize("flag, make, expected", [
+    ("--workdir", lambda tmp: tmp / "missing", "no such directory: pass an existing path."),
+    ("--workdir", lambda tmp: (tmp / "file.txt", (tmp / "file.txt").write_text("x"))[0], "not a directory"),
+    ("--setup-script", lambda tmp: tmp / "missing.sh", "no such file: pass an existing path."),
+    ("--setup-script", lambda tmp: tmp, "not a file: pass the script"),
+])
+def test_a_workdir_or_script_that_cannot_be_used_is_refused_before_anything_is_created(cli, account, tmp_path, flag,
+                                                                                       make, expected):
+    from tests.conftest import snapshot
+
+    before = snapshot(account)
+    result = cli("--region", REGION, "--instance-type", "m5.xlarge", "--name", "nope", "--yes", flag,
+                 str(make(tmp_path)))
+    assert result.code == 2 and expected in result.stderr and "Traceback" not in result.stderr
+    assert snapshot(account) == before
