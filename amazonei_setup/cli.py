@@ -366,7 +366,10 @@ def _day_two_parsers(sub) -> None:
     status = _deployment_parser(sub, "status", help="one deployment: its pieces, state, how to connect, cost so far")
     connect = _deployment_parser(sub, "connect",
                                  help="ssh into a deployment's instance (replaces this process with ssh)")
-    connect.add_argument("--jupyter", action="store_true", help="also forward Jupyter: -L 8888:localhost:8888")
+    connect.add_argument("--jupyter", action="store_true",
+                         help="start Jupyter on the instance (if ours is not running), forward it to a free local "
+                              "port (8888 when free), print its URL with the token and hold the tunnel until Ctrl-C")
+    connect.add_argument("--stop", action="store_true", help="with --jupyter: stop the instance's Jupyter server")
     connect.add_argument("--print", action="store_true", help="print the ssh command instead of running it")
     connect.add_argument("--index", type=int, default=0, help="which instance of a fleet (--count), from 0")
     stop = _deployment_parser(sub, "stop",

@@ -86,6 +86,9 @@ def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows
     assert '"exit_code": 1' in cli("exec", *sandbox, "--name", "box", "--output", "json", "--", "false",
                                    expect=1).stdout
 
+    instance_home = Path(first.stdout.split()[-1])
+    notebook(cli, home, instance_home)
+
     printed = cli("connect", "--sandbox", "--region", REGION, "--name", "box", "--print").stdout
     assert f"-p {port} " in printed and "127.0.0.1" in printed and "amazonaws.com" not in printed
     status = cli.json("status", "--sandbox", "--region", REGION, "--name", "box")
@@ -102,6 +105,63 @@ def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows
     cli("teardown", "--sandbox", "--region", REGION, "--name", "box", "--yes")
     assert "Host box" not in ssh_config(home).read_text()
     assert_closed(home, port)
+
+
+STAND_IN_JUPYTER = """#!{python}
+# Stands in for `jupyter lab` on the sandbox instance: serves HTTP on --port, 200 only with the JUPYTER_TOKEN.
+import http.server, os, sys, urllib.parse
+port = int(next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--port=")))
+token = os.environ["JUPYTER_TOKEN"]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        given = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).get("token", [""])[0]
+        self.send_response(200 if given == token else 403)
+        self.end_headers()
+        self.wfile.write(b"stand-in jupyter in " + os.getcwd().encode())
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def notebook(cli: Cli, home: Path, instance_home: Path) -> None:
+    """connect --jupyter: the server started on the instance (the stand-in), the URL on stdout through a real
+    tunnel, Ctrl-C closes the tunnel with exit 0 and leaves the server running; --stop stops it."""
+    import queue
+    import signal
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import default_signal_handlers
+
+    program = instance_home / ".local" / "bin" / "jupyter"
+    program.parent.mkdir(parents=True)
+    program.write_text(STAND_IN_JUPYTER.format(python=sys.executable))
+    program.chmod(0o755)
+    sandbox = ("--sandbox", "--region", REGION)
+    held = subprocess.Popen([sys.executable, "amazonei_setup.py", "connect", *sandbox, "--name", "box", "--jupyter"],
+                            cwd=ROOT, env=user_env(home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_signal_handlers)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in held.stdout], daemon=True).start()
+    try:
+        url = lines.get(timeout=90).strip()
+        assert re.fullmatch(r"http://localhost:\d+/lab\?token=\S+", url), url
+        with urllib.request.urlopen(url, timeout=10) as reply:  # through the tunnel, to the instance's server
+            assert reply.status == 200 and reply.read().endswith(b"/workdir")
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(url.split("?")[0], timeout=10)  # no token, no notebook
+        held.send_signal(signal.SIGINT)
+        assert held.wait(timeout=30) == 0, held.stderr.read()
+    finally:
+        if held.poll() is None:
+            held.kill()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=5)  # the tunnel is closed
+    again = cli("connect", *sandbox, "--name", "box", "--jupyter", "--print")
+    assert again.stdout.splitlines()[0].split("token=")[1] == url.split("token=")[1], "the same server, still running"
+    assert "Stopped Jupyter on box." in cli("connect", *sandbox, "--name", "box", "--jupyter", "--stop").stdout
 
 
 def project(home: Path) -> Path:

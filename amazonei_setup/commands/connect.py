@@ -38,7 +38,15 @@ def run(args, env: Environment, ui, aws) -> Result:
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
                         f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
                         code="not-running")
+    if args.jupyter and _answers_ssh(args, env, instance):
+        from amazonei_setup.commands import jupyter, remote
+
+        target = remote.targets(args, found, access)[args.index]
+        data = {"name": args.name, "region": aws.region, "instance_id": instance.id, "host": target.label}
+        return jupyter.run(args, env, ui, target, instance, data)
     ssh, forward = connect_commands(access, instance.host, instance.ssh_port)
+    if getattr(args, "stop", False):
+        raise UsageError("--stop is for --jupyter (it stops the instance's Jupyter server): pass --jupyter --stop.")
     command = forward if args.jupyter else ssh
     warnings = []
     if access.key_path and not access.key_found:
@@ -61,3 +69,12 @@ def run(args, env: Environment, ui, aws) -> Result:
         raise ToolError("No `ssh` program was found on your PATH: install the OpenSSH client, or pass --print and "
                         "run the command where ssh is.", code="no-ssh") from None
     return Result("connect", data, view="connect")  # pragma: no cover - only when execvp is replaced (tests)
+
+
+def _answers_ssh(args, env: Environment, instance) -> bool:
+    """A machine that SSH reaches (real AWS, or a sandbox instance): there --jupyter starts the server and holds the
+    tunnel. Against other emulators (--endpoint-url, moto in-process) nothing listens: the forward command only."""
+    from amazonei_setup import provision
+    from amazonei_setup.commands.setup import emulated
+
+    return provision.is_sandboxed(instance) or not emulated(args, env)
