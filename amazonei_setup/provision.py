@@ -138,7 +138,8 @@ class SetupResult:
         if self.plan.count > 1 or len(self.instances) > 1:
             fleet = {"requested_count": self.plan.count, "launched_count": len(self.instances),
                      "instances": [{"instance_id": i.id, "state": i.state, "public_dns": i.public_dns,
-                                    "public_ip": i.public_ip, "ssh_command": self.ssh_command_for(i)}
+                                    "public_ip": i.public_ip, "ssh_command": self.ssh_command_for(i),
+                                    **_sandbox_address(i)}
                                    for i in self.instances]}
         return {
             "name": self.plan.name, "region": self.plan.region, "instance_id": self.instance.id,
@@ -146,7 +147,8 @@ class SetupResult:
             "accelerator_type": self.plan.accelerator_type,
             **({"family": self.plan.family} if self.plan.family else {}),
             "public_dns": self.instance.public_dns,
-            "public_ip": self.instance.public_ip, "ssh_user": self.plan.ssh_user, "key_path": self.key_path,
+            "public_ip": self.instance.public_ip, **_sandbox_address(self.instance),
+            "ssh_user": self.plan.ssh_user, "key_path": self.key_path,
             "ssh_command": self.ssh_command, "port_forward_command": self.port_forward_command,
             "hourly_usd": self.plan.hourly_usd, **fleet,
             **({"idle_stop_minutes": self.plan.idle_stop_minutes} if self.plan.idle_stop_minutes else {}),
@@ -155,6 +157,11 @@ class SetupResult:
             "availability_zone": self.availability_zone or self.plan.availability_zone,
             "skipped_zones": self.skipped_zones,
         }
+
+
+def _sandbox_address(instance) -> dict:
+    """A sandbox instance's SSH server is on this machine: its address is 127.0.0.1 and its own port."""
+    return {"ssh_address": f"127.0.0.1:{instance.ssh_port}"} if is_sandboxed(instance) else {}
 
 
 class Run:

@@ -51,11 +51,13 @@ def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows
     script = home / "prepare.sh"
     script.write_text('echo "preparing $AMAZONEI_SETUP_NAME in $AMAZONEI_SETUP_REGION"\n'
                       'echo "$AMAZONEI_SETUP_ACCELERATOR $(cat train.py)" > made.txt\n'
-                      'ls -A | sort | tr "\\n" " " > listing.txt\n')
+                      'names=$(ls -A | sort | tr "\\n" " "); echo "$names" > listing.txt\n')
     made = cli.json("setup", "--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--name", "box",
                     "--workdir", str(work), "--setup-script", str(script), "--yes")
     assert made["setup_script"]["ok"] is True and Path(made["setup_script"]["log"]).is_file()
     assert "[box] preparing box in us-west-2" in Path(made["setup_script"]["log"]).read_text()
+    assert made["accelerator_check"]["status"] == "none"  # the sandbox says it has none, and runs no probe
+    assert made["ssh_address"] == f"127.0.0.1:{made['ssh_command'].split(' -p ')[1].split()[0]}"
     assert made["workdir"]["files"] == 3  # train.py, .gitignore, data/ (data/x.log, .git skipped)
     assert made["ssh_check"] == "answers"  # checked for real: the port greets as an SSH server
     assert "ssh" in made["waited_for"]
@@ -72,7 +74,7 @@ def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows
     sandbox = ("--sandbox", "--region", REGION)
     assert cli("exec", *sandbox, "--name", "box", "--", "cat", "made.txt").stdout == "eia2.medium print(1)\n"
     assert cli("exec", *sandbox, "--name", "box", "--", "cat", "listing.txt").stdout == (
-        ".gitignore data listing.txt made.txt train.py ")  # no .git, no *.log
+        ".gitignore data made.txt train.py \n")  # no .git, no *.log
     again = cli("setup", *sandbox, "--name", "box", "--setup-script", str(script), "--yes")
     assert "already ran on box: skipped" in again.stderr
     words = cli("exec", *sandbox, "--name", "box", "--", "sh", "-c", "printf '%s|' \"$@\"; echo; echo err >&2; exit 3",

@@ -269,6 +269,12 @@ def _reachable_by_name(args, env: Environment, ui, done, result, *, include: boo
         access = Access(result.plan.ssh_user, result.key_path, True, "plan")
         data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances, access,
                                                done.warnings, include=include, emulated=emulated(args, env))
+    if check == "answers" or (args.wait and "ssh" in data["waited_for"]):
+        from amazonei_setup.commands import accelerator
+
+        access = Access(result.plan.ssh_user, result.key_path, True, "plan")
+        data["accelerator_check"] = accelerator.check_all(args, ui, result.instances, access, result.plan.family,
+                                                          result.plan.accelerator_type, done.warnings)
     records.save(result.plan.region, result.plan.name, data, sandbox=args.sandbox)
 
 
