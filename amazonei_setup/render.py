@@ -190,6 +190,11 @@ def _status(result: Result, ui) -> None:
     else:
         after = f"after {idle['minutes']} idle minutes" if idle["minutes"] else "alarms differ per instance"
         grid.add_row("Idle stop", f"{after} ({idle['rule']})")
+    if d.get("accelerator_check"):
+        grid.add_row("Accelerator", f"{d['accelerator_check']['detail']} (at setup)")
+    if d.get("jupyter"):
+        grid.add_row("Jupyter", f"running on {d['jupyter']['host']} (`connect --jupyter` opens it)"
+                     if d["jupyter"]["running"] else "not running (`connect --jupyter` starts it)")
     grid.add_row("Pieces", "\n".join(f"{p['kind']} {p['id']}: {p['state']}" for p in d["pieces"]))
     parts = [ui.frame(grid, title=f"Deployment {d['name']} in {d['region']}")]
     if d["ssh_command"]:

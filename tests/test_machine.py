@@ -163,7 +163,11 @@ def notebook(cli: Cli, home: Path, instance_home: Path) -> None:
         urllib.request.urlopen(url, timeout=5)  # the tunnel is closed
     again = cli("connect", *sandbox, "--name", "box", "--jupyter", "--print")
     assert again.stdout.splitlines()[0].split("token=")[1] == url.split("token=")[1], "the same server, still running"
+    status = cli.json("status", *sandbox, "--name", "box")
+    assert status["jupyter"]["running"] is True and status["accelerator_check"]["status"] == "none"
+    assert "Jupyter      running on box" in cli("status", *sandbox, "--name", "box").stdout
     assert "Stopped Jupyter on box." in cli("connect", *sandbox, "--name", "box", "--jupyter", "--stop").stdout
+    assert cli.json("status", *sandbox, "--name", "box")["jupyter"]["running"] is False
 
 
 def project(home: Path) -> Path:

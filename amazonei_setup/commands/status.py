@@ -191,11 +191,29 @@ def run(args, env: Environment, ui, aws) -> Result:
         "stop_command": command_for(args, "stop", aws.region, args.name),
         "connect_command": command_for(args, "connect", aws.region, args.name),
     }
+    data.update(_on_the_machine(args, env, aws, found, access))
     warnings = deployments.unchecked_warnings(inventory)
     if found and access.key_path and not access.key_found:
         warnings.append(f"No private key at {access.key_path}: the instances accept only key pair {first.key_name}; "
                         "use the copy you saved when it was created.")
     return Result("status", data, view="status", warnings=warnings)
+
+
+def _on_the_machine(args, env, aws, found, access) -> dict:
+    """What the machine itself said: the accelerator at the last setup (the local record), and whether our Jupyter
+    server runs on the first running instance (asked over ssh, where ssh reaches: real AWS and the sandbox)."""
+    from amazonei_setup import records
+    from amazonei_setup.commands import jupyter, remote
+    from amazonei_setup.commands.connect import _answers_ssh
+
+    note = records.load(aws.region, args.name, sandbox=args.sandbox) or {}
+    said = {"accelerator_check": note.get("accelerator_check"), "jupyter": None}
+    running = [i for i in found if i.state == "running" and i.host]
+    if running and _answers_ssh(args, env, running[0]):
+        target = remote.targets(args, found, access)[found.index(running[0])]
+        port = jupyter.running(target)
+        said["jupyter"] = {"running": port is not None, "host": target.label, "remote_port": port}
+    return said
 
 
 def _pieces(inventory) -> list[dict]:
