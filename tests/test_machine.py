@@ -221,8 +221,20 @@ def test_exec_on_a_fleet_runs_on_every_instance_and_prefixes_each_line(home):
     lines = sorted(done.stdout.splitlines())
     assert [line.split()[0] for line in lines] == ["[pair-0]", "[pair-1]"]
     assert len({line.split()[1] for line in lines}) == 2, "each instance answered from its own home"
+    synced = cli("exec", *sandbox, "--name", "pair", "--workdir", str(project(home)), "--", "cat", "train.py")
+    assert sorted(synced.stdout.splitlines()) == ["[pair-0] print(1)", "[pair-1] print(1)"]
+    assert "Copied" in synced.stderr and "pair-1:~/workdir" in synced.stderr
     one = cli("exec", *sandbox, "--name", "pair", "--index", "1", "--", "sh", "-c", "exit 4", expect=4)
     assert one.stdout == ""
+    where = Path(cli("exec", *sandbox, "--name", "pair", "--index", "0", "--", "sh", "-c", 'echo "$HOME"').stdout
+                 .strip())
+    broken = where / ".local" / "bin" / "jupyter"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("#!/bin/sh\necho 'cannot start: no kernel' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    refused = cli("connect", *sandbox, "--name", "pair", "--jupyter", expect=1)
+    assert "Jupyter would not start on pair-0 (exited: cannot start: no kernel" in refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stdout == ""
     cli("teardown", *sandbox, "--name", "pair", "--yes")
 
 
