@@ -95,6 +95,13 @@ def test_a_sandbox_instance_answers_ssh_through_the_tools_host_block_and_follows
     assert f"-p {port} " in printed and "127.0.0.1" in printed and "amazonaws.com" not in printed
     status = cli.json("status", "--sandbox", "--region", REGION, "--name", "box")
     assert f"-p {port} " in status["instances"][0]["ssh_command"]
+    recorder = home / "fake-bin"
+    recorder.mkdir()
+    (recorder / "ssh").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {home / "ssh-argv"}\n')
+    (recorder / "ssh").chmod(0o755)
+    become = Cli(user_env(home, PATH=f"{recorder}:{user_env(home)['PATH']}"))
+    become("connect", *sandbox, "--name", "box")  # the process becomes ssh, with the sandbox's Host block
+    assert (home / "ssh-argv").read_text().splitlines() == ["-F", str(ssh_config(home)), "box"]
 
     cli("stop", "--sandbox", "--region", REGION, "--name", "box", "--yes")
     assert_closed(home, port)

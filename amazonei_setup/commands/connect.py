@@ -61,6 +61,11 @@ def run(args, env: Environment, ui, aws) -> Result:
         ui.warn(warning)
     ui.stop_status()
     argv = [os.path.expanduser(word) for word in shlex.split(command)]
+    if not args.jupyter and _answers_ssh(args, env, instance) and args.sandbox:
+        from amazonei_setup.commands import remote
+
+        # the sandbox's Host block: its own known_hosts (the instance's host key), never ~/.ssh/known_hosts
+        argv = list(remote.targets(args, found, access)[args.index].ssh)
     env.stderr.flush()
     env.stdout.flush()
     try:
