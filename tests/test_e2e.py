@@ -268,7 +268,8 @@ def test_each_command_puts_its_result_on_stdout_and_its_progress_on_stderr(home)
     made = cli(*sandbox, "--instance-type", "m5.xlarge", "--yes", "--name", "split")
     key = home / ".amazonei-setup" / "sandbox" / "keys" / "amazonei-setup-split.pem"
     ssh = next(line for line in made.stdout.splitlines() if line.startswith("ssh -i "))
-    assert ssh.startswith(f"ssh -i {key} ec2-user@"), "the connect command, whole, on stdout"
+    assert ssh.startswith(f"ssh -i {key} -p "), "the connect command, whole, on stdout"
+    assert ssh.endswith(" ec2-user@127.0.0.1"), "a sandbox instance answers SSH on this machine"
     assert "Ready: split" in made.stdout
     assert f"python amazonei_setup.py teardown --sandbox --region {REGION} --name split" in made.stdout.splitlines()
     assert "Launched instance" in made.stderr and "ssh -i" not in made.stderr, "progress on stderr, results not"

@@ -49,8 +49,8 @@ def test_a_mistyped_command_is_named_with_the_nearest_command(bare, word, meant)
 def test_a_word_that_is_no_command_lists_the_commands(bare):
     message = assert_usage_error(bare("frobnicate", "--region", REGION))
     assert "'frobnicate' is not a command" in message
-    assert ("setup, status, connect, stop, start, idle-stop, teardown, list, cost, export, permissions, completion"
-            in message)
+    assert ("setup, status, connect, stop, start, exec, idle-stop, teardown, list, cost, export, permissions, "
+            "completion" in message)
 
 
 @pytest.mark.parametrize(("argv", "typo", "meant"), [

@@ -113,8 +113,9 @@ def test_no_import_cycles():
 def test_a_module_of_an_upper_layer_that_imports_downward_is_allowed_and_an_upward_one_is_caught(tmp_path):
     """The rule itself, on a made-up pair: the checker must see an upward import when there is one."""
     assert layer_of("amazonei_setup.core.plan") < layer_of("amazonei_setup.cli.main")
-    tree = ast.parse("def f():\n    from amazonei_setup.cli import main\n")
+    tree = ast.parse("def f():\n    from amazonei_setup.cli.main import main\n")
     names = {n.module for n in _runtime_nodes(tree) if isinstance(n, ast.ImportFrom)}
-    assert names == {"amazonei_setup.cli"}
-    typed = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from amazonei_setup.cli import x\n")
-    assert not [n for n in _runtime_nodes(typed) if isinstance(n, ast.ImportFrom) and n.module.endswith("cli")]
+    assert names == {"amazonei_setup.cli.main"}
+    typed = ast.parse("from typing import TYPE_CHECKING\n"
+                      "if TYPE_CHECKING:\n    from amazonei_setup.cli.main import x\n")
+    assert not [n for n in _runtime_nodes(typed) if isinstance(n, ast.ImportFrom) and n.module.endswith("main")]

@@ -246,8 +246,3 @@ def test_wait_ssh_that_never_answers_fails_naming_how_to_check_and_rolls_back(cl
     assert f"SSH on 127.0.0.1:{port}" in message and f"nc -zv 127.0.0.1 {port}" in message
     assert snapshot(account) == before  # rolled back
 
-
-def test_wait_ssh_in_the_sandbox_is_a_usage_error(cli):
-    result = cli("--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--wait", "ssh")
-    assert result.code == 2
-    assert "--wait ssh needs a machine that answers SSH" in result.stderr

@@ -16,7 +16,7 @@ from amazonei_setup import __version__
 from amazonei_setup.cli.environment import Environment
 from amazonei_setup.core import rules
 
-DAY_TWO = ("status", "connect", "stop", "start")  # the commands on one deployment, found by name
+DAY_TWO = ("status", "connect", "stop", "start", "exec")  # the commands on one deployment, found by name
 # In a deployment's order of life: create, use, stop and start, remove; then the account-wide and offline ones.
 FROM_TAGS = "the region the deployment lives in, from its tags"  # --region's default for a named deployment
 COMMANDS = ("setup", *DAY_TWO, "idle-stop", "teardown", "list", "cost", "export", "permissions", "completion")
@@ -125,6 +125,24 @@ def _accelerator(value: str) -> str:
     return value
 
 
+def _unusable(value: str, kind: str) -> str | None:
+    """Why a --workdir directory or --setup-script file cannot be used (the sentence names the fix), or None."""
+    import os
+    import shlex
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    if not path.exists():
+        return f"no such {'directory' if kind == 'dir' else 'file'}: pass an existing path."
+    if kind == "dir" and not path.is_dir():
+        return "not a directory: pass the directory to copy to ~/workdir."
+    if kind == "file" and not path.is_file():
+        return "not a file: pass the script to run on the instances."
+    if not os.access(path, os.R_OK | (os.X_OK if kind == "dir" else 0)):
+        return f"cannot be read: fix its permissions (chmod u+r{'x' if kind == 'dir' else ''} {shlex.quote(value)})."
+    return None
+
+
 def _check_setup_flags(args: argparse.Namespace, prog: str = DEFAULT_PROG) -> None:
     """What argparse cannot say alone: --accelerator against --accelerator-type, --instance-type and --os.
 
@@ -135,9 +153,6 @@ def _check_setup_flags(args: argparse.Namespace, prog: str = DEFAULT_PROG) -> No
     if args.min_count and args.min_count > (args.count or 1):
         raise _UsageExit(f"--min-count {args.min_count} is more than --count {args.count or 1}: pass a --count of at "
                          f"least {args.min_count}. {see}")
-    if getattr(args, "wait", None) == "ssh" and args.sandbox:
-        raise _UsageExit("--wait ssh needs a machine that answers SSH, and the sandbox's instances are emulated: drop "
-                         f"--wait ssh (or pass --wait running or ei) with --sandbox. {see}")
     if getattr(args, "access", None) == "ssm":
         from amazonei_setup.core import access
 
@@ -148,6 +163,10 @@ def _check_setup_flags(args: argparse.Namespace, prog: str = DEFAULT_PROG) -> No
     elif getattr(args, "no_public_ip", False):
         raise _UsageExit("An instance without a public IP cannot be reached on port 22 from here: add --access ssm "
                          f"(Session Manager), or drop --no-public-ip. {see}")
+    for flag, value, kind in (("--workdir", getattr(args, "workdir", None), "dir"),
+                              ("--setup-script", getattr(args, "setup_script", None), "file")):
+        if value and (problem := _unusable(value, kind)):  # before anything is created: nothing to roll back
+            raise _UsageExit(f"{flag} {value}: {problem}")
     chosen = args.accelerator
     args.family = None
     if chosen in catalog.FAMILIES:
@@ -282,6 +301,12 @@ def build_parser(completion: bool = False, prog: str = DEFAULT_PROG) -> argparse
                             "only warns)")
     setup.add_argument("--no-ssh-config", action="store_true",
                        help="write no `Host NAME` entry and leave ~/.ssh/config alone")
+    setup.add_argument("--workdir", metavar="DIR", help="after SSH answers, copy DIR to ~/workdir on every instance "
+                                                        "(.git and what DIR/.gitignore names are skipped)")
+    setup.add_argument("--setup-script", metavar="FILE", help="then run FILE once with bash in ~/workdir on every "
+                                                              "instance (output on stderr and in a log)")
+    setup.add_argument("--rerun-setup", action="store_true",
+                       help="on an existing deployment, run --setup-script again (it runs once otherwise)")
     _common(setup)
 
     export = sub.add_parser("export", help="write the same setup as a CloudFormation template (and deploy it)",
@@ -364,7 +389,10 @@ def _day_two_parsers(sub) -> None:
     status = _deployment_parser(sub, "status", help="one deployment: its pieces, state, how to connect, cost so far")
     connect = _deployment_parser(sub, "connect",
                                  help="ssh into a deployment's instance (replaces this process with ssh)")
-    connect.add_argument("--jupyter", action="store_true", help="also forward Jupyter: -L 8888:localhost:8888")
+    connect.add_argument("--jupyter", action="store_true",
+                         help="start Jupyter on the instance (if ours is not running), forward it to a free local "
+                              "port (8888 when free), print its URL with the token and hold the tunnel until Ctrl-C")
+    connect.add_argument("--stop", action="store_true", help="with --jupyter: stop the instance's Jupyter server")
     connect.add_argument("--print", action="store_true", help="print the ssh command instead of running it")
     connect.add_argument("--index", type=int, default=0, help="which instance of a fleet (--count), from 0")
     stop = _deployment_parser(sub, "stop",
@@ -372,7 +400,12 @@ def _day_two_parsers(sub) -> None:
     start = _deployment_parser(sub, "start",
                                help="start a stopped deployment, wait for SSH, refresh its SSH config entry")
     start.add_argument("--no-ssh-config", action="store_true", help="leave the SSH config entries alone")
-    for parser in (status, connect, stop, start):
+    execute = _deployment_parser(sub, "exec", help="run a command in ~/workdir on a deployment's instances (a "
+                                                   "fleet's at once), exit with its status: exec --name N -- CMD ...")
+    execute.add_argument("--index", type=int, default=None, help="only this instance of a fleet (--count), from 0")
+    execute.add_argument("--workdir", metavar="DIR", help="copy DIR to ~/workdir on the instances first")
+    execute.add_argument("words", nargs="*", metavar="-- COMMAND", help="the command and its words, after `--`")
+    for parser in (status, connect, stop, start, execute):
         _common(parser, region_default=FROM_TAGS)
 
 

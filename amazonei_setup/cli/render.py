@@ -207,6 +207,11 @@ def _status(result: Result, ui) -> None:
     else:
         after = f"after {idle['minutes']} idle minutes" if idle["minutes"] else "alarms differ per instance"
         grid.add_row("Idle stop", f"{after} ({idle['rule']})")
+    if d.get("accelerator_check"):
+        grid.add_row("Accelerator", f"{d['accelerator_check']['detail']} (at setup)")
+    if d.get("jupyter"):
+        grid.add_row("Jupyter", f"running on {d['jupyter']['host']} (`connect --jupyter` opens it)"
+                     if d["jupyter"]["running"] else "not running (`connect --jupyter` starts it)")
     grid.add_row("Pieces", "\n".join(f"{p['kind']} {p['id']}: {p['state']}" for p in d["pieces"]))
     parts = [ui.frame(grid, title=f"Deployment {d['name']} in {d['region']}")]
     if d["ssh_command"]:
@@ -253,7 +258,8 @@ def _power(result: Result, ui) -> None:
     _by_name(d, ui)
 
 
-VIEWS = {"message": _message, "ready": _ready_day_two, "dry-run": _dry_run, "template": _template,
+VIEWS = {"message": _message, "silent": lambda result, ui: None,  # exec: the remote output was the result
+         "ready": _ready_day_two, "dry-run": _dry_run, "template": _template,
          "teardown": _teardown, "list": _list, "cost": _cost, "cost-regions": _cost_regions,
          "policy": _policy,  # `permissions`: the IAM policy document alone
          "status": _status, "connect": _connect, "power": _power}

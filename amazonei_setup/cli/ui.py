@@ -208,14 +208,20 @@ class Ui:
             launched, requested = d["launched_count"], d["requested_count"]
             lines.add_row("Instances", f"{launched} of {requested} launched, {kind}")
             for each in fleet:
-                lines.add_row("", f"{each['instance_id']} ({each['state']}) "
-                                  f"{each['public_dns'] or each['public_ip'] or '(no address)'}")
+                address = each.get("ssh_address") or each["public_dns"] or each["public_ip"] or "(no address)"
+                lines.add_row("", f"{each['instance_id']} ({each['state']}) {address}")
+        elif d.get("ssh_address"):  # the sandbox: moto's public names are made up; SSH is on this machine
+            lines.add_row("Instance", f"{d['instance_id']} ({d['state']}), {kind}")
+            lines.add_row("SSH", f"{d['ssh_address']}: a shell on this machine, in its own directory")
         else:
             lines.add_row("Instance", f"{d['instance_id']} ({d['state']}), {kind}")
             lines.add_row("Public DNS", d["public_dns"] or d["public_ip"] or "(none)")
             if d["public_dns"] and d["public_ip"]:
                 lines.add_row("Public IP", d["public_ip"])
         lines.add_row("Ready", _readiness(d, fleet))
+        check = d.get("accelerator_check")
+        if check:  # what the machine said about its accelerator over SSH (commands/accelerator.py)
+            lines.add_row("Accelerator", Text(check["detail"], style="yellow" if check["status"] == "failed" else ""))
         if d["accelerator_type"]:
             lines.add_row("EI health", "CloudWatch namespace AWS/ElasticInference, metrics "
                                        "AcceleratorHealthCheckFailed, ConnectivityCheckFailed")

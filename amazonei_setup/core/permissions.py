@@ -59,7 +59,7 @@ GRANTS: tuple[Grant, ...] = (
         "ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeInstanceTypeOfferings",
         "ec2:DescribeKeyPairs", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
         "ec2:DescribeVolumes"),  # `stop`: what still costs money (the volumes)
-        commands=("setup", "teardown", "list", "status", "connect", "stop", "start", "idle-stop", "export")),
+        commands=("setup", "teardown", "list", "status", "connect", "exec", "stop", "start", "idle-stop", "export")),
     Grant("CreateAndChangeEc2", (
         "ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
         "ec2:CreateKeyPair", "ec2:RunInstances", "ec2:CreateTags", "ec2:StartInstances", "ec2:StopInstances"),

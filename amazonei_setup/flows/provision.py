@@ -84,14 +84,21 @@ def _proxy(proxy: str | None) -> str:
     return f"-o {shell.word(f'ProxyCommand={proxy}')} " if proxy else ""
 
 
-def ssh_command(key_path: str | None, user: str, host: str, proxy: str | None = None) -> str:
+def _port(port: int) -> str:
+    """`-p PORT ` for a port other than 22 (a sandbox instance's own), or nothing."""
+    return f"-p {int(port)} " if port and port != SSH_PORT else ""
+
+
+def ssh_command(key_path: str | None, user: str, host: str, proxy: str | None = None, port: int = 22) -> str:
     """proxy: the Session Manager ProxyCommand; host is then the instance id."""
-    return f"ssh {_identity(key_path)}{_proxy(proxy)}{shell.word(f'{user}@{host}')}"
+    return f"ssh {_identity(key_path)}{_proxy(proxy)}{_port(port)}{shell.word(f'{user}@{host}')}"
 
 
-def port_forward_command(key_path: str | None, user: str, host: str, proxy: str | None = None) -> str:
+def port_forward_command(key_path: str | None, user: str, host: str, proxy: str | None = None,
+                         port: int = 22) -> str:
     """Jupyter on the instance's port 8888, reached at localhost:8888."""
-    return f"ssh {_identity(key_path)}{_proxy(proxy)}-L 8888:localhost:8888 {shell.word(f'{user}@{host}')}"
+    return (f"ssh {_identity(key_path)}{_proxy(proxy)}{_port(port)}-L 8888:localhost:8888 "
+            f"{shell.word(f'{user}@{host}')}")
 
 
 def _addressed(plan: Plan, instance) -> bool:
@@ -133,7 +140,8 @@ class SetupResult:
         return max(self.plan.count - len(self.instances), 0)
 
     def ssh_command_for(self, instance: instances.InstanceInfo) -> str:
-        return ssh_command(self.key_path, self.plan.ssh_user, _host(self.plan, instance), self.plan.proxy_command)
+        return ssh_command(self.key_path, self.plan.ssh_user, _host(self.plan, instance), self.plan.proxy_command,
+                           instance.ssh_port)
 
     @property
     def ssh_command(self) -> str:
@@ -142,7 +150,7 @@ class SetupResult:
     @property
     def port_forward_command(self) -> str:
         return port_forward_command(self.key_path, self.plan.ssh_user, _host(self.plan, self.instance),
-                                    self.plan.proxy_command)
+                                    self.plan.proxy_command, self.instance.ssh_port)
 
     def complete_sentence(self, teardown: str) -> str:
         """What a run stopped after this result says: the deployment exists, whole, and the next commands."""
@@ -157,7 +165,8 @@ class SetupResult:
         if self.plan.count > 1 or len(self.instances) > 1:
             fleet = {"requested_count": self.plan.count, "launched_count": len(self.instances),
                      "instances": [{"instance_id": i.id, "state": i.state, "public_dns": i.public_dns,
-                                    "public_ip": i.public_ip, "ssh_command": self.ssh_command_for(i)}
+                                    "public_ip": i.public_ip, "ssh_command": self.ssh_command_for(i),
+                                    **_sandbox_address(i)}
                                    for i in self.instances]}
         return {
             "name": self.plan.name, "region": self.plan.region, "instance_id": self.instance.id,
@@ -165,7 +174,8 @@ class SetupResult:
             "accelerator_type": self.plan.accelerator_type,
             **({"family": self.plan.family} if self.plan.family else {}),
             "public_dns": self.instance.public_dns,
-            "public_ip": self.instance.public_ip, "ssh_user": self.plan.ssh_user, "key_path": self.key_path,
+            "public_ip": self.instance.public_ip, **_sandbox_address(self.instance),
+            "ssh_user": self.plan.ssh_user, "key_path": self.key_path,
             "ssh_command": self.ssh_command, "port_forward_command": self.port_forward_command,
             "hourly_usd": self.plan.hourly_usd, **fleet,
             **({"idle_stop_minutes": self.plan.idle_stop_minutes} if self.plan.idle_stop_minutes else {}),
@@ -181,6 +191,11 @@ class SetupResult:
 
 
 SPOT_REQUEST = "spot-request"  # the journal's and teardown's name for a Spot Instance request
+
+
+def _sandbox_address(instance) -> dict:
+    """A sandbox instance's SSH server is on this machine: its address is 127.0.0.1 and its own port."""
+    return {"ssh_address": f"127.0.0.1:{instance.ssh_port}"} if is_sandboxed(instance) else {}
 
 
 class Run:
@@ -809,21 +824,57 @@ def _running_and_served(run: Run, launched: list[instances.InstanceInfo]) -> lis
 def _reachable(plan: Plan, instance: instances.InstanceInfo) -> Event:
     return Event("reachable", "instance", f"Instance {instance.id} is running: connect with", instance.id,
                  {"host": instance.host,
-                  "ssh_command": ssh_command(plan.key_path, plan.ssh_user, _host(plan, instance), plan.proxy_command),
+                  "ssh_command": ssh_command(plan.key_path, plan.ssh_user, _host(plan, instance), plan.proxy_command,
+                                             instance.ssh_port),
                   "port_forward_command": port_forward_command(plan.key_path, plan.ssh_user, _host(plan, instance),
-                                                               plan.proxy_command)})
+                                                               plan.proxy_command, instance.ssh_port)})
 
 
 def _wait_ssh(run: Run, running: list[instances.InstanceInfo]) -> None:
     """Until each instance's SSH port accepts a TCP connection (sshd is up, the security group lets this machine
     in): `running` says the machine booted, not that it answers."""
     for each in running:
-        address = each.public_ip or each.host
-        wait_for(lambda a=address: "answers" if port_answers(a, SSH_PORT) else "closed", done={"answers"},
-                 what=f"SSH on {address}:{SSH_PORT}", timeout=SSH_TIMEOUT, sleep=run.sleep,
-                 how_to_check=f"try `nc -zv {address} {SSH_PORT}`; check that --ssh-cidr includes this machine's "
+        address, port = ssh_address(each)
+        wait_for(lambda e=each: "answers" if ssh_reachable(e) else "closed", done={"answers"},
+                 what=f"SSH on {address}:{port}", timeout=SSH_TIMEOUT, sleep=run.sleep,
+                 how_to_check=f"try `nc -zv {address} {port}`; check that --ssh-cidr includes this machine's "
                               "address")
-        run.report(Event("done", "instance", f"SSH answers on {address}:{SSH_PORT} ({each.id})", each.id))
+        run.report(Event("done", "instance", f"SSH answers on {address}:{port} ({each.id})", each.id))
+
+
+def is_sandboxed(instance) -> bool:
+    """A sandbox instance: its SSH server runs on this machine, on the port its tag names (sandbox/ssh.py)."""
+    return bool(instance.tags.get(instances.SANDBOX_SSH_PORT_TAG))
+
+
+def ssh_address(instance) -> tuple[str, int]:
+    if is_sandboxed(instance):
+        return "127.0.0.1", instance.ssh_port
+    return instance.public_ip or instance.host, SSH_PORT
+
+
+def ssh_reachable(instance) -> bool:
+    """The sandbox's port must greet as an SSH server (its identification line), not only accept; a real instance's
+    port 22 is probed with TCP (a security group that drops us, or sshd not up yet, both fail that)."""
+    address, port = ssh_address(instance)
+    return ssh_answers(address, port) if is_sandboxed(instance) else port_answers(address, port)
+
+
+def ssh_answers(address: str, port: int, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            greeting = b""
+            while b"\n" not in greeting and len(greeting) < 512:
+                chunk = conn.recv(256)
+                if not chunk:
+                    break
+                greeting += chunk
+            return greeting.startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 def port_answers(address: str, port: int, timeout: float = 3.0) -> bool:

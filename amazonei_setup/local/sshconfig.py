@@ -71,6 +71,8 @@ class HostEntry:
     identity_file: str | None
     instance_id: str
     proxy_command: str | None = None  # --access ssm: through Session Manager (host is then the instance id)
+    port: int = 22
+    known_hosts: str | None = None  # the sandbox's own file (its host key), so ~/.ssh/known_hosts is not touched
 
 
 def config_file(sandbox: bool = False) -> Path:
@@ -91,11 +93,12 @@ def host_names(name: str, count: int) -> list[tuple[str, ...]]:
 
 
 def entries_for(name: str, instances: list, user: str, identity_file: str | None,
-                proxy_command: str | None = None) -> list[HostEntry]:
-    """HostEntry per instance (InstanceInfo-like: id, host) that has an address, in launch order. With a
+                proxy_command: str | None = None, known_hosts: str | None = None) -> list[HostEntry]:
+    """HostEntry per instance (InstanceInfo-like: id, host, ssh_port) that has an address, in launch order. With a
     proxy_command (Session Manager) every instance has one: its id, which the proxy's %h passes to AWS."""
     names = host_names(name, len(instances))
-    return [HostEntry(aliases, each.id if proxy_command else each.host, user, identity_file, each.id, proxy_command)
+    return [HostEntry(aliases, each.id if proxy_command else each.host, user, identity_file, each.id,
+                      proxy_command=proxy_command, port=getattr(each, "ssh_port", 22), known_hosts=known_hosts)
             for aliases, each in zip(names, instances, strict=True) if proxy_command or each.host]
 
 
@@ -131,12 +134,18 @@ def render_block(name: str, region: str, entries: list[HostEntry]) -> str:
         lines.append(f"    HostName {_value(entry.host)}")
         if entry.proxy_command:  # ssh takes the rest of the line as it is and runs it with the user's shell
             lines.append(f"    ProxyCommand {_one_line(entry.proxy_command)}")
+        if entry.port != 22:
+            lines.append(f"    Port {int(entry.port)}")
         lines.append(f"    User {_value(entry.user)}")
         if entry.identity_file:
             lines.append(f"    IdentityFile {_identity_file(entry.identity_file)}")
             lines.append("    IdentitiesOnly yes")
         lines.append(f"    HostKeyAlias {_value(entry.instance_id)}")
-        lines.append("    StrictHostKeyChecking accept-new")
+        if entry.known_hosts:  # the sandbox: its host key is known in advance, in its own file
+            lines.append(f"    UserKnownHostsFile {_identity_file(entry.known_hosts)}")
+            lines.append("    StrictHostKeyChecking yes")
+        else:
+            lines.append("    StrictHostKeyChecking accept-new")
     lines.append(f"{END}{name}")
     return "\n".join(lines) + "\n"
 

@@ -55,7 +55,7 @@ def identity() -> str:
 
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("account.py", "server.py", "moto_speed.py"):
+    for name in ("account.py", "server.py", "moto_speed.py", "ssh.py"):
         digest.update((package / name).read_bytes())
     try:
         moto_version = version("moto")
@@ -298,6 +298,7 @@ class _Gate:
             self.server.seed(_region_of(environ))
             chunks = b"".join(self.app(environ, capture))
             if _may_change(environ, body):
+                self.server.reconcile_ssh()
                 self.server.save()
         start_response(*answered)
         return [chunks]
@@ -350,6 +351,15 @@ class _Server:
         self.last_request = time.monotonic()
         self.seeded: set[str] = set()
         self.discard = False  # the directory was reset: exit without writing the old account back
+        self.ssh = None  # ssh.SshServers: the instances' SSH servers (None without asyncssh)
+
+    def reconcile_ssh(self) -> None:
+        if self.ssh is None:
+            return
+        try:
+            self.ssh.reconcile(self.account_id)
+        except Exception as err:  # noqa: BLE001 - the account's answer stands; SSH says why in the log
+            print(f"sandbox ssh: {err!r}", flush=True)
 
     def touch(self) -> None:
         self.last_request = time.monotonic()
@@ -380,6 +390,14 @@ class _Server:
             return ALREADY_RUNNING
         self.touch()  # idle time counts from here, not from before the ~2 s of loading
         try:
+            try:
+                from amazonei_setup.sandbox.ssh import SshServers
+
+                self.ssh = SshServers(self.state_dir)
+            except ImportError:
+                print("sandbox ssh: asyncssh is not installed (pip install 'amazonei-setup[sandbox]'): instances "
+                      "do not answer SSH", flush=True)
+            self.reconcile_ssh()  # instances left running by the last server answer again (nobody knows our port yet)
             port = int(self.sandbox.endpoint_url.rsplit(":", 1)[1])
             _write_atomically(self.state_dir / SERVER_FILE,
                               json.dumps({"pid": os.getpid(), "port": port, "started": time.time()}))
@@ -393,6 +411,8 @@ class _Server:
                 if time.monotonic() - self.last_request > IDLE_S:
                     break
         finally:
+            if self.ssh is not None:
+                self.ssh.close()
             if self.discard:
                 self.sandbox.discard()
             self.sandbox.__exit__(None, None, None)

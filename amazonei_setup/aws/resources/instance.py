@@ -38,6 +38,7 @@ SPOT_REFUSALS = {
 # Spot request states that still launch (or hold) an instance (EC2 User Guide, "Spot request states").
 SPOT_REQUEST_LIVE_STATES = ["open", "active", "disabled"]
 
+SANDBOX_SSH_PORT_TAG = "amazonei-setup:sandbox-ssh-port"  # written by the sandbox server (sandbox/ssh.py)
 
 @dataclass(frozen=True)
 class InstanceInfo:
@@ -78,7 +79,14 @@ class InstanceInfo:
 
     @property
     def host(self) -> str:
+        if self.tags.get(SANDBOX_SSH_PORT_TAG):  # a sandbox instance: its SSH server is on this machine
+            return "127.0.0.1"
         return self.public_dns or self.public_ip
+
+    @property
+    def ssh_port(self) -> int:
+        port = self.tags.get(SANDBOX_SSH_PORT_TAG, "")
+        return int(port) if port.isdigit() else 22
 
 
 def launch_request(*, ami_id: str, instance_type: str, accelerator_type: str | None, subnet_id: str,

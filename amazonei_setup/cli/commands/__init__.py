@@ -31,5 +31,6 @@ def handler(command: str):
 
     module = {"setup": "setup", "export": "export", "teardown": "teardown", "list": "listing", "cost": "cost",
               "idle-stop": "idle_stop", "permissions": "permissions",
-              "status": "status", "connect": "connect", "stop": "power", "start": "power"}[command]
+              "status": "status", "connect": "connect", "stop": "power", "start": "power",
+              "exec": "execute"}[command]
     return importlib.import_module(f"amazonei_setup.cli.commands.{module}").run

@@ -38,13 +38,22 @@ def run(args, env: Environment, ui, aws) -> Result:
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
                         f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
                         code="not-running")
-    ssh, forward = connect_commands(access, instance.host, instance.id)
+    if args.jupyter and _answers_ssh(args, env, instance):
+        from amazonei_setup.cli.commands import jupyter, remote
+
+        target = remote.targets(args, found, access)[args.index]
+        data = {"name": args.name, "region": aws.region, "instance_id": instance.id, "host": target.label}
+        return jupyter.run(args, env, ui, target, instance, data)
+    ssh, forward = connect_commands(access, instance.host, instance.ssh_port, instance.id)
+    if getattr(args, "stop", False):
+        raise UsageError("--stop is for --jupyter (it stops the instance's Jupyter server): pass --jupyter --stop.")
     command = forward if args.jupyter else ssh
     warnings = []
     if access.key_path and not access.key_found:
         warnings.append(f"No private key at {access.key_path}: the instance accepts only key pair "
                         f"{instance.key_name}; use the copy you saved when it was created.")
     data = {"name": args.name, "region": aws.region, "instance_id": instance.id, "host": instance.host,
+            "port": instance.ssh_port,
             "ssh_user": access.user, "key_path": access.key_path, "command": command}
     if args.print or args.output == "json":
         return Result("connect", data, view="connect", warnings=warnings)
@@ -52,6 +61,11 @@ def run(args, env: Environment, ui, aws) -> Result:
         ui.warn(warning)
     ui.stop_status()
     argv = [os.path.expanduser(word) for word in shlex.split(command)]
+    if not args.jupyter and _answers_ssh(args, env, instance) and args.sandbox:
+        from amazonei_setup.cli.commands import remote
+
+        # the sandbox's Host block: its own known_hosts (the instance's host key), never ~/.ssh/known_hosts
+        argv = list(remote.targets(args, found, access)[args.index].ssh)
     env.stderr.flush()
     env.stdout.flush()
     try:
@@ -60,3 +74,12 @@ def run(args, env: Environment, ui, aws) -> Result:
         raise ToolError("No `ssh` program was found on your PATH: install the OpenSSH client, or pass --print and "
                         "run the command where ssh is.", code="no-ssh") from None
     return Result("connect", data, view="connect")  # pragma: no cover - only when execvp is replaced (tests)
+
+
+def _answers_ssh(args, env: Environment, instance) -> bool:
+    """A machine that SSH reaches (real AWS, or a sandbox instance): there --jupyter starts the server and holds the
+    tunnel. Against other emulators (--endpoint-url, moto in-process) nothing listens: the forward command only."""
+    from amazonei_setup.cli.commands.setup import emulated
+    from amazonei_setup.flows import provision
+
+    return provision.is_sandboxed(instance) or not emulated(args, env)

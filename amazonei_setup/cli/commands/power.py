@@ -244,7 +244,7 @@ def _start(args, env, ui, aws, inventory) -> Result:
 
     # Running with addresses: a signal from here on only cuts the SSH wait short; the entry is still written.
     interrupts.finishing(f"deployment {args.name} is running ({', '.join(i.id for i in found)}); "
-                         f"connect: {connect_commands(access, found[0].host, found[0].id)[0]}")
+                         f"connect: {connect_commands(access, found[0].host, found[0].ssh_port, found[0].id)[0]}")
     warnings: list[str] = []
     if left_to_ec2:
         warnings.append(f"{', '.join(left_to_ec2)} stayed stopped: a Spot interruption stopped it, and only EC2 starts "
@@ -262,7 +262,7 @@ def _start(args, env, ui, aws, inventory) -> Result:
                                        emulated=emulated(args, env))
     rows = []
     for each in found:
-        ssh, forward = connect_commands(access, each.host, each.id)
+        ssh, forward = connect_commands(access, each.host, each.ssh_port, each.id)
         rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
                      "public_ip": each.public_ip, "ssh_command": ssh, "port_forward_command": forward})
     message = (f"Deployment {args.name} was already running." if already

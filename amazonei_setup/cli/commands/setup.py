@@ -85,6 +85,8 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
         done.warnings.append(quota.unknown_sentence())
     _reachable_by_name(args, env, ui, done, result, include=args.yes or (include_asked and plan.changes_anything),
                        aws=aws)
+    if getattr(args, "workdir", None) or getattr(args, "setup_script", None):
+        _work_on_the_machine(args, env, ui, done, result)
     if getattr(asker, "interactive", False):  # what was answered, as flags: the run can be scripted next time
         done.context["equivalent_command"] = plan.equivalent_command(
             program_name(), account_flags(args), default_key_dir=_default_key_dir(args))
@@ -129,14 +131,13 @@ def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: b
     from amazonei_setup.core.events import Event
     from amazonei_setup.flows import provision
 
-    if emulated:
-        return "emulated"
+    if emulated and not (instances and all(provision.is_sandboxed(each) for each in instances)):
+        return "emulated"  # --endpoint-url emulators: nothing listens (the sandbox's instances do)
     started = time.monotonic()
     # The deployment is complete: a signal now only ends this wait (interrupts.py), the commands are still printed.
     sleep = cancellable_sleep(interrupts.requested(), env.sleep)
     for each in instances:
-        address = each.public_ip or each.host
-        port = provision.SSH_PORT
+        address, port = provision.ssh_address(each)
         said = [-SSH_PROGRESS_EVERY]
 
         def on_wait(state, waited, address=address, port=port, said=said, instance_id=each.id):
@@ -146,7 +147,7 @@ def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: b
                                   instance_id))
 
         try:
-            wait_for(lambda a=address, p=port: "answers" if provision.port_answers(a, p) else "closed",
+            wait_for(lambda e=each: "answers" if provision.ssh_reachable(e) else "closed",
                      done={"answers"}, what=f"SSH on {address}:{port}", how_to_check="",
                      timeout=max(SSH_BUDGET - (time.monotonic() - started), 1.0),
                      sleep=sleep, on_wait=on_wait)
@@ -261,7 +262,13 @@ def write_ssh_entries(args, region: str, name: str, instances: list, access, war
     from amazonei_setup.local import sshconfig
 
     proxy = access_modes.proxy_command(region, args.profile) if access.via == access_modes.SSM else None
-    entries = sshconfig.entries_for(name, instances, access.user, access.key_path, proxy)
+    known_hosts = None
+    if args.sandbox:
+        from amazonei_setup.local import paths
+        from amazonei_setup.sandbox import ssh as sandbox_ssh
+
+        known_hosts = str(sandbox_ssh.known_hosts_file(paths.sandbox_dir()))
+    entries = sshconfig.entries_for(name, instances, access.user, access.key_path, proxy, known_hosts)
     if not entries:
         return None
     taken = [a for e in entries for a in e.aliases if not args.sandbox and sshconfig.user_defines(a)]
@@ -382,7 +389,68 @@ def _reachable_by_name(args, env: Environment, ui, done, result, *, include: boo
         data["ssh_config"] = write_ssh_entries(args, result.plan.region, result.plan.name, result.instances,
                                                _access(args, result),
                                                done.warnings, include=include, emulated=emulated(args, env))
+    if check == "answers" or (args.wait and "ssh" in data["waited_for"]):
+        from amazonei_setup.cli.commands import accelerator
+        from amazonei_setup.cli.commands.status import Access
+
+        access = Access(result.plan.ssh_user, result.key_path, True, "plan")
+        data["accelerator_check"] = accelerator.check_all(args, ui, result.instances, access, result.plan.family,
+                                                          result.plan.accelerator_type, done.warnings)
     records.save(result.plan.region, result.plan.name, data, sandbox=args.sandbox)
+
+
+def _work_on_the_machine(args, env: Environment, ui, done, result) -> None:
+    """--workdir and --setup-script, once SSH answers. A failure here keeps the deployment (it runs, and a fixed
+    script runs with `exec`): the result says what happened (`workdir`, `setup_script`), the exit status is 1."""
+    from amazonei_setup.cli.commands import remote, workdir
+    from amazonei_setup.cli.commands.printed import command_for
+    from amazonei_setup.cli.commands.status import Access
+    from amazonei_setup.core import shell
+    from amazonei_setup.core.errors import ToolError
+
+    data = done.data
+    plan = result.plan
+    if data.get("ssh_check") not in ("answers", None) and "ssh" not in data.get("waited_for", []):
+        later = command_for(args, "exec", plan.region, plan.name, " --workdir DIR -- bash -s < SCRIPT")
+        done.warnings.append(f"SSH was not checked ({data.get('ssh_check')}), so --workdir/--setup-script did not "
+                             f"run: once SSH answers, run {later}")
+        return
+    access = Access(plan.ssh_user, result.key_path, True, "plan")
+    targets = remote.targets(args, [i for i in result.instances if i.state == "running" and i.host], access)
+    teardown = command_for(args, "teardown", plan.region, plan.name)
+    try:
+        if args.workdir:
+            data["workdir"] = workdir.sync_all(args, env, ui, targets, args.workdir)
+        if args.setup_script:
+            facts = {"name": plan.name, "region": plan.region,
+                     "accelerator": plan.family or plan.accelerator_type or "none"}
+            ran = workdir.run_script(args, env, ui, targets, args.setup_script, facts,
+                                     rerun=getattr(args, "rerun_setup", False))
+            data["setup_script"] = ran
+            failed = [each for each in ran["instances"] if each.get("exit_code")]
+            if failed:
+                worst = failed[0]
+                index = next(i for i, t in enumerate(targets) if t.instance_id == worst["instance_id"])
+                again = command_for(args, "exec", plan.region, plan.name,
+                                    f" --index {index}" if len(targets) > 1 else "")
+                again += f" -- bash -s < {shell.path(args.setup_script)}"
+                raise ToolError(f"The setup script failed on {worst['host']} ({worst['instance_id']}) with exit "
+                                f"{worst['exit_code']}; its output is in {ran['log']}. The deployment is kept (it runs "
+                                f"and is billed): fix the script and run it again in ~/workdir with `{again}`, or "
+                                f"remove the deployment with `{teardown}`.",
+                                code="setup-script")
+    except ToolError as err:
+        data["kept"] = True
+        data["error"] = {"code": err.code, "message": str(err)}
+        done.status = "partial"
+        done.exit_code = 1
+        done.warnings.append(str(err))
+        return
+    except KeyboardInterrupt:
+        done.warnings.append(f"Stopped while working on the machine: the deployment is kept; copy or run again with "
+                             f"{command_for(args, 'exec', plan.region, plan.name, ' --workdir DIR -- true')}, or "
+                             f"remove it with {teardown}")
+        raise
 
 
 # ---- the quota preflight, zone failover, another region -------------------------------------------

@@ -120,14 +120,15 @@ def hours_of_last_run(instance, now: datetime) -> float | None:
     return max((end - started).total_seconds() / 3600, 0.0)
 
 
-def connect_commands(access: Access, host: str, instance_id: str | None = None) -> tuple[str, str]:
-    """ssh and the Jupyter tunnel to `host`; through Session Manager to the instance id instead."""
+def connect_commands(access: Access, host: str, port: int = 22, instance_id: str | None = None) -> tuple[str, str]:
+    """ssh and the Jupyter tunnel to `host` on `port` (a sandbox instance has its own); through Session Manager to the
+    instance id instead."""
     from amazonei_setup.flows.provision import port_forward_command, ssh_command
 
     if access.proxy and instance_id:
         host = instance_id
-    return (ssh_command(access.key_path, access.user, host, access.proxy),
-            port_forward_command(access.key_path, access.user, host, access.proxy))
+    return (ssh_command(access.key_path, access.user, host, access.proxy, port),
+            port_forward_command(access.key_path, access.user, host, access.proxy, port))
 
 
 # ---- status --------------------------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def run(args, env: Environment, ui, aws) -> Result:
         else:
             total_so_far += cost
         running = each.state == "running" and (each.host or access.proxy)
-        ssh, forward = connect_commands(access, each.host, each.id) if running else (None, None)
+        ssh, forward = connect_commands(access, each.host, each.ssh_port, each.id) if running else (None, None)
         rows.append({"instance_id": each.id, "state": each.state, "public_dns": each.public_dns,
                      "public_ip": each.public_ip, "launch_time": each.launch_time,
                      "stopped_at": (stopped_at(each).isoformat() if each.state == "stopped" and stopped_at(each)
@@ -210,11 +211,29 @@ def run(args, env: Environment, ui, aws) -> Result:
         "stop_command": command_for(args, "stop", aws.region, args.name),
         "connect_command": command_for(args, "connect", aws.region, args.name),
     }
+    data.update(_on_the_machine(args, env, aws, found, access))
     warnings = deployments.unchecked_warnings(inventory)
     if found and access.key_path and not access.key_found:
         warnings.append(f"No private key at {access.key_path}: the instances accept only key pair {first.key_name}; "
                         "use the copy you saved when it was created.")
     return Result("status", data, view="status", warnings=warnings)
+
+
+def _on_the_machine(args, env, aws, found, access) -> dict:
+    """What the machine itself said: the accelerator at the last setup (the local record), and whether our Jupyter
+    server runs on the first running instance (asked over ssh, where ssh reaches: real AWS and the sandbox)."""
+    from amazonei_setup.cli.commands import jupyter, remote
+    from amazonei_setup.cli.commands.connect import _answers_ssh
+    from amazonei_setup.local import records
+
+    note = records.load(aws.region, args.name, sandbox=args.sandbox) or {}
+    said = {"accelerator_check": note.get("accelerator_check"), "jupyter": None}
+    running = [i for i in found if i.state == "running" and i.host]
+    if running and _answers_ssh(args, env, running[0]):
+        target = remote.targets(args, found, access)[found.index(running[0])]
+        port = jupyter.running(target)
+        said["jupyter"] = {"running": port is not None, "host": target.label, "remote_port": port}
+    return said
 
 
 def _pieces(inventory) -> list[dict]:
