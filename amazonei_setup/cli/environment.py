@@ -19,4 +19,4 @@ class Environment:
     sleep: Callable[[float], None] | None = None  # None: real sleeping
     aws: object | None = None  # an Aws to use instead of building one (tests instrument its clients)
     width: int | None = None
-    emulated: bool | None = None  # None: decided from the flags (commands.setup.emulated); tests set it
+    emulated: bool | None = None  # None: decided from the flags (commands.common.emulated); tests set it

@@ -225,3 +225,25 @@ def key_dir_of(args):
     from amazonei_setup.local import paths
 
     return paths.sandbox_dir() / "keys" if args.sandbox else keypair.default_key_dir()
+
+
+def emulated(args, env: Environment | None = None) -> bool:
+    """True when the account is an emulator, where no machine listens on port 22: --sandbox, --endpoint-url (or
+    AWS_ENDPOINT_URL), or moto mocking botocore in this process. env.emulated, when set, decides (tests)."""
+    import os
+    import sys
+
+    if env is not None and env.emulated is not None:
+        return env.emulated
+    if args.sandbox or getattr(args, "endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL"):
+        return True
+    moto = sys.modules.get("moto.core.models")
+    return bool(moto and getattr(getattr(moto, "botocore_stubber", None), "enabled", False))
+
+
+def answers_ssh(args, env: Environment, instance) -> bool:
+    """A machine that SSH reaches (real AWS, or a sandbox instance): there --jupyter starts the server and holds the
+    tunnel. Against other emulators (--endpoint-url, moto in-process) nothing listens: the forward command only."""
+    from amazonei_setup.flows import provision
+
+    return provision.is_sandboxed(instance) or not emulated(args, env)

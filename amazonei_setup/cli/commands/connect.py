@@ -9,6 +9,7 @@ import os
 import shlex
 
 from amazonei_setup.cli.commands import Result
+from amazonei_setup.cli.commands.common import answers_ssh
 from amazonei_setup.cli.commands.printed import command_for
 from amazonei_setup.cli.commands.status import access_of, connect_commands, inventory_of, locate
 from amazonei_setup.cli.environment import Environment
@@ -38,7 +39,7 @@ def run(args, env: Environment, ui, aws) -> Result:
         raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
                         f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
                         code="not-running")
-    if args.jupyter and _answers_ssh(args, env, instance):
+    if args.jupyter and answers_ssh(args, env, instance):
         from amazonei_setup.cli.commands import jupyter, remote
 
         target = remote.targets(args, found, access)[args.index]
@@ -61,7 +62,7 @@ def run(args, env: Environment, ui, aws) -> Result:
         ui.warn(warning)
     ui.stop_status()
     argv = [os.path.expanduser(word) for word in shlex.split(command)]
-    if not args.jupyter and _answers_ssh(args, env, instance) and args.sandbox:
+    if not args.jupyter and answers_ssh(args, env, instance) and args.sandbox:
         from amazonei_setup.cli.commands import remote
 
         # the sandbox's Host block: its own known_hosts (the instance's host key), never ~/.ssh/known_hosts
@@ -76,10 +77,3 @@ def run(args, env: Environment, ui, aws) -> Result:
     return Result("connect", data, view="connect")  # pragma: no cover - only when execvp is replaced (tests)
 
 
-def _answers_ssh(args, env: Environment, instance) -> bool:
-    """A machine that SSH reaches (real AWS, or a sandbox instance): there --jupyter starts the server and holds the
-    tunnel. Against other emulators (--endpoint-url, moto in-process) nothing listens: the forward command only."""
-    from amazonei_setup.cli.commands.setup import emulated
-    from amazonei_setup.flows import provision
-
-    return provision.is_sandboxed(instance) or not emulated(args, env)

@@ -185,8 +185,8 @@ SPOT_NOT_YET = ("InsufficientInstanceCapacity", "IncorrectSpotRequestState")
 def _start(args, env, ui, aws, inventory) -> Result:
     from amazonei_setup.aws.client import explain
     from amazonei_setup.aws.resources import instance as instances
+    from amazonei_setup.cli.commands.common import emulated
     from amazonei_setup.cli.commands.setup import (
-        emulated,
         ssh_reachability,
         ssh_through_proxy,
         ssm_readiness,

@@ -16,6 +16,7 @@ from amazonei_setup.cli.commands.common import (
     cancelled,
     check_access_tools,
     check_key_dir,
+    emulated,
     next_step_for,
     ready,
     resolve_plan,
@@ -104,20 +105,6 @@ def _default_key_dir(args) -> str:
 
 SSH_BUDGET = 300.0  # seconds for every instance's SSH port to answer: a DLAMI's sshd is up a minute or two after boot
 SSH_PROGRESS_EVERY = 10.0  # seconds between "Waiting for SSH on ... (35 s)" lines
-
-
-def emulated(args, env: Environment | None = None) -> bool:
-    """True when the account is an emulator, where no machine listens on port 22: --sandbox, --endpoint-url (or
-    AWS_ENDPOINT_URL), or moto mocking botocore in this process. env.emulated, when set, decides (tests)."""
-    import os
-    import sys
-
-    if env is not None and env.emulated is not None:
-        return env.emulated
-    if args.sandbox or getattr(args, "endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL"):
-        return True
-    moto = sys.modules.get("moto.core.models")
-    return bool(moto and getattr(getattr(moto, "botocore_stubber", None), "enabled", False))
 
 
 def ssh_reachability(args, env: Environment, ui, instances: list, *, emulated: bool, warnings: list[str]) -> str:

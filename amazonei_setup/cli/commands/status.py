@@ -223,13 +223,13 @@ def _on_the_machine(args, env, aws, found, access) -> dict:
     """What the machine itself said: the accelerator at the last setup (the local record), and whether our Jupyter
     server runs on the first running instance (asked over ssh, where ssh reaches: real AWS and the sandbox)."""
     from amazonei_setup.cli.commands import jupyter, remote
-    from amazonei_setup.cli.commands.connect import _answers_ssh
+    from amazonei_setup.cli.commands.common import answers_ssh
     from amazonei_setup.local import records
 
     note = records.load(aws.region, args.name, sandbox=args.sandbox) or {}
     said = {"accelerator_check": note.get("accelerator_check"), "jupyter": None}
     running = [i for i in found if i.state == "running" and i.host]
-    if running and _answers_ssh(args, env, running[0]):
+    if running and answers_ssh(args, env, running[0]):
         target = remote.targets(args, found, access)[found.index(running[0])]
         port = jupyter.running(target)
         said["jupyter"] = {"running": port is not None, "host": target.label, "remote_port": port}
