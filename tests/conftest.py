@@ -112,6 +112,9 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     mp.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
     mp.setenv("AMAZONEI_SETUP_SANDBOX_IDLE_S", "300")  # a backstop: each test stops its sandbox server itself
+    # The in-process moto account has no machine on port 22: say so, as an embedding program's tests would (the tool
+    # never guesses it from moto being loaded). Tests of the SSH wait pass Environment(emulated=False).
+    mp.setenv("AMAZONEI_SETUP_EMULATED", "1")
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                 "AWS_REGION", "CI"):
         mp.delenv(var, raising=False)
@@ -123,12 +126,40 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     mp.setattr(sshconfig, "dns_resolves", lambda name: False)
 
 
+def share_event_alias_answers() -> None:
+    """botocore renames old event names (EVENT_ALIASES, ~65 of them) on every emit and register, caching each answer
+    in the emitter; but every Session and every client (a copy of its Session's emitter) starts with an empty cache,
+    so each new client works out the same ~200 names again (~5% of the suite's CPU, a few ms a command: the tool
+    itself does not do this, bench/private_names.py). The aliases are botocore's fixed table unless a caller passes
+    its own, so emitters with that table share one cache. Tests only: botocore's insides, no fallback needed."""
+    import botocore.hooks
+
+    aliaser = botocore.hooks.EventAliaser
+    if getattr(aliaser, "shared_answers", False):
+        return
+    answers: dict[str, str] = {}
+    init = aliaser.__init__
+
+    def __init__(self, event_emitter, event_aliases=None):
+        init(self, event_emitter, event_aliases)
+        if self._event_aliases == botocore.hooks.EVENT_ALIASES:
+            self._alias_name_cache = answers
+
+    def __copy__(self):
+        clone = self.__class__(copy.copy(self._emitter), copy.copy(self._event_aliases))
+        clone._alias_name_cache = self._alias_name_cache  # the same aliases give the same answers
+        return clone
+
+    aliaser.__init__, aliaser.__copy__, aliaser.shared_answers = __init__, __copy__, True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_client_classes():
     """Every client the tests build, too, uses the tool's cache of client classes (and, see above, its loader)."""
     from amazonei_setup.aws import share_client_classes
 
     share_client_classes()  # the tool's own cache of client classes, for every client the tests build too
+    share_event_alias_answers()
     # Every handler registered on a client's events (botocore's ~100 per client, moto's, ours) is checked for
     # **kwargs with inspect.getfullargspec: ~3% of the suite. The answer is the function's, so ask once each.
     import botocore.hooks
