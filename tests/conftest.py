@@ -512,7 +512,19 @@ def pytest_xdist_auto_num_workers(config):
     return cores + 1
 
 
+# The modules CI runs again in a venv at the declared floor of every dependency (`-m "slow or floor"`, .ci/run):
+# the CLI end to end, the sandbox and its server, and the libraries' insides.
+FLOOR_MODULES = {"test_e2e.py", "test_sandbox.py", "test_sandbox_server.py", "test_dependencies.py"}
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in FLOOR_MODULES:
+            item.add_marker(pytest.mark.floor)
+    _spread_the_slow_tests(items)
+
+
+def _spread_the_slow_tests(items) -> None:
     """Spread the ~25 process-level tests (~200 s of a worker's time together) over the first half of the run.
     pytest-xdist hands each worker a contiguous block of the list to begin with, so with these tests all at the
     front, one worker ran every one of them in a row and finished last; spread out, every worker gets its share,

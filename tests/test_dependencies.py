@@ -62,22 +62,40 @@ BOTOCORE_INSIDES = [
 ]
 
 CHILD = r'''
-import importlib, inspect, io, json, sys, textwrap
+import importlib, inspect, io, json, re, sys, textwrap
 where, old = sys.argv[1], sys.argv[2]
 new = old + "_moved"
 module = importlib.import_module(where.rpartition(".")[0])
 cls = getattr(module, where.rpartition(".")[2])
-for name, function in list(vars(cls).items()):
-    if name == old or not callable(function):
+
+
+def rewritten(function):
+    """The function with `old` renamed in its source (a decorated one is unwrapped: botocore's instance_cache keeps
+    the function in its closure, without functools.wraps before 1.35), or None when it does not use the name."""
+    for candidate in (function, *(c.cell_contents for c in (getattr(function, "__closure__", None) or ()))):
+        if not inspect.isfunction(candidate):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(candidate))
+        except (OSError, TypeError):
+            continue
+        moved = re.sub(rf"(?<!\w){old}\b", new, source)  # the name itself, not extra_search_paths
+        if moved != source:
+            defined = {}
+            exec(compile(moved, inspect.getsourcefile(candidate), "exec"), vars(module), defined)
+            return defined[candidate.__name__]
+    return None
+
+
+for name, member in list(vars(cls).items()):
+    if name == old:
         continue
-    try:
-        source = textwrap.dedent(inspect.getsource(function))
-    except (OSError, TypeError):
-        continue
-    if old in source:
-        defined = {}
-        exec(compile(source.replace(old, new), inspect.getsourcefile(function), "exec"), vars(module), defined)
-        setattr(cls, name, defined[name])
+    if isinstance(member, property):
+        getter = rewritten(member.fget)  # its source carries the @property line
+        if getter is not None:
+            setattr(cls, name, getter if isinstance(getter, property) else property(getter, member.fset))
+    elif callable(member) and (function := rewritten(member)) is not None:
+        setattr(cls, name, function)
 if old in vars(cls):
     setattr(cls, new, vars(cls)[old])
     delattr(cls, old)
