@@ -129,9 +129,10 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
 def share_event_alias_answers() -> None:
     """botocore renames old event names (EVENT_ALIASES, ~65 of them) on every emit and register, caching each answer
     in the emitter; but every Session and every client (a copy of its Session's emitter) starts with an empty cache,
-    so each new client works out the same ~200 names again (~5% of the suite's CPU, a few ms a command: the tool
-    itself does not do this, bench/private_names.py). The aliases are botocore's fixed table unless a caller passes
-    its own, so emitters with that table share one cache. Tests only: botocore's insides, no fallback needed."""
+    so each new client works out the same ~200 names again (~5% of the suite's CPU; ~50 ms of `list --all-regions`,
+    so the tool itself does not do this: bench/private_names.py). The aliases are botocore's fixed table unless a
+    caller passes its own, so emitters with that table share one cache. Tests only: botocore's insides, no fallback
+    needed."""
     import botocore.hooks
 
     aliaser = botocore.hooks.EventAliaser
