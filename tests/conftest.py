@@ -291,6 +291,10 @@ def _route_each_url_once():
     from moto.core import botocore_stubber as stub
 
     original = stub.BotocoreStubber.process_request
+    needed = ("get_equivalent_url_in_aws_domain", "backend_index", "BackendDict", "passthrough_url",
+              "passthrough_service", "service_whitelisted", "normalize_request")
+    if not all(hasattr(stub, name) for name in needed):  # another moto (e.g. the floor's 5.1.22): its own routing
+        return original
     routes: dict[str, tuple] = {}
 
     def route(clean_url: str) -> tuple | None:
