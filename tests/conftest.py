@@ -112,6 +112,9 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     mp.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
     mp.setenv("AMAZONEI_SETUP_SANDBOX_IDLE_S", "300")  # a backstop: each test stops its sandbox server itself
+    # The in-process moto account has no machine on port 22: say so, as an embedding program's tests would (the tool
+    # never guesses it from moto being loaded). Tests of the SSH wait pass Environment(emulated=False).
+    mp.setenv("AMAZONEI_SETUP_EMULATED", "1")
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                 "AWS_REGION", "CI"):
         mp.delenv(var, raising=False)
@@ -123,12 +126,41 @@ def isolate(mp: pytest.MonkeyPatch, home) -> None:
     mp.setattr(sshconfig, "dns_resolves", lambda name: False)
 
 
+def share_event_alias_answers() -> None:
+    """botocore renames old event names (EVENT_ALIASES, ~65 of them) on every emit and register, caching each answer
+    in the emitter; but every Session and every client (a copy of its Session's emitter) starts with an empty cache,
+    so each new client works out the same ~200 names again (~5% of the suite's CPU; ~50 ms of `list --all-regions`,
+    so the tool itself does not do this: bench/private_names.py). The aliases are botocore's fixed table unless a
+    caller passes its own, so emitters with that table share one cache. Tests only: botocore's insides, no fallback
+    needed."""
+    import botocore.hooks
+
+    aliaser = botocore.hooks.EventAliaser
+    if getattr(aliaser, "shared_answers", False):
+        return
+    answers: dict[str, str] = {}
+    init = aliaser.__init__
+
+    def __init__(self, event_emitter, event_aliases=None):
+        init(self, event_emitter, event_aliases)
+        if self._event_aliases == botocore.hooks.EVENT_ALIASES:
+            self._alias_name_cache = answers
+
+    def __copy__(self):
+        clone = self.__class__(copy.copy(self._emitter), copy.copy(self._event_aliases))
+        clone._alias_name_cache = self._alias_name_cache  # the same aliases give the same answers
+        return clone
+
+    aliaser.__init__, aliaser.__copy__, aliaser.shared_answers = __init__, __copy__, True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_client_classes():
     """Every client the tests build, too, uses the tool's cache of client classes (and, see above, its loader)."""
     from amazonei_setup.aws.client import share_client_classes
 
     share_client_classes()  # the tool's own cache of client classes, for every client the tests build too
+    share_event_alias_answers()
     # Every handler registered on a client's events (botocore's ~100 per client, moto's, ours) is checked for
     # **kwargs with inspect.getfullargspec: ~3% of the suite. The answer is the function's, so ask once each.
     import botocore.hooks
@@ -259,6 +291,10 @@ def _route_each_url_once():
     from moto.core import botocore_stubber as stub
 
     original = stub.BotocoreStubber.process_request
+    needed = ("get_equivalent_url_in_aws_domain", "backend_index", "BackendDict", "passthrough_url",
+              "passthrough_service", "service_whitelisted", "normalize_request")
+    if not all(hasattr(stub, name) for name in needed):  # another moto (e.g. the floor's 5.1.22): its own routing
+        return original
     routes: dict[str, tuple] = {}
 
     def route(clean_url: str) -> tuple | None:
@@ -482,7 +518,19 @@ def pytest_xdist_auto_num_workers(config):
     return cores + 1
 
 
+# The modules CI runs again in a venv at the declared floor of every dependency (`-m "slow or floor"`, .ci/run):
+# the CLI end to end, the sandbox and its server, and the libraries' insides.
+FLOOR_MODULES = {"test_e2e.py", "test_sandbox.py", "test_sandbox_server.py", "test_dependencies.py"}
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in FLOOR_MODULES:
+            item.add_marker(pytest.mark.floor)
+    _spread_the_slow_tests(items)
+
+
+def _spread_the_slow_tests(items) -> None:
     """Spread the ~25 process-level tests (~200 s of a worker's time together) over the first half of the run.
     pytest-xdist hands each worker a contiguous block of the list to begin with, so with these tests all at the
     front, one worker ran every one of them in a row and finished last; spread out, every worker gets its share,

@@ -10,6 +10,7 @@ were ~0.25 s of every command: `list --sandbox` 1.53 -> 1.28 s). It imports boto
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import threading
@@ -18,6 +19,27 @@ import botocore.loaders
 from botocore.exceptions import DataNotFoundError
 
 from amazonei_setup.local import paths
+
+# Library insides (underscore names of botocore) are used only for speed, each behind a fallback to botocore's
+# public behaviour: botocore ships a release almost every weekday and promises nothing about them. A use that fails
+# (renamed, removed, another signature) gives way for the rest of the process, once, said in the call log only.
+GAVE_WAY: dict[str, str] = {}  # speed-up -> why (the error botocore's insides raised)
+_gave_way_lock = threading.Lock()
+_FAILURES = (AttributeError, TypeError, ValueError, KeyError)
+log = logging.getLogger("amazonei_setup.aws.client")  # the call log (aws.start_call_log), which repeats earlier ones
+
+
+def give_way(what: str, err: BaseException | None = None) -> None:
+    """Record that the speed-up `what` gave way to the library's public behaviour (once per process)."""
+    with _gave_way_lock:
+        if what in GAVE_WAY:
+            return
+        GAVE_WAY[what] = repr(err)
+    log.info(gave_way_line(what))
+
+
+def gave_way_line(what: str) -> str:
+    return f"speed-up {what} off (the library's insides differ: {GAVE_WAY[what]}); using its public behaviour"
 
 
 class CachedJSONFileLoader(botocore.loaders.JSONFileLoader):
@@ -28,7 +50,9 @@ class CachedJSONFileLoader(botocore.loaders.JSONFileLoader):
     botocore reads its own files. A cache that cannot be read or written is skipped: botocore's own parse is the
     answer then."""
 
-    def _load_file(self, full_path, open_method):
+    def _load_file(self, full_path, open_method, *more, **named):
+        if more or named or "pickled-models" in GAVE_WAY:  # a botocore that calls this otherwise: its own
+            return super()._load_file(full_path, open_method, *more, **named)
         try:
             stat = os.stat(full_path)
         except OSError:
@@ -66,6 +90,14 @@ class Loader(botocore.loaders.Loader):
 
     @botocore.loaders.instance_cache
     def load_service_model(self, service_name, type_name, api_version=None):
+        if "one-service-listing" not in GAVE_WAY:
+            try:
+                return self._load_one_service_model(service_name, type_name, api_version)
+            except _FAILURES as err:  # botocore's insides moved: its own (public) path below
+                give_way("one-service-listing", err)
+        return super().load_service_model(service_name, type_name, api_version)
+
+    def _load_one_service_model(self, service_name, type_name, api_version):
         try:
             if not service_name or os.sep in service_name or service_name.startswith("."):
                 raise DataNotFoundError(data_path=service_name)  # not a directory name: botocore's own answer
@@ -91,7 +123,10 @@ class _UniquePaths(list):
 def create_loader() -> Loader:
     """A loader of botocore's data (the default search paths, as botocore.loaders.create_loader())."""
     loader = Loader(file_loader=CachedJSONFileLoader())
-    loader._search_paths = _UniquePaths(loader.search_paths)
+    if isinstance(getattr(loader, "_search_paths", None), list) and loader._search_paths is loader.search_paths:
+        loader._search_paths = _UniquePaths(loader.search_paths)
+    else:  # a Session then adds boto3's data directory again each time it is made: a longer search, same answers
+        give_way("unique-search-paths")
     return loader
 
 

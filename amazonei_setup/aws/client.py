@@ -63,84 +63,99 @@ CONFIG = botocore.config.Config(
 # --all-regions`, the sandbox and the test suite make many Sessions. The loader only reads botocore's own files.
 shared_loader = botocore_data.shared
 _classes_lock = threading.Lock()  # share_client_classes: clients are built from several threads at once
+_PRIVATE_FAILURES = botocore_data._FAILURES  # what a botocore whose insides moved raises at a use of them
 
 
 def every_session_shares_the_loader() -> None:
     """Every botocore Session made in this process from now on uses the shared loader, not only the tool's
     (new_session): moto's (its EC2 models make three as they are imported, to list the regions) and boto3's.
-    For the sandbox's moto and the tests; call it before moto's EC2 models are imported."""
-    botocore.session.Session._register_data_loader = (
-        lambda session: session._components.lazy_register_component("data_loader", shared_loader))
+    For the sandbox's moto and the tests; call it before moto's EC2 models are imported. Without the botocore
+    insides it needs, nothing changes (each Session reads the data with a loader of its own)."""
+    session_class = botocore.session.Session
+    locator = getattr(botocore.session, "ComponentLocator", None)
+    if not (callable(getattr(session_class, "_register_data_loader", None))
+            and callable(getattr(locator, "lazy_register_component", None))):
+        botocore_data.give_way("sessions-share-the-loader", AttributeError("Session._register_data_loader"))
+        return
+    session_class._register_data_loader = _register_shared_loader
+
+
+def _register_shared_loader(session) -> None:
+    try:
+        session._components.lazy_register_component("data_loader", shared_loader)
+    except _PRIVATE_FAILURES as err:
+        botocore_data.give_way("sessions-share-the-loader", err)
+        session.register_component("data_loader", shared_loader())
 
 
 def share_client_classes() -> None:
-    """botocore builds a new client class for every client (one method per operation: ~700 for EC2, ~40 ms);
-    `list --all-regions` makes ~80 clients (3 s). The class depends only on the service's model and the
-    handlers boto3 registers on every Session alike (hooks a caller adds live on the client instance), so one
-    class per service and API version serves every Session in the process. Idempotent."""
+    """Speed-ups for processes that build many clients (`list --all-regions` ~80, the sandbox, the tests), each
+    using botocore's insides and each giving way to botocore's public behaviour if they differ (bench/
+    private_names.py measures each). Idempotent.
+    * one client class per service and API version: botocore builds a new class for every client (one method per
+      operation: ~700 for EC2, ~40 ms). The class depends only on the service's model and the handlers registered on
+      every Session alike (hooks a caller adds live on the client instance);
+    * one ServiceModel per parsed model: a new one per client rebuilds what botocore derives from the model lazily
+      (EC2's endpoint-discovery check alone walks all ~700 operation models: ~25 ms a client)."""
     import botocore.client
 
     creator = botocore.client.ClientCreator
-    if getattr(creator._create_client_class, "shared", False):
+    if getattr(creator, "_amazonei_shared", False):
         return
-    build = creator._create_client_class
+    creator._amazonei_shared = True
+    _one_class_per_service(creator)
+    _one_service_model_per_model(creator)
+
+
+def _one_class_per_service(creator) -> None:
+    build = getattr(creator, "_create_client_class", None)
+    if not callable(build):
+        botocore_data.give_way("client-classes", AttributeError("ClientCreator._create_client_class"))
+        return
     classes: dict[tuple, type] = {}
 
-    def client_class(self, service_name, service_model):
-        key = (service_name, service_model.api_version)
+    def client_class(self, *args, **named):
+        if "client-classes" in botocore_data.GAVE_WAY:
+            return build(self, *args, **named)
+        try:
+            service_name, service_model = args if not named else (named["service_name"], named["service_model"])
+            key = (service_name, service_model.api_version)
+            hash(key)
+        except (*_PRIVATE_FAILURES, LookupError) as err:  # botocore calls it otherwise now: its own, every time
+            botocore_data.give_way("client-classes", err)
+            return build(self, *args, **named)
         with _classes_lock:
             if key not in classes:
-                classes[key] = build(self, service_name, service_model)
+                classes[key] = build(self, *args, **named)
             return classes[key]
 
-    client_class.shared = True
+    client_class.botocore_original = build
     creator._create_client_class = client_class
 
-    # The same for the service model each client is given: a new ServiceModel per client would rebuild, for
-    # every client, what botocore derives from the model lazily (EC2's endpoint-discovery check alone walks
-    # all ~700 operation models: ~25 ms a client). The loader returns one parsed model per service and API
-    # version, and nothing changes a ServiceModel after it is built, so one per parsed model serves every
-    # client. Keyed by the parsed model itself (kept alive here), so a different loader gets its own.
-    load_model = creator._load_service_model
+
+def _one_service_model_per_model(creator) -> None:
+    # Keyed by the parsed model itself (kept alive here), so a different loader gets its own. The loader returns one
+    # parsed model per service and API version, and nothing changes a ServiceModel after it is built.
+    load_model = getattr(creator, "_load_service_model", None)
+    if not callable(load_model):
+        botocore_data.give_way("service-models", AttributeError("ClientCreator._load_service_model"))
+        return
     models: dict[int, tuple] = {}
 
-    def service_model(self, service_name, api_version=None):
-        json_model = self._loader.load_service_model(service_name, "service-2", api_version=api_version)
+    def service_model(self, service_name, api_version=None, *more, **named):
+        if more or named or "service-models" in botocore_data.GAVE_WAY:
+            return load_model(self, service_name, api_version, *more, **named)
+        try:
+            json_model = self._loader.load_service_model(service_name, "service-2", api_version=api_version)
+        except _PRIVATE_FAILURES as err:
+            botocore_data.give_way("service-models", err)
+            return load_model(self, service_name, api_version)
         with _classes_lock:
             if id(json_model) not in models:
                 models[id(json_model)] = (json_model, load_model(self, service_name, api_version))
             return models[id(json_model)][1]
 
     creator._load_service_model = service_model
-    _share_event_alias_answers()
-
-
-def _share_event_alias_answers() -> None:
-    """botocore renames old event names (EVENT_ALIASES, ~65 of them) on every emit and register, caching each answer
-    in the emitter; but every Session and every client (a copy of its Session's emitter) starts with an empty
-    cache, so each new client works out the same ~200 names again (~5% of the test suite's CPU). The aliases are
-    botocore's fixed table unless a caller passes its own, so emitters with that table share one cache."""
-    import copy
-
-    import botocore.hooks
-
-    aliaser = botocore.hooks.EventAliaser
-    if getattr(aliaser, "shared_answers", False):
-        return
-    answers: dict[str, str] = {}
-    init = aliaser.__init__
-
-    def __init__(self, event_emitter, event_aliases=None):
-        init(self, event_emitter, event_aliases)
-        if self._event_aliases == botocore.hooks.EVENT_ALIASES:
-            self._alias_name_cache = answers
-
-    def __copy__(self):
-        clone = self.__class__(copy.copy(self._emitter), copy.copy(self._event_aliases))
-        clone._alias_name_cache = self._alias_name_cache  # the same aliases give the same answers
-        return clone
-
-    aliaser.__init__, aliaser.__copy__, aliaser.shared_answers = __init__, __copy__, True
 
 
 def new_session(profile_name: str | None = None, region_name: str | None = None,
@@ -272,6 +287,8 @@ def start_call_log() -> Path | None:
     log.setLevel(logging.INFO)
     log.propagate = False
     start_call_log.path, start_call_log.handler = path, handler
+    for what in list(botocore_data.GAVE_WAY):  # what gave way before this file was started (building the Session)
+        log.info(botocore_data.gave_way_line(what))
     return path
 
 

@@ -294,7 +294,8 @@ def make_moto_behave() -> None:
     moto_speed.apply()
     if getattr(InstanceBackend.run_instances, "honours_client_token", False):
         return
-    moto_utils.create_loader = shared_loader
+    if hasattr(moto_utils, "create_loader"):  # a moto without it reads the models its own way (slower, the same)
+        moto_utils.create_loader = shared_loader
     launch = InstanceBackend.run_instances
 
     def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
@@ -348,11 +349,14 @@ def settle_moto_races() -> None:
     reply being serialized on another thread at that moment fails ("dictionary changed size during iteration",
     an HTTP 500 the tool reports as an unreadable reply). The tool's look-ups run concurrently, so add the key
     up front (moto's own default for it: the public key is left out)."""
-    from moto.core.serialize import never_return
-    from moto.ec2.responses._base_response import EC2BaseResponse
+    try:
+        from moto.core.serialize import never_return
+        from moto.ec2.responses._base_response import EC2BaseResponse
 
-    EC2BaseResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER.setdefault(
-        "DescribeKeyPairsResult.KeyPairs.KeyPairInfo.PublicKey", never_return)
+        transformers = EC2BaseResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER
+    except (ImportError, AttributeError):  # a moto without that shared dict has no such race
+        return
+    transformers.setdefault("DescribeKeyPairsResult.KeyPairs.KeyPairInfo.PublicKey", never_return)
 
 
 def _share_motos_model_loader() -> None:
@@ -363,8 +367,9 @@ def _share_motos_model_loader() -> None:
 
     from amazonei_setup.aws.client import every_session_shares_the_loader
 
-    if not hasattr(moto.core.utils.create_loader, "cache_info"):
-        moto.core.utils.create_loader = functools.cache(moto.core.utils.create_loader)
+    create = getattr(moto.core.utils, "create_loader", None)  # moto before 5.1.x: none, nothing to share
+    if create is not None and not hasattr(create, "cache_info"):
+        moto.core.utils.create_loader = functools.cache(create)
     every_session_shares_the_loader()
 
 

@@ -12,12 +12,17 @@ import functools
 import threading
 from typing import Any
 
+PATCHES = ("_methods_listed_once_per_class", "_serializer_finds_each_attribute_once",
+           "_instance_type_offerings_filtered_once", "_endpoint_services_by_name_listed_alone")
+
 
 def apply() -> None:
-    _methods_listed_once_per_class()
-    _serializer_finds_each_attribute_once()
-    _instance_type_offerings_filtered_once()
-    _endpoint_services_by_name_listed_alone()
+    """Each patch on its own: one whose moto insides are missing (a module, class or name moved) is skipped."""
+    for name in PATCHES:
+        try:
+            globals()[name]()
+        except (ImportError, AttributeError, TypeError):
+            continue
 
 
 def _methods_listed_once_per_class() -> None:
@@ -142,6 +147,9 @@ def _endpoint_services_by_name_listed_alone() -> None:
         return
     describe = vpcs.VPCBackend.describe_vpc_endpoint_services
     collect_all = vpcs.VPCBackend._collect_default_endpoint_services
+    # what the patch reads at each request: missing, it is not applied (AttributeError, see apply)
+    vpcs.AWS_ENDPOINT_SERVICES, vpcs.COVERED_ENDPOINT_SERVICES, vpcs.DEFAULT_VPC_ENDPOINT_SERVICES  # noqa: B018
+    vpcs.RegionsAndZonesBackend.zones, vpcs.BaseBackend.default_vpc_endpoint_service_factory  # noqa: B018
     generic: dict[tuple[str, str], list[dict]] = {}
     lock = threading.Lock()
     asked = threading.local()  # the generic services the current call names, or None: moto's own list
@@ -174,6 +182,7 @@ def _endpoint_services_by_name_listed_alone() -> None:
             asked.names = None
 
     describe_by_name.by_name = True
+    describe_by_name.moto_original = describe
     collect.moto_original = collect_all
     vpcs.VPCBackend._collect_default_endpoint_services = staticmethod(collect)
     vpcs.VPCBackend.describe_vpc_endpoint_services = describe_by_name

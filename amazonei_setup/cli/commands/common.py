@@ -229,16 +229,15 @@ def key_dir_of(args):
 
 def emulated(args, env: Environment | None = None) -> bool:
     """True when the account is an emulator, where no machine listens on port 22: --sandbox, --endpoint-url (or
-    AWS_ENDPOINT_URL), or moto mocking botocore in this process. env.emulated, when set, decides (tests)."""
+    AWS_ENDPOINT_URL), or AMAZONEI_SETUP_EMULATED=1 (an emulator the flags do not show, e.g. moto mocking botocore
+    in a program's own tests). env.emulated, when set, decides. Never guessed from what the process has imported."""
     import os
-    import sys
 
     if env is not None and env.emulated is not None:
         return env.emulated
     if args.sandbox or getattr(args, "endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL"):
         return True
-    moto = sys.modules.get("moto.core.models")
-    return bool(moto and getattr(getattr(moto, "botocore_stubber", None), "enabled", False))
+    return os.environ.get("AMAZONEI_SETUP_EMULATED", "") not in ("", "0")
 
 
 def answers_ssh(args, env: Environment, instance) -> bool:
