@@ -402,3 +402,20 @@ def test_the_ready_result_says_what_the_deployment_runs_on(cli, account, alt, sp
     assert result.code == 0, result.stderr
     shown = words(result.stdout)
     assert "Market On-Demand: EC2 refused Spot (the Spot price is above the maximum price" in shown
+
+
+def test_cost_compare_spot_shows_spot_and_on_demand_side_by_side_and_a_regions_table_refuses_spot(cli, account):
+    def latest(parsed, **_):
+        for entry in parsed.get("SpotPriceHistory", []):
+            entry["SpotPrice"] = {"g4dn.xlarge": "0.2000", "g5.xlarge": "0.3000"}.get(entry["InstanceType"], "0.5")
+
+    account.ec2.meta.events.register("after-call.ec2.DescribeSpotPriceHistory", latest)
+    compared = cli("cost", "--compare", "--spot", "--instance-type", "g4dn.xlarge", "--instance-type", "g5.xlarge",
+                   "--region", REGION, "--output", "json")
+    assert compared.code == 0, compared.stderr
+    spot = compared.json["result"]["spot"]
+    assert {t: (p["hourly_usd"], p["on_demand_hourly_usd"]) for t, p in spot.items()} == {
+        "g4dn.xlarge": (0.2, 0.526), "g5.xlarge": (0.3, 1.006)}
+
+    by_region = cli("cost", "--compare", "--accelerator", "gpu", "--spot")  # before: --spot silently ignored
+    assert by_region.code == 2 and "--spot prices types in one region" in words(by_region.stderr)

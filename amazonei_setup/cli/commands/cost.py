@@ -26,6 +26,10 @@ from amazonei_setup.core.errors import UsageError
 def run(args, env, ui, open_aws) -> Result:
     """`open_aws`: a context manager factory for an Aws, opened only for --live-prices."""
     if not args.instance_type and not args.latencies and (args.compare or args.accelerator):
+        if getattr(args, "spot", False):  # Spot prices are one region's, per zone: a table of regions has no place
+            raise UsageError("--spot prices types in one region: name them, e.g. `cost --compare --spot "
+                             "--instance-type g4dn.xlarge --instance-type g5.xlarge --region us-west-2`, or drop "
+                             "--spot to see each option's On-Demand $/hour by region.")
         return _regions_view(args, ui, open_aws)
     if args.accelerator:  # as in setup, an EI type given as --accelerator is the setup's --accelerator-type
         other = next((a for a in args.accelerator if a not in catalog.ACCELERATORS), None)
