@@ -58,7 +58,7 @@ MUTANTS = (
       "the preflight reads the wrong quota for every g4dn/g5/g6 launch", T_QUOTA),
     m("quota-code-inf", "core/capacity.py", '"L-1945791B"', '"L-1945791C"',
       "the preflight reads the wrong quota for every inf2 launch", T_QUOTA),
-    m("quota-spot-counted", "aws/resources/quota.py", '== "spot":', '== "scheduled":',
+    m("quota-spot-counted", "aws/resources/quota.py", 'instance.get("InstanceLifecycle") == "spot"))', 'False))',
       "Spot instances counted against the On-Demand quota: a false refusal", T_QUOTA),
     m("quota-threads", "aws/resources/quota.py", 'cpu["CoreCount"] * cpu.get("ThreadsPerCore", 1)', 'cpu["CoreCount"]',
       "in-use vCPUs halved: the preflight passes, AWS refuses late", T_QUOTA),
