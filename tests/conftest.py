@@ -603,3 +603,15 @@ def aws_calls():
     """Record the IAM actions of every AWS call the tool makes during the test (see CallRecorder)."""
     with CallRecorder() as recorder:
         yield recorder.actions
+
+
+def console_script(directory: Path) -> Path:
+    """What pip writes for the `amazonei-setup` entry point (amazonei_setup.cli.main:entry), importing the package
+    from this checkout."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "amazonei-setup"
+    root = Path(__file__).resolve().parents[1]
+    script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(root)!r})\n"
+                      "from amazonei_setup.cli.main import entry\nentry()\n")
+    script.chmod(0o755)
+    return script

@@ -10,29 +10,19 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from amazonei_setup import __version__
 from amazonei_setup.local import sshconfig
-from tests.conftest import REGION, setup_args
+from tests.conftest import REGION, console_script, setup_args
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_SSH = shutil.which("ssh") is not None
 
 
 # ---- (C) the program's name ------------------------------------------------------------------------------------
-
-def console_script(directory: Path) -> Path:
-    """What pip writes for `amazonei-setup = amazonei_setup.cli.main:main`, importing the package from this checkout."""
-    directory.mkdir(parents=True, exist_ok=True)
-    script = directory / "amazonei-setup"
-    script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                      "from amazonei_setup.cli.main import main\nsys.exit(main())\n")
-    script.chmod(0o755)
-    return script
 
 
 def user_env(home: Path, path: str | None = None) -> dict[str, str]:

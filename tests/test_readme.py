@@ -13,13 +13,13 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 import amazonei_setup.cli.main as cli
+from tests.conftest import console_script
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -128,16 +128,6 @@ def test_every_command_of_the_tool_in_the_docs_is_accepted_by_the_parser(tmp_pat
                     except Exception as err:  # noqa: BLE001 - the message names the bad flag
                         pytest.fail(f"{doc.name}: `{step}` is refused: {err}")
     assert seen >= 10
-
-
-def console_script(directory: Path) -> Path:
-    """What pip writes for the `amazonei-setup` entry point, importing the package from this checkout."""
-    directory.mkdir(parents=True, exist_ok=True)
-    script = directory / "amazonei-setup"
-    script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                      "from amazonei_setup.cli.main import entry\nentry()\n")
-    script.chmod(0o755)
-    return script
 
 
 @pytest.mark.slow
