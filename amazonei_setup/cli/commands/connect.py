@@ -10,8 +10,8 @@ import shlex
 
 from amazonei_setup.cli.commands import Result
 from amazonei_setup.cli.commands.common import answers_ssh
-from amazonei_setup.cli.commands.printed import command_for
-from amazonei_setup.cli.commands.status import access_of, connect_commands, inventory_of, locate
+from amazonei_setup.cli.commands.execute import chosen_instances
+from amazonei_setup.cli.commands.status import connect_commands, locate
 from amazonei_setup.cli.environment import Environment
 
 
@@ -19,30 +19,10 @@ def run(args, env: Environment, ui, aws) -> Result:
     from amazonei_setup.core.errors import ToolError, UsageError
 
     aws = locate(args, aws)
-    with ui.status(f"Looking up deployment '{args.name}' in {aws.region}"):
-        inventory = inventory_of(args, aws)
-        access = access_of(args, aws, inventory)
-    found = inventory.instances
-    if not found:
-        raise ToolError(f"Deployment {args.name} in {aws.region} has no instance to connect to (a run stopped "
-                        f"part-way): remove what is left with {command_for(args, 'teardown', aws.region, args.name)}",
-                        code="no-instance")
-    if not 0 <= args.index < len(found):
-        raise UsageError(f"--index {args.index} is outside the deployment's {len(found)} instance"
-                         f"{'s' if len(found) > 1 else ''}: pass --index 0" + (
-                             f" to {len(found) - 1}." if len(found) > 1 else "."))
-    instance = found[args.index]
-    if instance.state in ("stopped", "stopping"):
-        raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state}: start it with "
-                        f"{command_for(args, 'start', aws.region, args.name)}", code="stopped")
-    if instance.state != "running" or not (instance.host or access.proxy):
-        raise ToolError(f"Instance {instance.id} of {args.name} is {instance.state} and has no public address yet: "
-                        f"try again in a minute, or see {command_for(args, 'status', aws.region, args.name)}",
-                        code="not-running")
+    (instance,), access, (target,) = chosen_instances(args, aws, ui, "connect to", args.index)
     if args.jupyter and answers_ssh(args, env, instance):
-        from amazonei_setup.cli.commands import jupyter, remote
+        from amazonei_setup.cli.commands import jupyter
 
-        target = remote.targets(args, found, access)[args.index]
         data = {"name": args.name, "region": aws.region, "instance_id": instance.id, "host": target.label}
         return jupyter.run(args, env, ui, target, instance, data)
     ssh, forward = connect_commands(access, instance.host, instance.ssh_port, instance.id)
@@ -63,10 +43,9 @@ def run(args, env: Environment, ui, aws) -> Result:
     ui.stop_status()
     argv = [os.path.expanduser(word) for word in shlex.split(command)]
     if not args.jupyter and answers_ssh(args, env, instance) and args.sandbox:
-        from amazonei_setup.cli.commands import remote
 
         # the sandbox's Host block: its own known_hosts (the instance's host key), never ~/.ssh/known_hosts
-        argv = list(remote.targets(args, found, access)[args.index].ssh)
+        argv = list(target.ssh)
     env.stderr.flush()
     env.stdout.flush()
     try:

@@ -13,9 +13,10 @@ from amazonei_setup.cli.commands.status import access_of, inventory_of, locate
 from amazonei_setup.cli.environment import Environment
 
 
-def chosen_instances(args, aws, ui, verb: str):
-    """The running instances a command on the machine acts on (all of a fleet, or --index K), the Access, and their
-    Targets; a stopped or missing instance is one error naming the command that fixes it."""
+def chosen_instances(args, aws, ui, verb: str, index: int | None = None):
+    """The running instances a command on the machine acts on (all of a fleet, or instance `index`), the Access, and
+    their Targets; a stopped or missing instance is one error naming the command that fixes it. Reachable means an
+    address, or through Session Manager (its Host block's ProxyCommand needs none)."""
     from amazonei_setup.cli.commands import remote
     from amazonei_setup.core.errors import ToolError, UsageError
 
@@ -27,7 +28,6 @@ def chosen_instances(args, aws, ui, verb: str):
         raise ToolError(f"Deployment {args.name} in {aws.region} has no instance to {verb} (a run stopped part-way): "
                         f"remove what is left with {command_for(args, 'teardown', aws.region, args.name)}",
                         code="no-instance")
-    index = getattr(args, "index", None)
     if index is not None and not 0 <= index < len(found):
         raise UsageError(f"--index {index} is outside the deployment's {len(found)} instance"
                          f"{'s' if len(found) > 1 else ''}: pass --index 0" + (
@@ -38,7 +38,7 @@ def chosen_instances(args, aws, ui, verb: str):
         if each.state in ("stopped", "stopping"):
             raise ToolError(f"Instance {each.id} of {args.name} is {each.state}: start it with "
                             f"{command_for(args, 'start', aws.region, args.name)}", code="stopped")
-        if each.state != "running" or not each.host:
+        if each.state != "running" or not (each.host or access.proxy):
             raise ToolError(f"Instance {each.id} of {args.name} is {each.state} and has no address yet: try again in "
                             f"a minute, or see {command_for(args, 'status', aws.region, args.name)}",
                             code="not-running")
@@ -59,7 +59,7 @@ def run(args, env: Environment, ui, aws) -> Result:
         raise UsageError(f"exec needs the command to run after `--`, e.g. `{program_name()} exec --name "
                          f"{word(args.name)} -- python train.py`.")
     aws = locate(args, aws)
-    instances, access, found = chosen_instances(args, aws, ui, "run a command on")
+    instances, access, found = chosen_instances(args, aws, ui, "run a command on", getattr(args, "index", None))
     if getattr(args, "workdir", None):
         from amazonei_setup.cli.commands import workdir
 
