@@ -15,17 +15,28 @@ SERVICES = ("ec2", "iam", "sts", "ssm", "cloudwatch")
 
 
 def endpoint_dies_after_launch(account, services=SERVICES) -> None:
-    """Every call of `services` after RunInstances's reply fails as an unreachable endpoint does."""
+    """Every call of `services` fails as an unreachable endpoint does once RunInstances and CreateVpcEndpoint have
+    both answered (they run concurrently: which answers last depends on the machine's load, and every piece must
+    exist for the message to name it)."""
     down: list[bool] = []
+    answered: set[str] = set()
 
     def unreachable(**_):
         if down:
             raise EndpointConnectionError(endpoint_url=f"https://ec2.{REGION}.amazonaws.com/")
 
+    def after(operation):
+        def hook(**_):
+            answered.add(operation)
+            if answered >= {"RunInstances", "CreateVpcEndpoint"}:
+                down.append(True)
+        return hook
+
     for service in services:
         client = account.client(service)
         client.meta.events.register(f"before-call.{client.meta.service_model.service_name}", unreachable)
-    account.ec2.meta.events.register("after-call.ec2.RunInstances", lambda **_: down.append(True))
+    for operation in ("RunInstances", "CreateVpcEndpoint"):
+        account.ec2.meta.events.register(f"after-call.ec2.{operation}", after(operation))
 
 
 def error_line(result) -> str:
