@@ -364,20 +364,16 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
         # A Spot request left without its instance still launches one: a partial deployment to tear down.
         "spot_requests": lambda: instances.find_spot_requests(aws.ec2, ours),
     }, budget=LOOKUP_BUDGET)
-    spot_failed = results["spot_requests"]
-    if isinstance(spot_failed, BaseException) and denied(spot_failed):
-        results["spot_requests"] = []
-        said = (f"Could not check for Spot requests ({denied_action(spot_failed, 'ec2')} denied): a deployment of "
-                "which only its Spot request is left is not listed.")
-        if warnings is not None and said not in warnings:
-            warnings.append(said)
-    alarms_failed = results["idle_alarms"]
-    if isinstance(alarms_failed, BaseException) and denied(alarms_failed):
-        results["idle_alarms"] = []
-        said = (f"Could not check for idle-stop alarms ({denied_action(alarms_failed, 'cloudwatch')} denied): a "
-                "deployment of which only its alarms are left is not listed.")
-        if warnings is not None and said not in warnings:
-            warnings.append(said)
+    # Optional look-ups an older IAM policy may deny: the list goes on without them, saying what it could not see.
+    for key, service, what in (("spot_requests", "ec2", "Spot requests"), ("idle_alarms", "cloudwatch",
+                                                                             "idle-stop alarms")):
+        failed = results[key]
+        if isinstance(failed, BaseException) and denied(failed):
+            results[key] = []
+            said = (f"Could not check for {what} ({denied_action(failed, service)} denied): a deployment of which "
+                    f"only its {what} are left is not listed.")
+            if warnings is not None and said not in warnings:
+                warnings.append(said)
     for value in results.values():
         if isinstance(value, BaseException):
             raise explain(value, aws, doing="listing deployments")

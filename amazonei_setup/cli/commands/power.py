@@ -66,13 +66,17 @@ def _sleep(env):
     return env.sleep or time.sleep
 
 
-def _wait_states(aws, ids, *, done, failed, what, timeout, env, ui, label):
+GONE = frozenset({"terminated", "shutting-down"})  # a wait for stopped or running that meets these has failed
+
+
+def _wait_states(aws, ids, *, done, timeout, env, ui, label, failed=GONE):
     """Until every instance in `ids` is in `done` (one describe per poll). Returns the instances as last seen."""
     from amazonei_setup.aws.resources import instance as instances
     from amazonei_setup.aws.waiting import wait_for
     from amazonei_setup.core import tags
     from amazonei_setup.core.events import Event
 
+    what = f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}"
     latest = []
 
     def fetch() -> str:
@@ -119,9 +123,7 @@ def _stop(args, env, ui, aws, inventory) -> Result:
         except Exception as err:  # noqa: BLE001 - one sentence naming the fix
             raise explain(err, aws, doing=f"stopping {', '.join(to_stop)}") from None
         try:
-            found = _wait_states(aws, ids, done="stopped", failed={"terminated", "shutting-down"},
-                                 what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
-                                 timeout=STOP_TIMEOUT, env=env, ui=ui, label=_label(ids))
+            found = _wait_states(aws, ids, done="stopped", timeout=STOP_TIMEOUT, env=env, ui=ui, label=_label(ids))
         except KeyboardInterrupt as stop:
             raise _interrupted(args, aws, ids, stop, "stop") from None
     else:
@@ -201,8 +203,7 @@ def _start(args, env, ui, aws, inventory) -> Result:
     if not already:
         if any(i.state == "stopping" for i in inventory.instances):  # EC2 refuses to start what is still stopping
             _wait_states(aws, [i.id for i in inventory.instances if i.state == "stopping"], done="stopped",
-                         failed={"terminated", "shutting-down"}, what=f"Instance {ids[0]}", timeout=STOP_TIMEOUT,
-                         env=env, ui=ui, label="the stopping instances")
+                         timeout=STOP_TIMEOUT, env=env, ui=ui, label="the stopping instances")
         current = instances.describe_many(aws.ec2, ids)
         # Only EC2 restarts a Spot instance an interruption stopped, when capacity returns in its zone (EC2 User
         # Guide, "Behavior of Spot Instance interruptions"): StartInstances is not ours to send for it.
@@ -234,9 +235,7 @@ def _start(args, env, ui, aws, inventory) -> Result:
     # Not `stopped` as a failure: right after StartInstances, DescribeInstances may still say so for a moment (EC2's
     # reads are eventually consistent); a deployment stopped again meanwhile ends in the timeout's sentence.
     try:
-        found = _wait_states(aws, ids, done="running", failed={"terminated", "shutting-down"},
-                             what=f"Instance {ids[0]}" if len(ids) == 1 else f"One of {', '.join(ids)}",
-                             timeout=START_TIMEOUT, env=env, ui=ui, label=_label(ids))
+        found = _wait_states(aws, ids, done="running", timeout=START_TIMEOUT, env=env, ui=ui, label=_label(ids))
     except KeyboardInterrupt as stop:
         raise _interrupted(args, aws, ids, stop, "start", inventory) from None
     access = access_of(args, aws, inventory)
