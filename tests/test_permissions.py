@@ -187,10 +187,21 @@ def exercise_ssm(cli, family: str) -> set[str]:
     from tests.test_ssm_access import nat_subnet
 
     private = nat_subnet(plain_account())
+    ec2 = plain_client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": False})  # the endpoints' private DNS needs it
+    no_nat = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                           {"Name": "availability-zone", "Values": [f"{REGION}b"]}])["Subnets"][0]
+    no_nat = no_nat["SubnetId"]
     with CallRecorder() as recorder:
         ok(cli(*flags, "--name", "perm-ssm"))
         ok(cli(*flags, "--name", "perm-private", "--no-public-ip", "--subnet-id", private))
         ok(cli("teardown", "--name", "perm-private", "--yes"))
+        # No NAT: Session Manager's endpoints are made, then shared by a second deployment, then deleted.
+        ok(cli(*flags, "--name", "perm-endpoints", "--no-public-ip", "--subnet-id", no_nat))
+        ok(cli(*flags, "--name", "perm-endpoints-2", "--no-public-ip", "--subnet-id", no_nat))
+        ok(cli("teardown", "--name", "perm-endpoints", "--yes"))
+        ok(cli("teardown", "--name", "perm-endpoints-2", "--yes"))
         ok(cli("--region", REGION, "--yes", "--name", "perm-ssm", *chosen))  # keeps ssm without the flag
         for command, extra in (("status", ()), ("connect", ("--print",)), ("stop", ("--yes",)),
                                ("start", ("--yes",))):

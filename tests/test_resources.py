@@ -255,7 +255,7 @@ def test_endpoint_is_created_with_private_dns_in_the_subnet_and_group_and_delete
 
     # Deleted endpoints linger in listings (moto and AWS): find_ei_endpoints leaves them out, as it
     # leaves out other services' endpoints; without a VPC it finds the region's EI endpoints.
-    assert network.delete_ei_endpoint(account.ec2, endpoint_id) is True
+    assert network.delete_endpoint(account.ec2, endpoint_id) is True
     assert endpoint_of(account.ec2, endpoint_id)["State"].lower() == "deleted"
     assert network.endpoint_state(account.ec2, endpoint_id) == "deleted"
     live = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS, "t")
@@ -277,7 +277,7 @@ def test_join_adds_subnet_and_group_and_asks_for_private_dns_and_leave_removes_t
         SubnetIds=[vpc.subnets[1]], SecurityGroupIds=[other], PrivateDnsEnabled=False)["VpcEndpoint"]["VpcEndpointId"]
     requests = record(account.ec2, "ModifyVpcEndpoint")
 
-    network.join_ei_endpoint(account.ec2, endpoint_id, add_subnet=vpc.subnets[0], add_group=group,
+    network.join_endpoint(account.ec2, endpoint_id, add_subnet=vpc.subnets[0], add_group=group,
                              enable_private_dns=True)
 
     # moto ignores PrivateDnsEnabled on modify: the request is the proof.
@@ -287,14 +287,14 @@ def test_join_adds_subnet_and_group_and_asks_for_private_dns_and_leave_removes_t
     assert sorted(found["SubnetIds"]) == sorted(vpc.subnets[:2])
     assert sorted(g["GroupId"] for g in found["Groups"]) == sorted([other, group])
 
-    network.join_ei_endpoint(account.ec2, endpoint_id, add_subnet=None, add_group=None, enable_private_dns=False)
+    network.join_endpoint(account.ec2, endpoint_id, add_subnet=None, add_group=None, enable_private_dns=False)
     assert len(requests) == 1  # nothing to change: nothing sent
 
     joined = network.describe_endpoint(account.ec2, endpoint_id)
-    network.leave_ei_endpoint(account.ec2, joined, {group})
+    network.leave_endpoint(account.ec2, joined, {group})
     assert [g["GroupId"] for g in endpoint_of(account.ec2, endpoint_id)["Groups"]] == [other]
     inject(account.ec2, "ModifyVpcEndpoint", "InvalidVpcEndpointId.NotFound", "does not exist")
-    network.leave_ei_endpoint(account.ec2, joined, {group})  # already gone: fine
+    network.leave_endpoint(account.ec2, joined, {group})  # already gone: fine
 
 
 def test_leaving_an_endpoint_as_its_last_group_puts_the_vpc_default_group_in(account, vpc, group):
@@ -302,7 +302,7 @@ def test_leaving_an_endpoint_as_its_last_group_puts_the_vpc_default_group_in(acc
     endpoint_id = network.create_ei_endpoint(account.ec2, REGION, vpc.id, vpc.subnets[0], group, TAGS, "t")
     requests = record(account.ec2, "ModifyVpcEndpoint")
 
-    network.leave_ei_endpoint(account.ec2, network.describe_endpoint(account.ec2, endpoint_id), {group})
+    network.leave_endpoint(account.ec2, network.describe_endpoint(account.ec2, endpoint_id), {group})
 
     default = network.default_security_group(account.ec2, vpc.id)
     assert requests == [{"VpcEndpointId": endpoint_id, "RemoveSecurityGroupIds": [group],
@@ -321,9 +321,9 @@ def test_deleting_an_endpoint_already_gone_is_done_and_a_refusal_raises(account,
         return {"Unsuccessful": [{"ResourceId": asked, "Error": {"Code": code, "Message": message}}]}
 
     respond(account.ec2, "DeleteVpcEndpoints", answer)
-    assert network.delete_ei_endpoint(account.ec2, gone) is False
+    assert network.delete_endpoint(account.ec2, gone) is False
     with pytest.raises(ClientError) as raised:
-        network.delete_ei_endpoint(account.ec2, endpoint_id)
+        network.delete_endpoint(account.ec2, endpoint_id)
     assert raised.value.response["Error"]["Code"] == "UnauthorizedOperation"
 
 

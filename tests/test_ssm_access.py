@@ -227,12 +227,126 @@ def test_a_private_instance_behind_a_nat_has_no_public_ip(cli, account, tools, a
     assert run.json["result"]["ssh_command"].endswith(f"@{instance['InstanceId']}")
 
 
-def test_a_private_instance_with_no_way_out_is_refused_before_anything_is_created(cli, account, tools, agents):
+def ssm_endpoints_of(account, vpc_id: str | None = None) -> dict[str, dict]:
+    """Service (ssm, ssmmessages, ec2messages) -> its live endpoint in the account (one VPC's)."""
+    found = {}
+    for endpoint in account.ec2.describe_vpc_endpoints()["VpcEndpoints"]:
+        service = endpoint["ServiceName"].rsplit(".", 1)[-1]
+        if (service in ("ssm", "ssmmessages", "ec2messages") and endpoint["State"].lower() not in ("deleted", "deleting")
+                and vpc_id in (None, endpoint["VpcId"])):
+            found[service] = endpoint
+    return found
+
+
+def test_a_private_instance_with_no_way_out_gets_session_managers_endpoints(cli, account, tools, agents):
+    run = cli(*ssm_args("demo", "--no-public-ip", "--output", "json"))
+    assert run.code == 0, run.stderr
+    instance = instance_of(account, "demo")
+    assert not instance.get("PublicIpAddress")
+    group = group_of(account, "demo")
+    endpoints = ssm_endpoints_of(account)
+    assert sorted(endpoints) == ["ec2messages", "ssm", "ssmmessages"]
+    for endpoint in endpoints.values():  # where the agent reaches them: private DNS, the instance's subnet, its group
+        assert endpoint["PrivateDnsEnabled"] and endpoint["SubnetIds"] == [instance["SubnetId"]]
+        assert [g["GroupId"] for g in endpoint["Groups"]] == [group["GroupId"]]
+        assert tags.as_dict(endpoint["Tags"])[tags.DEPLOYMENT] == "demo"
+    assert ports(group) == {443}  # 443 from the group itself reaches them; still no port 22
+    plan = run.stderr.split("Proceed", 1)[0] if "Proceed" in run.stderr else run.stderr
+    assert "+$0.03/h" in plan and "ssmmessages" in plan  # the plan says which way out, and what it costs
+    down = cli("teardown", "--name", "demo", "--yes", "--region", REGION)
+    assert down.code == 0, down.stderr
+    assert ssm_endpoints_of(account) == {}
+
+
+def test_session_managers_endpoints_are_shared_and_leave_with_the_last_deployment(cli, account, tools, agents):
+    assert cli(*ssm_args("first", "--no-public-ip")).code == 0
+    made = {s: e["VpcEndpointId"] for s, e in ssm_endpoints_of(account).items()}
+    second = cli(*ssm_args("second", "--no-public-ip"))
+    assert second.code == 0, second.stderr
+    assert {s: e["VpcEndpointId"] for s, e in ssm_endpoints_of(account).items()} == made  # shared, not made again
+    assert "+$" not in second.stderr  # nothing new to pay for
+    first_down = cli("teardown", "--name", "first", "--yes", "--region", REGION)
+    assert first_down.code == 0, first_down.stderr
+    left = ssm_endpoints_of(account)
+    assert {s: e["VpcEndpointId"] for s, e in left.items()} == made  # the second still needs them
+    assert all([g["GroupId"] for g in e["Groups"]] == [group_of(account, "second")["GroupId"]] for e in left.values())
+    assert cli("teardown", "--name", "second", "--yes", "--region", REGION).code == 0
+    assert ssm_endpoints_of(account) == {}
+
+
+def test_the_vpcs_own_session_manager_endpoints_are_used_and_kept(cli, account, tools, agents):
+    ec2 = account.ec2
+    subnet = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+    theirs = {s: ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=subnet["VpcId"],
+                                         ServiceName=f"com.amazonaws.{REGION}.{s}", SubnetIds=[subnet["SubnetId"]],
+                                         PrivateDnsEnabled=True)["VpcEndpoint"]["VpcEndpointId"]
+              for s in ("ssm", "ssmmessages")}
+    run = cli(*ssm_args("demo", "--no-public-ip", "--subnet-id", subnet["SubnetId"]))
+    assert run.code == 0, run.stderr
+    endpoints = ssm_endpoints_of(account)
+    assert {s: endpoints[s]["VpcEndpointId"] for s in theirs} == theirs  # the VPC's own, joined
+    assert tags.as_dict(endpoints["ec2messages"].get("Tags"))[tags.DEPLOYMENT] == "demo"  # only the missing one made
+    assert cli("teardown", "--name", "demo", "--yes", "--region", REGION).code == 0
+    after = ssm_endpoints_of(account)
+    assert {s: e["VpcEndpointId"] for s, e in after.items()} == theirs  # theirs stay; ours went
+    group_ids = {g["GroupId"] for e in after.values() for g in e["Groups"]}
+    assert not any(g.startswith("sg-") and g in {x["GroupId"] for x in ec2.describe_security_groups()["SecurityGroups"]
+                                                  if x["GroupName"] != "default"} for g in group_ids)
+
+
+def test_a_failed_launch_takes_back_the_session_manager_endpoints_it_made(cli, account, tools, agents):
+    import threading
+
+    made = []
+    all_made = threading.Event()
+
+    def count(parsed, **_):
+        if parsed["VpcEndpoint"]["ServiceName"].rsplit(".", 1)[-1] in ("ssm", "ssmmessages", "ec2messages"):
+            made.append(parsed["VpcEndpoint"]["VpcEndpointId"])
+        if len(made) == 3:
+            all_made.set()
+
+    def refuse(**_):  # once the three endpoints exist, so the rollback has them to take back
+        from botocore.exceptions import ClientError
+
+        assert all_made.wait(10)
+        raise ClientError({"Error": {"Code": "InsufficientInstanceCapacity", "Message": "no capacity"}}, "RunInstances")
+
     before = snapshot(account)
+    account.ec2.meta.events.register("after-call.ec2.CreateVpcEndpoint", count)
+    account.ec2.meta.events.register("before-call.ec2.RunInstances", refuse)
     run = cli(*ssm_args("demo", "--no-public-ip"))
-    assert run.code == 2
+    assert run.code != 0 and "Traceback" not in run.stderr
+    assert len(made) == 3
+    assert snapshot(account) == before
+
+
+def private_subnet(account) -> str:
+    """A subnet of the default VPC that maps no public IP and whose route table (the VPC's main one, here) sends
+    0.0.0.0/0 to no internet gateway: a private subnet."""
+    ec2 = account.ec2
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    return ec2.create_subnet(VpcId=vpc, CidrBlock="172.31.200.0/24",
+                             AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+
+
+def test_a_private_subnet_means_no_public_ip_without_the_flag(cli, account, tools, agents):
+    subnet = private_subnet(account)
+    run = cli(*ssm_args("demo", "--subnet-id", subnet))
+    assert run.code == 0, run.stderr
+    assert not instance_of(account, "demo").get("PublicIpAddress")
+    assert "private subnet" in run.stderr
+    assert sorted(ssm_endpoints_of(account)) == ["ec2messages", "ssm", "ssmmessages"]
+
+
+def test_port_22_in_a_private_subnet_is_refused_before_anything_is_created(cli, account, tools):
+    subnet = private_subnet(account)
+    before = snapshot(account)
+    run = cli("--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "demo", "--ssh-cidr", SSH_CIDR,
+              "--subnet-id", subnet)
+    assert run.code == 2 and "Traceback" not in run.stderr
     error = run.stderr.split("error: ", 1)[1]
-    assert "NAT" in error and "ssmmessages" in error and "--no-public-ip" in error
+    assert subnet in error and "private subnet" in error and "--access ssm" in error
     assert snapshot(account) == before
 
 

@@ -18,6 +18,7 @@ from amazonei_setup.aws.concurrency import look_up_concurrently
 from amazonei_setup.aws.resources import alarm, iam, keypair, network, quota
 from amazonei_setup.aws.resources import instance as instances
 from amazonei_setup.core import capacity, catalog, rules, tags
+from amazonei_setup.core.access import SSM_ENDPOINT_SERVICES
 from amazonei_setup.core.errors import UsageError
 from amazonei_setup.core.facts import Facts, Image, InstanceType, Subnet, Vpc, owner_of  # noqa: F401 - re-exported
 
@@ -54,10 +55,11 @@ OPTIONAL_BUDGET = 10.0  # seconds the look-ups a setup can do without may hold u
 
 def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
            public_ip_lookup: Callable[[], str | None] | None = None, families: tuple[str, ...] = (),
-           ei: bool = True, name: str | None = None, spot: bool | None = False, private: bool = False) -> Facts:
+           ei: bool = True, name: str | None = None, spot: bool | None = False, ssm: bool = False) -> Facts:
     """Fetch everything the wizard needs in one concurrent round.
 
     ei=False (an --accelerator family): no EI region check, no EI endpoint-service or EI DLAMI look-ups.
+    ssm (--access ssm): also Session Manager's interface endpoints, which a private instance's agent may need.
     spot (--spot): the Spot vCPU quotas instead of the On-Demand ones, and the types' latest Spot prices; None (the
     wizard will ask): both kinds of quota, and the prices.
     families: the alternatives the wizard may choose (their AMIs via SSM, and where their types are offered).
@@ -74,7 +76,10 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         "subnets": lambda: list_subnets(ec2),
         "key_pairs": lambda: keypair.find_key_pairs(ec2),
         "instance_type": lambda: describe_instance_type(ec2, instance_type) if instance_type else None,
-        "endpoints": lambda: network.find_ei_endpoints(ec2, region) if ei else [],
+        # EI's endpoints and (ssm) Session Manager's, in one call
+        "endpoints": lambda: network.find_endpoints(
+            ec2, region, ((network.EI_SERVICE,) if ei else ()) + (SSM_ENDPOINT_SERVICES if ssm else ()))
+        if ei or ssm else [],
         "our_instances": lambda: instances.find_instances(ec2, None),
         "our_security_groups": lambda: network.find_security_groups(ec2, None),
         # A name is one deployment in the account: its role says which region it lives in.
@@ -82,9 +87,9 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         # A re-run converges the idle auto-stop too: which alarms exist, with how many minutes.
         "idle_alarms": lambda: alarm.find_alarms(aws.client("cloudwatch"), name) if name else [],
     }
-    if private:  # --no-public-ip: which way the SSM agent can reach AWS (a NAT, or the VPC's SSM endpoints)
-        jobs["nat_subnets"] = lambda: network.subnets_behind_a_nat(ec2)
-        jobs["ssm_endpoints"] = lambda: network.ssm_endpoint_services(ec2, region)
+    # Whether the chosen subnet is public: an instance in a private one is reached only through Session Manager,
+    # whose agent then needs a NAT or the VPC's endpoints. Refused or slow: unknown, and the subnet taken as public.
+    jobs["ways_out"] = lambda: _unless_refused(network.subnet_ways_out, ec2, otherwise={})
     if families:
         chosen = [catalog.FAMILIES[f] for f in families]
         types = sorted({t for f in chosen for t in f.instance_types} | ({instance_type} if instance_type else set()))
@@ -104,7 +109,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
     # hold up the rest: a hung Service Quotas endpoint costs OPTIONAL_BUDGET, not minutes of botocore's retries.
     stand_ins = {key: capacity.QuotaReading(None, "Service Quotas did not answer in time")
                  for key in jobs if key.startswith("quota ")}
-    stand_ins.update(vcpus_in_use=None, type_vcpus={}, public_ip=None, spot_prices={})
+    stand_ins.update(vcpus_in_use=None, type_vcpus={}, public_ip=None, spot_prices={}, ways_out={})
     if capacity_types and not families:
         stand_ins["offerings"] = {}
     results = look_up_concurrently(jobs, budget=LOOKUP_BUDGET, optional_budget=OPTIONAL_BUDGET,
@@ -131,14 +136,16 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         key_pair_deployments={k["KeyName"]: tags.as_dict(k.get("Tags")).get(tags.DEPLOYMENT, "")
                               for k in results["key_pairs"] if tags.is_ours(k.get("Tags"))},
         instance_type=results["instance_type"],
-        endpoints=results["endpoints"], our_instances=results["our_instances"],
+        endpoints=[e for e in results["endpoints"] if e.service == network.EI_SERVICE],
+        ssm_endpoints=[e for e in results["endpoints"] if e.service != network.EI_SERVICE],
+        our_instances=results["our_instances"],
         our_security_groups=results["our_security_groups"], public_ip=results.get("public_ip"),
         family_images=family_images, family_image_sources=family_image_sources,
         offerings=results.get("offerings", {}), named_role=results["named_role"],
         idle_alarms=results["idle_alarms"],
         capacity=_capacity_facts(results, capacity_types),
         spot_prices=results.get("spot_prices") or {},
-        nat_subnets=frozenset(results.get("nat_subnets") or ()), ssm_endpoints=results.get("ssm_endpoints") or {},
+        subnet_ways_out=results.get("ways_out") or {},
     )
 
 

@@ -557,11 +557,19 @@ def _plan_choices(plan: Plan) -> list[tuple[str, str]]:
 
 def _way_out(plan: Plan) -> str:
     """How the SSM agent reaches AWS, and what that path costs."""
+    why = "private subnet, so no public IP" if plan.private_subnet else "no public IP"
     if plan.outbound == "nat":
-        return "no public IP: the SSM agent reaches AWS through the subnet's NAT gateway (the VPC's, billed as now)"
+        return f"{why}: the SSM agent reaches AWS through the subnet's NAT gateway (the VPC's, billed as now)"
     if plan.outbound == "endpoints":
-        return ("no public IP: the SSM agent reaches AWS through the VPC's ssm, ssmmessages and ec2messages "
-                "endpoints (the VPC's, billed as now)")
+        made = [service for service, endpoint_id, _ in plan.ssm_endpoints if not endpoint_id]
+        shared = [service for service, endpoint_id, _ in plan.ssm_endpoints if endpoint_id]
+        parts = []
+        if made:
+            parts.append(f"new {', '.join(made)} endpoints (+${plan.endpoints_hourly_usd:.2f}/h until teardown, "
+                         "also while stopped)")
+        if shared:
+            parts.append(f"the VPC's {', '.join(shared)} endpoints (billed as now)")
+        return f"{why}: the SSM agent reaches AWS through " + " and ".join(parts)
     if not plan.public_ip:  # an existing private instance: its way out was checked when it was made
         return "no public IP: the SSM agent reaches AWS through the VPC's NAT gateway or SSM endpoints"
     return "the SSM agent reaches AWS over the instance's public IP (no extra cost)"

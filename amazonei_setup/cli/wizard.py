@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from amazonei_setup.aws.resources import iam, keypair, network
-from amazonei_setup.core import catalog, rules, tags
+from amazonei_setup.core import access, catalog, rules, tags
 from amazonei_setup.core.errors import UsageError
 from amazonei_setup.core.facts import Facts, Image, Subnet
 from amazonei_setup.core.plan import DEFAULT_VOLUME_GIB, Plan
@@ -248,12 +248,18 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
     hourly = catalog.hourly_usd(instance_type, accelerator, facts.region)
     spot = _choose_spot(request, asker, family, converging=instance is not None)
     idle_stop = _choose_idle_stop(request, asker, idle_before, hourly, converging=instance is not None)
-    public_ip, outbound = True, "public-ip"
-    if not request.public_ip and not instance:
+    public_ip, outbound, ssm_endpoints = True, access.PUBLIC_IP, ()
+    private_subnet = not instance and _private(facts, subnet)
+    if (not request.public_ip or private_subnet) and not instance:
         if access_mode != "ssm":
+            if private_subnet:
+                raise UsageError(f"{subnet.id} is a private subnet (its route table sends 0.0.0.0/0 to no internet "
+                                 "gateway): an instance there cannot be reached on port 22 from here. Add --access "
+                                 "ssm (Session Manager), or pass a --subnet-id of a public subnet.")
             raise UsageError("An instance without a public IP cannot be reached on port 22 from here: add --access "
                              "ssm (Session Manager), or drop --no-public-ip.")
-        public_ip, outbound = False, _way_out(facts, subnet)
+        public_ip = False
+        outbound, ssm_endpoints = _way_out(facts, subnet)
     if ssh_cidr and opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
     volume = request.volume_size or DEFAULT_VOLUME_GIB
@@ -293,24 +299,30 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
         spot_hourly_usd=facts.spot_prices.get(instance_type, {}).get(subnet.az) if spot else None,
         access=access_mode, access_before=access_before, aws_profile=request.aws_profile,
         public_ip=public_ip if not instance else bool(instance.public_ip), outbound=outbound,
+        ssm_endpoints=ssm_endpoints, private_subnet=private_subnet,
     )
 
 
-def _way_out(facts: Facts, subnet: Subnet) -> str:
-    """How the SSM agent of an instance without a public IP reaches AWS: the subnet's NAT gateway, or the VPC's
-    ssm, ssmmessages and ec2messages interface endpoints. Neither: refused before anything is created."""
-    from amazonei_setup.core.access import SSM_ENDPOINT_SERVICES
+def _private(facts: Facts, subnet: Subnet) -> bool:
+    """A subnet whose default route reaches no internet gateway and that maps no public IP: a public IP there would
+    reach nothing. Unknown routes (the look-up refused): public, as before the check existed."""
+    way = facts.subnet_ways_out.get(subnet.id)
+    return way in (access.NAT, access.NO_WAY_OUT) and not subnet.public_ip_on_launch
 
-    if subnet.id in facts.nat_subnets:
-        return "nat"
-    have = facts.ssm_endpoints.get(subnet.vpc_id, set())
-    if set(SSM_ENDPOINT_SERVICES) <= have:
-        return "endpoints"
-    lacking = ", ".join(f"com.amazonaws.{facts.region}.{s}" for s in SSM_ENDPOINT_SERVICES if s not in have)
-    raise UsageError(f"Without a public IP the SSM agent in {subnet.id} has no way to AWS: its route table sends "
-                     f"nothing to a NAT gateway and {subnet.vpc_id} lacks the interface endpoints {lacking} (private "
-                     "DNS on); pass a --subnet-id routed through a NAT gateway, create those endpoints (VPC console > "
-                     "Endpoints; about $0.01 an hour each per zone), or drop --no-public-ip.")
+
+def _way_out(facts: Facts, subnet: Subnet) -> tuple[str, tuple]:
+    """How the SSM agent of an instance without a public IP reaches AWS: the subnet's NAT gateway, else Session
+    Manager's interface endpoints in the VPC, each shared when the VPC has it (turning its private DNS on if off, as
+    the agent uses the public names) and created otherwise. A public subnet's internet gateway is no way out for an
+    instance without a public IP."""
+    if facts.subnet_ways_out.get(subnet.id) == access.NAT:
+        return access.NAT, ()
+    in_vpc = [e for e in facts.ssm_endpoints if e.vpc_id == subnet.vpc_id and e.state != "failed"]
+    chosen = []
+    for service in access.SSM_ENDPOINT_SERVICES:
+        found = sorted((e for e in in_vpc if e.service == service), key=lambda e: (not e.private_dns, e.id))
+        chosen.append((service, found[0].id, not found[0].private_dns) if found else (service, None, False))
+    return access.ENDPOINTS, tuple(chosen)
 
 
 IDLE_STOP_CHOICES = (30, 60, 120, 240)

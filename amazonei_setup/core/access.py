@@ -24,6 +24,10 @@ INSTALL = ("https://docs.aws.amazon.com/cli/latest/userguide/getting-started-ins
 
 
 SSM_ENDPOINT_SERVICES = ("ssm", "ssmmessages", "ec2messages")  # what the agent of a private instance talks to
+# Where a subnet's default route goes (resources/network.subnet_ways_out): an internet gateway (a public subnet), a
+# NAT gateway, or nowhere. Plan.outbound: how the agent reaches AWS (public-ip, nat, or the VPC's endpoints).
+INTERNET, NAT, NO_WAY_OUT = "internet", "nat", "none"
+PUBLIC_IP, ENDPOINTS = "public-ip", "endpoints"
 
 
 def missing_tools(which=shutil.which) -> list[str]:

@@ -16,6 +16,9 @@ CATALOG_REGION = "us-west-2"
 # botocore no longer ships an `elastic-inference` client; the PrivateLink service name is the
 # only EI-specific handle left, and describe_vpc_endpoint_services tells which AZs offer it.
 EI_SERVICE_NAME = "com.amazonaws.{region}.elastic-inference.runtime"
+# One interface endpoint in one AZ (aws.amazon.com/privatelink/pricing, us-west-2, 2026-12-01; within a cent in
+# the other regions), billed while it exists, with instances running or not; data is $0.01/GB on top.
+INTERFACE_ENDPOINT_HOURLY_USD = 0.01
 
 # Regions where EI ran (AWS EC2 User Guide, "Amazon Elastic Inference", 2019-2023).
 EI_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "ap-northeast-1", "ap-northeast-2")

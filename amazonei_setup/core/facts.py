@@ -95,8 +95,10 @@ class Facts:
     offerings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # instance type -> AZs that offer it
     named_role: dict | None = None  # the IAM role of the --name given, if it exists (IAM is global: any region's)
     idle_alarms: list = field(default_factory=list)  # the --name's idle auto-stop alarms (resources/alarm.IdleAlarm)
-    nat_subnets: frozenset[str] = frozenset()  # --no-public-ip: subnets routed to a NAT gateway
-    ssm_endpoints: dict[str, set[str]] = field(default_factory=dict)  # VPC -> its SSM interface endpoints
+    # subnet id -> where its default route goes: "internet", "nat" or "none" (network.subnet_ways_out); empty:
+    # unknown (the look-up was refused), and every subnet is taken as public
+    subnet_ways_out: dict[str, str] = field(default_factory=dict)
+    ssm_endpoints: list[Endpoint] = field(default_factory=list)  # --access ssm: the ssm/ssmmessages/ec2messages ones
     capacity: CapacityFacts | None = None  # quotas, vCPUs in use and per type, for the quota preflight
     spot_prices: dict[str, dict[str, float]] = field(default_factory=dict)  # --spot: type -> AZ -> latest USD/hour
 

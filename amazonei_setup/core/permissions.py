@@ -125,10 +125,16 @@ GRANTS: tuple[Grant, ...] = (
     Grant("SessionManagerAgents", ("ssm:DescribeInstanceInformation",),
           commands=("setup --access ssm", "start", "export --deploy --access ssm"),
           access=SSM_ONLY),
-    # --no-public-ip: which way the agent of an instance without a public IP reaches AWS (a NAT route; the VPC's
-    # ssm endpoints are read with DescribeVpcEndpoints, which every family's policy has).
-    Grant("PrivateInstanceWayOut", ("ec2:DescribeRouteTables",), commands=("setup --no-public-ip",),
-          access=SSM_ONLY),
+    # Whether the chosen subnet is public (its default route reaches an internet gateway); denied, it is taken as
+    # public. For --access ssm without a public IP it also tells whether a NAT gateway is the agent's way out.
+    Grant("SubnetRoutes", ("ec2:DescribeRouteTables",), commands=("setup",)),
+    # --access ssm with no public IP and no NAT: Session Manager's interface endpoints, created, shared (our group
+    # attached) and deleted with the last deployment using them, with the VPC DNS their private DNS needs. The EI
+    # policy has these actions already (its own endpoint).
+    Grant("SessionManagerEndpoints", (
+        "ec2:DescribeVpcEndpoints", "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints",
+        "ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute"),
+        families=ALTERNATIVES, commands=("setup --access ssm (private instance)", "teardown"), access=SSM_ONLY),
     Grant("SessionManagerOnTheRole", ("iam:AttachRolePolicy", "iam:DetachRolePolicy"), resources=(ROLES,),
           families=frozenset({"ei"}), commands=("setup --access ssm", "teardown"),
           condition={"ArnEquals": {"iam:PolicyARN": [SSM_CORE]}}, access=SSM_ONLY),

@@ -10,6 +10,7 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field
 
+from amazonei_setup.core.catalog import INTERFACE_ENDPOINT_HOURLY_USD
 from amazonei_setup.core.tags import resource_name
 
 CREATE, REUSE, UPDATE = "create", "reuse", "update"
@@ -94,7 +95,16 @@ class Plan:
     access_before: str | None = None  # the existing deployment's (its group's tag; None: a new deployment)
     aws_profile: str | None = None  # --profile, which the Session Manager ProxyCommand carries
     public_ip: bool = True  # False: --no-public-ip (Session Manager only)
-    outbound: str = "public-ip"  # how the SSM agent reaches AWS: public-ip, nat, endpoints (the VPC's own)
+    outbound: str = "public-ip"  # how the SSM agent reaches AWS: public-ip, nat, endpoints (access.PUBLIC_IP, ...)
+    # outbound "endpoints": (service, the VPC's endpoint shared or None to create one, turn its private DNS on) for
+    # each of Session Manager's interface endpoints (access.SSM_ENDPOINT_SERVICES)
+    ssm_endpoints: tuple[tuple[str, str | None, bool], ...] = ()
+    private_subnet: bool = False  # the subnet's default route reaches no internet gateway: no public IP, unasked
+
+    @property
+    def endpoints_hourly_usd(self) -> float:
+        """What the Session Manager endpoints this setup creates add per hour, whether instances run or not."""
+        return INTERFACE_ENDPOINT_HOURLY_USD * sum(1 for _, endpoint_id, _ in self.ssm_endpoints if not endpoint_id)
 
     @property
     def via_ssm(self) -> bool:
@@ -144,6 +154,15 @@ class Plan:
                                       ", ".join(changes) or "shared EI runtime endpoint"))
             else:
                 items.append(PlanItem("vpc-endpoint", "elastic-inference.runtime", CREATE, "private DNS on"))
+        for service, endpoint_id, enable_dns in self.ssm_endpoints:
+            if endpoint_id:
+                items.append(PlanItem("vpc-endpoint", endpoint_id, UPDATE if enable_dns else REUSE,
+                                      f"the VPC's {service} endpoint (Session Manager)"
+                                      + ("; enable private DNS" if enable_dns else "")))
+            else:
+                items.append(PlanItem("vpc-endpoint", service, CREATE,
+                                      f"Session Manager, private DNS on; ${INTERFACE_ENDPOINT_HOURLY_USD:.2f}/h until "
+                                      "teardown (shared with later deployments in the VPC)"))
         key_note = ("" if not self.create_key else f"private key saved to {self.key_path}" if self.key_path
                     else "by the stack; its private key goes to SSM Parameter Store")
         if self.key_set_aside:

@@ -98,7 +98,7 @@ def find_deployment(aws: Aws, name: str, *, optional: tuple[str, ...] = tuple(OP
         # shutting-down too: a re-run after an interrupted teardown must wait for it before phase 2
         "instances": lambda: instances.find_instances(ec2, name, [*instances.LIVE_STATES, "shutting-down"]),
         "all_groups": lambda: network.find_security_groups(ec2, None),
-        "endpoints": lambda: network.find_ei_endpoints(ec2, aws.region),
+        "endpoints": lambda: network.find_tool_endpoints(ec2, aws.region),
         "key_pair": lambda: keypair.find_our_key_pair(ec2, name),
         "role": lambda: iam.get_role(client_iam, iam.role_name(name)),
         "profile": lambda: iam.get_instance_profile(client_iam, iam.profile_name(name)),
@@ -347,7 +347,7 @@ def regions_to_search(aws: Aws, roles: list[dict]) -> list[str]:
 def list_deployments(aws: Aws, roles: list[dict] | None = None,
                      warnings: list[str] | None = None) -> list[DeploymentSummary]:
     """One row per deployment: its instances, or — when a killed setup or teardown left no instance — one
-    `partial` row naming the pieces that are left, found by tag: group, key pair, EI endpoint, and the IAM role
+    `partial` row naming the pieces that are left, found by tag: group, key pair, endpoints, and the IAM role
     whose region tag names this region (IAM is global). The idle alarms are optional: denied, they are left out
     and `warnings` gets the sentence saying so."""
     aws.preload("ec2", "iam", "cloudwatch")
@@ -399,7 +399,8 @@ def list_deployments(aws: Aws, roles: list[dict] | None = None,
 
     pieces = ([("security group", g.get("Tags")) for g in results["groups"]]
               + [("key pair", k.get("Tags")) for k in results["key_pairs"]]
-              + [("EI endpoint", e.get("Tags")) for e in results["endpoints"] if not serves_another(e)]
+              + [(network.Endpoint.from_api(e).label, e.get("Tags")) for e in results["endpoints"]
+                 if not serves_another(e)]
               + [("IAM role", r.get("Tags")) for r in results["roles"]
                  if tags.home_region(r.get("Tags")) == aws.region]
               + [("idle alarm", [{"Key": k, "Value": v} for k, v in a.tags.items()]) for a in results["idle_alarms"]]

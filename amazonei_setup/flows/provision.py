@@ -330,8 +330,15 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
         "launch": (("policy", "link", "key", "group"), lambda done: _launch(run, done["group"])),
         "running": (("launch",), lambda done: _running_and_served(run, done["launch"])),
     }
-    if plan.accelerator_type:
+    if plan.accelerator_type or plan.ssm_endpoints:  # private DNS (EI's, Session Manager's endpoints) needs it
         steps["vpc-dns"] = ((), lambda _: _ensure_vpc_dns(run))
+    if plan.ssm_endpoints:
+        steps["ssm-endpoints"] = (("group", "vpc-dns"), lambda done: _ensure_ssm_endpoints(run, done["group"]))
+        if run.wait != WAIT_RUNNING:  # the agent registers only once they answer: "ready" waits for them
+            steps["ssm-endpoints-available"] = (("ssm-endpoints",), lambda done: [
+                _wait_endpoint(run, e, f"{service} endpoint", "Session Manager")
+                for e, service in zip(done["ssm-endpoints"], (s for s, _, _ in plan.ssm_endpoints), strict=True)])
+    if plan.accelerator_type:
         steps["endpoint"] = (("group", "vpc-dns"), lambda done: _ensure_endpoint(run, done["group"]))
         if run.wait != WAIT_RUNNING:
             steps["endpoint-available"] = (("endpoint",), lambda done: _wait_endpoint(run, done["endpoint"]))
@@ -491,7 +498,8 @@ def _converge_ingress(run: Run, group_id: str) -> None:
     """The group's rules as the flags say: open what is missing, then close the SSH ranges this tool opened
     before that --ssh-cidr no longer names (a re-run after the user's address changed)."""
     plan = run.plan
-    network.authorize_ingress(run.ec2, group_id, plan.ssh_cidr or None, ei=not plan.family)
+    network.authorize_ingress(run.ec2, group_id, plan.ssh_cidr or None,
+                              https_from_itself=not plan.family or bool(plan.ssm_endpoints))
     stale = plan.stale_ssh_cidrs
     if stale:
         network.revoke_ssh(run.ec2, group_id, stale)
@@ -530,7 +538,7 @@ def _ensure_endpoint_of(run: Run, group_id: str) -> str:
         except ClientError as err:
             if not network.is_conflicting_dns(err):
                 raise
-            return _join_the_winner(run, group_id)
+            return _join_the_winner(run, group_id, network.EI_SERVICE)
         run.journal.add("vpc-endpoint", endpoint_id, "created")
         run.report(Event("created", "vpc-endpoint", f"Created EI endpoint {endpoint_id}", endpoint_id))
         return endpoint_id
@@ -554,7 +562,7 @@ def _join(run: Run, current: network.Endpoint, group_id: str, *, add_subnet: str
     if add_group or add_subnet:
         run.journal.add("vpc-endpoint-membership", current.id, "updated",
                         group=group_id if add_group else None, subnet=add_subnet)
-    network.join_ei_endpoint(run.ec2, current.id, add_subnet=add_subnet, add_group=group_id if add_group else None,
+    network.join_endpoint(run.ec2, current.id, add_subnet=add_subnet, add_group=group_id if add_group else None,
                              enable_private_dns=enable_private_dns)
     run.journal.add("vpc-endpoint", current.id, "reused")
 
@@ -562,40 +570,75 @@ def _join(run: Run, current: network.Endpoint, group_id: str, *, add_subnet: str
 JOIN_TIMEOUT = 30.0  # how long the winner's endpoint may take to be listed after EC2 refused ours
 
 
-def _join_the_winner(run: Run, group_id: str) -> str:
+def _join_the_winner(run: Run, group_id: str, service: str) -> str:
     """EC2 refused our endpoint because the VPC already has one for the service: another setup in this VPC (another
     deployment name, so another lock) created it since discovery looked. Join it as a reuse would. Listed at once
     on AWS as a rule; a short bounded wait covers a listing that lags."""
     plan = run.plan
     found: list[network.Endpoint] = []
+    ei = service == network.EI_SERVICE
+    label = "EI endpoint" if ei else f"{service} endpoint"
 
     def look() -> str:
-        found[:] = [e for e in network.find_ei_endpoints(run.ec2, plan.region, plan.vpc_id) if e.private_dns]
+        found[:] = [e for e in network.find_endpoints(run.ec2, plan.region, (service,), plan.vpc_id) if e.private_dns]
         return "found" if found else "not listed"
 
     try:
-        wait_for(look, done={"found"}, what=f"The EI endpoint of {plan.vpc_id}", timeout=JOIN_TIMEOUT,
+        wait_for(look, done={"found"}, what=f"The {label} of {plan.vpc_id}", timeout=JOIN_TIMEOUT,
                  sleep=run.sleep, how_to_check="check the VPC console under Endpoints")
     except WaitTimeout:
-        dns_name = f"elastic-inference.runtime.{plan.region}.amazonaws.com"
-        raise AwsError(f"EC2 refused to create the EI endpoint in {plan.vpc_id}: the VPC already has a DNS name for "
-                       f"{dns_name}, but no EI endpoint with private DNS appeared there to share within "
+        dns_name = f"{service}.{plan.region}.amazonaws.com"
+        raise AwsError(f"EC2 refused to create the {label} in {plan.vpc_id}: the VPC already has a DNS name for "
+                       f"{dns_name}, but no {label} with private DNS appeared there to share within "
                        f"{JOIN_TIMEOUT:.0f} s; if a Route 53 private hosted zone of that name is associated with "
                        "the VPC, remove that association, or pass another --vpc-id.",
                        code="endpoint-conflict") from None
     winner = found[0]
     if winner.tags.get(tags.RUN) == run.client_token:  # our own create after all, its reply lost
         run.journal.add("vpc-endpoint", winner.id, "created")
-        run.report(Event("created", "vpc-endpoint", f"Created EI endpoint {winner.id}", winner.id))
+        run.report(Event("created", "vpc-endpoint", f"Created {label} {winner.id}", winner.id))
         return winner.id
-    run.report(Event("reused", "vpc-endpoint", f"Another run created the VPC's EI endpoint first: joining {winner.id}",
+    run.report(Event("reused", "vpc-endpoint", f"Another run created the VPC's {label} first: joining {winner.id}",
                      winner.id))
-    az_of = {s["SubnetId"]: s["AvailabilityZone"] for s in run.ec2.describe_subnets(
-        SubnetIds=sorted({*winner.subnet_ids, plan.subnet_id}))["Subnets"]}
-    covered = {az_of.get(s) for s in winner.subnet_ids}
-    _join(run, winner, group_id, add_subnet=None if az_of.get(plan.subnet_id) in covered else plan.subnet_id,
-          enable_private_dns=False)
+    add_subnet = None
+    if ei:  # EI's endpoint must serve the instance's zone (Session Manager's answer the whole VPC)
+        az_of = {s["SubnetId"]: s["AvailabilityZone"] for s in run.ec2.describe_subnets(
+            SubnetIds=sorted({*winner.subnet_ids, plan.subnet_id}))["Subnets"]}
+        covered = {az_of.get(s) for s in winner.subnet_ids}
+        add_subnet = None if az_of.get(plan.subnet_id) in covered else plan.subnet_id
+    _join(run, winner, group_id, add_subnet=add_subnet, enable_private_dns=False)
     return winner.id
+
+
+def _ensure_ssm_endpoints(run: Run, group_id: str) -> list[str]:
+    """Session Manager's interface endpoints for an instance with no way out but the VPC: each one the VPC has is
+    shared as EI's is (our group attached, so a sibling's teardown keeps it; private DNS turned on if off), each
+    one missing is created in the instance's subnet. The ids, in plan.ssm_endpoints' order."""
+    plan = run.plan
+    ids = []
+    for service, endpoint_id, enable_dns in plan.ssm_endpoints:
+        run.checkpoint()
+        label = f"{service} endpoint"
+        if endpoint_id is None:
+            try:
+                endpoint_id = network.create_ssm_endpoint(run.ec2, plan.region, service, plan.vpc_id, plan.subnet_id,
+                                                          group_id, run.tags, run.client_token)
+            except ClientError as err:
+                if not network.is_conflicting_dns(err):
+                    raise
+                ids.append(_join_the_winner(run, group_id, service))
+                continue
+            run.journal.add("vpc-endpoint", endpoint_id, "created")
+            run.report(Event("created", "vpc-endpoint", f"Created {label} {endpoint_id} (Session Manager)",
+                             endpoint_id))
+        else:
+            current = network.describe_endpoint(run.ec2, endpoint_id)
+            if current is None:
+                raise AwsError(f"The {label} {endpoint_id} disappeared while setting up: run setup again.")
+            _join(run, current, group_id, add_subnet=None, enable_private_dns=enable_dns)
+            run.report(Event("reused", "vpc-endpoint", f"Sharing the VPC's {label} {endpoint_id}", endpoint_id))
+        ids.append(endpoint_id)
+    return ids
 
 
 def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
@@ -712,7 +755,7 @@ def _endpoint_serves(run: Run, zone: capacity.Zone) -> Record | None:
         return None
     network.record_added_subnet(run.ec2, endpoint, run.plan.name, zone.subnet_id)  # first: see _join
     record = run.journal.add("vpc-endpoint-membership", endpoint.id, "updated", group=None, subnet=zone.subnet_id)
-    network.join_ei_endpoint(run.ec2, endpoint.id, add_subnet=zone.subnet_id, add_group=None, enable_private_dns=False)
+    network.join_endpoint(run.ec2, endpoint.id, add_subnet=zone.subnet_id, add_group=None, enable_private_dns=False)
     run.report(Event("updated", "vpc-endpoint", f"Added {zone.subnet_id} ({zone.az}) to EI endpoint {endpoint.id}",
                      endpoint.id))
     return record
@@ -890,21 +933,22 @@ def port_answers(address: str, port: int, timeout: float = 3.0) -> bool:
 ENDPOINT_PROGRESS_EVERY = 10.0  # seconds between "EI endpoint ... pending (35 s)" lines
 
 
-def _wait_endpoint(run: Run, endpoint_id: str) -> None:
-    """EI readiness on its own lines: "pending (35 s)..." while it comes up, then "EI ready"."""
+def _wait_endpoint(run: Run, endpoint_id: str, label: str = "EI endpoint", serves: str = "EI") -> None:
+    """An endpoint's readiness on its own lines: "pending (35 s)..." while it comes up, then "EI ready"."""
     said = [-ENDPOINT_PROGRESS_EVERY]
 
     def on_wait(state: str, waited: float) -> None:
         if waited - said[0] >= ENDPOINT_PROGRESS_EVERY or said[0] < 0:
             said[0] = waited
-            run.report(Event("wait", "vpc-endpoint", f"EI endpoint {endpoint_id} {state or 'pending'} "
+            run.report(Event("wait", "vpc-endpoint", f"{label} {endpoint_id} {state or 'pending'} "
                                                      f"({waited:.0f} s)...", endpoint_id))
 
     wait_for(lambda: network.endpoint_state(run.ec2, endpoint_id), done={"available"},
-             failed={"failed", "rejected", "deleted", "deleting"}, what=f"EI endpoint {endpoint_id}",
+             failed={"failed", "rejected", "deleted", "deleting"}, what=f"{label} {endpoint_id}",
              timeout=ENDPOINT_TIMEOUT, sleep=run.sleep, on_wait=on_wait,
              how_to_check="check it in the VPC console under Endpoints")
-    run.report(Event("done", "vpc-endpoint", f"EI ready: endpoint {endpoint_id} is available", endpoint_id))
+    named = "endpoint" if serves == "EI" else label
+    run.report(Event("done", "vpc-endpoint", f"{serves} ready: {named} {endpoint_id} is available", endpoint_id))
 
 
 # ---- rollback ------------------------------------------------------------------------------
@@ -1067,7 +1111,7 @@ def _undo(run: Run, record: Record) -> None:
                      what=f"Instance {instance_id}", timeout=INSTANCE_TIMEOUT, sleep=run.plain_sleep,
                      how_to_check="check the EC2 console")
     elif record.kind == "vpc-endpoint":
-        network.delete_ei_endpoint(ec2, record.id)
+        network.delete_endpoint(ec2, record.id)
     elif record.kind == "vpc-endpoint-membership":
         network.undo_join(ec2, record.id, run.plan.name, group=record.detail.get("group"),
                           subnet=record.detail.get("subnet"))
@@ -1128,5 +1172,5 @@ def check_permissions(aws: Aws, plan: Plan) -> list[str]:
             # RunInstances' (DryRunOperation). Only its CreateVpcEndpoint ignores DryRun and really creates the
             # endpoint: remove it again, so a dry run creates nothing.
             if permission == "ec2:CreateVpcEndpoint":
-                network.delete_ei_endpoint(ec2, response["VpcEndpoint"]["VpcEndpointId"])
+                network.delete_endpoint(ec2, response["VpcEndpoint"]["VpcEndpointId"])
     return problems

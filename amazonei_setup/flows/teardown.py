@@ -1,7 +1,7 @@
 """Remove one deployment: what setup created, in reverse dependency order, and nothing else.
 
 Two phases, each overlapping what AWS allows:
-  1. terminate the instances (and wait for `terminated`) | leave or delete the EI endpoint |
+  1. terminate the instances (and wait for `terminated`) | leave or delete the endpoints (EI's, Session Manager's) |
      delete the key pair;
   2. then the security group (retrying DependencyViolation while ENIs drain) | the instance
      profile and the role (the profile must outlive the instance that uses it).
@@ -98,6 +98,11 @@ def _who_keeps(users: set[str], reason: str) -> str:
 SPOT_REQUEST = "spot-request"
 
 
+def _endpoint_note(endpoint: network.Endpoint) -> str:
+    """Session Manager's endpoints say which they are (the EI one is the deployment's usual endpoint)."""
+    return "" if endpoint.service == network.EI_SERVICE else f"{endpoint.label} (Session Manager)"
+
+
 def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[TeardownItem]:
     """What to delete, keep or detach. A stack-backed deployment starts with the stack: CloudFormation deletes
     what it created, and the items after it sweep up whatever is left (each delete accepts "already gone")."""
@@ -119,7 +124,7 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         siblings = users & inventory.sibling_group_ids
         attached = bool(set(endpoint.group_ids) & inventory.group_ids)
         if ("vpc-endpoint", endpoint.id) in held and siblings:
-            raise UsageError(f"The EI endpoint {endpoint.id} belongs to stack {inventory.stack.name}, and "
+            raise UsageError(f"The {endpoint.label} {endpoint.id} belongs to stack {inventory.stack.name}, and "
                              f"{len(siblings)} other deployment(s) use it: deleting the stack would cut them off. Tear "
                              "those down first (see `list`), then this one.")
         if ("vpc-endpoint", endpoint.id) in held:
@@ -136,10 +141,11 @@ def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[Te
         elif keep_shared:
             reason = "--keep-shared"
         else:
-            items.append(TeardownItem("vpc-endpoint", endpoint.id, DELETE))
+            items.append(TeardownItem("vpc-endpoint", endpoint.id, DELETE, _endpoint_note(endpoint)))
             continue
         action = DETACH if attached else KEEP
-        items.append(TeardownItem("vpc-endpoint", endpoint.id, action, reason))
+        note = _endpoint_note(endpoint)
+        items.append(TeardownItem("vpc-endpoint", endpoint.id, action, f"{note}: {reason}" if note else reason))
         who = _who_keeps({inventory.sibling_names.get(g, g) for g in siblings}, reason)
         items += [TeardownItem(SUBNET, f.subnet, REMOVE, f"({f.az}) from shared endpoint {endpoint.id}, {who}")
                   for f in subnet_fates(inventory, endpoint) if not f.keepers]
@@ -227,13 +233,13 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
     def endpoints() -> None:
         for item in by_kind.get("vpc-endpoint", []):
             if item.action == DELETE:
-                network.delete_ei_endpoint(ec2, item.id)
+                network.delete_endpoint(ec2, item.id)
                 done(item)
                 continue
             endpoint = next(e for e in inventory.endpoints if e.id == item.id)
             take_back_subnets(endpoint)
             if item.action == DETACH:
-                network.leave_ei_endpoint(ec2, endpoint, inventory.group_ids)
+                network.leave_endpoint(ec2, endpoint, inventory.group_ids)
                 done(item, "Detached this deployment's security group from")
             if endpoint.subnets_added_by(inventory.name):  # last: until here a re-run finds what is left to do
                 network.forget_added_subnets(ec2, endpoint.id, inventory.name)

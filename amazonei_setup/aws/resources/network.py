@@ -23,52 +23,44 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 
 from amazonei_setup.core import tags
+from amazonei_setup.core.access import INTERNET, NAT, NO_WAY_OUT, SSM_ENDPOINT_SERVICES
 from amazonei_setup.core.catalog import EI_SERVICE_NAME
 from amazonei_setup.core.errors import error_code, error_message
 
+EI_SERVICE = "elastic-inference.runtime"  # the short name service_name() expands (Session Manager's are their own)
 GONE_ENDPOINT_STATES = {"deleting", "deleted", "failed", "rejected", "expired"}
 
 
 security_group_name = tags.resource_name
 
 
-# ---- the way out of a private subnet (--no-public-ip) ----------------------------------------------------
+# ---- the way out of a subnet (Session Manager's agent must reach AWS) --------------------------------------
 
-def subnets_behind_a_nat(ec2) -> set[str]:
-    """Subnets whose route table (their own, else their VPC's main one) sends 0.0.0.0/0 to a NAT gateway: an
-    instance there without a public IP still reaches AWS's public endpoints (Systems Manager's)."""
+def subnet_ways_out(ec2) -> dict[str, str]:
+    """Subnet id -> where its route table (its own, else its VPC's main one) sends 0.0.0.0/0: an internet gateway
+    (INTERNET: a public subnet), a NAT gateway (NAT: private, but an instance there still reaches AWS's public
+    endpoints), or nowhere (NO_WAY_OUT: only the VPC's own interface endpoints reach AWS)."""
     pages = ec2.get_paginator("describe_route_tables").paginate()
     tables = [t for page in pages for t in page["RouteTables"]]
     subnets_pages = ec2.get_paginator("describe_subnets").paginate()
     subnets = [s for page in subnets_pages for s in page["Subnets"]]
 
-    def natted(table: dict) -> bool:
-        return any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("NatGatewayId")
-                   and r.get("State", "active") == "active" for r in table.get("Routes", []))
+    def way_out(table: dict) -> str:
+        for route in table.get("Routes", []):
+            if route.get("DestinationCidrBlock") != "0.0.0.0/0" or route.get("State", "active") != "active":
+                continue
+            if route.get("NatGatewayId"):
+                return NAT
+            if str(route.get("GatewayId", "")).startswith("igw-"):
+                return INTERNET
+        return NO_WAY_OUT
 
     explicit = {a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")}
     main = {t["VpcId"]: t for t in tables for a in t.get("Associations", []) if a.get("Main")}
-    found = set()
+    found = {}
     for subnet in subnets:
         table = explicit.get(subnet["SubnetId"]) or main.get(subnet["VpcId"])
-        if table and natted(table):
-            found.add(subnet["SubnetId"])
-    return found
-
-
-def ssm_endpoint_services(ec2, region: str) -> dict[str, set[str]]:
-    """VPC id -> which of Systems Manager's interface endpoints (ssm, ssmmessages, ec2messages) it has, available
-    and with private DNS (the agent uses the public names)."""
-    from amazonei_setup.core.access import SSM_ENDPOINT_SERVICES
-
-    names = {f"com.amazonaws.{region}.{s}": s for s in SSM_ENDPOINT_SERVICES}
-    pages = ec2.get_paginator("describe_vpc_endpoints").paginate()
-    found: dict[str, set[str]] = {}
-    for page in pages:
-        for endpoint in page["VpcEndpoints"]:
-            service = names.get(endpoint.get("ServiceName", ""))
-            if service and endpoint.get("State", "").lower() == "available" and endpoint.get("PrivateDnsEnabled"):
-                found.setdefault(endpoint["VpcId"], set()).add(service)
+        found[subnet["SubnetId"]] = way_out(table) if table else NO_WAY_OUT
     return found
 
 
@@ -91,11 +83,11 @@ def create_security_group(ec2, vpc_id: str, deployment: str, tag_list: list[dict
 SSH_RULE_DESCRIPTION = "SSH (amazonei-setup)"  # marks the SSH ranges this tool opened (and may revoke)
 
 
-def ingress_permissions(group_id: str, ssh_cidr: str | None, ei: bool = True) -> list[dict]:
-    """443 only from members of the group itself (instance <-> EI endpoint; EI only); 22 from one CIDR (none with
-    Session Manager: ssh_cidr None)."""
+def ingress_permissions(group_id: str, ssh_cidr: str | None, https_from_itself: bool = True) -> list[dict]:
+    """443 only from members of the group itself (instance -> the endpoints the group is attached to: EI's, Session
+    Manager's); 22 from one CIDR (none with Session Manager: ssh_cidr None)."""
     ssh = [_ssh_permission(ssh_cidr)] if ssh_cidr else []
-    if not ei:
+    if not https_from_itself:
         return ssh
     return [
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
@@ -122,10 +114,10 @@ def our_ssh_cidrs(group: dict) -> list[str]:
     return found
 
 
-def authorize_ingress(ec2, group_id: str, ssh_cidr: str | None, ei: bool = True) -> None:
+def authorize_ingress(ec2, group_id: str, ssh_cidr: str | None, https_from_itself: bool = True) -> None:
     """One call per rule: AWS refuses a whole call when one of its rules exists (InvalidPermission.Duplicate),
     so a re-run whose 443 rule is there would otherwise drop a new SSH range with it."""
-    for permission in ingress_permissions(group_id, ssh_cidr, ei):
+    for permission in ingress_permissions(group_id, ssh_cidr, https_from_itself):
         try:
             ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission])
         except ClientError as err:
@@ -201,6 +193,17 @@ class Endpoint:
     group_ids: tuple[str, ...]
     private_dns: bool
     tags: dict = field(default_factory=dict, hash=False, compare=False)
+    service_name: str = ""  # com.amazonaws.<region>.<service>
+
+    @property
+    def service(self) -> str:
+        """EI_SERVICE, or one of Session Manager's (ssm, ssmmessages, ec2messages)."""
+        return EI_SERVICE if self.service_name.endswith(EI_SERVICE) else self.service_name.rsplit(".", 1)[-1]
+
+    @property
+    def label(self) -> str:
+        """What the user reads: "EI endpoint", "ssm endpoint"."""
+        return "EI endpoint" if self.service == EI_SERVICE else f"{self.service} endpoint"
 
     @property
     def created_by_tool(self) -> bool:
@@ -220,17 +223,35 @@ class Endpoint:
     def from_api(cls, raw: dict) -> Endpoint:
         return cls(raw["VpcEndpointId"], raw["VpcId"], raw.get("State", "").lower(), tuple(raw.get("SubnetIds", [])),
                    tuple(g["GroupId"] for g in raw.get("Groups", [])), bool(raw.get("PrivateDnsEnabled")),
-                   tags.as_dict(raw.get("Tags")))
+                   tags.as_dict(raw.get("Tags")), raw.get("ServiceName", ""))
 
 
-def find_ei_endpoints(ec2, region: str, vpc_id: str | None = None) -> list[Endpoint]:
-    """Live EI runtime endpoints in the region (or one VPC); deleted ones linger in listings."""
-    filters = [{"Name": "service-name", "Values": [EI_SERVICE_NAME.format(region=region)]}]
+def service_name(region: str, service: str) -> str:
+    """The endpoint service's full name: EI (EI_SERVICE) or one of Session Manager's (access.SSM_ENDPOINT_SERVICES)."""
+    return EI_SERVICE_NAME.format(region=region) if service == EI_SERVICE else f"com.amazonaws.{region}.{service}"
+
+
+def find_endpoints(ec2, region: str, services: tuple[str, ...], vpc_id: str | None = None) -> list[Endpoint]:
+    """Live interface endpoints of `services` in the region (or one VPC); deleted ones linger in listings."""
+    filters = [{"Name": "service-name", "Values": [service_name(region, s) for s in services]}]
     if vpc_id:
         filters.append({"Name": "vpc-id", "Values": [vpc_id]})
     pages = ec2.get_paginator("describe_vpc_endpoints").paginate(Filters=filters)
     found = [Endpoint.from_api(e) for page in pages for e in page["VpcEndpoints"]]
     return [e for e in found if e.state not in GONE_ENDPOINT_STATES]
+
+
+def find_ei_endpoints(ec2, region: str, vpc_id: str | None = None) -> list[Endpoint]:
+    return find_endpoints(ec2, region, (EI_SERVICE,), vpc_id)
+
+
+def find_ssm_endpoints(ec2, region: str, vpc_id: str | None = None) -> list[Endpoint]:
+    return find_endpoints(ec2, region, SSM_ENDPOINT_SERVICES, vpc_id)
+
+
+def find_tool_endpoints(ec2, region: str) -> list[Endpoint]:
+    """Every endpoint kind a deployment may use or own: EI's and Session Manager's."""
+    return find_endpoints(ec2, region, (EI_SERVICE, *SSM_ENDPOINT_SERVICES))
 
 
 def create_ei_endpoint(ec2, region: str, vpc_id: str, subnet_id: str, group_id: str, tag_list: list[dict],
@@ -241,10 +262,26 @@ def create_ei_endpoint(ec2, region: str, vpc_id: str, subnet_id: str, group_id: 
     zone leaves with it unless a sibling runs there."""
     deployment = tags.as_dict(tag_list).get(tags.DEPLOYMENT)
     record = [{"Key": tags.endpoint_subnets_key(deployment), "Value": subnet_id}] if deployment else []
+    return create_endpoint(ec2, service_name(region, EI_SERVICE), vpc_id, subnet_id, group_id, [*tag_list, *record],
+                           client_token)
+
+
+def create_ssm_endpoint(ec2, region: str, service: str, vpc_id: str, subnet_id: str, group_id: str,
+                        tag_list: list[dict], client_token: str) -> str:
+    """One of Session Manager's endpoints, in one subnet. No subnet record, unlike EI's: an interface endpoint
+    answers the whole VPC from any zone it is in, so a deployment elsewhere in the VPC needs no subnet of its own
+    there (the one zone is the cheap choice; a zone outage cuts ssh, never the instance's work). client_token:
+    one per service (EC2 refuses a token reused with other parameters)."""
+    return create_endpoint(ec2, service_name(region, service), vpc_id, subnet_id, group_id, tag_list,
+                           f"{client_token}-{service}")
+
+
+def create_endpoint(ec2, full_service_name: str, vpc_id: str, subnet_id: str, group_id: str, tag_list: list[dict],
+                    client_token: str) -> str:
     return ec2.create_vpc_endpoint(
-        VpcEndpointType="Interface", VpcId=vpc_id, ServiceName=EI_SERVICE_NAME.format(region=region),
+        VpcEndpointType="Interface", VpcId=vpc_id, ServiceName=full_service_name,
         SubnetIds=[subnet_id], SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
-        TagSpecifications=tags.tag_specs(["vpc-endpoint"], [*tag_list, *record]), ClientToken=client_token,
+        TagSpecifications=tags.tag_specs(["vpc-endpoint"], tag_list), ClientToken=client_token[:64],
     )["VpcEndpoint"]["VpcEndpointId"]
 
 
@@ -295,7 +332,7 @@ def forget_added_subnets(ec2, endpoint_id: str, deployment: str, subnet_ids: lis
             raise
 
 
-def join_ei_endpoint(ec2, endpoint_id: str, *, add_subnet: str | None, add_group: str | None,
+def join_endpoint(ec2, endpoint_id: str, *, add_subnet: str | None, add_group: str | None,
                      enable_private_dns: bool) -> None:
     """Make an existing endpoint serve this deployment: its AZ, its group, private DNS."""
     changes: dict = {}
@@ -309,7 +346,7 @@ def join_ei_endpoint(ec2, endpoint_id: str, *, add_subnet: str | None, add_group
         ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, **changes)
 
 
-def leave_ei_endpoint(ec2, endpoint: Endpoint, group_ids: set[str]) -> None:
+def leave_endpoint(ec2, endpoint: Endpoint, group_ids: set[str]) -> None:
     """Detach our groups from an endpoint that stays. An interface endpoint must keep at least one
     security group, so when ours are its last ones the VPC's default group takes their place."""
     leaving = sorted(set(endpoint.group_ids) & group_ids)
@@ -332,7 +369,7 @@ def undo_join(ec2, endpoint_id: str, deployment: str, *, group: str | None = Non
     if endpoint is None:
         return
     if group:
-        leave_ei_endpoint(ec2, endpoint, {group})
+        leave_endpoint(ec2, endpoint, {group})
     if subnet:
         if subnet in endpoint.subnet_ids:
             remove_subnets(ec2, endpoint.id, [subnet])
@@ -345,7 +382,7 @@ def default_security_group(ec2, vpc_id: str) -> str:
     return found[0]["GroupId"]
 
 
-def delete_ei_endpoint(ec2, endpoint_id: str) -> bool:
+def delete_endpoint(ec2, endpoint_id: str) -> bool:
     response = ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
     failed = response.get("Unsuccessful", [])
     if failed:

@@ -144,7 +144,7 @@ def resolve_plan(args, env: Environment, ui, aws):
         facts = discover.gather(aws, instance_type=args.instance_type, ami_id=args.ami_id, public_ip_lookup=lookup,
                                 families=families, ei=not args.family, name=args.name,
                                 spot=_spot_look_ups(args, asker),
-                                private=getattr(args, "no_public_ip", False))
+                                ssm=getattr(args, "access", None) == "ssm" or getattr(args, "no_public_ip", False))
     return wizard.build_plan(request, facts, asker), facts, asker
 
 

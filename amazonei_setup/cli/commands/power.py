@@ -11,8 +11,9 @@ What a stopped deployment costs (checked 2026-12-01):
 - EC2 instance hours: none while stopped (aws.amazon.com/ec2/pricing/on-demand: "you pay for compute capacity ...
   while your instances are running").
 - EI accelerator: none while stopped (aws.amazon.com/machine-learning/elastic-inference/pricing: billed per second
-  while attached to a running instance). The PrivateLink endpoint EI uses is billed per hour per AZ whether or not
-  any instance runs ($0.01/h in us-west-2, aws.amazon.com/privatelink/pricing), so it is named too.
+  while attached to a running instance). The PrivateLink endpoints a deployment made (EI's; Session Manager's for a
+  private instance) are billed per hour per AZ whether or not any instance runs (catalog.INTERFACE_ENDPOINT_HOURLY_USD),
+  so they are named too.
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from amazonei_setup.cli.commands.printed import command_for
 from amazonei_setup.cli.commands.status import access_of, connect_commands, inventory_of, locate
 from amazonei_setup.cli.environment import Environment
 from amazonei_setup.core import shell
+from amazonei_setup.core.catalog import INTERFACE_ENDPOINT_HOURLY_USD
 
 EBS_GB_MONTH_USD = {"gp3": 0.08, "gp2": 0.10}  # us-west-2 / us-east-1, 2026-12-01 (see the module docstring)
-ENDPOINT_HOURLY_USD = 0.01  # one interface endpoint in one AZ, us-west-2, 2026-12-01
 HOURS_PER_MONTH = 730  # AWS's own convention for monthly figures
 STOP_TIMEOUT = 600.0
 ASG_TAG = "aws:autoscaling:groupName"  # set by Auto Scaling on its instances (export --deploy of an inf2/gpu fleet)
@@ -170,10 +171,10 @@ def _still_costs(volumes: list[dict] | None, inventory) -> dict:
         items.append({"kind": "ebs-volume", "id": volume["id"], "size_gib": volume["size_gib"],
                       "volume_type": volume["type"], "usd_per_month": monthly})
     for endpoint in inventory.owned_endpoints:
-        monthly = round(ENDPOINT_HOURLY_USD * len(endpoint.subnet_ids or (1,)) * HOURS_PER_MONTH, 2)
+        monthly = round(INTERFACE_ENDPOINT_HOURLY_USD * len(endpoint.subnet_ids or (1,)) * HOURS_PER_MONTH, 2)
         total += monthly
         items.append({"kind": "vpc-endpoint", "id": endpoint.id, "usd_per_month": monthly,
-                      "note": "the EI PrivateLink endpoint, billed per AZ-hour whether instances run or not"})
+                      "note": f"the {endpoint.label} (PrivateLink), billed per AZ-hour whether instances run or not"})
     return {"items": items, "usd_per_month": round(total, 2) if known else None,
             "prices": "EBS gp3 $0.08 and gp2 $0.10 per GB-month, endpoint $0.01 per AZ-hour (us-west-2, 2026-12-01); "
                       "other regions differ by a few cents"}
