@@ -65,6 +65,10 @@ VARIANTS = [
     ("ei-ssm", {"access": "ssm", "ssh_cidr": ""}, {}),
     ("inf2-ssm-fleet", {"family": "inf2", "access": "ssm", "ssh_cidr": ""}, {"fleet_size": 3}),
     ("ei-ssm-private", {"access": "ssm", "ssh_cidr": "", "public_ip": False, "outbound": "nat"}, {}),
+    ("inf2-ssm-private-endpoints",
+     {"family": "inf2", "access": "ssm", "ssh_cidr": "", "public_ip": False, "outbound": "endpoints",
+      "ssm_endpoints": (("ssm", "vpce-0a1b2c3d4e5f60718", False), ("ssmmessages", None, False),
+                        ("ec2messages", None, False))}, {}),
 ]
 
 
@@ -657,3 +661,17 @@ def test_a_private_ssm_instance_has_no_public_ip_in_the_template():
     assert nic["AssociatePublicIpAddress"] is False
     assert "PublicDnsName" not in template["Outputs"]
     assert "ProxyCommand=aws ssm start-session" in str(template["Outputs"]["SshCommand"])
+
+
+def test_a_private_instance_s_template_makes_the_session_manager_endpoints_the_vpc_lacks():
+    plan, template = variant("inf2-ssm-private-endpoints")
+    endpoints = of_type(template, "AWS::EC2::VPCEndpoint")
+    services = sorted(str(e["Properties"]["ServiceName"]["Fn::Sub"]).rsplit(".", 1)[-1] for e in endpoints.values())
+    assert services == ["ec2messages", "ssmmessages"]  # the VPC's own ssm endpoint is used as it is
+    for endpoint in endpoints.values():  # as setup makes them: the instance's subnet, its group, private DNS
+        assert endpoint["Properties"]["SubnetIds"] == [plan.subnet_id] and endpoint["Properties"]["PrivateDnsEnabled"]
+        assert endpoint["Properties"]["SecurityGroupIds"] == [cf.get_att("SecurityGroup", "GroupId")]
+    rule = props(template, "SecurityGroupHttpsFromItself")  # the instance reaches them on 443, nothing opens 22
+    assert rule["FromPort"] == 443 and rule["SourceSecurityGroupId"] == cf.get_att("SecurityGroup", "GroupId")
+    (nic,) = props(template, "Instance")["NetworkInterfaces"]
+    assert nic["AssociatePublicIpAddress"] is False

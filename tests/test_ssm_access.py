@@ -232,8 +232,8 @@ def ssm_endpoints_of(account, vpc_id: str | None = None) -> dict[str, dict]:
     found = {}
     for endpoint in account.ec2.describe_vpc_endpoints()["VpcEndpoints"]:
         service = endpoint["ServiceName"].rsplit(".", 1)[-1]
-        if (service in ("ssm", "ssmmessages", "ec2messages") and endpoint["State"].lower() not in ("deleted", "deleting")
-                and vpc_id in (None, endpoint["VpcId"])):
+        live = endpoint["State"].lower() not in ("deleted", "deleting")
+        if service in ("ssm", "ssmmessages", "ec2messages") and live and vpc_id in (None, endpoint["VpcId"]):
             found[service] = endpoint
     return found
 

@@ -36,6 +36,7 @@ MAX_EI_FLEET = 20
 
 # Logical ids
 ROLE, PROFILE, GROUP, SELF_HTTPS = "InstanceRole", "InstanceProfile", "SecurityGroup", "SecurityGroupHttpsFromItself"
+SESSION_MANAGER_ENDPOINT = "SessionManagerEndpoint"  # + the service: SessionManagerEndpointSsmmessages
 ENDPOINT, ENDPOINT_INGRESS, KEY_PAIR = "EiEndpoint", "ExistingEndpointHttpsFromInstances", "KeyPair"
 INSTANCE, LAUNCH_TEMPLATE, ASG = "Instance", "LaunchTemplate", "AutoScalingGroup"
 IDLE_ALARM = "IdleStopAlarm"
@@ -90,6 +91,10 @@ def build_template(plan: Plan, *, fleet_size: int | None = None, endpoint_group_
         resources[ENDPOINT_INGRESS] = _existing_endpoint_ingress()
         conditions[CREATE_ENDPOINT] = {"Fn::Equals": [ref("EndpointSecurityGroupId"), ""]}
         conditions[USE_EXISTING_ENDPOINT] = {"Fn::Not": [{"Condition": CREATE_ENDPOINT}]}
+    for service, endpoint_id, _ in plan.ssm_endpoints:  # a private instance's way out: the ones the VPC lacks
+        if not endpoint_id:
+            resources[SESSION_MANAGER_ENDPOINT + service.capitalize()] = _ssm_endpoint(plan, service)
+            resources[SELF_HTTPS] = _self_https()
     if fleet_size is None:
         resources[INSTANCE] = _instance(plan)
     elif ei:
@@ -354,6 +359,16 @@ def _endpoint(plan: Plan) -> dict:
     return {"Type": "AWS::EC2::VPCEndpoint", "Condition": CREATE_ENDPOINT, "Properties": {
         "VpcEndpointType": "Interface",
         "ServiceName": {"Fn::Sub": catalog.EI_SERVICE_NAME.format(region=_REGION)},
+        "VpcId": plan.vpc_id, "SubnetIds": [plan.subnet_id], "SecurityGroupIds": [get_att(GROUP, "GroupId")],
+        "PrivateDnsEnabled": True, "Tags": _tags(plan),
+    }}
+
+
+def _ssm_endpoint(plan: Plan, service: str) -> dict:
+    """One of Session Manager's endpoints, as setup makes it (resources/network.create_ssm_endpoint). One the VPC
+    has already is used as it is: a stack cannot attach its group to an endpoint it does not own."""
+    return {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+        "VpcEndpointType": "Interface", "ServiceName": {"Fn::Sub": f"com.amazonaws.${{AWS::Region}}.{service}"},
         "VpcId": plan.vpc_id, "SubnetIds": [plan.subnet_id], "SecurityGroupIds": [get_att(GROUP, "GroupId")],
         "PrivateDnsEnabled": True, "Tags": _tags(plan),
     }}
