@@ -392,7 +392,7 @@ def _readiness(d: dict, fleet) -> str:
         said.append("the SSM agent did not report Online in time (see the warning)")
     if "ssh" in waited:
         said.append("SSH answers")
-    endpoints = [r["id"] for r in d.get("resources") or [] if r["kind"] == "vpc-endpoint"]
+    endpoints = [r["id"] for r in d.get("resources") or [] if r["kind"] == "vpc-endpoint" and "service" not in r]
     if d["accelerator_type"] and endpoints:
         said.append(f"EI endpoint {endpoints[0]} available" if "ei" in waited
                     else f"EI endpoint {endpoints[0]} not waited for (--wait running): EI works once it is available")
@@ -590,8 +590,8 @@ def _accelerator_spec(accelerator_type: str | None) -> str:
 
 
 _KIND_LABELS = {"iam-role": "IAM role", "instance-profile": "instance profile", "security-group": "security group",
-                "vpc-endpoint": "EI endpoint", "key-pair": "key pair", "instance": "instance",
-                "idle-alarm": "idle auto-stop"}
+                "vpc-endpoint": "EI endpoint", "ssm-endpoint": "SSM endpoint", "key-pair": "key pair",
+                "instance": "instance", "idle-alarm": "idle auto-stop"}
 
 
 def _plan_rows(plan: Plan) -> list[tuple[str, str, str, str]]:
@@ -612,6 +612,9 @@ def _plan_rows(plan: Plan) -> list[tuple[str, str, str, str]]:
             note = ""  # the SSH line says the range; an update shows before -> after
         elif item.kind == "vpc-endpoint" and item.action == CREATE:
             note = "new, shared by the VPC"
+        elif item.kind == "ssm-endpoint":  # the SSH line above says what the new ones cost
+            note = "new, shared by the VPC" if item.action == CREATE else "the VPC's, shared" + (
+                "; private DNS on" if item.action == UPDATE else "")
         elif item.kind == "key-pair" and item.action != UPDATE:
             note = ""
         elif item.kind == "instance" and item.action == CREATE:

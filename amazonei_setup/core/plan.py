@@ -156,11 +156,11 @@ class Plan:
                 items.append(PlanItem("vpc-endpoint", "elastic-inference.runtime", CREATE, "private DNS on"))
         for service, endpoint_id, enable_dns in self.ssm_endpoints:
             if endpoint_id:
-                items.append(PlanItem("vpc-endpoint", endpoint_id, UPDATE if enable_dns else REUSE,
+                items.append(PlanItem("ssm-endpoint", endpoint_id, UPDATE if enable_dns else REUSE,
                                       f"the VPC's {service} endpoint (Session Manager)"
                                       + ("; enable private DNS" if enable_dns else "")))
             else:
-                items.append(PlanItem("vpc-endpoint", service, CREATE,
+                items.append(PlanItem("ssm-endpoint", service, CREATE,
                                       f"Session Manager, private DNS on; ${INTERFACE_ENDPOINT_HOURLY_USD:.2f}/h until "
                                       "teardown (shared with later deployments in the VPC)"))
         key_note = ("" if not self.create_key else f"private key saved to {self.key_path}" if self.key_path

@@ -347,8 +347,9 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
     if plan.idle_stop_minutes:
         steps["idle-alarm"] = (("running",), lambda done: _ensure_idle_alarms(run, done["running"]))
     done = run_graph(steps, pool, before_each=run.checkpoint)
-    resources = [{"kind": r.kind, "id": r.id, "action": r.action} for r in run.journal.records
-                 if r.kind != "vpc-endpoint-membership"]
+    resources = [{"kind": r.kind, "id": r.id, "action": r.action,
+                  **({"service": r.detail["service"]} if "service" in r.detail else {})}  # Session Manager's
+                 for r in run.journal.records if r.kind != "vpc-endpoint-membership"]
     waited = [WAIT_RUNNING] + ([WAIT_EI] if "endpoint-available" in done else []) + \
         ([WAIT_SSH] if "ssh" in done else [])
     return SetupResult(plan, done["running"], resources, plan.key_path, waited_for=waited,
@@ -552,7 +553,7 @@ def _ensure_endpoint_of(run: Run, group_id: str) -> str:
 
 
 def _join(run: Run, current: network.Endpoint, group_id: str, *, add_subnet: str | None,
-          enable_private_dns: bool) -> None:
+          enable_private_dns: bool, service: str = network.EI_SERVICE) -> None:
     """Make a shared endpoint serve this deployment. A subnet is listed in the deployment's record on the endpoint,
     and the change journaled, before it is made: a run stopped in between is still rolled back, and its teardown
     still finds what it added (resources/network.py)."""
@@ -563,8 +564,8 @@ def _join(run: Run, current: network.Endpoint, group_id: str, *, add_subnet: str
         run.journal.add("vpc-endpoint-membership", current.id, "updated",
                         group=group_id if add_group else None, subnet=add_subnet)
     network.join_endpoint(run.ec2, current.id, add_subnet=add_subnet, add_group=group_id if add_group else None,
-                             enable_private_dns=enable_private_dns)
-    run.journal.add("vpc-endpoint", current.id, "reused")
+                          enable_private_dns=enable_private_dns)
+    run.journal.add("vpc-endpoint", current.id, "reused", **_service_detail(service))
 
 
 JOIN_TIMEOUT = 30.0  # how long the winner's endpoint may take to be listed after EC2 refused ours
@@ -595,7 +596,7 @@ def _join_the_winner(run: Run, group_id: str, service: str) -> str:
                        code="endpoint-conflict") from None
     winner = found[0]
     if winner.tags.get(tags.RUN) == run.client_token:  # our own create after all, its reply lost
-        run.journal.add("vpc-endpoint", winner.id, "created")
+        run.journal.add("vpc-endpoint", winner.id, "created", **_service_detail(service))
         run.report(Event("created", "vpc-endpoint", f"Created {label} {winner.id}", winner.id))
         return winner.id
     run.report(Event("reused", "vpc-endpoint", f"Another run created the VPC's {label} first: joining {winner.id}",
@@ -606,8 +607,13 @@ def _join_the_winner(run: Run, group_id: str, service: str) -> str:
             SubnetIds=sorted({*winner.subnet_ids, plan.subnet_id}))["Subnets"]}
         covered = {az_of.get(s) for s in winner.subnet_ids}
         add_subnet = None if az_of.get(plan.subnet_id) in covered else plan.subnet_id
-    _join(run, winner, group_id, add_subnet=add_subnet, enable_private_dns=False)
+    _join(run, winner, group_id, add_subnet=add_subnet, enable_private_dns=False, service=service)
     return winner.id
+
+
+def _service_detail(service: str) -> dict:
+    """A Session Manager endpoint's records (and the result's resources) say which service it is; EI's say nothing."""
+    return {} if service == network.EI_SERVICE else {"service": service}
 
 
 def _ensure_ssm_endpoints(run: Run, group_id: str) -> list[str]:
@@ -628,14 +634,14 @@ def _ensure_ssm_endpoints(run: Run, group_id: str) -> list[str]:
                     raise
                 ids.append(_join_the_winner(run, group_id, service))
                 continue
-            run.journal.add("vpc-endpoint", endpoint_id, "created")
+            run.journal.add("vpc-endpoint", endpoint_id, "created", service=service)
             run.report(Event("created", "vpc-endpoint", f"Created {label} {endpoint_id} (Session Manager)",
                              endpoint_id))
         else:
             current = network.describe_endpoint(run.ec2, endpoint_id)
             if current is None:
                 raise AwsError(f"The {label} {endpoint_id} disappeared while setting up: run setup again.")
-            _join(run, current, group_id, add_subnet=None, enable_private_dns=enable_dns)
+            _join(run, current, group_id, add_subnet=None, enable_private_dns=enable_dns, service=service)
             run.report(Event("reused", "vpc-endpoint", f"Sharing the VPC's {label} {endpoint_id}", endpoint_id))
         ids.append(endpoint_id)
     return ids

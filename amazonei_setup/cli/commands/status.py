@@ -245,7 +245,11 @@ def _pieces(inventory) -> list[dict]:
     pieces += [{"kind": "security-group", "id": g["GroupId"], "state": "exists"} for g in inventory.security_groups]
     for endpoint in inventory.endpoints:
         shared = "" if endpoint.tags.get("amazonei-setup:deployment") == inventory.name else " (shared)"
-        pieces.append({"kind": "vpc-endpoint", "id": endpoint.id, "state": f"{endpoint.state}{shared}"})
+        piece = {"kind": "vpc-endpoint", "id": endpoint.id, "state": f"{endpoint.state}{shared}"}
+        if endpoint.label != "EI endpoint":  # Session Manager's way out for a private instance
+            piece.update(service=endpoint.service,
+                         state=f"{endpoint.state}{shared}, {endpoint.label} (Session Manager)")
+        pieces.append(piece)
     if inventory.key_pair:
         pieces.append({"kind": "key-pair", "id": inventory.key_pair["KeyName"], "state": "exists"})
     if inventory.role:
