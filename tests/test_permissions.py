@@ -26,7 +26,7 @@ PERMISSION_ONLY = {
     "ec2:CreateTags": "RunInstances/CreateSecurityGroup/CreateKeyPair/CreateVpcEndpoint with TagSpecifications",
     "cloudwatch:TagResource": "PutMetricAlarm with Tags",
     "iam:CreateServiceLinkedRole": "CloudWatch creates AWSServiceRoleForCloudWatchEvents at the first alarm with an "
-                                   "EC2 action",
+                                   "EC2 action, EC2 creates AWSServiceRoleForEC2Spot at the first Spot launch",
 }
 # Called only on paths moto cannot reach.
 UNREACHABLE = {
@@ -236,3 +236,18 @@ def test_the_ssm_session_is_limited_to_this_tools_instances_and_the_ssh_document
                                                           "amazonei-setup"}}
     plain = json.loads(cli("permissions").stdout)
     assert not any(a.startswith("ssm:StartSession") for s in plain["Statement"] for a in s["Action"])
+
+
+def test_only_the_two_service_linked_roles_aws_creates_for_the_tool_may_be_created(cli):
+    """iam:CreateServiceLinkedRole is never called by the tool: CloudWatch (an alarm's EC2 action) and EC2 (a Spot
+    launch, RunInstances with InstanceMarketOptions) call it on the caller's behalf, each for its own role only."""
+    statements = [s for s in json.loads(cli("permissions", "--accelerator", "gpu").stdout)["Statement"]
+                  if "iam:CreateServiceLinkedRole" in s["Action"]]
+    assert {s["Sid"]: (s["Action"], s["Resource"], s["Condition"]) for s in statements} == {
+        "AlarmEc2ActionRole": (["iam:CreateServiceLinkedRole"],
+                               "arn:aws:iam::*:role/aws-service-role/events.amazonaws.com/"
+                               "AWSServiceRoleForCloudWatchEvents*",
+                               {"StringEquals": {"iam:AWSServiceName": "events.amazonaws.com"}}),
+        "SpotServiceLinkedRole": (["iam:CreateServiceLinkedRole"],
+                                  "arn:aws:iam::*:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot",
+                                  {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}})}

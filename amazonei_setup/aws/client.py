@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import threading
 import time
 from pathlib import Path
@@ -341,6 +342,8 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return AwsError(f"Unexpected error{where}: {err!r}.", code="internal")
     code, message = error_code(err), error_message(err)
     operation = err.operation_name
+    if code == SPOT_ROLE_NOT_CREATABLE and operation == "RunInstances":
+        return _spot_role_missing(aws)
     if code in _CREDENTIAL_CODES:
         return AwsError("AWS did not accept your credentials: check the access key (`aws configure`) "
                         "or pass another --profile.", code="credentials")
@@ -380,6 +383,23 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
                         f"{message.rstrip('.')}): delete resources you no longer use, or request a higher quota "
                         "in the Service Quotas console.", code="quota")
     return AwsError(f"AWS refused {operation}{where}: {code}: {message.rstrip('.')}.", code=code or "aws")
+
+
+# A Spot launch needs EC2's service-linked role AWSServiceRoleForEC2Spot. EC2 creates it at an account's first Spot
+# request, but only if the caller may (iam:CreateServiceLinkedRole for spot.amazonaws.com); else RunInstances answers
+# this code (EC2 User Guide, "Service-linked role for Spot Instance requests": with the CLI or an API "you must first
+# ensure that this role exists"). Not a credentials problem, though its code starts with AuthFailure.
+SPOT_ROLE_NOT_CREATABLE = "AuthFailure.ServiceLinkedRoleCreationNotPermitted"
+
+
+def _spot_role_missing(aws: Aws | None) -> AwsError:
+    profile = getattr(aws, "profile", None)
+    command = "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com" + (
+        f" --profile {shlex.quote(profile)}" if profile else "")  # IAM is global: no --region
+    return AwsError("EC2 needs the service-linked role AWSServiceRoleForEC2Spot to launch Spot instances and may not "
+                    f"create it for your AWS identity: run `{command}` once, or grant iam:CreateServiceLinkedRole for "
+                    "spot.amazonaws.com (the `permissions` command prints it), then run setup again; or drop --spot.",
+                    code="spot-service-linked-role")
 
 
 def explain_safely(failure: BaseException, aws: Aws | None = None) -> ToolError:
