@@ -428,12 +428,11 @@ SLR_REFUSAL = ("AuthFailure.ServiceLinkedRoleCreationNotPermitted",
                "Instances.")  # what EC2 answers the first Spot launch of an account whose caller may not create it
 
 
-@pytest.mark.parametrize("spot", ["--spot", "auto"])
 def test_a_spot_launch_ec2_cannot_make_its_service_linked_role_for_says_how_to_fix_it_and_leaves_nothing(
-        cli, account, alt, spot_market, spot):
+        cli, account, alt, spot_market):
     before = snapshot(account)
     refused = refuse_spot(account, *SLR_REFUSAL)
-    result = cli(*spot_args("--spot", *(["auto"] if spot == "auto" else [])), "--output", "json")
+    result = cli(*spot_args("--spot"), "--output", "json")
     assert result.code == 1
     assert refused  # the Spot launch was asked, and refused
     message = words(result.stderr)
@@ -446,6 +445,22 @@ def test_a_spot_launch_ec2_cannot_make_its_service_linked_role_for_says_how_to_f
     assert snapshot(account) == before  # rolled back: role, profile, key pair, group
     assert spot_requests(account) == []
     assert cli("list", "--region", REGION, "--output", "json").json["result"]["deployments"] == []
+
+
+def test_spot_auto_launches_on_demand_when_ec2_cannot_make_its_spot_role_and_says_how_to_allow_spot(
+        cli, account, alt, spot_market):
+    refused = refuse_spot(account, *SLR_REFUSAL)
+    result = cli(*spot_args("--spot", "auto"), "--output", "json")
+    assert result.code == 0, result.stderr
+    assert len(refused) == 1
+    (instance,) = live(account)
+    assert instance.get("InstanceLifecycle") != "spot"
+    data = result.json["result"]
+    assert data["market"] == "on-demand"
+    fix = "run `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com` once to allow Spot"
+    assert "AWSServiceRoleForEC2Spot" in data["spot_refused"] and fix in data["spot_refused"]
+    assert fix in words(result.stderr) and "launching On-Demand instead (--spot auto)" in words(result.stderr)
+    assert spot_requests(account) == []
 
 
 def test_the_service_linked_role_command_names_the_profile_the_tool_was_given():

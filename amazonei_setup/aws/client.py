@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import shlex
 import threading
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 from amazonei_setup import __version__
 from amazonei_setup.aws import botocore_data
 from amazonei_setup.aws.concurrency import LookupTimeout
+from amazonei_setup.aws.resources import instance as instances
 from amazonei_setup.core.errors import AwsError, ToolError, UsageError, error_code, error_message  # noqa: F401 - re-exported
 from amazonei_setup.local import paths
 
@@ -342,7 +342,7 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return AwsError(f"Unexpected error{where}: {err!r}.", code="internal")
     code, message = error_code(err), error_message(err)
     operation = err.operation_name
-    if code == SPOT_ROLE_NOT_CREATABLE and operation == "RunInstances":
+    if code == instances.SPOT_ROLE_NOT_CREATABLE and operation == "RunInstances":
         return _spot_role_missing(aws)
     if code in _CREDENTIAL_CODES:
         return AwsError("AWS did not accept your credentials: check the access key (`aws configure`) "
@@ -385,17 +385,9 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
     return AwsError(f"AWS refused {operation}{where}: {code}: {message.rstrip('.')}.", code=code or "aws")
 
 
-# A Spot launch needs EC2's service-linked role AWSServiceRoleForEC2Spot. EC2 creates it at an account's first Spot
-# request, but only if the caller may (iam:CreateServiceLinkedRole for spot.amazonaws.com); else RunInstances answers
-# this code (EC2 User Guide, "Service-linked role for Spot Instance requests": with the CLI or an API "you must first
-# ensure that this role exists"). Not a credentials problem, though its code starts with AuthFailure.
-SPOT_ROLE_NOT_CREATABLE = "AuthFailure.ServiceLinkedRoleCreationNotPermitted"
-
-
 def _spot_role_missing(aws: Aws | None) -> AwsError:
-    profile = getattr(aws, "profile", None)
-    command = "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com" + (
-        f" --profile {shlex.quote(profile)}" if profile else "")  # IAM is global: no --region
+    """RunInstances' SPOT_ROLE_NOT_CREATABLE (see instance.py) with the two ways to fix it."""
+    command = instances.create_spot_role_command(getattr(aws, "profile", None))
     return AwsError("EC2 needs the service-linked role AWSServiceRoleForEC2Spot to launch Spot instances and may not "
                     f"create it for your AWS identity: run `{command}` once, or grant iam:CreateServiceLinkedRole for "
                     "spot.amazonaws.com (the `permissions` command prints it), then run setup again; or drop --spot.",
