@@ -17,6 +17,7 @@ import pytest
 import amazonei_setup.cli.main as cli_module
 from amazonei_setup.core import permissions
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, CallRecorder
+from tests.test_spot import spot_market  # noqa: F401 - a fixture: RunInstances makes its Spot request, as on AWS
 
 # In the policy, but no API call of their own: AWS checks them as part of another call.
 PERMISSION_ONLY = {
@@ -32,8 +33,6 @@ PERMISSION_ONLY = {
 UNREACHABLE = {
     "sts:DecodeAuthorizationMessage": "only to explain an EC2 refusal (UnauthorizedOperation); moto never refuses",
     "pricing:GetProducts": "cost --live-prices: moto has no Pricing API (its tests use botocore's Stubber)",
-    "ec2:CancelSpotInstanceRequests": "moto's RunInstances makes no Spot request to cancel (tests/test_spot.py "
-                                      "adds them with a hook)",
 }
 # Called by commands other branches of issue 16/17 add (stop/start, quotas, capacity): in the policy already, so
 # the merge needs no edit here. Once merged, an action here that the flows call is checked like any other; the
@@ -116,6 +115,7 @@ def setup_flags(family: str) -> list[str]:
 
 
 @pytest.mark.parametrize("family", permissions.FAMILIES)
+@pytest.mark.usefixtures("spot_market")  # teardown and list find the Spot request and cancel it, as on AWS
 def test_the_policy_allows_every_call_and_nothing_more(cli, account, family, tmp_path):
     from amazonei_setup.sandbox.account import seed_alternative_amis
 
