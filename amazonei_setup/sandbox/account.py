@@ -312,8 +312,8 @@ def make_moto_behave() -> None:
 
 
 def make_spot_requests_as_ec2_does() -> None:
-    """RunInstances with InstanceMarketOptions MarketType spot makes a Spot Instance request on AWS (EC2 User Guide,
-    "Launch a Spot Instance"): the instance's SpotInstanceRequestId names it, and it is tagged with the launch's
+    """RunInstances with InstanceMarketOptions MarketType spot makes a Spot Instance request on AWS: the instance's
+    SpotInstanceRequestId names it (EC2 API reference, Instance), and it is tagged with the launch's
     `spot-instances-request` TagSpecifications. moto only marks the instance `InstanceLifecycle: spot`, so a sandbox
     `setup --spot` had no request for status to show or teardown to cancel. In a sandbox, each Spot instance
     launched gets its request (SpotOptions' type and interruption behaviour, active and fulfilled, holding that

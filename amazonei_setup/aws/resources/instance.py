@@ -45,13 +45,15 @@ SPOT_REFUSALS = {
 SPOT_ROLE_NOT_CREATABLE = "AuthFailure.ServiceLinkedRoleCreationNotPermitted"
 SPOT_REFUSALS[SPOT_ROLE_NOT_CREATABLE] = "EC2 may not create its Spot service-linked role AWSServiceRoleForEC2Spot"
 
+# Spot request states that still launch (or hold) an instance (EC2 User Guide, "Spot request states").
+SPOT_REQUEST_LIVE_STATES = ["open", "active", "disabled"]
+
 
 def create_spot_role_command(profile: str | None = None) -> str:
     """The one command that lets this account launch Spot from the API (IAM is global: no --region)."""
     return "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com" + (
         f" --profile {shlex.quote(profile)}" if profile else "")
-# Spot request states that still launch (or hold) an instance (EC2 User Guide, "Spot request states").
-SPOT_REQUEST_LIVE_STATES = ["open", "active", "disabled"]
+
 
 SANDBOX_SSH_PORT_TAG = "amazonei-setup:sandbox-ssh-port"  # written by the sandbox server (sandbox/ssh.py)
 
