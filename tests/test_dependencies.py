@@ -192,3 +192,18 @@ def test_the_sandbox_shares_no_loader_with_a_moto_that_has_none(monkeypatch):
     sandbox._share_motos_model_loader()
     sandbox.settle_moto_races()
     assert not hasattr(moto.core.utils, "create_loader")
+
+
+def test_the_sandbox_makes_no_spot_requests_with_a_moto_whose_spot_insides_moved(monkeypatch):
+    """The sandbox's Spot requests (account.make_spot_requests_as_ec2_does) need moto's request_spot_instances:
+    without it the patch stays off and RunInstances is moto's own."""
+    from moto.ec2.models.spot_requests import SpotRequestBackend
+    from moto.ec2.responses.instances import InstanceResponse
+
+    from amazonei_setup.sandbox import account as sandbox
+
+    run = InstanceResponse.run_instances
+    monkeypatch.setattr(InstanceResponse, "run_instances", getattr(run, "moto_original", run))
+    monkeypatch.delattr(SpotRequestBackend, "request_spot_instances")
+    sandbox.make_spot_requests_as_ec2_does()  # no error
+    assert not getattr(InstanceResponse.run_instances, "makes_spot_requests", False)

@@ -140,18 +140,29 @@ def test_setup_list_teardown_against_a_moto_server(moto_server, home):
 # ---- (b) the sandbox, one process per command ----------------------------------------------------------
 
 def test_sandbox_setup_list_teardown_in_separate_processes(home):
+    """An EI deployment and a Spot one (inf2 --spot) beside it: the sandbox makes the persistent Spot request
+    RunInstances makes on AWS, so status shows it and teardown cancels it, as for a user on AWS."""
     cli = Cli(user_env(home))
     made = cli.json("--sandbox", "--region", REGION, "--instance-type", "m5.xlarge", "--yes", "--name", "trial")
     assert made["name"] == "trial" and made["state"] == "running" and made["ssh_command"].startswith("ssh -i ")
     assert Path(made["key_path"]).is_relative_to(home), "sandbox keys stay under the tmp home"
+    spot = cli.json("--sandbox", "--region", REGION, "--accelerator", "inf2", "--spot", "--yes", "--name", "spotty")
+    assert spot["market"] == "spot"
+    (request_id,) = [r["id"] for r in spot["resources"] if r["kind"] == "spot-request"]
 
     listed = cli.json("list", "--sandbox", "--region", REGION)
-    assert [(d["name"], d["instance_id"], d["state"]) for d in listed["deployments"]] == [
-        ("trial", made["instance_id"], "running")]
+    assert sorted((d["name"], d["instance_id"], d["state"], d.get("market")) for d in listed["deployments"]) == [
+        ("spotty", spot["instance_id"], "running", "spot"), ("trial", made["instance_id"], "running", None)]
+    status = cli.json("status", "--sandbox", "--region", REGION, "--name", "spotty")
+    assert status["spot_requests"] == [{"id": request_id, "state": "active", "status": "fulfilled"}]
+    assert [i["market"] for i in status["instances"]] == ["spot"]
 
     gone = cli.json("teardown", "--sandbox", "--region", REGION, "--name", "trial", "--yes")
     assert gone["found"] is True
     assert {d["kind"] for d in gone["deleted"]} >= {"instance", "security-group", "iam-role", "instance-profile"}
+    spot_gone = cli("teardown", "--sandbox", "--region", REGION, "--name", "spotty", "--yes")
+    assert f"Cancelled spot-request {request_id}" in spot_gone.stderr
+    assert f"deleted  spot-request      {request_id}" in spot_gone.stdout
 
     assert cli.json("list", "--sandbox", "--region", REGION)["deployments"] == []
     assert_sandbox_is_empty(home / ".amazonei-setup" / "sandbox")
@@ -219,6 +230,9 @@ def assert_sandbox_is_empty(state_dir: Path) -> None:
         assert ec2.describe_key_pairs()["KeyPairs"] == []
         assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("amazonei-setup")] == []
         assert iam.list_instance_profiles()["InstanceProfiles"] == []
+        live_requests = ec2.describe_spot_instance_requests(
+            Filters=[{"Name": "state", "Values": ["open", "active", "disabled"]}])["SpotInstanceRequests"]
+        assert live_requests == [], "a Spot request left open would launch its instance again"
 
 
 def test_two_setups_of_one_name_at_once_never_undo_each_other(moto_server, tmp_path):

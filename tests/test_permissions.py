@@ -17,6 +17,7 @@ import pytest
 import amazonei_setup.cli.main as cli_module
 from amazonei_setup.core import permissions
 from tests.conftest import ACCOUNT, REGION, SSH_CIDR, CallRecorder
+from tests.test_spot import spot_market  # noqa: F401 - a fixture: RunInstances makes its Spot request, as on AWS
 
 # In the policy, but no API call of their own: AWS checks them as part of another call.
 PERMISSION_ONLY = {
@@ -26,14 +27,12 @@ PERMISSION_ONLY = {
     "ec2:CreateTags": "RunInstances/CreateSecurityGroup/CreateKeyPair/CreateVpcEndpoint with TagSpecifications",
     "cloudwatch:TagResource": "PutMetricAlarm with Tags",
     "iam:CreateServiceLinkedRole": "CloudWatch creates AWSServiceRoleForCloudWatchEvents at the first alarm with an "
-                                   "EC2 action",
+                                   "EC2 action, EC2 creates AWSServiceRoleForEC2Spot at the first Spot launch",
 }
 # Called only on paths moto cannot reach.
 UNREACHABLE = {
     "sts:DecodeAuthorizationMessage": "only to explain an EC2 refusal (UnauthorizedOperation); moto never refuses",
     "pricing:GetProducts": "cost --live-prices: moto has no Pricing API (its tests use botocore's Stubber)",
-    "ec2:CancelSpotInstanceRequests": "moto's RunInstances makes no Spot request to cancel (tests/test_spot.py "
-                                      "adds them with a hook)",
 }
 # Called by commands other branches of issue 16/17 add (stop/start, quotas, capacity): in the policy already, so
 # the merge needs no edit here. Once merged, an action here that the flows call is checked like any other; the
@@ -116,6 +115,7 @@ def setup_flags(family: str) -> list[str]:
 
 
 @pytest.mark.parametrize("family", permissions.FAMILIES)
+@pytest.mark.usefixtures("spot_market")  # teardown and list find the Spot request and cancel it, as on AWS
 def test_the_policy_allows_every_call_and_nothing_more(cli, account, family, tmp_path):
     from amazonei_setup.sandbox.account import seed_alternative_amis
 
@@ -247,3 +247,18 @@ def test_the_ssm_session_is_limited_to_this_tools_instances_and_the_ssh_document
                                                           "amazonei-setup"}}
     plain = json.loads(cli("permissions").stdout)
     assert not any(a.startswith("ssm:StartSession") for s in plain["Statement"] for a in s["Action"])
+
+
+def test_only_the_two_service_linked_roles_aws_creates_for_the_tool_may_be_created(cli):
+    """iam:CreateServiceLinkedRole is never called by the tool: CloudWatch (an alarm's EC2 action) and EC2 (a Spot
+    launch, RunInstances with InstanceMarketOptions) call it on the caller's behalf, each for its own role only."""
+    statements = [s for s in json.loads(cli("permissions", "--accelerator", "gpu").stdout)["Statement"]
+                  if "iam:CreateServiceLinkedRole" in s["Action"]]
+    assert {s["Sid"]: (s["Action"], s["Resource"], s["Condition"]) for s in statements} == {
+        "AlarmEc2ActionRole": (["iam:CreateServiceLinkedRole"],
+                               "arn:aws:iam::*:role/aws-service-role/events.amazonaws.com/"
+                               "AWSServiceRoleForCloudWatchEvents*",
+                               {"StringEquals": {"iam:AWSServiceName": "events.amazonaws.com"}}),
+        "SpotServiceLinkedRole": (["iam:CreateServiceLinkedRole"],
+                                  "arn:aws:iam::*:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot",
+                                  {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}})}

@@ -419,3 +419,57 @@ def test_cost_compare_spot_shows_spot_and_on_demand_side_by_side_and_a_regions_t
 
     by_region = cli("cost", "--compare", "--accelerator", "gpu", "--spot")  # before: --spot silently ignored
     assert by_region.code == 2 and "--spot prices types in one region" in words(by_region.stderr)
+
+
+# ---- the service-linked role EC2 needs for Spot --------------------------------------------------------------------
+
+SLR_REFUSAL = ("AuthFailure.ServiceLinkedRoleCreationNotPermitted",
+               "The provided credentials do not have permission to create the service-linked role for EC2 Spot "
+               "Instances.")  # what EC2 answers the first Spot launch of an account whose caller may not create it
+
+
+def test_a_spot_launch_ec2_cannot_make_its_service_linked_role_for_says_how_to_fix_it_and_leaves_nothing(
+        cli, account, alt, spot_market):
+    before = snapshot(account)
+    refused = refuse_spot(account, *SLR_REFUSAL)
+    result = cli(*spot_args("--spot"), "--output", "json")
+    assert result.code == 1
+    assert refused  # the Spot launch was asked, and refused
+    message = words(result.stderr)
+    assert ("EC2 needs the service-linked role AWSServiceRoleForEC2Spot to launch Spot instances and may not create "
+            "it for your AWS identity: run `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com` "
+            "once, or grant iam:CreateServiceLinkedRole for spot.amazonaws.com (the `permissions` command prints it), "
+            "then run setup again") in message
+    assert "Traceback" not in message
+    assert result.json["error"]["code"] == "spot-service-linked-role"
+    assert snapshot(account) == before  # rolled back: role, profile, key pair, group
+    assert spot_requests(account) == []
+    assert cli("list", "--region", REGION, "--output", "json").json["result"]["deployments"] == []
+
+
+def test_spot_auto_launches_on_demand_when_ec2_cannot_make_its_spot_role_and_says_how_to_allow_spot(
+        cli, account, alt, spot_market):
+    refused = refuse_spot(account, *SLR_REFUSAL)
+    result = cli(*spot_args("--spot", "auto"), "--output", "json")
+    assert result.code == 0, result.stderr
+    assert len(refused) == 1
+    (instance,) = live(account)
+    assert instance.get("InstanceLifecycle") != "spot"
+    data = result.json["result"]
+    assert data["market"] == "on-demand"
+    fix = "run `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com` once to allow Spot"
+    assert "AWSServiceRoleForEC2Spot" in data["spot_refused"] and fix in data["spot_refused"]
+    assert fix in words(result.stderr) and "launching On-Demand instead (--spot auto)" in words(result.stderr)
+    assert spot_requests(account) == []
+
+
+def test_the_service_linked_role_command_names_the_profile_the_tool_was_given():
+    from types import SimpleNamespace
+
+    from amazonei_setup.aws.client import explain
+
+    refusal = ClientError({"Error": {"Code": SLR_REFUSAL[0], "Message": SLR_REFUSAL[1]},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "RunInstances")
+    said = str(explain(refusal, SimpleNamespace(profile="my work")))
+    assert "`aws iam create-service-linked-role --aws-service-name spot.amazonaws.com --profile 'my work'`" in said
+    assert "--profile" not in str(explain(refusal))

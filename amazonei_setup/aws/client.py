@@ -36,6 +36,7 @@ from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 from amazonei_setup import __version__
 from amazonei_setup.aws import botocore_data
 from amazonei_setup.aws.concurrency import LookupTimeout
+from amazonei_setup.aws.resources import instance as instances
 from amazonei_setup.core.errors import AwsError, ToolError, UsageError, error_code, error_message  # noqa: F401 - re-exported
 from amazonei_setup.local import paths
 
@@ -341,6 +342,8 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
         return AwsError(f"Unexpected error{where}: {err!r}.", code="internal")
     code, message = error_code(err), error_message(err)
     operation = err.operation_name
+    if code == instances.SPOT_ROLE_NOT_CREATABLE and operation == "RunInstances":
+        return _spot_role_missing(aws)
     if code in _CREDENTIAL_CODES:
         return AwsError("AWS did not accept your credentials: check the access key (`aws configure`) "
                         "or pass another --profile.", code="credentials")
@@ -380,6 +383,15 @@ def explain(err: BaseException, aws: Aws | None = None, *, doing: str = "") -> T
                         f"{message.rstrip('.')}): delete resources you no longer use, or request a higher quota "
                         "in the Service Quotas console.", code="quota")
     return AwsError(f"AWS refused {operation}{where}: {code}: {message.rstrip('.')}.", code=code or "aws")
+
+
+def _spot_role_missing(aws: Aws | None) -> AwsError:
+    """RunInstances' SPOT_ROLE_NOT_CREATABLE (see instance.py) with the two ways to fix it."""
+    command = instances.create_spot_role_command(getattr(aws, "profile", None))
+    return AwsError("EC2 needs the service-linked role AWSServiceRoleForEC2Spot to launch Spot instances and may not "
+                    f"create it for your AWS identity: run `{command}` once, or grant iam:CreateServiceLinkedRole for "
+                    "spot.amazonaws.com (the `permissions` command prints it), then run setup again; or drop --spot.",
+                    code="spot-service-linked-role")
 
 
 def explain_safely(failure: BaseException, aws: Aws | None = None) -> ToolError:

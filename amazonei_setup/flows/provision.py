@@ -700,12 +700,17 @@ def _launch(run: Run, group_id: str) -> list[instances.InstanceInfo]:
                     spot = False
                     run.spot_refused = f"{instances.SPOT_REFUSALS[error_code(err)]} ({error_code(err)}: " \
                                        f"{error_message(err).rstrip('.')})"
+                    if error_code(err) == instances.SPOT_ROLE_NOT_CREATABLE:  # the account's, until someone fixes it
+                        command = instances.create_spot_role_command(getattr(run.aws, "profile", None))
+                        run.spot_refused += f"; run `{command}` once to allow Spot"
                     run.report(Event("warning", "instance", f"EC2 refused Spot for {plan.instance_type} in {zone.az}: "
                                      f"{run.spot_refused}; launching On-Demand instead (--spot auto)", zone.subnet_id))
                     continue
             break
         if refusal is not None:
             err = refusal
+            if spot and error_code(err) == instances.SPOT_ROLE_NOT_CREATABLE:
+                raise err  # explain() names the fix: the role, not --spot auto
             # Only a zone's lack of Spot capacity may be another zone's plenty; a limit or a price is the account's.
             if spot and error_code(err) in instances.SPOT_REFUSALS and \
                     error_code(err) != "InsufficientInstanceCapacity":

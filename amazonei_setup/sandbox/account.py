@@ -222,6 +222,7 @@ class Sandbox:
         try:
             _share_motos_model_loader()
             make_moto_behave()
+            make_spot_requests_as_ec2_does()
             _load_state(self.state_dir / STATE_FILE)
             for region in self.regions:
                 seed_deep_learning_amis(self.account_id, region)
@@ -308,6 +309,90 @@ def make_moto_behave() -> None:
 
     run_instances.honours_client_token = True
     InstanceBackend.run_instances = run_instances
+
+
+def make_spot_requests_as_ec2_does() -> None:
+    """RunInstances with InstanceMarketOptions MarketType spot makes a Spot Instance request on AWS: the instance's
+    SpotInstanceRequestId names it (EC2 API reference, Instance), and it is tagged with the launch's
+    `spot-instances-request` TagSpecifications. moto only marks the instance `InstanceLifecycle: spot`, so a sandbox
+    `setup --spot` had no request for status to show or teardown to cancel. In a sandbox, each Spot instance
+    launched gets its request (SpotOptions' type and interruption behaviour, active and fulfilled, holding that
+    instance), and a cancelled request stays listed as `cancelled`, as on AWS (moto drops it).
+
+    Only while a Sandbox is open in this process (the sandbox server; a test that opens one): the in-process tests
+    of the Spot path make the request themselves (tests/test_spot.py) and must not get a second one. Idempotent;
+    skipped for a moto whose names it needs moved (the sandbox then has no Spot requests, as before)."""
+    try:
+        from moto.ec2.exceptions import EC2ClientError
+        from moto.ec2.models.spot_requests import SpotInstanceRequest, SpotRequestBackend
+        from moto.ec2.responses.instances import InstanceResponse
+
+        run = InstanceResponse.run_instances
+        launch = SpotInstanceRequest.launch_instance
+        cancel = SpotRequestBackend.cancel_spot_instance_requests
+        SpotRequestBackend.request_spot_instances, InstanceResponse._parse_tag_specification  # noqa: B018
+    except (ImportError, AttributeError):
+        return
+    if getattr(run, "makes_spot_requests", False):
+        return
+    launched = threading.local()  # the instance RunInstances launched, which the request being made holds
+
+    def launch_instance(self):
+        instance = getattr(launched, "instance", None)
+        return instance if instance is not None else launch(self)
+
+    def run_instances(self):
+        result = run(self)
+        market = self._get_param("InstanceMarketOptions", {}) or {}
+        if not _open_in_process.locked() or market.get("MarketType") != "spot":
+            return result
+        options = market.get("SpotOptions", {}) or {}
+        tag_specs = self._parse_tag_specification()
+        for instance in result.result.instances:
+            if getattr(instance, "spot_instance_request_id", None):  # a retried launch (ClientToken): its request
+                continue
+            groups = {g.id for g in instance.security_groups}
+            groups |= {g.id for nic in instance.nics.values() for g in nic.group_set}
+            launched.instance = instance
+            try:
+                (request,) = self.ec2_backend.request_spot_instances(
+                    price=options.get("MaxPrice", ""), image_id=instance.image_id, count=1,
+                    spot_instance_type=options.get("SpotInstanceType", "one-time"), valid_from=None,
+                    valid_until=options.get("ValidUntil"), launch_group=None, availability_zone_group=None,
+                    key_name=instance.key_name, security_groups=sorted(groups), user_data=None,
+                    instance_type=instance.instance_type, placement=instance.placement.zone, kernel_id=None,
+                    ramdisk_id=None, monitoring_enabled=instance.monitored, subnet_id=instance.subnet_id,
+                    tags=tag_specs, instance_interruption_behaviour=options.get("InstanceInterruptionBehavior"))
+            except (TypeError, KeyError, AttributeError):  # moto's Spot model changed: the launch stands, as moto's
+                return result
+            finally:
+                launched.instance = None
+            instance.spot_instance_request_id = request.id  # RunInstances' and DescribeInstances' SpotInstanceRequestId
+        return result
+
+    def cancel_spot_instance_requests(self, request_ids):
+        if not _open_in_process.locked():
+            return cancel(self, request_ids)
+        missing = [i for i in request_ids if i not in self.spot_instance_requests]
+        if missing:
+            raise EC2ClientError("InvalidSpotInstanceRequestID.NotFound",
+                                 f"The spot instance request ID '{missing[0]}' does not exist")
+        requests = [self.spot_instance_requests[i] for i in request_ids]
+        for request in requests:
+            # EC2 User Guide, "Spot request status codes": cancelling leaves the instance running (teardown
+            # terminates it next); AWS keeps listing the request for a while, moto would drop it at once
+            request.state = "cancelled"
+            request._status_code = "request-canceled-and-instance-running"
+            request.status_message = "You canceled the Spot Instance request while the Spot Instance is still running."
+        return requests
+
+    run_instances.makes_spot_requests = True
+    run_instances.moto_original = run
+    launch_instance.moto_original = launch
+    cancel_spot_instance_requests.moto_original = cancel
+    InstanceResponse.run_instances = run_instances
+    SpotInstanceRequest.launch_instance = launch_instance
+    SpotRequestBackend.cancel_spot_instance_requests = cancel_spot_instance_requests
 
 
 # The emulated account's On-Demand vCPU quotas (moto's Service Quotas knows only VPC's and answers NoSuchResource

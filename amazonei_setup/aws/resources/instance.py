@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,14 +30,30 @@ SPOT_MARKET_OPTIONS = {"MarketType": "spot", "SpotOptions": {"SpotInstanceType":
 SPOT_INTERRUPTION_CODES = ("Server.SpotInstanceShutdown", "Server.SpotInstanceTermination")
 # RunInstances' refusals of a Spot launch that an On-Demand launch may not get (EC2 API reference, "Error codes"):
 # no Spot capacity in the zone, the Spot vCPU quota (or request count) reached, a maximum price below the Spot price.
+# Also: EC2 may not create its Spot service-linked role (below).
 SPOT_REFUSALS = {
     "InsufficientInstanceCapacity": "no Spot capacity",
     "MaxSpotInstanceCountExceeded": "the account's Spot limit",
     "SpotMaxPriceTooLow": "the Spot price is above the maximum price",
     "InsufficientCapacity": "no Spot capacity",
 }
+# A Spot launch needs EC2's service-linked role AWSServiceRoleForEC2Spot. EC2 creates it at an account's first Spot
+# request, but only if the caller may (iam:CreateServiceLinkedRole for spot.amazonaws.com); else RunInstances answers
+# this code (EC2 User Guide, "Service-linked role for Spot Instance requests": with the CLI or an API "you must first
+# ensure that this role exists"). An On-Demand launch needs no such role. Not a credentials problem, though its code
+# starts with AuthFailure.
+SPOT_ROLE_NOT_CREATABLE = "AuthFailure.ServiceLinkedRoleCreationNotPermitted"
+SPOT_REFUSALS[SPOT_ROLE_NOT_CREATABLE] = "EC2 may not create its Spot service-linked role AWSServiceRoleForEC2Spot"
+
 # Spot request states that still launch (or hold) an instance (EC2 User Guide, "Spot request states").
 SPOT_REQUEST_LIVE_STATES = ["open", "active", "disabled"]
+
+
+def create_spot_role_command(profile: str | None = None) -> str:
+    """The one command that lets this account launch Spot from the API (IAM is global: no --region)."""
+    return "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com" + (
+        f" --profile {shlex.quote(profile)}" if profile else "")
+
 
 SANDBOX_SSH_PORT_TAG = "amazonei-setup:sandbox-ssh-port"  # written by the sandbox server (sandbox/ssh.py)
 
