@@ -473,3 +473,28 @@ def test_the_service_linked_role_command_names_the_profile_the_tool_was_given():
     said = str(explain(refusal, SimpleNamespace(profile="my work")))
     assert "`aws iam create-service-linked-role --aws-service-name spot.amazonaws.com --profile 'my work'`" in said
     assert "--profile" not in str(explain(refusal))
+
+
+def test_a_spot_request_ec2_does_not_cancel_keeps_its_instance_and_teardown_says_so(cli, account, alt, spot_market):
+    """Cancelled is read back, not taken from the reply: terminating the instance of a request still live would make
+    EC2 launch it again."""
+    assert cli(*spot_args("--spot")).code == 0
+    (instance,) = live(account)
+    (request,) = spot_requests(account)
+
+    def ignored(**_):  # EC2 answers that it cancelled, but the request stays active
+        from botocore.awsrequest import AWSResponse
+
+        return AWSResponse("https://ec2.invalid", 200, {}, None), {"CancelledSpotInstanceRequests": [
+            {"SpotInstanceRequestId": request["SpotInstanceRequestId"], "State": "cancelled"}]}
+
+    account.ec2.meta.events.register("before-call.ec2.CancelSpotInstanceRequests", ignored)
+    gone = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
+    assert gone.code != 0 and "Traceback" not in gone.stderr
+    assert spot_requests(account) == [request]
+    assert request["SpotInstanceRequestId"] in gone.stderr and "Spot Requests" in gone.stderr
+    assert [i["InstanceId"] for i in live(account)] == [instance["InstanceId"]]  # not terminated
+    account.ec2.meta.events.unregister("before-call.ec2.CancelSpotInstanceRequests", ignored)
+    again = cli("teardown", "--region", REGION, "--name", NAME, "--yes")
+    assert again.code == 0, again.stderr
+    assert spot_requests(account) == [] and live(account) == []

@@ -216,7 +216,11 @@ def teardown(aws: Aws, inventory: Inventory, items: list[TeardownItem], report: 
     def terminate_instances() -> None:
         requests = deleting(SPOT_REQUEST)
         if requests:  # before the instances (see teardown_plan)
-            instances.cancel_spot_requests(ec2, [r.id for r in requests])
+            live = instances.cancel_spot_requests(ec2, [r.id for r in requests])
+            if live:  # terminating now would make EC2 launch the instance again
+                raise AwsError(f"EC2 still lists Spot request {', '.join(live)} as live after cancelling it, so its "
+                               "instance was left running (terminated, it would be launched again): cancel it in the "
+                               "EC2 console under Spot Requests, then run teardown again.")
             for item in requests:
                 done(item, "Cancelled")
         ids = [i.id for i in deleting("instance")]

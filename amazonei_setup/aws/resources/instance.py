@@ -233,14 +233,16 @@ def spot_request_live(ec2, request_id: str) -> bool:
     return any(r.get("State") in SPOT_REQUEST_LIVE_STATES for r in found)
 
 
-def cancel_spot_requests(ec2, request_ids: list[str]) -> None:
+def cancel_spot_requests(ec2, request_ids: list[str]) -> list[str]:
     """Cancel before terminating: terminating the instance of a persistent request that is still open makes EC2
-    launch another (EC2 User Guide, "Cancel a Spot Instance request"); cancelling leaves the instance running."""
+    launch another (EC2 User Guide, "Cancel a Spot Instance request"); cancelling leaves the instance running.
+    Returns the requests still live when read back: the reply is not taken for it."""
     try:
         ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=request_ids)
     except ClientError as err:
         if error_code(err) != "InvalidSpotInstanceRequestID.NotFound":
             raise
+    return [r for r in request_ids if spot_request_live(ec2, r)]
 
 
 def spot_prices(ec2, instance_types: list[str]) -> dict[str, dict[str, float]]:
