@@ -858,3 +858,15 @@ def test_at_60_columns_every_answer_is_echoed_whole_on_its_line(cli, account):
     assert re.search(r"subnet-[0-9a-f]{17} us-west-2a 172\.31\.\d+\.\d+/\d+", subnet), subnet
     hint = re.search(r"\(Elastic Inference[^)]*\)", " ".join(seen(output).split()))
     assert hint and "$/h with m5.xlarge" in hint.group(0)  # the hint is all there, wrapped between words
+
+
+def test_an_option_whose_value_is_none_answers_none_not_its_title():
+    """questionary gives a Choice with value None its title as the value: the On-Demand answer (None) came back as
+    a title, which Plan.spot took for Spot."""
+    from amazonei_setup.cli.wizard import Option
+
+    options = [Option("On-Demand: runs until you stop it", None), Option("Spot", "required")]
+    with keyboard("\r") as (asker, _):
+        assert asker.select("Capacity:", options, None, flag="--spot") is None
+    with keyboard("\x1b[B\r") as (asker, _):
+        assert asker.select("Capacity:", options, None, flag="--spot") == "required"

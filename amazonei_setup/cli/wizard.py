@@ -106,13 +106,15 @@ class QuestionaryAsker:
         # comes first and stays whole) and the hint is wrapped between words.
         columns = self._columns()
         room = columns - len(f"? {message} ")
+        # Each choice's value is its position: questionary turns a value of None into the title.
         choices = [questionary.Separator(_fit(o.title, columns - 3)) if o.separator
-                   else questionary.Choice(_fit(o.title, room), value=o.value) for o in options]
-        default_choice = next((c for c in choices if not isinstance(c, questionary.Separator) and c.value == default),
-                              None)
+                   else questionary.Choice(_fit(o.title, room), value=index) for index, o in enumerate(options)]
+        default_choice = next((c for c, o in zip(choices, options, strict=True)
+                               if not o.separator and o.value == default), None)
         instruction = _wrapped(hint, room, columns) if hint else None
-        return _answer(questionary.select(message, choices=choices, default=default_choice,
-                                          instruction=instruction, **self.prompt_kwargs))
+        chosen = _answer(questionary.select(message, choices=choices, default=default_choice,
+                                            instruction=instruction, **self.prompt_kwargs))
+        return options[chosen].value
 
     def _columns(self) -> int:
         output = self.prompt_kwargs.get("output")
