@@ -294,6 +294,40 @@ def test_the_vpcs_own_session_manager_endpoints_are_used_and_kept(cli, account, 
                                                   if x["GroupName"] != "default"} for g in group_ids)
 
 
+def test_a_setup_that_loses_the_race_for_an_endpoint_joins_the_winners(cli, account, tools, agents):
+    """Another setup in the VPC creates each endpoint between this one's look and its create: EC2 refuses a second
+    private-DNS endpoint of a service in a VPC ("conflicting DNS domain"), and this setup joins the winner's."""
+    from botocore.exceptions import ClientError
+
+    from tests.test_permissions import plain_client
+
+    plain = plain_client("ec2")
+    subnet = plain.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+    winners = {}
+
+    def the_other_run_wins(params, **_):
+        service = params["ServiceName"].rsplit(".", 1)[-1]
+        if service not in ("ssm", "ssmmessages", "ec2messages"):
+            return
+        winners[service] = plain.create_vpc_endpoint(
+            VpcEndpointType="Interface", VpcId=params["VpcId"], ServiceName=params["ServiceName"],
+            SubnetIds=[subnet["SubnetId"]], PrivateDnsEnabled=True)["VpcEndpoint"]["VpcEndpointId"]
+        raise ClientError({"Error": {"Code": "InvalidParameter", "Message": (
+            "private-dns-enabled cannot be set because there is already a conflicting DNS domain for "
+            f"{params['ServiceName']} in the VPC {params['VpcId']}")}}, "CreateVpcEndpoint")
+
+    account.ec2.meta.events.register("before-parameter-build.ec2.CreateVpcEndpoint", the_other_run_wins)
+    run = cli(*ssm_args("demo", "--no-public-ip", "--subnet-id", subnet["SubnetId"]))
+    assert run.code == 0, run.stderr
+    endpoints = ssm_endpoints_of(account)
+    assert {s: e["VpcEndpointId"] for s, e in endpoints.items()} == winners  # joined, none made beside them
+    group = group_of(account, "demo")["GroupId"]
+    assert all(group in [g["GroupId"] for g in e["Groups"]] for e in endpoints.values())
+    assert "Another run created the VPC's ssmmessages endpoint first" in run.stderr
+    assert cli("teardown", "--name", "demo", "--yes", "--region", REGION).code == 0
+    assert {s: e["VpcEndpointId"] for s, e in ssm_endpoints_of(account).items()} == winners  # not ours to delete
+
+
 def test_a_failed_launch_takes_back_the_session_manager_endpoints_it_made(cli, account, tools, agents):
     import threading
 
