@@ -51,6 +51,7 @@ T_ALARM = "tests/test_mutation_guards.py::TestIdleAlarm"
 T_FLEET = "tests/test_mutation_guards.py::TestFleet"
 T_OUTPUT = "tests/test_mutation_guards.py::TestOutput"
 T_SSH = "tests/test_mutation_guards.py::TestSshConfig"
+T_SSM = "tests/test_ssm_access.py"
 
 MUTANTS = (
     # ---- quotas -------------------------------------------------------------------------------------------------
@@ -140,6 +141,30 @@ MUTANTS = (
     m("teardown-terminated-early", "flows/teardown.py", 'done={"terminated"}, what=f"Instance {item.id}"',
       'done={"shutting-down", "terminated"}, what=f"Instance {item.id}"',
       "'Terminated' said before it is true", T_OUTPUT),
+    # ---- no public IP: Session Manager's endpoints, private subnets; Spot cancels -------------------------------
+    m("ssm-endpoints-unseen-by-teardown", "flows/deployments.py",
+      '"endpoints": lambda: network.find_tool_endpoints(ec2, aws.region),',
+      '"endpoints": lambda: network.find_ei_endpoints(ec2, aws.region),',
+      "teardown leaves Session Manager's endpoints billing ($22/month) after the last private deployment",
+      T_SSM + "::test_session_managers_endpoints_are_shared_and_leave_with_the_last_deployment"),
+    m("ssm-endpoint-shared-not-joined", "flows/provision.py",
+      "_join(run, current, group_id, add_subnet=None, enable_private_dns=enable_dns, service=service)",
+      "pass",
+      "a deployment using another's endpoint is not attached to it: the other's teardown deletes it from under it",
+      T_SSM + "::test_session_managers_endpoints_are_shared_and_leave_with_the_last_deployment"),
+    m("private-subnet-unseen", "cli/wizard.py",
+      "return way in (access.NAT, access.NO_WAY_OUT) and not subnet.public_ip_on_launch",
+      "return False",
+      "an instance in a private subnet gets a public IP that reaches nothing, and port 22 there is not refused",
+      T_SSM + "::test_port_22_in_a_private_subnet_is_refused_before_anything_is_created"),
+    m("ssm-endpoint-race-lost", "flows/provision.py",
+      "ids.append(_join_the_winner(run, group_id, service))", "raise",
+      "two private setups in one VPC at once: the second fails and rolls back",
+      T_SSM + "::test_a_setup_that_loses_the_race_for_an_endpoint_joins_the_winners"),
+    m("spot-cancel-trusted", "aws/resources/instance.py",
+      "return [r for r in request_ids if spot_request_live(ec2, r)]", "return []",
+      "teardown terminates the instance of a Spot request EC2 did not cancel, and EC2 launches it again",
+      "tests/test_spot.py::test_a_spot_request_ec2_does_not_cancel_keeps_its_instance_and_teardown_says_so"),
 )
 
 
