@@ -247,8 +247,9 @@ def _setup_flags(parser: argparse.ArgumentParser, fleet_note: str = "") -> None:
                              "AWS Systems Manager Session Manager; needs the AWS CLI and its Session Manager plugin "
                              "here). Default: ssh, or what the deployment has")
     choice.add_argument("--no-public-ip", action="store_true",
-                        help="with --access ssm: launch without a public IP; the SSM agent then reaches AWS through "
-                             "the subnet's NAT gateway or the VPC's ssm/ssmmessages/ec2messages endpoints")
+                        help="with --access ssm: launch without a public IP (a private subnet implies it); the SSM "
+                             "agent then reaches AWS through the subnet's NAT gateway, else the VPC's "
+                             "ssm/ssmmessages/ec2messages endpoints (shared, or created at ~$0.01/h each)")
     choice.add_argument("--volume-size", type=_volume, help="root volume GiB (default 100)")
     choice.add_argument("--idle-stop", type=_idle_minutes, metavar="MINUTES",
                         help="stop each instance after MINUTES (10-1440, a multiple of 5) of low CPU and network: a "
