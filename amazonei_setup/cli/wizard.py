@@ -319,7 +319,7 @@ def _way_out(facts: Facts, subnet: Subnet) -> tuple[str, tuple]:
     instance without a public IP."""
     if facts.subnet_ways_out.get(subnet.id) == access.NAT:
         return access.NAT, ()
-    in_vpc = [e for e in facts.ssm_endpoints if e.vpc_id == subnet.vpc_id and e.state != "failed"]
+    in_vpc = [e for e in facts.ssm_endpoints if e.vpc_id == subnet.vpc_id]
     chosen = []
     for service in access.SSM_ENDPOINT_SERVICES:
         found = sorted((e for e in in_vpc if e.service == service), key=lambda e: (not e.private_dns, e.id))

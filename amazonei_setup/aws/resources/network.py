@@ -1,12 +1,13 @@
-"""EC2 networking: the deployment's security group, the shared EI runtime endpoint, VPC DNS.
+"""EC2 networking: the deployment's security group, the shared interface endpoints (EI's runtime endpoint; Session
+Manager's ssm, ssmmessages and ec2messages for an instance with no other way out), VPC DNS, subnets' routes.
 
-Sharing rule for the endpoint (AWS allows one private-DNS endpoint per service per VPC, so
+Sharing rule for an endpoint (AWS allows one private-DNS endpoint per service per VPC, so
 deployments in one VPC must share it): a deployment *uses* the endpoint when its own security
 group is attached to it. Teardown detaches its group; the endpoint itself is deleted only when
 amazonei-setup created it and no other deployment's group remains attached, so a teardown can
 never break a sibling and the last teardown removes the endpoint.
 
-Subnets (one per zone; the endpoint is billed per zone it serves) are recorded: each deployment
+EI's subnets (one per zone; the endpoint is billed per zone it serves) are recorded: each deployment
 lists the subnets it put on the endpoint in a tag of its own there (tags.endpoint_subnets_key),
 written *before* the subnet is added (write-ahead: a run killed in between still leaves the
 record). A teardown takes back the subnets it lists, unless another deployment runs in that zone

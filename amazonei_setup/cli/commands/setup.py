@@ -187,7 +187,8 @@ def ssm_readiness(env: Environment, ui, aws, instances: list, *, warnings: list[
     except WaitTimeout:
         warnings.append(f"The SSM agent of {', '.join(ids)} did not report Online within {SSH_BUDGET / 60:g} minutes: "
                         "the instances run (and are billed). Check that the instance reaches AWS outbound (its public "
-                        "IP, or a NAT) and look it up in Systems Manager > Fleet Manager.")
+                        "IP, a NAT, or the VPC's ssm/ssmmessages/ec2messages endpoints with 443 open to it) and look "
+                        "it up in Systems Manager > Fleet Manager.")
         return "timeout"
     ui.progress(Event("done", "instance", f"SSM agent Online on {', '.join(ids)}", ids[0]))
     return "online"
