@@ -203,16 +203,22 @@ def test_the_plan_shows_spot_next_to_on_demand_and_its_command_keeps_spot_auto(c
     assert "--spot --yes" in dataclasses.replace(plan, spot="required").equivalent_command()
 
 
-def test_spot_auto_falls_back_to_on_demand_when_spot_is_refused(cli, account, alt, spot_market):
-    refused = refuse_spot(account, "InsufficientInstanceCapacity",
-                          "There is no Spot capacity available that matches your request.")
+def launched_on_demand_after_a_refusal(cli, account, code: str, message: str):
+    """setup --spot auto with Spot refused once by `code`: one On-Demand instance and no request; the result."""
+    refused = refuse_spot(account, code, message)
     result = cli(*spot_args("--spot", "auto"), "--output", "json")
     assert result.code == 0, result.stderr
     assert len(refused) == 1
     (instance,) = live(account)
     assert instance.get("InstanceLifecycle") != "spot"
+    assert result.json["result"]["market"] == "on-demand"
+    return result
+
+
+def test_spot_auto_falls_back_to_on_demand_when_spot_is_refused(cli, account, alt, spot_market):
+    result = launched_on_demand_after_a_refusal(cli, account, "InsufficientInstanceCapacity",
+                                                "There is no Spot capacity available that matches your request.")
     data = result.json["result"]
-    assert data["market"] == "on-demand"
     assert "no Spot capacity" in data["spot_refused"]
     assert "On-Demand" in words(result.stderr)
     assert spot_requests(account) == []
@@ -449,14 +455,8 @@ def test_a_spot_launch_ec2_cannot_make_its_service_linked_role_for_says_how_to_f
 
 def test_spot_auto_launches_on_demand_when_ec2_cannot_make_its_spot_role_and_says_how_to_allow_spot(
         cli, account, alt, spot_market):
-    refused = refuse_spot(account, *SLR_REFUSAL)
-    result = cli(*spot_args("--spot", "auto"), "--output", "json")
-    assert result.code == 0, result.stderr
-    assert len(refused) == 1
-    (instance,) = live(account)
-    assert instance.get("InstanceLifecycle") != "spot"
+    result = launched_on_demand_after_a_refusal(cli, account, *SLR_REFUSAL)
     data = result.json["result"]
-    assert data["market"] == "on-demand"
     fix = "run `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com` once to allow Spot"
     assert "AWSServiceRoleForEC2Spot" in data["spot_refused"] and fix in data["spot_refused"]
     assert fix in words(result.stderr) and "launching On-Demand instead (--spot auto)" in words(result.stderr)
