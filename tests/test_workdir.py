@@ -85,8 +85,9 @@ def box(tmp_path_factory):
 
 @pytest.fixture
 def fresh(box):
-    """The instance's ~/workdir empty at the start of each test."""
+    """The instance's ~/workdir empty and its setup script not run at the start of each test."""
     shutil.rmtree(box.workdir(), ignore_errors=True)
+    (box.workdir().parent / workdir.MARKER).unlink(missing_ok=True)
     yield box
     box.release()
 
@@ -221,7 +222,7 @@ def stopped(child: subprocess.Popen) -> tuple[int, str, str]:
     except subprocess.TimeoutExpired:
         child.kill()
         out, err = child.communicate()
-        pytest.fail(f"still copying 30 s after Ctrl-C:\n{err}")
+        pytest.fail(f"still running 30 s after Ctrl-C:\n{err}")
     return child.returncode, out, err
 
 
@@ -263,3 +264,18 @@ def test_ctrl_c_during_execs_copy_stops_it_runs_nothing_and_says_so(fresh, tmp_p
     assert "Traceback" not in err and out == ""
     assert "Interrupted: the copy of" in said and "the command did not run" in said, said
     assert not (fresh.workdir() / "ran").exists()
+
+
+def test_ctrl_c_during_setups_script_stops_waiting_for_it_and_says_how_to_run_it_again(fresh, tmp_path):
+    script = tmp_path / "prepare.sh"
+    script.write_text(f"echo script >> {fresh.started}\nread _ < {fresh.gate}\n")
+    child = held(fresh, "setup", *SANDBOX, "--name", "box", "--setup-script", str(script), "--yes")
+    code, out, err = stopped(child)
+    assert not (fresh.workdir().parent / workdir.MARKER).exists()  # still held there: the CLI did not wait for it
+    fresh.release()
+    assert code == 130, err
+    said = " ".join(err.split())
+    assert "Traceback" not in err and "Interrupted while the setup script ran on box" in said, said
+    assert f"run it again with `python amazonei_setup.py exec --sandbox --region {REGION} --name box -- bash -s < " \
+           f"{script}`" in said
+    assert "ssh -F" in out or "ssh -i" in out, "the result (the way in) is still printed"

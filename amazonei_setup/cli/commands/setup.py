@@ -438,6 +438,17 @@ def _work_on_the_machine(args, env: Environment, ui, done, result) -> None:
         done.warnings.append(str(err))
         return
     except workdir.Stopped as stop:  # the first Ctrl-C, absorbed: the result is still printed, exit 130
+        data["kept"] = True
+        done.status = "partial"
+        if stop.what == "script":
+            run_it = command_for(args, "exec", plan.region, plan.name,
+                                 f" -- bash -s < {shell.path(args.setup_script)}")
+            data["setup_script"] = {"script": str(args.setup_script), "ok": False, "stopped": True}
+            done.warnings.append(f"Interrupted while the setup script ran on {stop.label}: this end stopped waiting "
+                                 "for it; on the instance it may run on to its end (what it prints now goes nowhere). "
+                                 f"The deployment is kept: run it again with `{run_it}` (or setup with "
+                                 f"--rerun-setup), or remove it with `{teardown}`.")
+            return
         again = command_for(args, "exec", plan.region, plan.name, f" --workdir {shell.path(args.workdir)} -- true")
         unrun = then = ""
         if args.setup_script:
@@ -445,8 +456,6 @@ def _work_on_the_machine(args, env: Environment, ui, done, result) -> None:
                                  f" -- bash -s < {shell.path(args.setup_script)}")
             unrun, then = ", and the setup script did not run", f", then run the script with `{run_it}`"
         data["workdir"] = {"directory": str(args.workdir), "stopped": True}
-        data["kept"] = True
-        done.status = "partial"
         done.warnings.append(f"Interrupted while copying {args.workdir} to {stop.label}:~/workdir: the copy stopped "
                              f"part-way (what arrived stays there; nothing marks it complete){unrun}. The deployment "
                              f"is kept: copy it again with `{again}`{then}, or remove it with `{teardown}`.")

@@ -6,8 +6,9 @@ much), else a tar stream made here and unpacked there (`ssh NAME tar -x`). `.git
 skipped. Over SIZE_LIMIT the copy asks first on a terminal (setup: before it creates anything) and otherwise needs
 --yes. Nothing local is written, so a Ctrl-C during a copy leaves nothing half-written here; the instance keeps what
 arrived, nothing there marks it complete, and the next copy replaces it. Setup's deployment is complete by then, so
-its first Ctrl-C is absorbed (core/interrupts.py) and only wakes `interrupts.requested()`: the copy watches it, ends
-its child and raises Stopped (the setup script then does not run); elsewhere (exec) Ctrl-C raises as usual.
+its first Ctrl-C is absorbed (core/interrupts.py) and only wakes `interrupts.requested()`: the copy and the script
+watch it, end their ssh here and raise Stopped (after a stopped copy the script does not run; a stopped script may
+run on there, as a command does under sshd once its client is gone); elsewhere (exec) Ctrl-C raises as usual.
 
 The script: `bash -s` in ~/workdir with the deployment's facts in the environment (AMAZONEI_SETUP_NAME, _REGION,
 _ACCELERATOR, _INSTANCE_ID), its output streamed to stderr prefixed per instance and kept in a log under the tool's
@@ -105,11 +106,11 @@ def human(size: float) -> str:
 # ---- the copy -------------------------------------------------------------------------------------------------
 
 class Stopped(Exception):
-    """A signal stopped the copy to `label` part-way (setup's absorbed Ctrl-C)."""
+    """A signal stopped the copy to `label` part-way, or the setup script (`what`), after setup's absorbed Ctrl-C."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, what: str = "copy"):
         super().__init__(label)
-        self.label = label
+        self.label, self.what = label, what
 
 
 def check_size(args, asker, directory: str) -> None:
@@ -342,6 +343,10 @@ def run_script(args, env, ui, targets, script: str, facts: dict[str, str], *, re
                    f'; code=$?; [ $code -eq 0 ] && mkdir -p "$HOME/.amazonei-setup" && touch "$HOME/{MARKER}"; '
                    "exit $code")
         codes = _run_with_input(remote, pending, command, body, env, keep)
+    from amazonei_setup.core import interrupts
+
+    if interrupts.requested().is_set():  # this end stopped by the absorbed Ctrl-C (an instance's may finish)
+        raise Stopped(", ".join(t.label for t in pending if codes[t.instance_id]) or pending[0].label, "script")
     for target in pending:
         code = codes[target.instance_id]
         result["instances"].append({"instance_id": target.instance_id, "host": target.label, "exit_code": code})
@@ -351,7 +356,10 @@ def run_script(args, env, ui, targets, script: str, facts: dict[str, str], *, re
 
 
 def _run_with_input(remote, targets, command: str, body: bytes, env, keep) -> dict[str, int]:
-    """remote.run_all with the script on each ssh's stdin; both output streams go to stderr (stdout is the result)."""
+    """remote.run_all with the script on each ssh's stdin; both output streams go to stderr (stdout is the result).
+    Setup's absorbed Ctrl-C ends each ssh here; on the instance the script may run on (sshd sends no signal)."""
+    from amazonei_setup.core import interrupts
+
     out = remote._writer(env.stderr)
     codes: dict[str, int] = {}
     with remote._children() as children:
@@ -360,6 +368,7 @@ def _run_with_input(remote, targets, command: str, body: bytes, env, keep) -> di
             child = subprocess.Popen([*target.ssh[:-1], "-T", target.ssh[-1], command], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             children.append(child)
+            _ended_on(interrupts.requested(), child)
             prefix = f"[{target.label}] ".encode()
             for stream in (child.stdout, child.stderr):
                 pumps.append(remote._pump(stream, out, prefix, lambda line, t=target: keep(t.label, line)))
