@@ -152,10 +152,10 @@ def sync_all(args, env, ui, targets, directory: str, *, size_checked: bool = Fal
     root = Path(directory).expanduser()
     if not root.is_dir():
         raise UsageError(f"--workdir {directory}: no such directory: pass an existing path.")
-    if not size_checked:
-        check_size(args, _asker(args, env), directory)
     files = files_of(root)
     total = sum(size for _, _, size in files)
+    if not size_checked and total > SIZE_LIMIT and not args.yes:  # the asker (prompt_toolkit) only when it asks
+        check_size(args, _asker(args, env), directory)
     regular = sum(1 for _, path, _ in files if not path.is_dir())
     stop = interrupts.requested()
     copies = []
