@@ -37,8 +37,9 @@ def finishing(after: str) -> None:
     _finishing, _after = True, after
 
 
-def if_stopped_now(after: str) -> None:
-    """What a hard stop says from now on, while the work is not complete (no signal is absorbed)."""
+def if_stopped_now(after: str | None) -> None:
+    """What a hard stop says from now on, while the work is not complete (no signal is absorbed); None: the default
+    ("nothing more was done")."""
     global _after
     _after = after
 

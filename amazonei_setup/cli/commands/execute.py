@@ -62,8 +62,13 @@ def run(args, env: Environment, ui, aws) -> Result:
     instances, access, found = chosen_instances(args, aws, ui, "run a command on", getattr(args, "index", None))
     if getattr(args, "workdir", None):
         from amazonei_setup.cli.commands import workdir
+        from amazonei_setup.core import interrupts
 
+        interrupts.if_stopped_now(f"the copy of {args.workdir} to ~/workdir stopped part-way (what arrived stays "
+                                  "there) and the command did not run: run the same command again to copy it and run "
+                                  "the command.")
         workdir.sync_all(args, env, ui, found, args.workdir)
+        interrupts.if_stopped_now(None)
     command = remote.remote_command(args.words)
     ui.stop_status()
     data = {"name": args.name, "region": aws.region, "command": args.words, "instances": []}

@@ -67,6 +67,10 @@ def _planned(args, env: Environment, ui, aws, *, locked: bool) -> Result:
                       view="dry-run", exit_code=1 if problems or quota.status == "short" else 0,
                       context={"quota": quota.summary()})
     include_asked = say_ssh_config_plan(args, ui, asker, plan)
+    if getattr(args, "workdir", None):  # asked now, not after minutes of creating, with the instance billed
+        from amazonei_setup.cli.commands import workdir
+
+        workdir.check_size(args, asker, args.workdir)
     if plan.changes_anything and not asker.confirm("Create these resources?", default=True):
         return cancelled(args, plan)
     try:
@@ -408,7 +412,7 @@ def _work_on_the_machine(args, env: Environment, ui, done, result) -> None:
     teardown = command_for(args, "teardown", plan.region, plan.name)
     try:
         if args.workdir:
-            data["workdir"] = workdir.sync_all(args, env, ui, targets, args.workdir)
+            data["workdir"] = workdir.sync_all(args, env, ui, targets, args.workdir, size_checked=True)
         if args.setup_script:
             facts = {"name": plan.name, "region": plan.region,
                      "accelerator": plan.family or plan.accelerator_type or "none"}
@@ -434,6 +438,28 @@ def _work_on_the_machine(args, env: Environment, ui, done, result) -> None:
         done.exit_code = 1
         done.warnings.append(str(err))
         return
+    except workdir.Stopped as stop:  # the first Ctrl-C, absorbed: the result is still printed, exit 130
+        data["kept"] = True
+        done.status = "partial"
+        if stop.what == "script":
+            run_it = command_for(args, "exec", plan.region, plan.name,
+                                 f" -- bash -s < {shell.path(args.setup_script)}")
+            data["setup_script"] = {"script": str(args.setup_script), "ok": False, "stopped": True}
+            done.warnings.append(f"Interrupted while the setup script ran on {stop.label}: this end stopped waiting "
+                                 "for it; on the instance it may run on to its end (what it prints now goes nowhere). "
+                                 f"The deployment is kept: run it again with `{run_it}` (or setup with "
+                                 f"--rerun-setup), or remove it with `{teardown}`.")
+            return
+        again = command_for(args, "exec", plan.region, plan.name, f" --workdir {shell.path(args.workdir)} -- true")
+        unrun = then = ""
+        if args.setup_script:
+            run_it = command_for(args, "exec", plan.region, plan.name,
+                                 f" -- bash -s < {shell.path(args.setup_script)}")
+            unrun, then = ", and the setup script did not run", f", then run the script with `{run_it}`"
+        data["workdir"] = {"directory": str(args.workdir), "stopped": True}
+        done.warnings.append(f"Interrupted while copying {args.workdir} to {stop.label}:~/workdir: the copy stopped "
+                             f"part-way (what arrived stays there; nothing marks it complete){unrun}. The deployment "
+                             f"is kept: copy it again with `{again}`{then}, or remove it with `{teardown}`.")
     except KeyboardInterrupt:
         done.warnings.append(f"Stopped while working on the machine: the deployment is kept; copy or run again with "
                              f"{command_for(args, 'exec', plan.region, plan.name, ' --workdir DIR -- true')}, or "
