@@ -52,6 +52,7 @@ T_FLEET = "tests/test_mutation_guards.py::TestFleet"
 T_OUTPUT = "tests/test_mutation_guards.py::TestOutput"
 T_SSH = "tests/test_mutation_guards.py::TestSshConfig"
 T_SSM = "tests/test_ssm_access.py"
+T_WORKDIR = "tests/test_workdir.py"
 
 MUTANTS = (
     # ---- quotas -------------------------------------------------------------------------------------------------
@@ -165,6 +166,17 @@ MUTANTS = (
       "return [r for r in request_ids if spot_request_live(ec2, r)]", "return []",
       "teardown terminates the instance of a Spot request EC2 did not cancel, and EC2 launches it again",
       "tests/test_spot.py::test_a_spot_request_ec2_does_not_cancel_keeps_its_instance_and_teardown_says_so"),
+    # ---- the work directory ---------------------------------------------------------------------------------------
+    m("workdir-rsync-all", "cli/commands/workdir.py", 'argv = ["rsync", "-a", "--stats",',
+      'argv = ["rsync", "-a", "--ignore-times", "--stats",',
+      "every re-copy sends the whole directory again",
+      T_WORKDIR + "::test_a_second_copy_with_rsync_sends_only_the_changed_file"),
+    m("workdir-size-unchecked", "cli/commands/workdir.py", "if total <= SIZE_LIMIT or args.yes:", "if True:",
+      "a 20 GB data directory is copied to every instance without a question",
+      T_WORKDIR + "::test_over_the_size_limit_without_a_terminal_or_yes_is_one_sentence_and_copies_nothing"),
+    m("workdir-ctrl-c-ignored", "cli/commands/workdir.py", "            if stop.wait(0.2):", "            if False:",
+      "Ctrl-C during setup's copy is ignored until the copy ends",
+      T_WORKDIR + "::test_ctrl_c_during_setups_copy_stops_it_and_the_script_and_says_how_to_copy_again"),
 )
 
 
@@ -185,14 +197,16 @@ def apply(tree: Path, mutant: Mutant) -> None:
 def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool, str]:
     """(passed, the first failing test's id or the tail of the output)."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-n", "0", "-m", "not slow",
-           "-o", "addopts=", *tests]
+    # The named tests run whatever their marks (a slow one is named because it is the one that guards).
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-n", "0", "-o", "addopts=", *tests]
     try:
         done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return False, "timed out (counted as caught: the mutant hangs a test)"
     if done.returncode == 0:
         return True, ""
+    if done.returncode == 5:  # nothing ran: no verdict, not a catch
+        raise SystemExit(f"no test ran for {' '.join(tests)}: check the names (and that they are not skipped)")
     failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     return False, (failed[0] if failed else done.stdout.strip().splitlines()[-1] if done.stdout.strip() else
                    done.stderr.strip()[-300:])
