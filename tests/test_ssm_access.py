@@ -258,6 +258,22 @@ def test_a_private_instance_with_no_way_out_gets_session_managers_endpoints(cli,
     assert ssm_endpoints_of(account) == {}
 
 
+def test_a_rerun_of_a_private_deployment_makes_a_deleted_endpoint_again(cli, account, tools, agents):
+    assert cli(*ssm_args("demo", "--no-public-ip")).code == 0
+    steady = cli("--region", REGION, "--yes", "--name", "demo", "--output", "json")  # no flags: kept as it is
+    assert steady.code == 0, steady.stderr
+    assert "SSM endpoint" in steady.stderr and "+$" not in steady.stderr
+    lost = ssm_endpoints_of(account)["ssmmessages"]["VpcEndpointId"]
+    account.ec2.delete_vpc_endpoints(VpcEndpointIds=[lost])  # by hand, in the console: the agent loses its way
+    again = cli("--region", REGION, "--yes", "--name", "demo")
+    assert again.code == 0, again.stderr
+    endpoints = ssm_endpoints_of(account)
+    assert sorted(endpoints) == ["ec2messages", "ssm", "ssmmessages"]
+    assert endpoints["ssmmessages"]["VpcEndpointId"] != lost
+    assert "+$0.01/h" in " ".join(again.stderr.split())  # the plan prices the one it makes again
+    assert not instance_of(account, "demo").get("PublicIpAddress")
+
+
 def test_session_managers_endpoints_are_shared_and_leave_with_the_last_deployment(cli, account, tools, agents):
     assert cli(*ssm_args("first", "--no-public-ip")).code == 0
     made = {s: e["VpcEndpointId"] for s, e in ssm_endpoints_of(account).items()}

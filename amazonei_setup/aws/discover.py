@@ -77,9 +77,10 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         "key_pairs": lambda: keypair.find_key_pairs(ec2),
         "instance_type": lambda: describe_instance_type(ec2, instance_type) if instance_type else None,
         # EI's endpoints and (ssm) Session Manager's, in one call
+        # (a named deployment's re-run may be a private Session Manager one: its endpoints converge)
         "endpoints": lambda: network.find_endpoints(
-            ec2, region, ((network.EI_SERVICE,) if ei else ()) + (SSM_ENDPOINT_SERVICES if ssm else ()))
-        if ei or ssm else [],
+            ec2, region, ((network.EI_SERVICE,) if ei else ()) + (SSM_ENDPOINT_SERVICES if ssm or name else ()))
+        if ei or ssm or name else [],
         "our_instances": lambda: instances.find_instances(ec2, None),
         "our_security_groups": lambda: network.find_security_groups(ec2, None),
         # A name is one deployment in the account: its role says which region it lives in.

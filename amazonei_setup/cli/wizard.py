@@ -262,6 +262,9 @@ def build_plan(request: SetupRequest, facts: Facts, asker: Asker) -> Plan:
                              "ssm (Session Manager), or drop --no-public-ip.")
         public_ip = False
         outbound, ssm_endpoints = _way_out(facts, subnet)
+    elif instance and not instance.public_ip and access_mode == "ssm":
+        # A private deployment's re-run converges its way out too: an endpoint deleted since is made again.
+        outbound, ssm_endpoints = _way_out(facts, subnet)
     if ssh_cidr and opens_to_world(ssh_cidr):
         warnings.append(f"SSH is open to the whole internet ({ssh_cidr}); prefer your own address/32.")
     volume = request.volume_size or DEFAULT_VOLUME_GIB

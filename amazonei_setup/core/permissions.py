@@ -73,8 +73,9 @@ GRANTS: tuple[Grant, ...] = (
         # written (CreateTags, granted above) before a subnet is added, deleted when its deployment goes.
         "ec2:DeleteTags"),
         families=frozenset({"ei"}), commands=("setup", "teardown", "list", "status")),
+    # list and teardown look for EI endpoints whatever the family; a named setup for Session Manager's (its re-run)
     Grant("ListEndpointsOfAnyFamily", ("ec2:DescribeVpcEndpoints",), families=ALTERNATIVES,
-          commands=("list", "teardown")),  # list and teardown look for EI endpoints whatever the family
+          commands=("list", "teardown", "setup")),
     Grant("InstanceRoleAndProfile", (
         "iam:CreateRole", "iam:GetRole", "iam:DeleteRole", "iam:TagRole",
         "iam:CreateInstanceProfile", "iam:GetInstanceProfile", "iam:DeleteInstanceProfile",
