@@ -335,9 +335,8 @@ def _execute(run: Run, pool: ThreadPoolExecutor) -> SetupResult:
     if plan.ssm_endpoints:
         steps["ssm-endpoints"] = (("group", "vpc-dns"), lambda done: _ensure_ssm_endpoints(run, done["group"]))
         if run.wait != WAIT_RUNNING:  # the agent registers only once they answer: "ready" waits for them
-            steps["ssm-endpoints-available"] = (("ssm-endpoints",), lambda done: [
-                _wait_endpoint(run, e, f"{service} endpoint", "Session Manager")
-                for e, service in zip(done["ssm-endpoints"], (s for s, _, _ in plan.ssm_endpoints), strict=True)])
+            steps["ssm-endpoints-available"] = (("ssm-endpoints",),
+                                                lambda done: _wait_ssm_endpoints(run, done["ssm-endpoints"]))
     if plan.accelerator_type:
         steps["endpoint"] = (("group", "vpc-dns"), lambda done: _ensure_endpoint(run, done["group"]))
         if run.wait != WAIT_RUNNING:
@@ -578,7 +577,7 @@ def _join_the_winner(run: Run, group_id: str, service: str) -> str:
     plan = run.plan
     found: list[network.Endpoint] = []
     ei = service == network.EI_SERVICE
-    label = "EI endpoint" if ei else f"{service} endpoint"
+    label = network.endpoint_label(service)
 
     def look() -> str:
         found[:] = [e for e in network.find_endpoints(run.ec2, plan.region, (service,), plan.vpc_id) if e.private_dns]
@@ -611,6 +610,12 @@ def _join_the_winner(run: Run, group_id: str, service: str) -> str:
     return winner.id
 
 
+def _wait_ssm_endpoints(run: Run, endpoint_ids: list[str]) -> None:
+    """Each of Session Manager's endpoints available (they come up together: the waits overlap in time anyway)."""
+    for endpoint_id, (service, _, _) in zip(endpoint_ids, run.plan.ssm_endpoints, strict=True):
+        _wait_endpoint(run, endpoint_id, network.endpoint_label(service), "Session Manager")
+
+
 def _service_detail(service: str) -> dict:
     """A Session Manager endpoint's records (and the result's resources) say which service it is; EI's say nothing."""
     return {} if service == network.EI_SERVICE else {"service": service}
@@ -624,7 +629,7 @@ def _ensure_ssm_endpoints(run: Run, group_id: str) -> list[str]:
     ids = []
     for service, endpoint_id, enable_dns in plan.ssm_endpoints:
         run.checkpoint()
-        label = f"{service} endpoint"
+        label = network.endpoint_label(service)
         if endpoint_id is None:
             try:
                 endpoint_id = network.create_ssm_endpoint(run.ec2, plan.region, service, plan.vpc_id, plan.subnet_id,

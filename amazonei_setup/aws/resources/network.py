@@ -203,8 +203,7 @@ class Endpoint:
 
     @property
     def label(self) -> str:
-        """What the user reads: "EI endpoint", "ssm endpoint"."""
-        return "EI endpoint" if self.service == EI_SERVICE else f"{self.service} endpoint"
+        return endpoint_label(self.service)
 
     @property
     def created_by_tool(self) -> bool:
@@ -225,6 +224,11 @@ class Endpoint:
         return cls(raw["VpcEndpointId"], raw["VpcId"], raw.get("State", "").lower(), tuple(raw.get("SubnetIds", [])),
                    tuple(g["GroupId"] for g in raw.get("Groups", [])), bool(raw.get("PrivateDnsEnabled")),
                    tags.as_dict(raw.get("Tags")), raw.get("ServiceName", ""))
+
+
+def endpoint_label(service: str) -> str:
+    """What the user reads: "EI endpoint", "ssm endpoint"."""
+    return "EI endpoint" if service == EI_SERVICE else f"{service} endpoint"
 
 
 def service_name(region: str, service: str) -> str:
