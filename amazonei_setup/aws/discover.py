@@ -90,7 +90,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
     }
     # Whether the chosen subnet is public: an instance in a private one is reached only through Session Manager,
     # whose agent then needs a NAT or the VPC's endpoints. Refused or slow: unknown, and the subnet taken as public.
-    jobs["ways_out"] = lambda: _unless_refused(network.subnet_ways_out, ec2, otherwise={})
+    jobs["route_tables"] = lambda: _unless_refused(network.route_tables, ec2, otherwise=None)
     if families:
         chosen = [catalog.FAMILIES[f] for f in families]
         types = sorted({t for f in chosen for t in f.instance_types} | ({instance_type} if instance_type else set()))
@@ -110,7 +110,7 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
     # hold up the rest: a hung Service Quotas endpoint costs OPTIONAL_BUDGET, not minutes of botocore's retries.
     stand_ins = {key: capacity.QuotaReading(None, "Service Quotas did not answer in time")
                  for key in jobs if key.startswith("quota ")}
-    stand_ins.update(vcpus_in_use=None, type_vcpus={}, public_ip=None, spot_prices={}, ways_out={})
+    stand_ins.update(vcpus_in_use=None, type_vcpus={}, public_ip=None, spot_prices={}, route_tables=None)
     if capacity_types and not families:
         stand_ins["offerings"] = {}
     results = look_up_concurrently(jobs, budget=LOOKUP_BUDGET, optional_budget=OPTIONAL_BUDGET,
@@ -146,7 +146,8 @@ def gather(aws: Aws, *, instance_type: str | None, ami_id: str | None = None,
         idle_alarms=results["idle_alarms"],
         capacity=_capacity_facts(results, capacity_types),
         spot_prices=results.get("spot_prices") or {},
-        subnet_ways_out=results.get("ways_out") or {},
+        subnet_ways_out=network.subnet_ways_out(results["route_tables"], [(s.id, s.vpc_id) for s in results["subnets"]])
+        if results.get("route_tables") is not None else {},
     )
 
 

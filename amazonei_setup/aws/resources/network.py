@@ -37,14 +37,15 @@ security_group_name = tags.resource_name
 
 # ---- the way out of a subnet (Session Manager's agent must reach AWS) --------------------------------------
 
-def subnet_ways_out(ec2) -> dict[str, str]:
+def route_tables(ec2) -> list[dict]:
+    pages = ec2.get_paginator("describe_route_tables").paginate()
+    return [t for page in pages for t in page["RouteTables"]]
+
+
+def subnet_ways_out(tables: list[dict], subnets: list[tuple[str, str]]) -> dict[str, str]:
     """Subnet id -> where its route table (its own, else its VPC's main one) sends 0.0.0.0/0: an internet gateway
     (INTERNET: a public subnet), a NAT gateway (NAT: private, but an instance there still reaches AWS's public
-    endpoints), or nowhere (NO_WAY_OUT: only the VPC's own interface endpoints reach AWS)."""
-    pages = ec2.get_paginator("describe_route_tables").paginate()
-    tables = [t for page in pages for t in page["RouteTables"]]
-    subnets_pages = ec2.get_paginator("describe_subnets").paginate()
-    subnets = [s for page in subnets_pages for s in page["Subnets"]]
+    endpoints), or nowhere (NO_WAY_OUT: only the VPC's own interface endpoints reach AWS). subnets: (id, VPC id)."""
 
     def way_out(table: dict) -> str:
         for route in table.get("Routes", []):
@@ -59,9 +60,9 @@ def subnet_ways_out(ec2) -> dict[str, str]:
     explicit = {a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")}
     main = {t["VpcId"]: t for t in tables for a in t.get("Associations", []) if a.get("Main")}
     found = {}
-    for subnet in subnets:
-        table = explicit.get(subnet["SubnetId"]) or main.get(subnet["VpcId"])
-        found[subnet["SubnetId"]] = way_out(table) if table else NO_WAY_OUT
+    for subnet_id, vpc_id in subnets:
+        table = explicit.get(subnet_id) or main.get(vpc_id)
+        found[subnet_id] = way_out(table) if table else NO_WAY_OUT
     return found
 
 
