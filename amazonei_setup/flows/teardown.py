@@ -100,7 +100,7 @@ SPOT_REQUEST = "spot-request"
 
 def _endpoint_note(endpoint: network.Endpoint) -> str:
     """Session Manager's endpoints say which they are (the EI one is the deployment's usual endpoint)."""
-    return "" if endpoint.service == network.EI_SERVICE else f"{endpoint.label} (Session Manager)"
+    return "" if endpoint.is_ei else f"{endpoint.label} (Session Manager)"
 
 
 def teardown_plan(inventory: Inventory, *, keep_shared: bool = False) -> list[TeardownItem]:

@@ -207,6 +207,10 @@ class Endpoint:
         return endpoint_label(self.service)
 
     @property
+    def is_ei(self) -> bool:
+        return self.service == EI_SERVICE
+
+    @property
     def created_by_tool(self) -> bool:
         return self.tags.get(tags.CREATED_BY) == tags.TOOL
 

@@ -246,7 +246,7 @@ def _pieces(inventory) -> list[dict]:
     for endpoint in inventory.endpoints:
         shared = "" if endpoint.tags.get("amazonei-setup:deployment") == inventory.name else " (shared)"
         piece = {"kind": "vpc-endpoint", "id": endpoint.id, "state": f"{endpoint.state}{shared}"}
-        if endpoint.label != "EI endpoint":  # Session Manager's way out for a private instance
+        if not endpoint.is_ei:  # Session Manager's way out for a private instance
             piece.update(service=endpoint.service,
                          state=f"{endpoint.state}{shared}, {endpoint.label} (Session Manager)")
         pieces.append(piece)
