@@ -615,3 +615,15 @@ def console_script(directory: Path) -> Path:
                       "from amazonei_setup.cli.main import entry\nentry()\n")
     script.chmod(0o755)
     return script
+
+
+@pytest.fixture
+def quota_of(monkeypatch):
+    """Set one of the emulated account's vCPU quotas (what get_service_quota answers)."""
+    from amazonei_setup.sandbox import account as sandbox
+
+    def set_quota(code: str, value: float) -> None:
+        name, _ = sandbox.SANDBOX_VCPU_QUOTAS[code]
+        monkeypatch.setitem(sandbox.SANDBOX_VCPU_QUOTAS, code, (name, value))
+
+    return set_quota

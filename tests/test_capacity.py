@@ -15,7 +15,6 @@ from botocore.exceptions import ClientError
 
 from amazonei_setup.core import capacity
 from amazonei_setup.core.facts import Subnet
-from amazonei_setup.sandbox import account as sandbox
 from tests.conftest import REGION, inject, setup_args, snapshot
 from tests.test_alternatives import alt, family_args  # noqa: F401 - `alt` is a fixture
 from tests.test_faults import assert_clean_failure
@@ -72,17 +71,6 @@ def launch_by_hand(instance_type: str, count: int = 1) -> None:
     """Someone else's instances in the account: they count against its quota."""
     image = real_ec2().describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     real_ec2().run_instances(ImageId=image, InstanceType=instance_type, MinCount=count, MaxCount=count)
-
-
-@pytest.fixture
-def quota_of(monkeypatch):
-    """Set one of the emulated account's vCPU quotas (what get_service_quota answers)."""
-
-    def set_quota(code: str, value: float) -> None:
-        name, _ = sandbox.SANDBOX_VCPU_QUOTAS[code]
-        monkeypatch.setitem(sandbox.SANDBOX_VCPU_QUOTAS, code, (name, value))
-
-    return set_quota
 
 
 # ---- the quota preflight -----------------------------------------------------------------------------

@@ -39,18 +39,6 @@ def image_id() -> str:
     return real_ec2().describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
 
 
-@pytest.fixture
-def quota_of(monkeypatch):
-    """One of the emulated account's vCPU quotas (what get_service_quota answers)."""
-    from amazonei_setup.sandbox import account as sandbox
-
-    def set_quota(code: str, value: float) -> None:
-        name, _ = sandbox.SANDBOX_VCPU_QUOTAS[code]
-        monkeypatch.setitem(sandbox.SANDBOX_VCPU_QUOTAS, code, (name, value))
-
-    return set_quota
-
-
 # ---- quotas ------------------------------------------------------------------------------------------------------
 
 # AWS's codes for EC2's Running On-Demand vCPU quotas, as the Service Quotas console and
